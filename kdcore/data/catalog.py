@@ -1,0 +1,143 @@
+"""Which datasets exist, by name, and their classes. Torch-free, so the web process can use it.
+
+Names: ``synthetic`` (generated), ``cifar10`` (torchvision's, downloaded into the data
+directory when reachable), and every ImageFolder-layout directory or ``.tar``/``.tar.gz``/
+``.tar.xz`` archive in the data directory, named after its file stem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kdcore.errors import DatasetError
+
+ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SYNTHETIC_CLASSES = tuple(f"pattern{i}" for i in range(10))
+CIFAR10_FOLDER = "cifar-10-batches-py"
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get("KD_DATA_DIR") or "data")
+
+
+def cache_dir(data_root: str | os.PathLike | None = None) -> Path:
+    env = os.environ.get("KD_CACHE_DIR")
+    return Path(env) if env else data_dir(data_root) / ".kdcache"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    source: str  # "synthetic", "torchvision" or "imagefolder"
+    classes: tuple[str, ...]
+    path: str | None
+    ready: bool  # False: usable only after a download
+    note: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_json_dict(self) -> dict:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        data["num_classes"] = self.num_classes
+        return data
+
+
+def _stem(path: Path) -> str | None:
+    for suffix in ARCHIVE_SUFFIXES:
+        if path.name.endswith(suffix) and path.is_file():
+            return path.name[: -len(suffix)]
+    if path.is_dir() and (path / "train").is_dir() and (path / "test").is_dir():
+        return path.name
+    return None
+
+
+def _local_sources(root: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            name = _stem(entry)
+            if name and name not in ("synthetic", "cifar10"):
+                found.setdefault(name, entry)
+    return found
+
+
+def source_fingerprint(path: Path) -> str:
+    """A cheap identity for a data source: content hash for archives, listing for folders."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    else:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _classes_of(path: Path, root: Path) -> tuple[str, ...]:
+    if path.is_dir():
+        return tuple(sorted(p.name for p in (path / "train").iterdir() if p.is_dir()))
+    stat = path.stat()
+    index = cache_dir(root) / "classes.json"
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    known = json.loads(index.read_text()) if index.is_file() else {}
+    if key in known:
+        return tuple(known[key])
+    classes: set[str] = set()
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                parts = Path(member.name).parts
+                parts = parts[1:] if parts and parts[0] == "." else parts
+                if "train" in parts[:2]:
+                    at = parts.index("train")
+                    if len(parts) > at + 2:
+                        classes.add(parts[at + 1])
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DatasetError(f"cannot read archive {path}: {exc}") from exc
+    if not classes:
+        raise DatasetError(f"archive {path} has no train/<class>/<image> files (ImageFolder layout expected)")
+    known[key] = sorted(classes)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(json.dumps(known))
+    tmp.replace(index)
+    return tuple(sorted(classes))
+
+
+def list_datasets(root: str | os.PathLike | None = None) -> list[DatasetInfo]:
+    base = data_dir(root)
+    infos = [find_dataset("synthetic", base), find_dataset("cifar10", base)]
+    for name in _local_sources(base):
+        try:
+            infos.append(find_dataset(name, base))
+        except DatasetError:
+            continue  # an unreadable archive is not offered; naming it directly says why
+    return infos
+
+
+def find_dataset(name: str, root: str | os.PathLike | None = None) -> DatasetInfo:
+    base = data_dir(root)
+    if name == "synthetic":
+        return DatasetInfo("synthetic", "synthetic", SYNTHETIC_CLASSES, None, True,
+                           "generated 32×32 patterns, 2,000 train / 500 test")
+    if name == "cifar10":
+        ready = (base / CIFAR10_FOLDER).is_dir()
+        note = "" if ready else "downloaded into the data directory on first use (needs internet)"
+        return DatasetInfo("cifar10", "torchvision", CIFAR10_CLASSES, str(base), ready, note)
+    sources = _local_sources(base)
+    if name not in sources:
+        names = ", ".join(["synthetic", "cifar10", *sources])
+        raise DatasetError(f"dataset {name!r} not found in {base.resolve()}; available: {names}")
+    path = sources[name]
+    return DatasetInfo(name, "imagefolder", _classes_of(path, base), str(path), True)
