@@ -1,0 +1,171 @@
+"""Load a dataset by name into uint8 arrays (N, 3, 32, 32) with integer labels.
+
+Image folders and archives are decoded once and cached as ``.npz`` keyed by the source's
+hash, so later runs start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from kdcore.data import catalog, synthetic
+from kdcore.errors import DatasetError
+
+SIZE = 32
+
+
+@dataclass(frozen=True)
+class ArrayDataset:
+    name: str
+    classes: tuple[str, ...]
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    fingerprint: str  # identifies the exact images, for caches keyed on data
+    note: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, subset: int | None = None) -> ArrayDataset:
+    info = catalog.find_dataset(name, root)
+    if info.source == "synthetic":
+        dataset = ArrayDataset(info.name, info.classes, *synthetic.generate(), fingerprint="synthetic-v1")
+    elif info.source == "torchvision":
+        dataset = _load_cifar10(catalog.data_dir(root))
+    else:
+        dataset = _load_imagefolder(info, catalog.cache_dir(root))
+    return take_subset(dataset, subset) if subset else dataset
+
+
+def take_subset(dataset: ArrayDataset, size: int) -> ArrayDataset:
+    """``size`` training images stratified by class, and the same fraction of each test class.
+
+    The choice depends only on the data, so a teacher and its students see the same subset.
+    """
+    total = len(dataset.train_y)
+    if size < dataset.num_classes or size > total:
+        raise DatasetError(
+            f"subset must be between {dataset.num_classes} (one per class) and {total} for {dataset.name!r}, got {size}"
+        )
+    if size == total:
+        return dataset
+    rng = np.random.default_rng(0)
+    per_class = np.full(dataset.num_classes, size // dataset.num_classes)
+    per_class[: size % dataset.num_classes] += 1
+    fraction = size / total
+
+    def pick(labels: np.ndarray, counts) -> np.ndarray:
+        chosen = []
+        for label, count in enumerate(counts):
+            members = np.flatnonzero(labels == label)
+            chosen.append(rng.permutation(members)[: min(count, len(members))])
+        return np.sort(np.concatenate(chosen))
+
+    train = pick(dataset.train_y, per_class)
+    test_counts = [max(1, round(fraction * np.sum(dataset.test_y == c))) for c in range(dataset.num_classes)]
+    test = pick(dataset.test_y, test_counts)
+    return replace(
+        dataset,
+        train_x=dataset.train_x[train], train_y=dataset.train_y[train],
+        test_x=dataset.test_x[test], test_y=dataset.test_y[test],
+        fingerprint=f"{dataset.fingerprint}/subset{size}",
+    )
+
+
+def _load_cifar10(root: Path) -> ArrayDataset:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        train = CIFAR10(str(root), train=True, download=True)
+        test = CIFAR10(str(root), train=False, download=True)
+    except Exception as exc:  # urllib/socket/ssl errors differ by platform; all mean "not reachable"
+        raise DatasetError(
+            f"CIFAR-10 is not in {root.resolve() / catalog.CIFAR10_FOLDER} and could not be downloaded "
+            f"({type(exc).__name__}: {exc}). Offline, put an ImageFolder archive such as cifar10-jpg.tar.xz "
+            "in the data directory (KD_DATA_DIR) and use --dataset cifar10-jpg"
+        ) from None
+    return ArrayDataset(
+        "cifar10", tuple(train.classes),
+        train.data.transpose(0, 3, 1, 2).copy(), np.asarray(train.targets, dtype=np.int64),
+        test.data.transpose(0, 3, 1, 2).copy(), np.asarray(test.targets, dtype=np.int64),
+        fingerprint="torchvision-cifar10",
+    )
+
+
+def _load_imagefolder(info: catalog.DatasetInfo, cache_root: Path) -> ArrayDataset:
+    source = Path(info.path)
+    digest = catalog.source_fingerprint(source)
+    cached = cache_root / f"{info.name}-{digest[:16]}.npz"
+    if cached.is_file():
+        with np.load(cached) as arrays:
+            parts = {key: arrays[key] for key in arrays.files}
+    else:
+        parts = _decode(source, info.classes)
+        cache_root.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(cached.name + ".tmp.npz")
+        np.savez(tmp, **parts)
+        tmp.replace(cached)
+    note = str(parts.pop("note")) if "note" in parts else ""
+    return ArrayDataset(info.name, info.classes, parts["train_x"], parts["train_y"], parts["test_x"],
+                        parts["test_y"], fingerprint=f"{info.name}-{digest}", note=note)
+
+
+def _iter_images(source: Path):
+    """Yield (split, class, file name, bytes) for every file under train/ or test/."""
+    if source.is_dir():
+        for split in ("train", "test"):
+            for file in sorted((source / split).glob("*/*")):
+                if file.is_file():
+                    yield split, file.parent.name, file.name, file.read_bytes()
+        return
+    try:
+        with tarfile.open(source) as archive:
+            for member in archive:
+                parts = [p for p in PurePosixPath(member.name).parts if p != "."]
+                if not member.isfile() or len(parts) < 3 or parts[-3] not in ("train", "test"):
+                    continue
+                yield parts[-3], parts[-2], parts[-1], archive.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DatasetError(f"cannot read archive {source}: {exc}") from exc
+
+
+def _decode(source: Path, classes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    index = {name: i for i, name in enumerate(classes)}
+    records: dict[str, list] = {"train": [], "test": []}
+    resized_from: set[tuple[int, int]] = set()
+    for split, label, file_name, data in _iter_images(source):
+        if label not in index:
+            raise DatasetError(f"{source}: class {label!r} appears in {split}/ but not in train/")
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image = image.convert("RGB")
+                if image.size != (SIZE, SIZE):
+                    resized_from.add(image.size)
+                    image = image.resize((SIZE, SIZE), Image.BILINEAR)
+                pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"{source}: {split}/{label}/{file_name} is not a readable image ({exc})") from None
+        records[split].append((index[label], file_name, pixels))
+    parts: dict[str, np.ndarray] = {}
+    for split, items in records.items():
+        if not items:
+            raise DatasetError(f"{source} has no images under {split}/ (ImageFolder layout expected)")
+        items.sort(key=lambda item: (item[0], item[1]))
+        parts[f"{split}_x"] = np.stack([pixels for _, _, pixels in items])
+        parts[f"{split}_y"] = np.array([label for label, _, _ in items], dtype=np.int64)
+    if resized_from:
+        sizes = ", ".join(f"{w}×{h}" for w, h in sorted(resized_from))
+        parts["note"] = np.array(f"images resized to 32×32 for the models (found {sizes})")
+    return parts

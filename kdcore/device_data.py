@@ -1,0 +1,47 @@
+"""Images on the device, normalised exactly as ToTensor() + Normalize() would."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+EVAL_BATCH = 1000
+
+
+def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
+    # The same float operations, in the same order, as ToTensor (÷255) then Normalize.
+    mean = torch.tensor(MEAN, device=images_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=images_uint8.device).view(1, 3, 1, 1)
+    return images_uint8.float().div_(255).sub_(mean).div_(std)
+
+
+class Split:
+    """One split's images and labels. Resident: normalised once on the device.
+
+    Not resident: uint8 on the host, each batch normalised after transfer (the switch that
+    turns the speed-up off, and the path for data larger than the device's memory).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device, resident: bool):
+        self.device, self.resident = device, resident
+        self.labels = torch.from_numpy(labels).to(device)
+        host = torch.from_numpy(images)
+        if resident:
+            self.images = torch.cat([normalize(host[i : i + 10000].to(device)) for i in range(0, len(host), 10000)])
+        else:
+            self.images = host.pin_memory() if device.type == "cuda" else host
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def gather(self, index: torch.Tensor) -> torch.Tensor:
+        if self.resident:
+            return self.images.index_select(0, index)
+        return normalize(self.images.index_select(0, index.cpu()).to(self.device, non_blocking=True))
+
+    def chunks(self, size: int = EVAL_BATCH):
+        for start in range(0, len(self), size):
+            index = torch.arange(start, min(start + size, len(self)), device=self.device)
+            yield self.gather(index), self.labels[start : start + size]
