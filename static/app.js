@@ -1,0 +1,189 @@
+// Charts and live updates for the KD dashboard.
+// The server renders each chart's spec as JSON (<script type="application/json" id=...>) and a
+// <div data-chart="that id">; this file only draws them, applies the page-wide log/smoothing
+// controls, and on a run page appends epochs that arrive over server-sent events.
+(() => {
+  "use strict";
+  const charts = [];
+  const PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2",
+                   "#eeca3b", "#9d755d", "#ff9da6", "#79706e"];
+  const stored = (() => { try { return JSON.parse(localStorage.getItem("kd-chart-prefs")) || {}; } catch { return {}; } })();
+  const prefs = { log: !!stored.log, smooth: Number(stored.smooth) || 0 };
+
+  const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+  // TensorBoard's debiased exponential moving average: the first points are not dragged to zero.
+  function smooth(ys, weight) {
+    if (!weight) return ys;
+    let last = 0, n = 0;
+    return ys.map((y) => {
+      if (y == null || !Number.isFinite(y)) return y;
+      last = last * weight + (1 - weight) * y;
+      n += 1;
+      return last / (1 - Math.pow(weight, n));
+    });
+  }
+
+  function pick(obj, path) {
+    return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+  }
+
+  const maxX = (spec) => Math.max(0, ...spec.series.map((s) => (s.x.length ? s.x[s.x.length - 1] : 0)));
+
+  function layout(spec) {
+    const grid = cssVar("--grid"), muted = cssVar("--muted");
+    const axis = { gridcolor: grid, zerolinecolor: grid, linecolor: grid, tickfont: { color: muted }, automargin: true };
+    const logY = spec.log && prefs.log;
+    return {
+      // Title and legend each get their own line above the plot, so they never overlap.
+      margin: { l: 8, r: 12, t: (spec.title ? 26 : 6) + (spec.series.length > 1 ? 24 : 0), b: 8 },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: { color: cssVar("--fg"), size: 12, family: getComputedStyle(document.body).fontFamily },
+      title: spec.title ? { text: spec.title, x: 0, xanchor: "left", y: 1, yref: "container", yanchor: "top",
+                            pad: { t: 6 }, font: { size: 13 } } : undefined,
+      xaxis: { ...axis, title: { text: spec.xTitle || "" }, type: spec.xLog ? "log" : undefined,
+               // Epochs are whole numbers: avoid ticks at 1.5 while a run is young.
+               dtick: spec.type === "line" && maxX(spec) <= 12 ? 1 : undefined },
+      yaxis: { ...axis, title: { text: spec.yTitle || "" }, type: logY ? "log" : "linear",
+               tickformat: logY ? undefined : spec.yFormat },
+      legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)" },
+      hovermode: spec.type === "line" ? "x unified" : "closest",
+      hoverlabel: { bgcolor: cssVar("--panel"), bordercolor: grid, font: { color: cssVar("--fg") } },
+      showlegend: spec.series.length > 1,
+      bargap: 0.35,
+    };
+  }
+
+  function traces(spec) {
+    const out = [];
+    spec.series.forEach((s, i) => {
+      const color = s.color || PALETTE[i % PALETTE.length];
+      const hover = spec.yFormat ? `%{y:${spec.yFormat}}` : "%{y:.4g}";
+      if (spec.type === "scatter") {
+        out.push({ type: "scatter", mode: "markers", name: s.name, x: s.x, y: s.y, text: s.text, customdata: s.links,
+                   marker: { color, size: 10, line: { width: 1, color: cssVar("--panel") } },
+                   hovertemplate: `%{text}<br>%{x:,} params<br>${hover}<extra>${s.name}</extra>` });
+      } else if (spec.type === "bar") {
+        out.push({ type: "bar", name: s.name, x: s.x, y: s.y, customdata: s.links,
+                   marker: { color: s.colors || color }, hovertemplate: `%{x}<br>${hover}<extra></extra>` });
+      } else {
+        const w = spec.smoothable === false ? 0 : prefs.smooth;
+        const dash = s.dash || "solid";
+        if (w > 0) {
+          out.push({ type: "scatter", mode: "lines", x: s.x, y: s.y, name: s.name, showlegend: false, hoverinfo: "skip",
+                     line: { color, width: 1, dash }, opacity: 0.25 });
+        }
+        out.push({ type: "scatter", mode: s.x.length > 30 ? "lines" : "lines+markers", name: s.name, x: s.x,
+                   y: smooth(s.y, w), line: { color, width: 2, dash }, marker: { size: 5 },
+                   hovertemplate: `${hover}<extra>${s.name}</extra>` });
+      }
+    });
+    return out;
+  }
+
+  function draw(chart) {
+    const { el, spec } = chart;
+    const empty = el.parentElement.querySelector(":scope > .chart-empty");
+    const hasData = spec.series.some((s) => s.x.length > 0);
+    if (empty) empty.hidden = hasData;
+    el.hidden = !hasData && !!empty;
+    if (el.hidden) return;
+    window.Plotly.react(el, traces(spec), layout(spec), {
+      displaylogo: false, responsive: true,
+      modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+    });
+    if (!chart.bound && (spec.type === "scatter" || spec.type === "bar")) {
+      chart.bound = true;
+      el.on("plotly_click", (ev) => { const link = ev.points[0] && ev.points[0].customdata; if (link) location.href = link; });
+    }
+  }
+
+  function initCharts(root) {
+    if (!window.Plotly) return;
+    root.querySelectorAll("[data-chart]").forEach((el) => {
+      if (el.dataset.drawn) return;
+      const source = document.getElementById(el.dataset.chart);
+      if (!source) return;
+      el.dataset.drawn = "1";
+      const chart = { el, spec: JSON.parse(source.textContent), live: el.hasAttribute("data-live") };
+      charts.push(chart);
+      draw(chart);
+    });
+    root.querySelectorAll("[data-control]").forEach((input) => {
+      if (input.dataset.control === "log") input.checked = prefs.log;
+      if (input.dataset.control === "smooth") { input.value = prefs.smooth; showSmooth(input); }
+    });
+  }
+
+  function redrawAll() {
+    for (let i = charts.length - 1; i >= 0; i--) {
+      if (!charts[i].el.isConnected) charts.splice(i, 1); // swapped out by htmx
+      else draw(charts[i]);
+    }
+  }
+
+  function showSmooth(input) {
+    const out = input.parentElement.querySelector("output");
+    if (out) out.textContent = Number(input.value).toFixed(2);
+  }
+
+  document.addEventListener("input", (ev) => {
+    const control = ev.target.dataset && ev.target.dataset.control;
+    if (!control) return;
+    if (control === "log") prefs.log = ev.target.checked;
+    if (control === "smooth") { prefs.smooth = Number(ev.target.value); showSmooth(ev.target); }
+    try { localStorage.setItem("kd-chart-prefs", JSON.stringify(prefs)); } catch { /* private mode */ }
+    redrawAll();
+  });
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawAll);
+
+  function appendEpoch(epoch) {
+    for (const chart of charts) {
+      if (!chart.live) continue;
+      let changed = false;
+      for (const s of chart.spec.series) {
+        if (!s.key) continue;
+        const last = s.x.length ? s.x[s.x.length - 1] : 0;
+        const y = pick(epoch, s.key);
+        if (epoch.epoch <= last || y == null) continue; // a reconnect may resend an epoch
+        s.x.push(epoch.epoch);
+        s.y.push(y);
+        changed = true;
+      }
+      if (changed) draw(chart);
+    }
+  }
+
+  function replace(id, html) {
+    const target = document.getElementById(id);
+    if (!target) return;
+    target.innerHTML = html;
+    if (window.htmx) window.htmx.process(target);
+  }
+
+  // One EventSource per run page; the server ends the stream with "end" once the run is over.
+  function startLive(root) {
+    root.querySelectorAll("[data-events]").forEach((el) => {
+      if (el.dataset.listening) return;
+      el.dataset.listening = "1";
+      const source = new EventSource(el.dataset.events);
+      source.addEventListener("epoch", (ev) => appendEpoch(JSON.parse(ev.data)));
+      source.addEventListener("progress", (ev) => replace("run-progress", ev.data));
+      source.addEventListener("summary", (ev) => replace("run-summary", ev.data));
+      // Closing from here would cut the response mid-chunk (Chrome logs that as an error): let the
+      // server finish the stream, then stop the automatic reconnect that follows.
+      let ended = false;
+      source.addEventListener("end", () => { ended = true; el.dataset.ended = "1"; });
+      source.addEventListener("error", () => { if (ended) source.close(); });
+      window.addEventListener("pagehide", () => source.close());
+    });
+  }
+
+  function init(root) {
+    initCharts(root);
+    startLive(root);
+  }
+
+  if (window.htmx) window.htmx.onLoad(init);
+  else document.addEventListener("DOMContentLoaded", () => init(document.body));
+})();
