@@ -1,0 +1,227 @@
+"""Route tests for the run page, its actions and event stream, and the compare page."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from app.models import Run
+from kdcore.registry import METHODS
+from page_fixtures import add_epoch, add_experiment, add_run, make_client, session_of, well_formed
+
+KD_KIND = next(k for k, m in METHODS.items() if m.needs_teacher)
+TEACHER_KIND = next(k for k, m in METHODS.items() if m.architecture == "teacher")
+STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
+
+
+@pytest.fixture
+def client(tmp_path):
+    with make_client(tmp_path) as client:
+        yield client
+
+
+@pytest.fixture
+def db(client):
+    with session_of(client) as session:
+        yield session
+
+
+def chart_spec(doc, chart_id: str) -> dict:
+    return json.loads(doc.by_id(f"{chart_id}-spec").text())
+
+
+def test_completed_run_page_shows_curves_results_and_downloads(client, db):
+    teacher = add_run(db, TEACHER_KIND, parameters=1_000_000)
+    run = add_run(db, KD_KIND, teacher=teacher.id, parameters=250_000, accuracy=0.8, epochs=4)
+    doc = well_formed(client.get(f"/runs/{run.id}").text)
+    loss = chart_spec(doc, "loss-chart")
+    keys = [s["key"] for s in loss["series"]]
+    assert keys == ["train_loss", *(f"train_terms.{t}" for t in METHODS[KD_KIND].loss_terms), "test_loss"]
+    assert all(s["x"] == [1, 2, 3, 4] for s in loss["series"]) and loss["log"] is True
+    accuracy = chart_spec(doc, "accuracy-chart")
+    assert accuracy["series"][0]["y"][-1] == pytest.approx(0.8) and accuracy["yFormat"] == ".1%"
+    assert "data-live" in doc.by_id("loss-chart").attrs
+    assert "data-events" not in doc.by_id("run-live").attrs  # finished: nothing to stream
+    summary = doc.by_id("run-summary")
+    assert summary.find("span", class_="badge").attrs["data-status"] == "completed"
+    stats = summary.find(class_="stats").text()
+    assert "80.0%" in stats and "4.0×" in stats and "250k" in stats
+    assert doc.by_id("teacher-link").attrs["href"] == f"/runs/{teacher.id}"
+    hrefs = {a.attrs["href"] for a in summary.find_all("a")}
+    assert {f"/api/runs/{run.id}/checkpoint", f"/api/runs/{run.id}/epochs.csv"} <= hrefs
+    assert doc.find(id="cancel-run") is None
+    config = doc.by_id("run-config").text()
+    assert "Temperature" in config and "synthetic" in config
+
+
+def test_teacher_page_offers_to_distil_from_it(client, db):
+    teacher = add_run(db, TEACHER_KIND)
+    doc = well_formed(client.get(f"/runs/{teacher.id}").text)
+    links = [a.attrs["href"] for a in doc.by_id("run-summary").find_all("a")]
+    assert f"/launch?kind={KD_KIND}&teacher_run_id={teacher.id}" in links
+    form = well_formed(client.get(f"/launch?kind={KD_KIND}&teacher_run_id={teacher.id}").text)
+    assert form.by_id("in-teacher_run_id").find("option", selected=True).attrs["value"] == str(teacher.id)
+
+
+def test_running_run_page_streams_and_can_be_cancelled(client, db):
+    run = add_run(db, STUDENT_KIND, status="running", epochs=5)
+    doc = well_formed(client.get(f"/runs/{run.id}").text)
+    assert doc.by_id("run-live").attrs["data-events"] == f"/runs/{run.id}/events?after=1"
+    bars = doc.by_id("run-progress").find_all(role="progressbar")
+    assert [b.attrs["aria-label"] for b in bars] == ["Run progress", "Progress within the epoch"]
+    assert bars[1].attrs["aria-valuenow"] == "50"  # step 5 of 10
+    button = doc.by_id("cancel-run")
+    assert button.attrs["hx-post"] == f"/runs/{run.id}/cancel" and button.attrs["hx-target"] == "#run-summary"
+    response = client.post(f"/runs/{run.id}/cancel", headers={"HX-Request": "true"})
+    fragment = well_formed(response.text)
+    assert response.status_code == 200 and fragment.find("html") is None
+    assert fragment.find("span", class_="badge").text() == "cancelling…"
+    assert fragment.find(id="cancel-run") is None
+
+
+def test_cancel_queued_run_and_conflicts(client, db):
+    run = add_run(db, STUDENT_KIND, status="queued")
+    plain = client.post(f"/runs/{run.id}/cancel", follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == f"/runs/{run.id}"
+    db.refresh(run)
+    assert run.status == "cancelled"
+    again = well_formed(client.post(f"/runs/{run.id}/cancel", headers={"HX-Request": "true"}).text)
+    assert "already cancelled" in again.find(class_="error", role="alert").text()
+    assert again.find(id="retry-run").attrs["hx-post"] == f"/runs/{run.id}/retry"
+    retried = client.post(f"/runs/{run.id}/retry", headers={"HX-Request": "true"})
+    assert retried.headers["HX-Refresh"] == "true"
+    db.refresh(run)
+    assert run.status == "queued"
+
+
+def test_failed_run_shows_its_error(client, db):
+    run = add_run(db, STUDENT_KIND, status="failed", error="NonFiniteLoss: loss became nan at epoch 2")
+    doc = well_formed(client.get(f"/runs/{run.id}").text)
+    assert doc.by_id("run-error").text() == "NonFiniteLoss: loss became nan at epoch 2"
+    assert doc.find(id="loss-chart")  # the empty chart says it waits for epochs
+    assert doc.by_id("loss-chart").parent.find(class_="chart-empty").text().startswith("Waiting")
+
+
+def test_missing_run_is_an_html_404(client):
+    for url in ("/runs/999", "/runs/0", f"/runs/{2**63}"):
+        response = client.get(url)
+        assert response.status_code in (404, 422), url
+    response = client.get("/runs/999")
+    assert response.status_code == 404 and "text/html" in response.headers["content-type"]
+    assert "does not exist" in well_formed(response.text).find("main").text()
+    assert client.post("/runs/999/cancel").status_code == 404
+
+
+def read_events(lines) -> list[tuple[str, str, str | None]]:
+    """Parse server-sent events from an iterator of lines, up to and including "end"."""
+    events, event, data, event_id = [], None, [], None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line == "" and event:
+            events.append((event, "\n".join(data), event_id))
+            if event == "end":
+                return events
+            event, data, event_id = None, [], None
+    return events
+
+
+def test_event_stream_of_a_finished_run_sends_the_missing_epochs_then_ends(client, db):
+    run = add_run(db, STUDENT_KIND, epochs=3)
+    with client.stream("GET", f"/runs/{run.id}/events?after=1") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = read_events(response.iter_lines())
+    epochs = [(json.loads(data)["epoch"], event_id) for event, data, event_id in events if event == "epoch"]
+    assert epochs == [(2, "2"), (3, "3")]
+    assert events[-1][:2] == ("end", "completed")
+    with client.stream("GET", f"/runs/{run.id}/events", headers={"Last-Event-ID": "3"}) as response:
+        assert [e for e in read_events(response.iter_lines()) if e[0] == "epoch"] == []  # a reconnect resumes after its last id
+
+
+def test_event_stream_follows_a_running_run_until_it_ends(client, db):
+    run = add_run(db, STUDENT_KIND, status="running", epochs=2)
+    finished = threading.Event()
+
+    def finish_training():
+        # Another session, as the worker would: one more epoch, then the run completes.
+        with session_of(client) as worker_db:
+            stored = worker_db.get(Run, run.id)
+            add_epoch(worker_db, stored, 2, accuracy=0.9)
+            stored.status, stored.final_accuracy, stored.parameters = "completed", 0.9, 1000
+            worker_db.add(stored)
+            worker_db.commit()
+        finished.set()
+
+    with client.stream("GET", f"/runs/{run.id}/events?after=1") as response:
+        lines = response.iter_lines()
+        seen = []
+        for line in lines:
+            seen.append(line)
+            if line == "" and any(s.startswith("event: progress") for s in seen):
+                break
+        progress = "\n".join(seen)
+        assert "epoch 2/2" in progress and "step 5/10" in progress
+        threading.Thread(target=finish_training).start()
+        rest = read_events(lines)
+    assert finished.is_set()
+    kinds = [event for event, _, _ in rest]
+    assert kinds.index("epoch") < kinds.index("summary") < kinds.index("end")
+    summary = well_formed(dict((e, d) for e, d, _ in rest)["summary"])
+    assert summary.find("span", class_="badge").attrs["data-status"] == "completed"
+    assert "90.0%" in summary.find(class_="stats").text()
+
+
+def test_event_stream_of_a_missing_run(client):
+    assert client.get("/runs/0/events").status_code in (404, 422)
+    with client.stream("GET", "/runs/12345/events") as response:
+        assert read_events(response.iter_lines()) == [("end", "gone", None)]
+
+
+def test_compare_overlays_runs_and_lists_differing_fields(client, db):
+    teacher = add_run(db, TEACHER_KIND, accuracy=0.7, lr=0.01)
+    student = add_run(db, KD_KIND, accuracy=0.75, teacher=teacher.id)
+    doc = well_formed(client.get(f"/compare?run={teacher.id}&run={student.id}&run=999").text)
+    accuracy = next(json.loads(s.text()) for s in doc.find_all("script", type="application/json")
+                    if json.loads(s.text()).get("title") == "Test accuracy")
+    assert [s["name"] for s in accuracy["series"]] == [f"#{teacher.id} {TEACHER_KIND}", f"#{student.id} {KD_KIND}"]
+    assert accuracy["series"][0]["color"] != accuracy["series"][1]["color"]
+    diff_rows = {r.find("td").text(): [td.text() for td in r.find_all("td")[1:]]
+                 for r in doc.by_id("config-diff").find("tbody").find_all("tr")}
+    assert diff_rows["kind"] == [TEACHER_KIND, KD_KIND]
+    assert diff_rows["Learning rate"] == ["0.01", "0.001"]
+    assert diff_rows["teacher run"] == ["—", str(teacher.id)]
+    assert "Dataset" not in diff_rows  # same in both: folded away
+    finals = chart_spec(doc, "finals-chart")["series"][0]
+    assert finals["y"] == [pytest.approx(0.7), pytest.approx(0.75)]
+    table = [tr.attrs["data-run-id"] for tr in doc.by_id("compare-runs").find("tbody").find_all("tr")]
+    assert table == [str(teacher.id), str(student.id)]
+    assert "run 999" in doc.find(class_="error", role="alert").text()
+    ticked = [i.attrs["value"] for i in doc.by_id("pick-runs").find_all("input", checked=True)]
+    assert sorted(ticked) == sorted([str(teacher.id), str(student.id)])
+    assert "hx-trigger" not in doc.by_id("compare-body").attrs  # all finished: no refresh
+
+
+def test_compare_an_experiment_refreshes_while_it_runs(client, db):
+    experiment = add_experiment(db)
+    add_run(db, TEACHER_KIND, experiment=experiment.id)
+    add_run(db, STUDENT_KIND, status="running", experiment=experiment.id)
+    add_run(db, STUDENT_KIND)  # not in the experiment
+    doc = well_formed(client.get(f"/compare?experiment={experiment.id}").text)
+    assert len(doc.by_id("compare-runs").find("tbody").find_all("tr")) == 2
+    body = doc.by_id("compare-body")
+    assert body.attrs["hx-select"] == "#compare-body" and body.attrs["hx-trigger"].startswith("every")
+    chosen = doc.by_id("in-experiment").find("option", selected=True)
+    assert chosen.attrs["value"] == str(experiment.id)
+
+
+def test_compare_empty_state(client):
+    doc = well_formed(client.get("/compare").text)
+    assert "Pick runs to compare" in doc.by_id("compare-empty").text()
+    assert doc.find(id="config-diff") is None
+    assert well_formed(client.get("/compare?experiment=77&run=abc").text).by_id("compare-empty")
