@@ -1,0 +1,86 @@
+"""Database tables: runs, their per-epoch metrics, and experiments (a teacher and the runs distilled from it)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
+# Ids must fit a signed 64-bit column; larger numbers from clients are rejected before any query.
+MAX_ID = 2**63 - 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Experiment(SQLModel, table=True):
+    __tablename__ = "experiments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset: str
+    subset: int | None = None
+    # The request's overrides, kept so the experiment can be shown and repeated.
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)
+    status: str = Field(default="queued", index=True)
+    # RunConfig.to_json_dict(); rebuilt with RunConfig.model_validate in the worker.
+    config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # No foreign key: a finished student keeps naming its teacher even after the teacher is deleted.
+    teacher_run_id: int | None = Field(default=None, index=True)
+    experiment_id: int | None = Field(default=None, foreign_key="experiments.id", index=True)
+    num_classes: int | None = None
+
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    worker: str | None = None
+    heartbeat_at: datetime | None = None
+    cancel_requested: bool = False
+    # Set when a failed or cancelled run is retried and a checkpoint exists to continue from.
+    resume: bool = False
+    error: str | None = None
+
+    checkpoint: str | None = None
+    parameters: int | None = None
+    final_accuracy: float | None = Field(default=None, index=True)
+    best_accuracy: float | None = None
+    best_epoch: int | None = None
+    train_seconds: float | None = None
+
+    # Live progress, written by the worker about once a second.
+    progress_epoch: int | None = None
+    progress_epochs: int | None = None
+    progress_step: int | None = None
+    progress_steps: int | None = None
+    progress_at: datetime | None = None
+    eta_seconds: float | None = None
+
+
+class Epoch(SQLModel, table=True):
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epoch_run_epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    epoch: int
+    train_loss: float
+    # Unweighted terms named by the method's loss_terms, e.g. {"ce": 1.2, "soft_target": 0.4}.
+    train_terms: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    images_per_sec: float

@@ -1,0 +1,282 @@
+"""Operations on runs and experiments, shared by the REST API (app.api) and the HTML pages (app.pages).
+
+Each function takes a sqlmodel Session, commits its own short transaction, and raises
+app.errors exceptions (NotFound, InputError, Conflict, QueueFull) instead of HTTP errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlmodel import Session, select
+
+from app.errors import Conflict, InputError, NotFound, QueueFull  # noqa: F401  (re-exported for app.pages)
+from app.models import ACTIVE_STATUSES, Epoch, Experiment, Run, utcnow
+from app.queue import cancel_orphans
+from app.settings import Settings
+from app.validation import TEACHER_KINDS, TEACHER_STATUSES, validate_experiment, validate_run
+from kdcore.registry import EXPERIMENT_KINDS, METHODS
+
+
+def settings_of(session: Session) -> Settings:
+    # get_session puts the app's settings on the session; a bare session falls back to the environment.
+    return session.info.get("settings") or Settings.from_env()
+
+
+def _check_queue_room(session: Session, adding: int) -> None:
+    limit = settings_of(session).max_queued
+    queued = session.exec(select(func.count()).select_from(Run).where(Run.status == "queued")).one()
+    if queued + adding > limit:
+        raise QueueFull(f"the queue holds {queued} runs and its limit is {limit}; wait for some to finish")
+
+
+def list_runs(session: Session, *, status: str | None = None, kind: str | None = None,
+              experiment_id: int | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Run], int]:
+    """Runs matching the filters, newest first, and how many match in all."""
+    filters = []
+    if status is not None:
+        filters.append(Run.status == status)
+    if kind is not None:
+        filters.append(Run.kind == kind)
+    if experiment_id is not None:
+        filters.append(Run.experiment_id == experiment_id)
+    total = session.exec(select(func.count()).select_from(Run).where(*filters)).one()
+    runs = session.exec(select(Run).where(*filters).order_by(Run.id.desc()).offset(offset).limit(limit)).all()
+    return list(runs), total
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return run
+
+
+def get_epochs(session: Session, run_id: int, after: int = 0) -> list[Epoch]:
+    """The run's epoch rows with epoch number greater than ``after``, in order."""
+    get_run(session, run_id)
+    return list(session.exec(
+        select(Epoch).where(Epoch.run_id == run_id, Epoch.epoch > after).order_by(Epoch.epoch)
+    ).all())
+
+
+def create_run(session: Session, payload: dict) -> Run:
+    """Validate ``payload`` (RunConfig fields plus ``teacher_run_id``) and queue the run."""
+    valid = validate_run(session, payload, settings_of(session))
+    _check_queue_room(session, 1)
+    run = Run(kind=valid.config.kind, config=valid.config.to_json_dict(),
+              teacher_run_id=valid.teacher_run_id, num_classes=valid.num_classes)
+    session.add(run)
+    session.commit()
+    return run
+
+
+def create_experiment(session: Session, payload: dict) -> Experiment:
+    """Queue the seed experiment: a teacher, then the runs that train alone or distil from it."""
+    configs, info = validate_experiment(payload, settings_of(session))
+    _check_queue_room(session, len(configs))
+    overrides = {k: v for k, v in payload.items() if k not in ("dataset", "subset")}
+    experiment = Experiment(dataset=info.name, subset=configs[EXPERIMENT_KINDS[0]].subset, overrides=overrides)
+    session.add(experiment)
+    session.flush()
+    teacher: Run | None = None
+    for kind, config in configs.items():
+        needs_teacher = METHODS[kind].needs_teacher
+        run = Run(kind=kind, config=config.to_json_dict(), experiment_id=experiment.id,
+                  num_classes=info.num_classes, teacher_run_id=teacher.id if needs_teacher and teacher else None)
+        session.add(run)
+        session.flush()
+        if teacher is None and METHODS[kind].architecture == "teacher":
+            teacher = run
+    session.commit()
+    return experiment
+
+
+def get_experiment(session: Session, experiment_id: int) -> Experiment:
+    experiment = session.get(Experiment, experiment_id)
+    if experiment is None:
+        raise NotFound(f"experiment {experiment_id} does not exist")
+    return experiment
+
+
+def list_experiments(session: Session, *, limit: int = 50, offset: int = 0) -> tuple[list[Experiment], int]:
+    total = session.exec(select(func.count()).select_from(Experiment)).one()
+    rows = session.exec(select(Experiment).order_by(Experiment.id.desc()).offset(offset).limit(limit)).all()
+    return list(rows), total
+
+
+def experiment_runs(session: Session, experiment_id: int) -> list[Run]:
+    return list(session.exec(select(Run).where(Run.experiment_id == experiment_id).order_by(Run.id)).all())
+
+
+def cancel_run(session: Session, run_id: int) -> Run:
+    """Cancel a queued run now, or ask the worker to stop a running one (it ends ``cancelled`` within seconds)."""
+    run = get_run(session, run_id)
+    if run.status == "queued":
+        result = session.execute(
+            update(Run).where(Run.id == run_id, Run.status == "queued")
+            .values(status="cancelled", finished_at=utcnow(), error="cancelled by user")
+        )
+        session.commit()
+        if result.rowcount == 1:
+            cancel_orphans(session)
+            session.refresh(run)
+            return run
+        session.refresh(run)  # a worker claimed it meanwhile
+    if run.status == "running":
+        session.execute(update(Run).where(Run.id == run_id, Run.status == "running").values(cancel_requested=True))
+        session.commit()
+        session.refresh(run)
+        return run
+    raise Conflict(f"run {run_id} is already {run.status}")
+
+
+def retry_run(session: Session, run_id: int) -> Run:
+    """Queue a failed or cancelled run again; it resumes from its last checkpoint when one exists."""
+    run = get_run(session, run_id)
+    if run.status not in ("failed", "cancelled"):
+        raise Conflict(f"only failed or cancelled runs can be retried; run {run_id} is {run.status}")
+    if run.teacher_run_id is not None:
+        teacher = session.get(Run, run.teacher_run_id)
+        if teacher is None or teacher.status not in TEACHER_STATUSES:
+            state = "no longer exists" if teacher is None else f"is {teacher.status}"
+            raise Conflict(f"its teacher run {run.teacher_run_id} {state}")
+    _check_queue_room(session, 1)
+    run.status, run.error, run.finished_at, run.cancel_requested = "queued", None, None, False
+    run.resume = bool(run.checkpoint)
+    session.add(run)
+    session.commit()
+    return run
+
+
+def delete_run(session: Session, run_id: int) -> None:
+    """Delete a run that is not running, with its epochs and checkpoint directory."""
+    run = get_run(session, run_id)
+    dependents = session.exec(
+        select(Run.id).where(Run.teacher_run_id == run_id, Run.status.in_(ACTIVE_STATUSES))
+    ).all()
+    if dependents:
+        raise Conflict(f"run {run_id} is the teacher of active runs {', '.join(map(str, dependents))}; cancel them first")
+    # One transaction: if a worker claimed the run meanwhile, the rollback restores its epochs.
+    session.execute(delete(Epoch).where(Epoch.run_id == run_id))
+    result = session.execute(delete(Run).where(Run.id == run_id, Run.status != "running"))
+    if result.rowcount != 1:
+        session.rollback()
+        raise Conflict(f"run {run_id} is running; cancel it first")
+    session.commit()
+    shutil.rmtree(settings_of(session).runs_dir / str(run_id), ignore_errors=True)
+
+
+def leaderboard(session: Session, limit: int | None = None) -> list[dict]:
+    """Completed runs ranked by final test accuracy (ties: the earlier run first)."""
+    query = (select(Run).where(Run.status == "completed", Run.final_accuracy.is_not(None))
+             .order_by(Run.final_accuracy.desc(), Run.id))
+    runs = session.exec(query.limit(limit) if limit else query).all()
+    return [
+        {
+            "rank": rank, "run_id": run.id, "kind": run.kind, "title": _title(run.kind),
+            "dataset": run.config.get("dataset"), "experiment_id": run.experiment_id,
+            "teacher_run_id": run.teacher_run_id, "parameters": run.parameters,
+            "final_accuracy": _finite(run.final_accuracy), "best_accuracy": _finite(run.best_accuracy),
+            "best_epoch": run.best_epoch, "epochs": run.config.get("epochs"),
+            "train_seconds": _finite(run.train_seconds), "finished_at": _iso(run.finished_at),
+        }
+        for rank, run in enumerate(runs, start=1)
+    ]
+
+
+def teacher_choices(session: Session) -> list[Run]:
+    """Teacher runs a new KD run may distil from: completed, or still queued/running (it then waits)."""
+    return list(session.exec(
+        select(Run).where(Run.kind.in_(TEACHER_KINDS), Run.status.in_(TEACHER_STATUSES)).order_by(Run.id.desc())
+    ).all())
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _finite(value: float | None) -> float | None:
+    # JSON has no NaN/inf; report them as null rather than fail the response.
+    return value if value is None or math.isfinite(value) else None
+
+
+def _title(kind: str) -> str:
+    method = METHODS.get(kind)
+    return method.title if method else kind
+
+
+def progress_of(run: Run, now: datetime | None = None) -> dict | None:
+    if run.status == "completed":
+        epochs = run.config.get("epochs")
+        return {"epoch": epochs, "epochs": epochs, "step": None, "steps": None, "fraction": 1.0,
+                "eta_seconds": 0.0, "updated_at": _iso(run.finished_at)}
+    if run.progress_epoch is None or not run.progress_epochs:
+        return None
+    if run.progress_step is None:  # written at an epoch's end
+        fraction = run.progress_epoch / run.progress_epochs
+    else:
+        fraction = ((run.progress_epoch - 1) + run.progress_step / (run.progress_steps or 1)) / run.progress_epochs
+    eta = None
+    if run.status == "running" and run.eta_seconds is not None and run.progress_at is not None:
+        eta = max(0.0, run.eta_seconds - ((now or utcnow()) - run.progress_at).total_seconds())
+    return {"epoch": run.progress_epoch, "epochs": run.progress_epochs, "step": run.progress_step,
+            "steps": run.progress_steps, "fraction": min(1.0, max(0.0, fraction)), "eta_seconds": _finite(eta),
+            "updated_at": _iso(run.progress_at)}
+
+
+def run_to_dict(run: Run) -> dict[str, Any]:
+    """The run as the API returns it, including live progress."""
+    return {
+        "id": run.id, "kind": run.kind, "title": _title(run.kind), "status": run.status,
+        "dataset": run.config.get("dataset"), "config": run.config,
+        "teacher_run_id": run.teacher_run_id, "experiment_id": run.experiment_id, "num_classes": run.num_classes,
+        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+        "worker": run.worker, "heartbeat_at": _iso(run.heartbeat_at), "cancel_requested": run.cancel_requested,
+        "resume": run.resume, "error": run.error,
+        "has_checkpoint": bool(run.checkpoint),
+        "checkpoint_url": f"/api/runs/{run.id}/checkpoint" if run.checkpoint else None,
+        "parameters": run.parameters, "final_accuracy": _finite(run.final_accuracy),
+        "best_accuracy": _finite(run.best_accuracy), "best_epoch": run.best_epoch,
+        "train_seconds": _finite(run.train_seconds), "progress": progress_of(run),
+    }
+
+
+def epoch_to_dict(epoch: Epoch) -> dict[str, Any]:
+    return {
+        "epoch": epoch.epoch, "train_loss": _finite(epoch.train_loss),
+        "train_terms": {name: _finite(value) for name, value in (epoch.train_terms or {}).items()},
+        "test_loss": _finite(epoch.test_loss), "test_accuracy": _finite(epoch.test_accuracy),
+        "seconds": _finite(epoch.seconds), "images_per_sec": _finite(epoch.images_per_sec),
+    }
+
+
+def experiment_to_dict(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
+    return {
+        "id": experiment.id, "dataset": experiment.dataset, "subset": experiment.subset,
+        "overrides": experiment.overrides, "created_at": _iso(experiment.created_at),
+        "run_ids": {run.kind: run.id for run in runs},
+        "runs": [{"id": run.id, "kind": run.kind, "status": run.status, "teacher_run_id": run.teacher_run_id,
+                  "final_accuracy": _finite(run.final_accuracy)} for run in runs],
+    }
+
+
+def epochs_csv(run: Run, epochs: list[Epoch]) -> str:
+    method = METHODS.get(run.kind)
+    terms = list(method.loss_terms) if method else sorted({t for e in epochs for t in (e.train_terms or {})})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["epoch", "train_loss", *(f"train_{term}" for term in terms),
+                     "test_loss", "test_accuracy", "seconds", "images_per_sec"])
+    for epoch in epochs:
+        writer.writerow([epoch.epoch, epoch.train_loss, *((epoch.train_terms or {}).get(t, "") for t in terms),
+                         epoch.test_loss, epoch.test_accuracy, epoch.seconds, epoch.images_per_sec])
+    return out.getvalue()

@@ -1,0 +1,60 @@
+"""Server settings, read from environment variables once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DB_PATH = Path("db") / "kd.sqlite"
+
+
+def _env_number(name: str, default: float, cast=float, minimum: float = 0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SystemExit(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _env_flag(name: str) -> bool | None:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw in ("", "auto"):
+        return None
+    return raw not in ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = f"sqlite:///{DEFAULT_DB_PATH}"
+    data_dir: Path = Path("data")
+    runs_dir: Path = Path("runs")
+    api_token: str | None = None
+    max_queued: int = 500
+    # Worker timing. A heartbeat older than stale_after_s means the worker holding the run is gone.
+    heartbeat_s: float = 1.0
+    stale_after_s: float = 60.0
+    cancel_grace_s: float = 5.0
+    poll_s: float = 1.0
+    # Start the next training process (and its torch import) while the current run trains.
+    # None: on GPU workers only.
+    prestart_child: bool | None = None
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        values = dict(
+            db_url=os.environ.get("KD_DB_URL") or cls.db_url,
+            data_dir=Path(os.environ.get("KD_DATA_DIR") or "data"),
+            runs_dir=Path(os.environ.get("KD_RUNS_DIR") or "runs"),
+            api_token=os.environ.get("KD_API_TOKEN") or None,
+            max_queued=int(_env_number("KD_MAX_QUEUED", cls.max_queued, int, 1)),
+            stale_after_s=_env_number("KD_STALE_AFTER", cls.stale_after_s, float, 1),
+            prestart_child=_env_flag("KD_PRESTART_CHILD"),
+        )
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,150 @@
+"""Turn a client's run or experiment request into RunConfig objects, or into field errors.
+
+Checks that need the database or the data directory (the teacher run, the dataset, the
+class count) live here too, so the REST API and the HTML forms report the same errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
+from sqlmodel import Session
+
+from app.errors import InputError, field_error, pydantic_errors
+from app.models import ACTIVE_STATUSES, MAX_ID, Run
+from app.settings import Settings
+from kdcore.config import METHOD_PARAMS, RunConfig
+from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets
+from kdcore.errors import DatasetError
+from kdcore.registry import EXPERIMENT_KINDS, METHODS
+
+_DEFAULT_DATASET = RunConfig.model_fields["dataset"].default
+TEACHER_STATUSES = ("completed", *ACTIVE_STATUSES)
+RUN_ID = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID)] | None)
+# Fields an experiment request may set for all its runs; each applies only to kinds that use it.
+EXPERIMENT_SHARED_FIELDS = tuple(name for name in RunConfig.model_fields if name != "kind")
+KINDS_NEEDING_TEACHER = tuple(kind for kind, method in METHODS.items() if method.needs_teacher)
+TEACHER_KINDS = tuple(kind for kind, method in METHODS.items() if method.architecture == "teacher")
+
+
+@dataclass(frozen=True)
+class ValidRun:
+    config: RunConfig
+    teacher_run_id: int | None
+    num_classes: int
+
+
+def _dataset(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | None, list[dict]]:
+    if not isinstance(name, str):
+        return None, []  # RunConfig reports the type error
+    available = [info.name for info in list_datasets(settings.data_dir)]
+    if name not in available:
+        return None, [field_error(loc, f"unknown dataset {name!r}; available: {', '.join(available)}", "dataset")]
+    try:
+        return find_dataset(name, settings.data_dir), []
+    except DatasetError as exc:
+        return None, [field_error(loc, str(exc), "dataset")]
+
+
+def _teacher(session: Session, raw: Any, kind: Any) -> tuple[Run | None, list[dict]]:
+    loc = ["teacher_run_id"]
+    try:
+        teacher_id = RUN_ID.validate_python(raw)
+    except ValidationError as exc:
+        return None, pydantic_errors(exc, tuple(loc))
+    method = METHODS.get(kind) if isinstance(kind, str) else None
+    if method is None:
+        return None, []
+    if not method.needs_teacher:
+        if teacher_id is None:
+            return None, []
+        return None, [field_error(loc, f"teacher_run_id applies only to kinds: {', '.join(KINDS_NEEDING_TEACHER)}")]
+    if teacher_id is None:
+        return None, [field_error(loc, f"a {kind} run distils from a teacher: give teacher_run_id", "missing")]
+    teacher = session.get(Run, teacher_id)
+    if teacher is None:
+        return None, [field_error(loc, f"run {teacher_id} does not exist")]
+    teacher_method = METHODS.get(teacher.kind)
+    if teacher_method is None or teacher_method.architecture != "teacher":
+        return None, [field_error(loc, f"run {teacher_id} is a {teacher.kind} run, not a teacher")]
+    if teacher.status not in TEACHER_STATUSES:
+        return None, [field_error(loc, f"teacher run {teacher_id} is {teacher.status}; choose a completed, queued or running teacher")]
+    return teacher, []
+
+
+def _class_count_errors(info: DatasetInfo | None, teacher: Run | None) -> list[dict]:
+    if info is None or teacher is None or teacher.num_classes in (None, info.num_classes):
+        return []
+    return [field_error(
+        ["dataset"],
+        f"dataset {info.name!r} has {info.num_classes} classes but teacher run {teacher.id} was trained on {teacher.num_classes}",
+        "class_count",
+    )]
+
+
+def validate_run(session: Session, payload: Any, settings: Settings) -> ValidRun:
+    if not isinstance(payload, dict):
+        raise InputError([field_error([], "expected a JSON object", "dict_type")])
+    payload = dict(payload)
+    raw_teacher = payload.pop("teacher_run_id", None)
+    errors: list[dict] = []
+    config = None
+    try:
+        config = RunConfig(**payload)
+    except ValidationError as exc:
+        errors += pydantic_errors(exc)
+    teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"))
+    info, dataset_errors = None, []
+    if not any(error["loc"][:1] == ["dataset"] for error in errors):
+        info, dataset_errors = _dataset(payload.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
+    errors += teacher_errors + dataset_errors + _class_count_errors(info, teacher)
+    if errors:
+        raise InputError(errors)
+    return ValidRun(config, teacher.id if teacher else None, info.num_classes)
+
+
+def validate_experiment(payload: Any, settings: Settings) -> tuple[dict[str, RunConfig], DatasetInfo]:
+    """Validate an experiment request: ``dataset``, ``subset`` and any other RunConfig field shared by
+    the runs (each applied only to the kinds that use it), plus ``kinds: {kind: {field: value}}`` for
+    per-kind overrides. Returns one config per experiment kind, in launch order."""
+    if not isinstance(payload, dict):
+        raise InputError([field_error([], "expected a JSON object", "dict_type")])
+    shared = {k: v for k, v in payload.items() if k in EXPERIMENT_SHARED_FIELDS and v is not None}
+    errors = [field_error([k], "Extra inputs are not permitted", "extra_forbidden")
+              for k in payload if k not in EXPERIMENT_SHARED_FIELDS and k != "kinds"]
+    per_kind = payload.get("kinds") or {}
+    if not isinstance(per_kind, dict):
+        errors.append(field_error(["kinds"], "expected an object of {kind: {field: value}}", "dict_type"))
+        per_kind = {}
+    for kind, overrides in per_kind.items():
+        if kind not in EXPERIMENT_KINDS:
+            errors.append(field_error(["kinds", kind], f"not an experiment kind; choose from: {', '.join(EXPERIMENT_KINDS)}"))
+        elif not isinstance(overrides, dict):
+            errors.append(field_error(["kinds", kind], "expected an object of {field: value}", "dict_type"))
+        elif "kind" in overrides:
+            errors.append(field_error(["kinds", kind, "kind"], "the kind is set by the experiment", "extra_forbidden"))
+    configs: dict[str, RunConfig] = {}
+    seen: set[tuple] = set()
+    for kind in EXPERIMENT_KINDS:
+        own = per_kind.get(kind) if isinstance(per_kind.get(kind), dict) else {}
+        applicable = {k: v for k, v in shared.items() if k not in METHOD_PARAMS or k in METHODS[kind].params}
+        try:
+            configs[kind] = RunConfig(**{**applicable, **own, "kind": kind})
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = error["loc"][0] if error["loc"] else None
+                loc = ["kinds", kind, *error["loc"]] if field in own or field == "kind" else list(error["loc"])
+                if (tuple(loc), error["msg"]) not in seen:
+                    seen.add((tuple(loc), error["msg"]))
+                    errors.append(field_error(loc, error["msg"], error["type"]))
+    for name in METHOD_PARAMS:
+        if name in shared and not any(name in METHODS[kind].params for kind in EXPERIMENT_KINDS):
+            errors.append(field_error([name], f"{name} applies to no kind of the experiment"))
+    if not any(error["loc"][:1] == ["dataset"] for error in errors):
+        info, dataset_errors = _dataset(shared.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
+        errors += dataset_errors
+    if errors:
+        raise InputError(errors)
+    return configs, info

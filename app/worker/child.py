@@ -1,0 +1,95 @@
+"""Code that runs inside the training child process, the only process that imports torch.
+
+It reports back to the supervising worker through a multiprocessing queue and never touches
+the database. Messages: ("step", StepProgress), ("epoch", EpochMetrics), then exactly one of
+("completed", RunResult), ("failed", message) or ("cancelled", None); all as plain dicts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
+
+# Training yields the CPU to the web server and the worker's bookkeeping on a shared machine.
+CHILD_NICENESS = 10
+STEP_REPORT_INTERVAL_S = 1.0
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A one-line, readable reason for the run's error column."""
+    from kdcore.errors import KDError
+
+    first_line = (str(exc).strip().splitlines() or [""])[0][:500]
+    if isinstance(exc, KDError):
+        return first_line or type(exc).__name__
+    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in first_line.lower():
+        return f"CUDA out of memory: lower batch_size or the runs per GPU ({first_line})"
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {os.path.basename(frame.filename)}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}: {first_line}{where}"
+
+
+def train_in_child(gpu: str | None, jobs, messages, stop) -> None:
+    """Import the trainer, wait for one job from ``jobs`` (None: exit), train it, report, exit.
+
+    A worker starts the child before it has a run for it, so the seconds spent importing torch
+    overlap with the previous run; each process still trains exactly one run.
+    """
+    if gpu is not None:
+        # Before torch is imported, so that this process sees only its own GPU as cuda:0.
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    try:
+        os.nice(CHILD_NICENESS)
+    except OSError:
+        pass
+    try:
+        from kdcore import engine  # noqa: F401  (the slow import, done before a job arrives)
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc(file=sys.stderr)
+        failure = describe_failure(exc)
+    else:
+        failure = None
+    job = jobs.get()
+    if job is None:
+        return
+    if failure is not None:
+        messages.put(("failed", f"cannot load the trainer: {failure}"))
+        return
+    _train(job, messages, stop)
+
+
+def _train(job: dict, messages, stop) -> None:
+    last_report = 0.0
+
+    def on_step(progress) -> None:
+        nonlocal last_report
+        now = time.monotonic()
+        if now - last_report >= STEP_REPORT_INTERVAL_S:
+            last_report = now
+            messages.put(("step", asdict(progress)))
+
+    def on_epoch(metrics) -> None:
+        messages.put(("epoch", asdict(metrics)))
+
+    try:
+        from kdcore import engine
+        from kdcore.config import RunConfig
+        from kdcore.errors import RunCancelled
+
+        try:
+            result = engine.train(
+                RunConfig.model_validate(job["config"]), out_dir=job["out_dir"], data_root=job["data_root"],
+                teacher_checkpoint=job["teacher_checkpoint"], resume=job["resume"],
+                on_step=on_step, on_epoch=on_epoch, should_stop=stop.is_set,
+            )
+        except RunCancelled:
+            messages.put(("cancelled", None))
+            return
+        summary = {k: v for k, v in asdict(result).items() if k != "epochs"}
+        messages.put(("completed", summary))
+    except BaseException as exc:  # noqa: BLE001  (every failure must reach the worker as a message)
+        traceback.print_exc(file=sys.stderr)
+        messages.put(("failed", describe_failure(exc)))

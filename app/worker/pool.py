@@ -1,0 +1,129 @@
+"""Worker slots: one per visible GPU (optionally several per GPU), else one on the CPU.
+
+Each slot is a thread that claims a queued run, supervises its training child until the run
+ends, and polls again. The threads only do database bookkeeping, so they can live inside the
+web server process (``kd serve``) or on their own (``kd worker``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import time
+
+from sqlalchemy import Engine
+
+from app.db import init_db, new_session
+from app.queue import HOST, cancel_orphans, claim_next, recover_lost
+from app.settings import Settings
+from app.worker.records import finish_run
+from app.worker.runner import RunSupervisor
+
+log = logging.getLogger("kd.worker")
+RECOVERY_INTERVAL_S = 10.0
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids the workers may use, without importing torch: CUDA_VISIBLE_DEVICES, else nvidia-smi."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip() and gpu.strip() != "-1"]
+    try:
+        output = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in output.splitlines() if line.strip()]
+
+
+class Slot:
+    """One worker: a thread running one run at a time."""
+
+    def __init__(self, pool: "WorkerPool", label: str, gpu: str | None):
+        self.pool, self.gpu = pool, gpu
+        self.name = f"{HOST}:{os.getpid()}:{label}"
+        self.supervisor = RunSupervisor(pool.engine, pool.settings, self.name, gpu, pool.shutdown)
+        self.thread = threading.Thread(target=self._loop, name=f"kd-worker-{label}", daemon=True)
+        self.current_run: int | None = None
+
+    def _loop(self) -> None:
+        settings, shutdown = self.pool.settings, self.pool.shutdown
+        while not shutdown.is_set():
+            try:
+                self.pool.maybe_recover()
+                with new_session(self.pool.engine, settings) as session:
+                    cancel_orphans(session)
+                    run = claim_next(session, self.name)
+                if run is None:
+                    shutdown.wait(settings.poll_s)
+                    continue
+                self.current_run = run.id
+                log.info("%s: run %s (%s) started", self.name, run.id, run.kind)
+                try:
+                    self.supervisor.execute(run)
+                except Exception as exc:
+                    with new_session(self.pool.engine, settings) as session:
+                        finish_run(session, run.id, self.name, "failed", error=f"worker error: {exc}")
+                    raise
+            except Exception:  # noqa: BLE001  (a database hiccup must not end the worker)
+                log.exception("%s: worker loop error; retrying", self.name)
+                shutdown.wait(settings.poll_s)
+            finally:
+                self.current_run = None
+
+
+class WorkerPool:
+    def __init__(self, settings: Settings, *, gpus: list[str] | None = None, runs_per_gpu: int = 1,
+                 engine: Engine | None = None):
+        self.settings = settings
+        self.engine = engine or init_db(settings)
+        self.shutdown = threading.Event()
+        gpus = visible_gpus() if gpus is None else gpus
+        if gpus:
+            self.slots = [Slot(self, f"gpu{gpu}" + (f".{k}" if runs_per_gpu > 1 else ""), gpu)
+                          for gpu in gpus for k in range(runs_per_gpu)]
+        else:
+            self.slots = [Slot(self, "cpu", None)]
+        self._recover_lock = threading.Lock()
+        self._last_recovery = float("-inf")
+
+    def maybe_recover(self, force: bool = False) -> list[int]:
+        """End runs of dead workers (at start-up, then every RECOVERY_INTERVAL_S across the slots)."""
+        with self._recover_lock:
+            now = time.monotonic()
+            if not force and now - self._last_recovery < RECOVERY_INTERVAL_S:
+                return []
+            self._last_recovery = now
+            with new_session(self.engine, self.settings) as session:
+                lost = recover_lost(session, self.settings.stale_after_s)
+        if lost:
+            log.warning("runs %s were left running by a lost worker; marked failed", lost)
+        return lost
+
+    def start(self) -> None:
+        self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.maybe_recover(force=True)
+        for slot in self.slots:
+            slot.thread.start()
+        log.info("worker slots: %s", ", ".join(slot.name for slot in self.slots))
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming; running runs are stopped and queued again to resume later."""
+        self.shutdown.set()
+        timeout = timeout if timeout is not None else self.settings.cancel_grace_s + 15
+        for slot in self.slots:
+            if slot.thread.is_alive():
+                slot.thread.join(timeout)
+            slot.supervisor.close()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while any(slot.thread.is_alive() for slot in self.slots):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()

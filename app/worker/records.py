@@ -1,0 +1,91 @@
+"""The worker's database writes for a run it holds: epochs, progress, and the final state.
+
+Each write is one short transaction and is conditional on the run still being held by this
+worker, so a run that was recovered as "worker lost" is never overwritten by a late message.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from app.models import Epoch, Run, utcnow
+from app.queue import cancel_orphans, heartbeat
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> None:
+    """Store one epoch (EpochMetrics as a dict), replacing the row a resumed run may repeat."""
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None or run.status != "running" or run.worker != worker:
+        return
+    values = dict(
+        train_loss=float(metrics["train_loss"]), train_terms={k: float(v) for k, v in metrics["train_terms"].items()},
+        test_loss=float(metrics["test_loss"]), test_accuracy=float(metrics["test_accuracy"]),
+        seconds=float(metrics["seconds"]), images_per_sec=float(metrics["images_per_sec"]),
+    )
+    row = session.exec(select(Epoch).where(Epoch.run_id == run_id, Epoch.epoch == metrics["epoch"])).first()
+    if row is None:
+        row = Epoch(run_id=run_id, epoch=metrics["epoch"], **values)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    session.add(row)
+    accuracy = _finite_or_none(metrics["test_accuracy"])
+    if accuracy is not None and (run.best_accuracy is None or accuracy > run.best_accuracy):
+        run.best_accuracy, run.best_epoch = accuracy, metrics["epoch"]
+    run.progress_epoch, run.progress_epochs = metrics["epoch"], metrics["epochs"]
+    run.progress_step = run.progress_steps = None
+    run.heartbeat_at = run.progress_at = utcnow()
+    session.add(run)
+    session.commit()
+
+
+def record_progress(session: Session, run_id: int, worker: str, progress: dict | None = None) -> bool | None:
+    """Renew the heartbeat, storing ``progress`` (StepProgress as a dict) and an ETA when given.
+
+    Returns whether a cancel was requested, or None if this worker no longer holds the run.
+    """
+    fields: dict[str, Any] = {}
+    if progress:
+        now = utcnow()
+        started = session.exec(select(Run.started_at).where(Run.id == run_id)).first()
+        done = ((progress["epoch"] - 1) + progress["step"] / max(1, progress["steps"])) / max(1, progress["epochs"])
+        eta = None
+        if started is not None and done > 0:
+            elapsed = (now - started).total_seconds()
+            eta = elapsed * (1 - done) / done
+        fields = dict(progress_epoch=progress["epoch"], progress_epochs=progress["epochs"],
+                      progress_step=progress["step"], progress_steps=progress["steps"], progress_at=now,
+                      eta_seconds=eta)
+    return heartbeat(session, run_id, worker, **fields)
+
+
+def finish_run(session: Session, run_id: int, worker: str, status: str, *, error: str | None = None,
+               result: dict | None = None, checkpoint: str | None = None) -> bool:
+    """End the run held by ``worker`` as completed, failed or cancelled. Returns whether it was still held."""
+    values: dict[str, Any] = dict(status=status, finished_at=utcnow(), error=error, resume=False)
+    if checkpoint:
+        values["checkpoint"] = checkpoint
+    if result is not None:
+        values.update(
+            checkpoint=result.get("checkpoint") or checkpoint,
+            parameters=result.get("parameters"),
+            final_accuracy=_finite_or_none(result.get("final_accuracy")),
+            best_accuracy=_finite_or_none(result.get("best_accuracy")),
+            best_epoch=result.get("best_epoch"),
+            train_seconds=_finite_or_none(result.get("seconds")),
+        )
+    outcome = session.execute(
+        update(Run).where(Run.id == run_id, Run.worker == worker, Run.status == "running").values(**values)
+    )
+    session.commit()
+    if status != "completed":
+        cancel_orphans(session)
+    return outcome.rowcount == 1

@@ -1,0 +1,208 @@
+"""Supervise one claimed run: start its training child, relay its reports to the database,
+renew the heartbeat, and stop the child on cancel or shutdown."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, update
+
+from app.db import new_session
+from app.models import Run
+from app.settings import Settings
+from app.worker.child import train_in_child
+from app.worker.records import finish_run, record_epoch, record_progress
+
+log = logging.getLogger("kd.worker")
+# "spawn": the child starts a fresh interpreter, so torch is never imported into the web process.
+SPAWN = multiprocessing.get_context("spawn")
+KILL_AFTER_TERMINATE_S = 3.0
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"training process killed by {name}"
+    return f"training process exited with code {exitcode} without a result"
+
+
+@dataclass
+class Child:
+    """A training process with its own job, message and stop channels; it trains one run."""
+
+    process: multiprocessing.Process
+    jobs: Any
+    messages: Any
+    stop: Any
+
+    def close(self) -> None:
+        for channel in (self.jobs, self.messages):
+            channel.close()
+
+
+class RunSupervisor:
+    """Runs one claimed run to its end. ``process`` is the training child while it lives."""
+
+    def __init__(self, engine: Engine, settings: Settings, worker: str, gpu: str | None,
+                 shutdown: threading.Event):
+        self.engine, self.settings, self.worker, self.gpu, self.shutdown = engine, settings, worker, gpu, shutdown
+        self.process: multiprocessing.Process | None = None
+        self._spare: Child | None = None
+        # Auto: on GPU slots only; on a CPU slot the import would compete with training for the same cores.
+        prestart = settings.prestart_child
+        self._prestart = gpu is not None if prestart is None else prestart
+
+    def _start_child(self) -> Child:
+        jobs, messages, stop = SPAWN.Queue(), SPAWN.Queue(), SPAWN.Event()
+        process = SPAWN.Process(target=train_in_child, name="kd-train", daemon=True,
+                                args=(self.gpu, jobs, messages, stop))
+        process.start()
+        return Child(process, jobs, messages, stop)
+
+    def _take_child(self) -> Child:
+        child, self._spare = self._spare, None
+        if child is None or not child.process.is_alive():
+            child = self._start_child()
+        if self._prestart and not self.shutdown.is_set():
+            self._spare = self._start_child()
+        return child
+
+    def close(self) -> None:
+        """Let the waiting spare child exit."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.jobs.put(None)
+            spare.process.join(timeout=5)
+            if spare.process.is_alive():
+                spare.process.kill()
+            spare.close()
+
+    def _session(self):
+        return new_session(self.engine, self.settings)
+
+    def _teacher_checkpoint(self, run: Run) -> str | None:
+        if run.teacher_run_id is None:
+            return None
+        with self._session() as session:
+            teacher = session.get(Run, run.teacher_run_id)
+            path = teacher.checkpoint if teacher else None
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(f"teacher run {run.teacher_run_id} has no checkpoint")
+        return path
+
+    def execute(self, run: Run) -> str:
+        """Train ``run`` (already claimed by this worker) and record how it ended. Returns its final status."""
+        out_dir = self.settings.runs_dir / str(run.id)
+        try:
+            teacher_checkpoint = self._teacher_checkpoint(run)
+        except FileNotFoundError as exc:
+            with self._session() as session:
+                finish_run(session, run.id, self.worker, "failed", error=str(exc))
+            return "failed"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        child = self._take_child()
+        self.process = child.process
+        child.jobs.put({
+            "config": run.config, "out_dir": str(out_dir), "data_root": str(self.settings.data_dir),
+            "teacher_checkpoint": teacher_checkpoint, "resume": run.resume and (out_dir / "checkpoint.pt").is_file(),
+        })
+        try:
+            outcome, lost, stop_reason = self._supervise(run, child.messages, child.stop)
+            if lost:
+                log.warning("run %s was taken from worker %s; its result is dropped", run.id, self.worker)
+                return "lost"
+            # Recorded before the child has finished exiting: tearing down torch can take seconds.
+            return self._record_end(run, outcome, stop_reason, out_dir / "checkpoint.pt")
+        finally:
+            self._reap()
+            child.close()
+
+    def _record_end(self, run: Run, outcome: tuple | None, stop_reason: str | None, checkpoint: Path) -> str:
+        if outcome is not None:
+            status, payload = outcome
+        elif stop_reason == "cancel":
+            status, payload = "cancelled", "cancelled by user (training stopped)"
+        else:
+            status, payload = "failed", _exit_reason(self.process.exitcode)
+        with self._session() as session:
+            if stop_reason == "shutdown" and status != "completed":
+                return self._requeue(session, run, checkpoint.is_file())
+            if status == "completed":
+                finish_run(session, run.id, self.worker, "completed", result=payload)
+            else:
+                error = "cancelled by user" if status == "cancelled" and payload is None else payload
+                finish_run(session, run.id, self.worker, status, error=error,
+                           checkpoint=str(checkpoint) if checkpoint.is_file() else None)
+        log.info("run %s %s%s", run.id, status, f": {payload}" if status == "failed" else "")
+        return status
+
+    def _supervise(self, run: Run, messages, stop) -> tuple[tuple | None, bool, str | None]:
+        """Relay messages until the child reports an outcome or exits. Returns (outcome, lost, stop_reason)."""
+        pending_step, stop_reason, stop_deadline, terminated_at = None, None, None, None
+        next_beat, quiet_after_exit = 0.0, 0
+        while True:
+            try:
+                kind, payload = messages.get(timeout=0.2)
+            except (queue.Empty, EOFError, OSError):
+                kind, payload = None, None
+            if kind == "step":
+                pending_step = payload
+            elif kind == "epoch":
+                with self._session() as session:
+                    record_epoch(session, run.id, self.worker, payload)
+            elif kind is not None:
+                return (kind, payload), False, stop_reason
+            elif not self.process.is_alive():
+                # Whatever the child sent before it exited is already in the pipe; a few empty reads end it.
+                quiet_after_exit += 1
+                if quiet_after_exit >= 3:
+                    return None, False, stop_reason
+            now = time.monotonic()
+            if now >= next_beat:
+                with self._session() as session:
+                    cancel = record_progress(session, run.id, self.worker, pending_step)
+                pending_step, next_beat = None, now + self.settings.heartbeat_s
+                if cancel is None:
+                    stop.set()
+                    return None, True, stop_reason
+                if stop_reason is None and (cancel or self.shutdown.is_set()):
+                    # Cooperative first: the trainer checks the flag every step.
+                    stop_reason = "cancel" if cancel else "shutdown"
+                    stop.set()
+                    stop_deadline = now + self.settings.cancel_grace_s
+            if stop_deadline is not None and now > stop_deadline and self.process.is_alive():
+                if terminated_at is None:
+                    log.warning("run %s ignored the stop flag for %.0f s; terminating it",
+                                run.id, self.settings.cancel_grace_s)
+                    self.process.terminate()
+                    terminated_at = now
+                elif now - terminated_at > KILL_AFTER_TERMINATE_S:
+                    self.process.kill()
+
+    def _reap(self) -> None:
+        process = self.process
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+
+    def _requeue(self, session, run: Run, has_checkpoint: bool) -> str:
+        # Stopped by a worker shutdown, not by the user: the run goes back to the queue and resumes later.
+        session.execute(
+            update(Run).where(Run.id == run.id, Run.worker == self.worker, Run.status == "running")
+            .values(status="queued", worker=None, started_at=None, heartbeat_at=None, resume=has_checkpoint,
+                    cancel_requested=False, progress_at=None, eta_seconds=None)
+        )
+        session.commit()
+        return "queued"
