@@ -7,15 +7,19 @@ launch form follows RunConfig's JSON schema and ``METHODS[kind]``, charts follow
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from app import services
 from app.errors import NotFound
+from app.models import Run
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
-from kdcore.registry import KINDS, METHODS
+from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
 
 # Colour-blind-friendly Tableau 10; the same list is app.js's fallback.
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2",
@@ -76,6 +80,10 @@ def fmt_when(iso: str | None) -> str:
 FILTERS = {"pct": fmt_pct, "params": fmt_params, "duration": fmt_duration, "value": fmt_value, "when": fmt_when}
 
 
+def experiment_titles() -> list[str]:
+    return [METHODS[kind].title for kind in EXPERIMENT_KINDS]
+
+
 def kind_color(kind: str) -> str:
     return PALETTE[KINDS.index(kind) % len(PALETTE)] if kind in KINDS else PALETTE[-1]
 
@@ -108,7 +116,34 @@ def leaderboard_view(rows: list[dict], show_all: bool = False) -> dict:
     scatter = {"type": "scatter", "xTitle": "Parameters", "xLog": True, "yTitle": "Final test accuracy",
                "yFormat": ".1%", "series": ordered}
     shown = rows if show_all else rows[:LEADERBOARD_ROWS]
-    return {"rows": shown, "total_done": len(rows), "scatter": scatter}
+    best: dict[str, dict] = {}
+    for row in rows:  # ranked already: the first row of a kind is its best
+        best.setdefault(row["kind"], row)
+    best_by_kind = sorted(best.values(), key=lambda r: KINDS.index(r["kind"]) if r["kind"] in KINDS else len(KINDS))
+    return {"rows": shown, "total_done": len(rows), "scatter": scatter, "best_by_kind": best_by_kind}
+
+
+# engine -> {show_all: (key, view)}; per engine so that apps on different databases never share an entry.
+_LEADERBOARD_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_leaderboard_view(session: Session, show_all: bool = False) -> dict:
+    """services.leaderboard loads every completed run (about 90 ms for 1,000): reuse the last view until
+    the set of completed runs changes. A completed run never changes, so count, id sum and latest finish
+    time identify the set: any completion moves the latest finish, any deletion the count."""
+    key = tuple(session.exec(
+        select(func.count(), func.sum(Run.id), func.max(Run.finished_at)).where(Run.status == "completed")
+    ).one())
+    engine = session.get_bind()
+    with _CACHE_LOCK:
+        cached = _LEADERBOARD_CACHE.setdefault(engine, {}).get(show_all)
+    if cached and cached[0] == key:
+        return cached[1]
+    view = leaderboard_view(services.leaderboard(session), show_all=show_all)
+    with _CACHE_LOCK:
+        _LEADERBOARD_CACHE[engine][show_all] = (key, view)
+    return view
 
 
 def active_view(session: Session) -> dict:
@@ -329,7 +364,8 @@ def compare_view(session: Session, run_ids: list[int], experiment_id: int | None
                 runs.append(services.get_run(session, run_id))
             except NotFound:
                 missing.append(run_id)
-    runs = runs[:COMPARE_MAX_RUNS]
+    # Oldest first, whatever order the ids came in: teachers before the students distilled from them.
+    runs = sorted(runs, key=lambda r: r.id)[:COMPARE_MAX_RUNS]
     picked = [dict(services.run_to_dict(r), color=PALETTE[i % len(PALETTE)]) for i, r in enumerate(runs)]
     history = {r.id: [services.epoch_to_dict(e) for e in services.get_epochs(session, r.id)] for r in runs}
     terms = list(dict.fromkeys(t for r in runs if r.kind in METHODS for t in METHODS[r.kind].loss_terms))

@@ -30,7 +30,7 @@
 
   const maxX = (spec) => Math.max(0, ...spec.series.map((s) => (s.x.length ? s.x[s.x.length - 1] : 0)));
 
-  function layout(spec) {
+  function layout(spec, narrow) {
     const grid = cssVar("--grid"), muted = cssVar("--muted");
     const axis = { gridcolor: grid, zerolinecolor: grid, linecolor: grid, tickfont: { color: muted }, automargin: true };
     const logY = spec.log && prefs.log;
@@ -46,7 +46,8 @@
                dtick: spec.type === "line" && maxX(spec) <= 12 ? 1 : undefined },
       yaxis: { ...axis, title: { text: spec.yTitle || "" }, type: logY ? "log" : "linear",
                tickformat: logY ? undefined : spec.yFormat },
-      legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)" },
+      legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",
+                font: { size: narrow ? 10 : 12 } },
       hovermode: spec.type === "line" ? "x unified" : "closest",
       hoverlabel: { bgcolor: cssVar("--panel"), bordercolor: grid, font: { color: cssVar("--fg") } },
       showlegend: spec.series.length > 1,
@@ -88,7 +89,7 @@
     if (empty) empty.hidden = hasData;
     el.hidden = !hasData && !!empty;
     if (el.hidden) return;
-    window.Plotly.react(el, traces(spec), layout(spec), {
+    window.Plotly.react(el, traces(spec), layout(spec, el.clientWidth < 520), {
       displaylogo: false, responsive: true,
       modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
     });

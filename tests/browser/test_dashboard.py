@@ -1,0 +1,131 @@
+"""The dashboard in a real browser against a live server whose worker trains real runs (synthetic data, CPU)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from kdcore.registry import METHODS
+
+from browser_support import KD_KIND, TEACHER_KIND
+
+STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
+POINTS = "id => { const el = document.getElementById(id); return el && el.data ? el.data[0].x.length : 0; }"
+STATUS = "() => document.querySelector('#run-summary .badge').dataset.status"
+
+
+def run_id_of(page) -> int:
+    return int(re.search(r"/runs/(\d+)$", page.url).group(1))
+
+
+def test_launch_through_the_form_and_watch_the_curves_grow(page, live_server):
+    page.goto(f"{live_server.url}/launch")
+    page.select_option("#in-kind", STUDENT_KIND)
+    page.wait_for_selector("#in-teacher_run_id", state="detached")
+    page.select_option("#in-dataset", "synthetic")
+    page.fill("#in-subset", "400")
+    page.fill("#in-epochs", "4")
+    page.select_option("#in-device", "cpu")
+    page.click("#launch-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run_id = run_id_of(page)
+    page.evaluate("window.__sameDocument = true")
+
+    # Watch the page and the API side by side: each epoch must reach the open page within 2 s.
+    seen_api, seen_page, saw_progress = {}, {}, False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        stored = len(live_server.api.get(f"/api/runs/{run_id}/epochs").json()["items"])
+        seen_api.setdefault(stored, now)
+        shown = page.evaluate(POINTS, "loss-chart")
+        seen_page.setdefault(shown, now)
+        saw_progress = saw_progress or page.locator("#run-progress [role=progressbar]").count() > 0
+        if shown == 4 and page.evaluate(STATUS) == "completed":
+            break
+        page.wait_for_timeout(200)
+    assert page.evaluate(STATUS) == "completed"
+    assert sorted(n for n in seen_page if n) == [1, 2, 3, 4], seen_page  # points arrived one epoch at a time
+    lags = {n: seen_page[n] - seen_api[n] for n in range(1, 5) if n in seen_api}
+    assert lags and max(lags.values()) < 2.0, lags
+    assert saw_progress
+    assert page.evaluate("window.__sameDocument") is True  # no reload
+    assert page.evaluate(POINTS, "accuracy-chart") == 4
+    assert page.locator("#run-summary a", has_text="Checkpoint").count() == 1
+
+
+def test_cancel_a_running_run(page, live_server):
+    response = live_server.api.post("/api/runs", json={"kind": STUDENT_KIND, "dataset": "synthetic", "epochs": 200,
+                                                       "device": "cpu"})
+    run_id = response.json()["id"]
+    page.goto(f"{live_server.url}/runs/{run_id}")
+    page.wait_for_function(f"({STATUS})() === 'running'", timeout=120_000)  # the event stream redraws the summary
+    page.click("#cancel-run")
+    page.wait_for_selector("#run-summary .badge[data-status=cancelled]", timeout=30_000)
+    assert page.locator("#run-summary .badge").inner_text() == "cancelled"
+    assert page.locator("#cancel-run").count() == 0 and page.locator("#retry-run").count() == 1
+    assert live_server.run(run_id)["status"] == "cancelled"
+
+
+def test_invalid_form_shows_the_error_inline(page, live_server):
+    page.goto(f"{live_server.url}/launch")
+    page.select_option("#in-kind", KD_KIND)
+    page.wait_for_selector("#in-temperature")
+    page.fill("#in-temperature", "-3")
+    page.fill("#in-lr", "fast")
+    page.click("#launch-form button[type=submit]")
+    page.wait_for_selector("#err-temperature")
+    assert page.url.endswith("/launch")
+    assert page.locator("#field-temperature .error").is_visible()
+    assert "greater than 0" in page.locator("#err-temperature").inner_text()
+    assert page.locator("#err-lr").is_visible()
+    assert page.input_value("#in-lr") == "fast" and page.input_value("#in-temperature") == "-3"
+    # The error sits beside its field: inside the same box, right below the input.
+    field, error = page.locator("#in-temperature").bounding_box(), page.locator("#err-temperature").bounding_box()
+    assert 0 <= error["y"] - (field["y"] + field["height"]) < 30 and abs(error["x"] - field["x"]) < 5
+
+
+def test_compare_two_runs(page, live_server, trained_pair):
+    teacher_id, kd_id = trained_pair["teacher"], trained_pair["student"]
+    page.goto(f"{live_server.url}/compare")
+    page.check(f"#pick-runs input[value='{teacher_id}']")
+    page.check(f"#pick-runs input[value='{kd_id}']")
+    page.click("#pick-runs button[type=submit]")
+    page.wait_for_selector("#compare-runs")
+    rows = page.locator("#compare-runs tbody tr")
+    assert rows.count() == 2
+    page.wait_for_selector("#compare-0 .main-svg")
+    chart = page.locator("#compare-0")
+    traces = chart.evaluate("el => el.data.map(t => [t.name, t.line.color, t.x.length])")
+    assert [t[0] for t in traces] == [f"#{teacher_id} {TEACHER_KIND}", f"#{kd_id} {KD_KIND}"]
+    assert traces[0][1] != traces[1][1] and all(t[2] == 2 for t in traces)
+    differing = page.locator("#config-diff tbody tr td:first-child").all_inner_texts()
+    assert "kind" in differing and "teacher run" in differing
+    bars = page.locator("#finals-chart").evaluate("el => el.data[0].y.length")
+    assert bars == 2
+    # Log scale and smoothing apply to every curve and survive as a preference.
+    page.check("[data-control=log]")
+    assert page.locator("#compare-1").evaluate("el => el.layout.yaxis.type") == "log"
+    page.locator("[data-control=smooth]").fill("0.6")
+    assert page.locator("#compare-1").evaluate("el => el.data.length") == 4  # raw (faint) + smoothed per run
+    page.reload()
+    page.wait_for_selector("#compare-1 .main-svg")
+    assert page.locator("#compare-1").evaluate("el => el.layout.yaxis.type") == "log"
+    page.evaluate("localStorage.clear()")
+
+
+def test_home_shows_the_leaderboard_and_scatter(page, live_server, trained_pair):
+    page.goto(live_server.url)
+    page.wait_for_selector("#scatter .main-svg")
+    ranked = page.locator("#leaderboard-table tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.runId)")
+    assert set(trained_pair.values()) <= set(ranked)
+    kinds = page.locator("#scatter").evaluate("el => el.data.map(t => t.name)")
+    assert {METHODS[TEACHER_KIND].title, METHODS[KD_KIND].title} <= set(kinds)
+    # The distilled student's compression against its teacher is shown.
+    row = page.locator(f"#leaderboard-table tr[data-run-id='{trained_pair['student']}']")
+    assert "×" in row.inner_text()
+    page.locator("#leaderboard-table tbody tr").first.locator("input[type=checkbox]").check()
+    page.locator("#leaderboard-table tbody tr").nth(1).locator("input[type=checkbox]").check()
+    page.click("#leaderboard button[type=submit]")
+    page.wait_for_selector("#compare-runs")
+    assert page.locator("#compare-runs tbody tr").count() == 2
