@@ -203,7 +203,8 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
         return _field(name, values.get(name, defaults.get(name)), errors.get(name))
 
     dataset = field("dataset")
-    dataset.update(input="select", choices=dataset_choices(datasets, dataset["value"]))
+    dataset.update(input="select", choices=dataset_choices(datasets, dataset["value"]),
+                   help=dataset_note(datasets, dataset["value"]))
     kind_fields = [field(n) for n in KIND_FIELDS if n == "epochs" or n in method.params]
     teacher = None
     if method.needs_teacher:
@@ -226,11 +227,16 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
 
 
 def dataset_choices(datasets: list[DatasetInfo], current: str) -> list[tuple[str, str]]:
-    choices = [(d.name, f"{d.name} · {d.num_classes} classes" + ("" if d.ready else " · needs download"))
+    choices = [(d.name, f"{d.name} · {d.num_classes} classes" + ("" if d.ready else " · to download"))
                for d in datasets]
     if current and current not in {d.name for d in datasets}:
         choices.append((current, f"{current} (not found)"))  # keep the user's input visible beside its error
     return choices
+
+
+def dataset_note(datasets: list[DatasetInfo], current: str) -> str | None:
+    # Every dataset's note, not only the current one's: the help does not follow the select's changes.
+    return "; ".join(f"{d.name}: {d.note}" for d in datasets if d.note) or None
 
 
 def experiment_form(values: dict[str, str], errors: dict[str, str], datasets: list[DatasetInfo]) -> dict:
@@ -239,7 +245,7 @@ def experiment_form(values: dict[str, str], errors: dict[str, str], datasets: li
         default = RunConfig.model_fields[name].default
         f = _field(name, values.get(name, default), errors.get(name))
         if name == "dataset":
-            f.update(input="select", choices=dataset_choices(datasets, f["value"]))
+            f.update(input="select", choices=dataset_choices(datasets, f["value"]), help=dataset_note(datasets, f["value"]))
         fields.append(f)
     return {"fields": fields, "error": errors.get("")}
 

@@ -42,7 +42,8 @@ def test_home_empty_state_offers_the_seed_experiment(client):
     assert "launch the seed experiment" in empty.text()
     assert any(a.attrs["href"].endswith("/launch#experiment") for a in empty.find_all("a"))
     assert doc.find("table") is None
-    assert doc.by_id("no-completed")
+    assert doc.find(id="no-completed") is None  # one empty state, not two
+    assert doc.by_id("leaderboard").attrs["hx-trigger"] == "leaderboard-stale from:body"
 
 
 def test_home_ranks_completed_runs_with_compression_and_scatter(client, db):
@@ -245,3 +246,23 @@ def test_best_run_of_each_kind_is_summarised(client, db):
     rows = doc.by_id("best-by-kind").find("tbody").find_all("tr")
     assert [int(r.attrs["data-run-id"]) for r in rows] == [teacher.id, best_kd.id]  # registry order
     assert [td.text() for td in rows[1].find_all("td")][1:] == ["65.0%", "+5.0 pt", "250k", "4.0×"]
+
+
+def test_cached_leaderboard_follows_completions_and_deletions(client, db):
+    from app import services
+
+    def ranked() -> list[int]:
+        doc = well_formed(client.get("/").text)
+        table = doc.find(id="leaderboard-table")
+        return [int(r.attrs["data-run-id"]) for r in table.find("tbody").find_all("tr")] if table else []
+
+    first = add_run(db, STUDENT_KIND, accuracy=0.5)
+    assert ranked() == [first.id]
+    second = add_run(db, STUDENT_KIND, accuracy=0.7)
+    assert ranked() == [second.id, first.id]
+    services.delete_run(db, first.id)
+    assert ranked() == [second.id]
+    # A completion that replaces a deletion (same count) still shows.
+    services.delete_run(db, second.id)
+    third = add_run(db, STUDENT_KIND, accuracy=0.6)
+    assert ranked() == [third.id]
