@@ -91,10 +91,14 @@ def validate_run(session: Session, payload: Any, settings: Settings) -> ValidRun
     raw_teacher = payload.pop("teacher_run_id", None)
     errors: list[dict] = []
     config = None
-    try:
-        config = RunConfig(**payload)
-    except ValidationError as exc:
-        errors += pydantic_errors(exc)
+    if "kind" in payload and not isinstance(payload["kind"], str):
+        # RunConfig's kind-defaults hook looks the kind up in a dict, which fails on unhashable input.
+        errors.append(field_error(["kind"], "Input should be a valid string", "string_type"))
+    else:
+        try:
+            config = RunConfig(**payload)
+        except ValidationError as exc:
+            errors += pydantic_errors(exc)
     teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"))
     info, dataset_errors = None, []
     if not any(error["loc"][:1] == ["dataset"] for error in errors):

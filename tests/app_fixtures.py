@@ -18,7 +18,7 @@ from app.models import Run
 from app.settings import Settings
 from app.worker.records import record_epoch
 
-SYNTHETIC_RUN = {"dataset": "synthetic", "subset": 200, "epochs": 1, "device": "cpu", "batch_size": 50}
+SYNTHETIC_RUN = {"dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu", "batch_size": 50}
 
 
 @pytest.fixture

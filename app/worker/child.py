@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict
@@ -32,12 +33,22 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first_line}{where}"
 
 
-def train_in_child(gpu: str | None, jobs, messages, stop) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    # A worker killed with SIGKILL cannot stop its child; without this the orphan would keep training
+    # (and holding GPU memory) for a run that is already marked "worker lost".
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(3)
+
+
+def train_in_child(worker_pid: int, gpu: str | None, jobs, messages, stop) -> None:
     """Import the trainer, wait for one job from ``jobs`` (None: exit), train it, report, exit.
 
     A worker starts the child before it has a run for it, so the seconds spent importing torch
     overlap with the previous run; each process still trains exactly one run.
     """
+    # The pid comes from the worker: it may already have died while this process was starting.
+    threading.Thread(target=_exit_with_parent, args=(worker_pid,), daemon=True).start()
     if gpu is not None:
         # Before torch is imported, so that this process sees only its own GPU as cuda:0.
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu

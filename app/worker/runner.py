@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -66,7 +67,7 @@ class RunSupervisor:
     def _start_child(self) -> Child:
         jobs, messages, stop = SPAWN.Queue(), SPAWN.Queue(), SPAWN.Event()
         process = SPAWN.Process(target=train_in_child, name="kd-train", daemon=True,
-                                args=(self.gpu, jobs, messages, stop))
+                                args=(os.getpid(), self.gpu, jobs, messages, stop))
         process.start()
         return Child(process, jobs, messages, stop)
 
@@ -125,8 +126,7 @@ class RunSupervisor:
             # Recorded before the child has finished exiting: tearing down torch can take seconds.
             return self._record_end(run, outcome, stop_reason, out_dir / "checkpoint.pt")
         finally:
-            self._reap()
-            child.close()
+            self._reap(child)
 
     def _record_end(self, run: Run, outcome: tuple | None, stop_reason: str | None, checkpoint: Path) -> str:
         if outcome is not None:
@@ -190,12 +190,21 @@ class RunSupervisor:
                 elif now - terminated_at > KILL_AFTER_TERMINATE_S:
                     self.process.kill()
 
-    def _reap(self) -> None:
-        process = self.process
-        process.join(timeout=10)
-        if process.is_alive():
-            process.kill()
-            process.join(timeout=5)
+    def _reap(self, child: Child) -> None:
+        """Wait for the child to exit (killing it if it hangs), in the background once it has reported:
+        tearing down torch takes seconds that the next run need not wait for."""
+
+        def reap() -> None:
+            child.process.join(timeout=10)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join(timeout=5)
+            child.close()
+
+        if child.process.is_alive():
+            threading.Thread(target=reap, name="kd-reap", daemon=True).start()
+        else:
+            reap()
 
     def _requeue(self, session, run: Run, has_checkpoint: bool) -> str:
         # Stopped by a worker shutdown, not by the user: the run goes back to the queue and resumes later.
