@@ -7,7 +7,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -139,8 +139,8 @@ def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> dict:
 
 
 @router.get("/leaderboard", summary="Completed runs ranked by final test accuracy")
-def leaderboard(session: SessionDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> dict:
-    return {"items": services.leaderboard(session, limit)}
+def leaderboard(session: SessionDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> JSONResponse:
+    return JSONResponse({"items": services.leaderboard(session, limit)})
 
 
 @router.get("/datasets", summary="Datasets this server can train on, by name")

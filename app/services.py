@@ -70,7 +70,8 @@ def create_run(session: Session, payload: dict) -> Run:
     """Validate ``payload`` (RunConfig fields plus ``teacher_run_id``) and queue the run."""
     valid = validate_run(session, payload, settings_of(session))
     _check_queue_room(session, 1)
-    run = Run(kind=valid.config.kind, config=valid.config.to_json_dict(),
+    run = Run(kind=valid.config.kind, config=valid.config.to_json_dict(), dataset=valid.config.dataset,
+              epochs=valid.config.epochs,
               teacher_run_id=valid.teacher_run_id, num_classes=valid.num_classes)
     session.add(run)
     session.commit()
@@ -88,7 +89,8 @@ def create_experiment(session: Session, payload: dict) -> Experiment:
     teacher: Run | None = None
     for kind, config in configs.items():
         needs_teacher = METHODS[kind].needs_teacher
-        run = Run(kind=kind, config=config.to_json_dict(), experiment_id=experiment.id,
+        run = Run(kind=kind, config=config.to_json_dict(), dataset=config.dataset, epochs=config.epochs,
+                  experiment_id=experiment.id,
                   num_classes=info.num_classes, teacher_run_id=teacher.id if needs_teacher and teacher else None)
         session.add(run)
         session.flush()
@@ -175,19 +177,23 @@ def delete_run(session: Session, run_id: int) -> None:
 
 def leaderboard(session: Session, limit: int | None = None) -> list[dict]:
     """Completed runs ranked by final test accuracy (ties: the earlier run first)."""
-    query = (select(Run).where(Run.status == "completed", Run.final_accuracy.is_not(None))
+    # Plain columns rather than Run objects: the board may list every completed run, and loading
+    # each run's whole config costs more than the rest of the request.
+    columns = (Run.id, Run.kind, Run.dataset, Run.epochs,
+               Run.experiment_id, Run.teacher_run_id, Run.parameters, Run.final_accuracy, Run.best_accuracy,
+               Run.best_epoch, Run.train_seconds)
+    query = (select(*columns).where(Run.status == "completed", Run.final_accuracy.is_not(None))
              .order_by(Run.final_accuracy.desc(), Run.id))
-    runs = session.exec(query.limit(limit) if limit else query).all()
+    rows = session.exec(query.limit(limit) if limit else query).all()
     return [
         {
-            "rank": rank, "run_id": run.id, "kind": run.kind, "title": _title(run.kind),
-            "dataset": run.config.get("dataset"), "experiment_id": run.experiment_id,
-            "teacher_run_id": run.teacher_run_id, "parameters": run.parameters,
-            "final_accuracy": _finite(run.final_accuracy), "best_accuracy": _finite(run.best_accuracy),
-            "best_epoch": run.best_epoch, "epochs": run.config.get("epochs"),
-            "train_seconds": _finite(run.train_seconds), "finished_at": _iso(run.finished_at),
+            "rank": rank, "run_id": run_id, "kind": kind, "title": _title(kind), "dataset": dataset,
+            "experiment_id": experiment_id, "teacher_run_id": teacher_run_id, "parameters": parameters,
+            "final_accuracy": _finite(final), "best_accuracy": _finite(best), "best_epoch": best_epoch,
+            "epochs": epochs, "train_seconds": _finite(seconds),
         }
-        for rank, run in enumerate(runs, start=1)
+        for rank, (run_id, kind, dataset, epochs, experiment_id, teacher_run_id, parameters, final, best,
+                   best_epoch, seconds) in enumerate(rows, start=1)
     ]
 
 
@@ -237,7 +243,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
     """The run as the API returns it, including live progress."""
     return {
         "id": run.id, "kind": run.kind, "title": _title(run.kind), "status": run.status,
-        "dataset": run.config.get("dataset"), "config": run.config,
+        "dataset": run.dataset or run.config.get("dataset"), "config": run.config,
         "teacher_run_id": run.teacher_run_id, "experiment_id": run.experiment_id, "num_classes": run.num_classes,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
         "worker": run.worker, "heartbeat_at": _iso(run.heartbeat_at), "cancel_requested": run.cancel_requested,
