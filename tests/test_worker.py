@@ -14,16 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import new_session
-from app.models import Run
 from app.worker.pool import WorkerPool
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, wait_for  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 FINISHED = ("completed", "failed", "cancelled")
-# Slow enough to be caught mid-epoch: a teacher on 1,000 images, several epochs.
-SLOW_TEACHER = {**SYNTHETIC_RUN, "kind": "teacher", "subset": 600, "epochs": 6, "batch_size": 20}
+# Long enough to be caught mid-run: many short epochs (a few seconds each on a busy 2-core CPU).
+SLOW_RUN = {**SYNTHETIC_RUN, "kind": "student", "subset": 600, "epochs": 30, "batch_size": 20}
 
 
 @pytest.fixture
@@ -75,7 +73,7 @@ def test_experiment_end_to_end(client, worker):
 
 
 def test_killed_child_fails_the_run_and_the_worker_goes_on(client, worker):
-    victim = queue_run(client, **SLOW_TEACHER)
+    victim = queue_run(client, **SLOW_RUN)
     no_gpu = queue_run(client, kind="student", device="cuda")
     survivor = queue_run(client, kind="student")
     wait_for(lambda: client.get(f"/api/runs/{victim}/epochs").json()["items"], 120, what="a first epoch")
@@ -84,7 +82,7 @@ def test_killed_child_fails_the_run_and_the_worker_goes_on(client, worker):
     killed = wait_finished(client, victim)
     assert killed["status"] == "failed" and killed["error"] == "training process killed by SIGKILL"
     epochs = client.get(f"/api/runs/{victim}/epochs").json()["items"]
-    assert 1 <= len(epochs) < SLOW_TEACHER["epochs"]
+    assert 1 <= len(epochs) < SLOW_RUN["epochs"]
     assert [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
     assert killed["has_checkpoint"]  # kept, so a retry can resume
 
@@ -94,7 +92,7 @@ def test_killed_child_fails_the_run_and_the_worker_goes_on(client, worker):
 
 
 def test_cancel_stops_a_running_run_within_seconds(client, worker):
-    run_id = queue_run(client, **SLOW_TEACHER)
+    run_id = queue_run(client, **SLOW_RUN)
     wait_for(lambda: (run_json(client, run_id)["progress"] or {}).get("step"), 120, what="training progress")
     asked = time.monotonic()
     client.post(f"/api/runs/{run_id}/cancel")
@@ -102,9 +100,22 @@ def test_cancel_stops_a_running_run_within_seconds(client, worker):
     assert run["status"] == "cancelled" and run["error"] == "cancelled by user"
     assert time.monotonic() - asked < 10
     progress = run["progress"]
-    assert progress["epoch"] >= 1 and progress["steps"] == math.ceil(SLOW_TEACHER["subset"] / SLOW_TEACHER["batch_size"])
+    assert progress["epoch"] >= 1 and progress["steps"] == math.ceil(SLOW_RUN["subset"] / SLOW_RUN["batch_size"])
     epochs = client.get(f"/api/runs/{run_id}/epochs").json()["items"]
-    assert len(epochs) < SLOW_TEACHER["epochs"]
+    assert len(epochs) < SLOW_RUN["epochs"]
+
+
+def test_stopping_the_worker_puts_its_run_back_in_the_queue(client, app, app_settings):
+    pool = WorkerPool(app_settings, gpus=[], engine=app.state.engine)
+    pool.start()
+    try:
+        run_id = queue_run(client, **SLOW_RUN)
+        wait_for(lambda: client.get(f"/api/runs/{run_id}/epochs").json()["items"], 120, what="a first epoch")
+    finally:
+        pool.stop()
+    run = run_json(client, run_id)
+    assert run["status"] == "queued" and run["resume"] is True and run["worker"] is None
+    assert client.get(f"/api/runs/{run_id}/epochs").json()["items"]  # kept for the resumed run
 
 
 def _free_port() -> int:
@@ -126,7 +137,7 @@ def test_server_killed_and_restarted_runs_the_queue(app_settings):
     server = _serve(app_settings, port)
     try:
         wait_for(lambda: _get(base, "/api/runs"), 60, what="the server")
-        interrupted = httpx.post(f"{base}/api/runs", json={**SLOW_TEACHER}).json()["id"]
+        interrupted = httpx.post(f"{base}/api/runs", json={**SLOW_RUN}).json()["id"]
         queued = httpx.post(f"{base}/api/runs", json={**SYNTHETIC_RUN, "kind": "student"}).json()["id"]
         wait_for(lambda: _get(base, f"/api/runs/{interrupted}")["status"] == "running", 60, what="a running run")
     finally:

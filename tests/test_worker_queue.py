@@ -7,6 +7,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 
 from app.db import init_db, new_session
 from app.models import Run, utcnow
@@ -59,7 +60,7 @@ def test_concurrent_workers_never_claim_a_run_twice(app_settings, session):
     every_claim = [run_id for ids in claims.values() for run_id in ids]
     assert sorted(every_claim) == list(range(1, RUNS + 1))  # each run exactly once
     assert sum(1 for ids in claims.values() if ids) >= 2, claims  # the claimers did compete
-    holders = {run.id: run.worker for run in session.exec(__import__("sqlmodel").select(Run)).all()}
+    holders = {run.id: run.worker for run in session.exec(select(Run)).all()}
     assert all(holders[run_id] == name for name, ids in claims.items() for run_id in ids)
 
 
