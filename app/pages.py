@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -60,6 +61,10 @@ SessionDep = Annotated[Session, Depends(get_session)]
 router = APIRouter(include_in_schema=False)
 EVENT_POLL_S = 0.5
 KEEPALIVE_S = 15.0
+# Uvicorn waits for open responses before it exits; a stream that ends every so often keeps a
+# shutdown short. EventSource reconnects after RETRY_MS and resumes from its Last-Event-ID.
+STREAM_MAX_S = 10.0
+RETRY_MS = 500
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200, **kw) -> HTMLResponse:
@@ -252,7 +257,9 @@ async def run_events(request: Request, run_id: int, after: Annotated[int, Query(
     async def stream(after: int):
         sent_progress = sent_summary = None
         quiet = 0.0
-        while not await request.is_disconnected():
+        deadline = time.monotonic() + STREAM_MAX_S
+        yield f"retry: {RETRY_MS}\n\n"
+        while not await request.is_disconnected() and time.monotonic() < deadline:
             polled = await anyio.to_thread.run_sync(poll, after)
             if polled is None:
                 yield _sse("end", "gone")

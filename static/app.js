@@ -99,8 +99,14 @@
     }
   }
 
+  function forgetDetached() {
+    // htmx swapped these out (the compare page refreshes itself): drop them so they can be collected.
+    for (let i = charts.length - 1; i >= 0; i--) if (!charts[i].el.isConnected) charts.splice(i, 1);
+  }
+
   function initCharts(root) {
     if (!window.Plotly) return;
+    forgetDetached();
     root.querySelectorAll("[data-chart]").forEach((el) => {
       if (el.dataset.drawn) return;
       const source = document.getElementById(el.dataset.chart);
@@ -117,10 +123,8 @@
   }
 
   function redrawAll() {
-    for (let i = charts.length - 1; i >= 0; i--) {
-      if (!charts[i].el.isConnected) charts.splice(i, 1); // swapped out by htmx
-      else draw(charts[i]);
-    }
+    forgetDetached();
+    charts.forEach(draw);
   }
 
   function showSmooth(input) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -228,3 +229,16 @@ def test_compare_empty_state(client):
     assert "Pick runs to compare" in doc.by_id("compare-empty").text()
     assert doc.find(id="config-diff") is None
     assert well_formed(client.get("/compare?experiment=77&run=abc").text).by_id("compare-empty")
+
+
+def test_event_stream_of_a_long_run_ends_now_and_then_for_a_reconnect(client, db, monkeypatch):
+    import app.pages as pages
+
+    monkeypatch.setattr(pages, "STREAM_MAX_S", 1.0)
+    run = add_run(db, STUDENT_KIND, status="running", epochs=5)
+    started = time.monotonic()
+    with client.stream("GET", f"/runs/{run.id}/events") as response:
+        text = "".join(response.iter_text())
+    assert time.monotonic() - started < 5  # a shutting-down server is not held open by the page
+    assert text.startswith(f"retry: {pages.RETRY_MS}")
+    assert "event: end" not in text and "event: progress" in text  # the browser reconnects and resumes

@@ -45,9 +45,12 @@ def test_launch_through_the_form_and_watch_the_curves_grow(page, live_server):
             break
         page.wait_for_timeout(200)
     assert page.evaluate(STATUS) == "completed"
-    assert sorted(n for n in seen_page if n) == [1, 2, 3, 4], seen_page  # points arrived one epoch at a time
-    lags = {n: seen_page[n] - seen_api[n] for n in range(1, 5) if n in seen_api}
-    assert lags and max(lags.values()) < 2.0, lags
+    assert any(0 < n < 4 for n in seen_page), seen_page  # the chart grew while the run trained
+    # From the moment the API holds epoch n to the moment the open page shows it.
+    first_page = {n: min(t for count, t in seen_page.items() if count >= n) for n in range(1, 5)}
+    first_api = {n: min(t for count, t in seen_api.items() if count >= n) for n in range(1, 5)}
+    lags = {n: round(first_page[n] - first_api[n], 2) for n in range(1, 5)}
+    assert max(lags.values()) < 2.0, lags
     assert saw_progress
     assert page.evaluate("window.__sameDocument") is True  # no reload
     assert page.evaluate(POINTS, "accuracy-chart") == 4
