@@ -60,7 +60,8 @@ def fill(app, runs: int, epochs_per_run: int) -> dict[str, int]:
                     break
                 method = METHODS[kind]
                 config = RunConfig(kind=kind, dataset="synthetic", subset=200, epochs=epochs_per_run).to_json_dict()
-                run = Run(kind=kind, status="completed", config=config, num_classes=10,
+                run = Run(kind=kind, status="completed", config=config, num_classes=10, dataset=config["dataset"],
+                          epochs=config["epochs"],
                           teacher_run_id=teacher_id if method.needs_teacher else None,
                           parameters=1_190_000 if method.architecture == "teacher" else 268_000,
                           final_accuracy=0.5 + (count % 97) / 250, best_accuracy=0.6, best_epoch=epochs_per_run,

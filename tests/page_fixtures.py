@@ -137,7 +137,8 @@ def add_run(session: Session, kind: str, *, status: str = "completed", accuracy:
     done_epochs = epochs if finished else (1 if status == "running" else 0)
     if parameters is None:
         parameters = 1_200_000 if METHODS[kind].architecture == "teacher" else 300_000
-    run = Run(kind=kind, status=status, config=cfg.to_json_dict(), teacher_run_id=teacher, experiment_id=experiment,
+    run = Run(kind=kind, status=status, config=cfg.to_json_dict(), dataset=cfg.dataset, epochs=cfg.epochs,
+              teacher_run_id=teacher, experiment_id=experiment,
               num_classes=10, error=error, created_at=utcnow(), started_at=utcnow() if status != "queued" else None,
               finished_at=utcnow() if status in ("completed", "failed", "cancelled") else None,
               parameters=parameters if finished else None, final_accuracy=accuracy if finished else None,

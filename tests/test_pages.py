@@ -57,6 +57,7 @@ def test_home_ranks_completed_runs_with_compression_and_scatter(client, db):
     kd_cells = [td.text() for td in rows[0].find_all("td")]
     assert "85.0%" in kd_cells and "4.0×" in kd_cells and "+5.0 pt" in kd_cells
     assert f"#{teacher.id}" in kd_cells  # the teacher column links the teacher run
+    assert kd_cells[-1] == "synthetic"
     spec = json.loads(doc.by_id("scatter-spec").text())
     assert spec["xLog"] is True
     by_name = {s["name"]: s for s in spec["series"]}
