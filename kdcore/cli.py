@@ -35,10 +35,12 @@ def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
                         help="run the teacher online in every step")
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=None,
                         help="launch each step's kernels eagerly")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None,
+                        help="keep convolutions in NCHW layout")
 
 
 _CONFIG_FIELDS = ("dataset", "subset", "epochs", "batch_size", "lr", "temperature", "ce_weight", "distill_weight",
-                  "seed", "device", "resident_data", "cache_teacher", "cuda_graphs")
+                  "seed", "device", "resident_data", "cache_teacher", "cuda_graphs", "channels_last")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -48,8 +50,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 class _Progress:
     """A tqdm bar over all steps of a run, showing the last epoch's figures."""
 
-    def __init__(self, label: str):
-        self.label, self.bar = label, None
+    def __init__(self, label: str, position: int = 0):
+        self.label, self.position, self.bar = label, position, None
 
     def on_step(self, progress) -> None:
         from tqdm import tqdm
@@ -57,7 +59,7 @@ class _Progress:
         if self.bar is None:
             done = (progress.epoch - 1) * progress.steps
             self.bar = tqdm(total=progress.epochs * progress.steps, initial=done, desc=self.label,
-                            unit="step", file=sys.stderr, dynamic_ncols=True)
+                            unit="step", file=sys.stderr, dynamic_ncols=True, position=self.position)
         self.bar.update(1)
 
     def on_epoch(self, metrics) -> None:
@@ -100,13 +102,14 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     def train_with_bar(config, **kwargs):
         from kdcore.engine import train
 
-        progress = _Progress(config.kind)
+        progress = _Progress(config.kind, position=[c.kind for c in configs].index(config.kind))
         try:
             return train(config, on_step=progress.on_step, on_epoch=progress.on_epoch, **kwargs)
         finally:
             progress.close()
 
-    results = run_experiment(configs, out, data_root=args.data_dir, train_fn=train_with_bar)
+    results = run_experiment(configs, out, data_root=args.data_dir, train_fn=train_with_bar,
+                             concurrent=not args.sequential)
     rows = summary_rows(results)
     total = time.perf_counter() - started
     print(format_table(rows))
@@ -133,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_parser = commands.add_parser("experiment", help="teacher, student, then kd, cosine and fitnet")
     experiment_parser.add_argument("--epochs", type=int, default=None, help="override every run's epochs")
     experiment_parser.add_argument("--out", default=None, help="output folder (default: runs/experiment-TIMESTAMP)")
+    experiment_parser.add_argument("--sequential", action="store_true",
+                                   help="on a GPU, train one run at a time instead of each phase concurrently")
     _add_hyperparameters(experiment_parser)
     experiment_parser.set_defaults(func=_cmd_experiment)
 

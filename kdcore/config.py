@@ -39,6 +39,7 @@ class RunConfig(BaseModel):
     resident_data: bool = Field(True, description="Keep the dataset on the device, normalized once")
     cache_teacher: bool = Field(True, description="Compute teacher outputs once and reuse them")
     cuda_graphs: bool = Field(True, description="Replay each training step as a CUDA graph (CUDA only)")
+    channels_last: bool = Field(True, description="NHWC memory layout for the convolutions (CUDA only)")
 
     @field_validator("kind")
     @classmethod

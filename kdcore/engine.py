@@ -89,10 +89,12 @@ def train(
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
     notes = [dataset.note] if dataset.note else []
     use_graph = device.type == "cuda" and config.cuda_graphs and config.resident_data
-    if device.type == "cuda":
+    if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True
 
     model = build_model(method, dataset.num_classes, config.seed).to(device)
+    if device.type == "cuda" and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     cuda_options = {"fused": True, "capturable": True} if device.type == "cuda" else {}
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, **cuda_options)
     shuffle = torch.Generator().manual_seed(config.seed)

@@ -6,6 +6,8 @@ Both return ``(logits, feature_map)``: the feature map is the conv stack's outpu
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
@@ -61,11 +63,16 @@ class Student(nn.Module):
         return logits, feature_map, self.regressor(feature_map)
 
 
+_seeding = threading.Lock()
+
+
 def build_model(method: Method, num_classes: int, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    if method.architecture == "teacher":
-        return Teacher(num_classes)
-    return Student(num_classes, regressor=method.student_regressor)
+    # The global RNG is shared by threads: seeding and initialising must not interleave.
+    with _seeding:
+        torch.manual_seed(seed)
+        if method.architecture == "teacher":
+            return Teacher(num_classes)
+        return Student(num_classes, regressor=method.student_regressor)
 
 
 def deployed_parameters(model: nn.Module) -> int:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import threading
+
 import torch
+
+# torch.cuda.graph synchronises the device and empties the cache on entry, which would
+# invalidate a capture under way in another thread: captures take turns.
+_capture_lock = threading.Lock()
 
 
 class StepRunner:
@@ -23,7 +29,8 @@ class StepRunner:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_index: torch.Tensor | None = None
         if use_graph:
-            self._capture(config.batch_size)
+            with _capture_lock:
+                self._capture(config.batch_size)
 
     def _body(self, index: torch.Tensor) -> None:
         batch = self.split.gather(index)
@@ -63,7 +70,8 @@ class StepRunner:
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(self.graph):
+        # Own capture stream and thread-local capture mode: other runs may train in other threads.
+        with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local"):
             self._body(self.static_index)
         with torch.no_grad():
             for parameter, saved in zip(self.model.parameters(), params):

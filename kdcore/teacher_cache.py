@@ -8,11 +8,13 @@ teacher checkpoint's hash and the data's fingerprint.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
 
 _memory: dict[tuple, torch.Tensor] = {}
+_lock = threading.Lock()  # concurrent KD runs of one experiment wait for the first to compute
 _BATCH = 1000
 
 
@@ -27,6 +29,11 @@ def teacher_outputs(
     teacher: torch.nn.Module, images: torch.Tensor, output: str, *, teacher_digest: str,
     data_fingerprint: str, disk_dir: Path | None,
 ) -> torch.Tensor:
+    with _lock:
+        return _teacher_outputs_locked(teacher, images, output, teacher_digest, data_fingerprint, disk_dir)
+
+
+def _teacher_outputs_locked(teacher, images, output, teacher_digest, data_fingerprint, disk_dir):
     key = (teacher_digest, data_fingerprint, output, str(images.device))
     if key in _memory:
         return _memory[key]
@@ -35,6 +42,8 @@ def teacher_outputs(
         outputs = torch.load(file, map_location=images.device, weights_only=True)
     else:
         outputs = compute_teacher_outputs(teacher, images, output)
+        if outputs.is_cuda:
+            torch.cuda.current_stream().synchronize()  # other runs read it from their own streams
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
             tmp = file.with_name(file.name + ".tmp")

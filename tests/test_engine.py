@@ -156,3 +156,31 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(tmp_path):
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         train(RunConfig(kind="student", dataset="synthetic", device="cuda"), out_dir=tmp_path)
+
+
+def test_experiment_phases_teacher_free_runs_then_kd_runs_from_its_teacher(tmp_path, monkeypatch):
+    """The scheduling alone (the engine is covered above): which runs share a phase, and which teacher."""
+    import threading
+
+    from kdcore import experiment
+
+    calls = []
+
+    def record(config, out_dir, teacher_checkpoint=None, **kwargs):
+        calls.append((config.kind, teacher_checkpoint, threading.current_thread().name))
+        from kdcore.engine import RunResult
+
+        return RunResult(0.5, 0.5, 1, 1, 0.0, str(out_dir / "checkpoint.pt"), "cpu")
+
+    monkeypatch.setattr(experiment, "_on_cuda", lambda config: True)
+    monkeypatch.setattr(experiment, "_on_own_stream", lambda fn, job: fn(**job))
+    configs = experiment.experiment_configs("synthetic", 100, epochs=1, temperature=3.0)
+    results = experiment.run_experiment(configs, tmp_path, train_fn=record)
+    assert list(results) == ["teacher", "student", "kd", "cosine", "fitnet"]
+    assert [c.temperature for c in configs] == [None, None, 3.0, None, None]
+    by_kind = {kind: (teacher, thread) for kind, teacher, thread in calls}
+    assert by_kind["teacher"][0] is None and by_kind["student"][0] is None
+    for kind in ("kd", "cosine", "fitnet"):
+        assert by_kind[kind][0] == str(tmp_path / "teacher" / "checkpoint.pt")
+    assert {kind for kind, _, _ in calls[:2]} == {"teacher", "student"}
+    assert all(thread != threading.main_thread().name for _, _, thread in calls), "phases ran in worker threads"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -38,6 +39,20 @@ class ArrayDataset:
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, subset: int | None = None) -> ArrayDataset:
     info = catalog.find_dataset(name, root)
+    stat = Path(info.path).stat() if info.path and Path(info.path).is_file() else None
+    key = (info, subset, stat and (stat.st_size, stat.st_mtime_ns))
+    with _recent_lock:
+        if key not in _recent:
+            _recent.clear()  # the runs of one experiment share a dataset; keep only the latest
+            _recent[key] = _load(info, root, subset)
+        return _recent[key]
+
+
+_recent: dict[tuple, "ArrayDataset"] = {}
+_recent_lock = threading.Lock()
+
+
+def _load(info: catalog.DatasetInfo, root, subset: int | None) -> ArrayDataset:
     if info.source == "synthetic":
         dataset = ArrayDataset(info.name, info.classes, *synthetic.generate(), fingerprint="synthetic-v1")
     elif info.source == "torchvision":

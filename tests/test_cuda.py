@@ -1,0 +1,59 @@
+"""CUDA-only checks of the fast path (skipped without a GPU): graph replay equals eager steps."""
+
+import pytest
+import torch
+
+from kdcore.checkpoint import load_checkpoint
+from kdcore.config import RunConfig
+from kdcore.engine import train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture()
+def deterministic(monkeypatch):
+    # Graph replay and eager steps draw different dropout masks, and cuDNN may pick different
+    # (TF32) algorithms for each; without dropout and with fixed FP32 algorithms they must agree.
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+
+
+@pytest.fixture(scope="module")
+def gpu_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu-teacher")
+    train(RunConfig(kind="teacher", dataset="synthetic", epochs=1, device="cuda"), out_dir=out)
+    return out / "checkpoint.pt"
+
+
+@pytest.mark.parametrize("kind", ["student", "kd", "cosine", "fitnet"])
+def test_cuda_graph_steps_equal_eager_steps(tmp_path, deterministic, gpu_teacher, kind):
+    # 500 images: 15 full batches replayed from the graph, then an eager batch of 20, twice.
+    base = dict(kind=kind, dataset="synthetic", subset=500, epochs=2, device="cuda")
+    teacher = gpu_teacher if kind != "student" else None
+    graph = train(RunConfig(**base), out_dir=tmp_path / "graph", teacher_checkpoint=teacher)
+    eager = train(RunConfig(**base, cuda_graphs=False, cache_teacher=False),
+                  out_dir=tmp_path / "eager", teacher_checkpoint=teacher)
+    for g, e in zip(graph.epochs, eager.epochs):
+        assert g.train_loss == pytest.approx(e.train_loss, rel=1e-4, abs=1e-5)
+    a = load_checkpoint(tmp_path / "graph/checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "eager/checkpoint.pt")["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4, msg=lambda m: f"{name}: {m}")
+
+
+def test_gpu_run_learns_with_dropout(tmp_path):
+    result = train(RunConfig(kind="student", dataset="synthetic", epochs=3, device="cuda"), out_dir=tmp_path)
+    assert result.final_accuracy > 0.5 and result.device.startswith("cuda")
+
+
+def test_concurrent_experiment_on_one_gpu(tmp_path):
+    from kdcore.experiment import experiment_configs, run_experiment
+
+    configs = experiment_configs("synthetic", None, epochs=3, device="cuda")
+    results = run_experiment(configs, tmp_path, concurrent=True)
+    assert list(results) == ["teacher", "student", "kd", "cosine", "fitnet"]
+    for kind, result in results.items():
+        assert len(result.epochs) == 3 and all(m.train_loss == m.train_loss for m in result.epochs), kind
+    assert min(results[k].final_accuracy for k in ("student", "kd", "cosine", "fitnet")) > 0.3
