@@ -51,8 +51,8 @@ class RunConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _fill_kind_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("kind") not in METHODS:
-            return data
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or data["kind"] not in METHODS:
+            return data  # field validation reports the bad kind
         method = METHODS[data["kind"]]
         data = dict(data)
         for name in METHOD_PARAMS:

@@ -27,6 +27,8 @@ def test_round_trip_through_json_is_unchanged():
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"kind": "nope"}, ("kind",)),
+    ({"kind": {}}, ("kind",)),
+    ({"kind": None}, ("kind",)),
     ({"kind": "kd", "epochs": 0}, ("epochs",)),
     ({"kind": "kd", "lr": 0}, ("lr",)),
     ({"kind": "kd", "lr": float("nan")}, ("lr",)),
