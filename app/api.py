@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
@@ -11,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from app import services
+from app import auth, services
 from app.db import get_session
 from app.models import MAX_ID, STATUSES
 from app.schemas import ExperimentCreate, RunCreate
@@ -30,14 +29,10 @@ def get_settings(request: Request) -> Settings:
 
 
 def require_token(request: Request,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    """When KD_API_TOKEN is set, state-changing calls need ``Authorization: Bearer <token>``."""
-    token = get_settings(request).api_token
-    if token is None:
-        return
-    given = credentials.credentials if credentials else ""
-    if not secrets.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "missing or wrong API token", headers={"WWW-Authenticate": "Bearer"})
+                  _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """When KD_API_TOKEN is set, state-changing calls need ``Authorization: Bearer <token>`` (or the
+    dashboard's sign-in cookie). ``_credentials`` is only there to document the scheme in OpenAPI."""
+    auth.require_token(request)
 
 
 router = APIRouter(prefix="/api", tags=["api"])

@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
     # The dashboard's HTML routes live in app.pages when present; an error inside it must still surface.
     if importlib.util.find_spec("app.pages") is not None:
         app.include_router(importlib.import_module("app.pages").router)
+        app.include_router(importlib.import_module("app.signin").router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

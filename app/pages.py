@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from sqlmodel import Session
 
-from app import services
+from app import auth, services
 from app.db import get_session, new_session
 from app.errors import Conflict, InputError, NotFound, QueueFull
 from app.models import FINISHED_STATUSES, MAX_ID
@@ -58,7 +58,9 @@ templates.env.globals["path_for"] = path_for
 templates.env.globals["experiment_titles"] = views.experiment_titles()
 SessionDep = Annotated[Session, Depends(get_session)]
 # HTML routes stay out of the OpenAPI schema: /docs and the API fuzz tests are about /api only.
-router = APIRouter(include_in_schema=False)
+# Every state-changing route (any method but GET/HEAD) needs the API token when one is set, including
+# routes added later; sign-in itself lives in app.signin, outside this router.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(auth.require_signed_in)])
 EVENT_POLL_S = 0.5
 KEEPALIVE_S = 15.0
 # Uvicorn waits for open responses before it exits; a stream that ends every so often keeps a
@@ -68,6 +70,8 @@ RETRY_MS = 500
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200, **kw) -> HTMLResponse:
+    # The top bar offers sign-in or sign-out when the server has a token.
+    context = {"auth": {"required": auth.required(request), "signed_in": auth.has_cookie(request)}, **context}
     return templates.TemplateResponse(request, name, context, status_code=status_code, **kw)
 
 
