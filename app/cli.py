@@ -29,6 +29,11 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated GPU ids to use (default: every visible GPU; none: one CPU worker)")
 
 
+# Uvicorn waits for open responses before it exits; an open event stream (or a slow client) would
+# otherwise hold Ctrl-C/SIGTERM for up to the stream's length. Past this, it closes them.
+GRACEFUL_SHUTDOWN_S = 3
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -44,7 +49,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     pool = None if args.no_worker else WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
     app = create_app(settings, worker_pool=pool)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import sqlite3
@@ -367,3 +368,19 @@ def test_the_web_process_does_not_import_torch(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_serve_bounds_the_graceful_shutdown(monkeypatch, tmp_path):
+    # An open event stream must not hold Ctrl-C/SIGTERM: uvicorn closes what is left after a few seconds.
+    import uvicorn
+
+    from app import cli
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    monkeypatch.setenv("KD_DB_URL", f"sqlite:///{tmp_path / 'kd.sqlite'}")
+    parser = argparse.ArgumentParser()
+    cli.register_serve(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--no-worker"])
+    assert args.func(args) == 0
+    assert 0 < calls[0]["timeout_graceful_shutdown"] <= 5
