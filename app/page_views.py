@@ -11,12 +11,10 @@ import threading
 import weakref
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from app import services
 from app.errors import NotFound
-from app.models import Run
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
 from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
@@ -130,11 +128,8 @@ _CACHE_LOCK = threading.Lock()
 
 def cached_leaderboard_view(session: Session, show_all: bool = False) -> dict:
     """services.leaderboard loads every completed run (about 90 ms for 1,000): reuse the last view until
-    the set of completed runs changes. A completed run never changes, so count, id sum and latest finish
-    time identify the set: any completion moves the latest finish, any deletion the count."""
-    key = tuple(session.exec(
-        select(func.count(), func.sum(Run.id), func.max(Run.finished_at)).where(Run.status == "completed")
-    ).one())
+    services.leaderboard_version says the set of completed runs changed."""
+    key = services.leaderboard_version(session)
     engine = session.get_bind()
     with _CACHE_LOCK:
         cached = _LEADERBOARD_CACHE.setdefault(engine, {}).get(show_all)

@@ -197,6 +197,17 @@ def leaderboard(session: Session, limit: int | None = None) -> list[dict]:
     ]
 
 
+def leaderboard_version(session: Session) -> tuple:
+    """A cheap key that changes whenever leaderboard() would: one aggregate query, no rows loaded.
+
+    A completed run never changes, so the count, the id sum and the latest finish time of the completed
+    runs identify their set: any completion moves the latest finish, any deletion the count and the sum.
+    """
+    return tuple(session.exec(
+        select(func.count(), func.sum(Run.id), func.max(Run.finished_at)).where(Run.status == "completed")
+    ).one())
+
+
 def teacher_choices(session: Session) -> list[Run]:
     """Teacher runs a new KD run may distil from: completed, or still queued/running (it then waits)."""
     return list(session.exec(

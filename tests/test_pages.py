@@ -267,3 +267,24 @@ def test_cached_leaderboard_follows_completions_and_deletions(client, db):
     services.delete_run(db, second.id)
     third = add_run(db, STUDENT_KIND, accuracy=0.6)
     assert ranked() == [third.id]
+
+
+def test_leaderboard_version_moves_with_completions_and_deletions_only(client, db):
+    from app import services
+
+    empty = services.leaderboard_version(db)
+    done = add_run(db, STUDENT_KIND, accuracy=0.5)
+    after_completion = services.leaderboard_version(db)
+    assert after_completion != empty
+    add_run(db, STUDENT_KIND, status="running")
+    add_run(db, STUDENT_KIND, status="queued")
+    assert services.leaderboard_version(db) == after_completion  # active runs are not on the board
+    services.delete_run(db, done.id)
+    assert services.leaderboard_version(db) != after_completion
+
+
+def test_pages_query_the_database_only_through_services():
+    # app.page_views shapes what services return; queries of its own would bypass the service layer.
+    source = (ROOT / "app" / "page_views.py").read_text()
+    for needle in ("select(", "session.exec", "session.execute", "from app.models import Run"):
+        assert needle not in source, needle
