@@ -197,9 +197,8 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
     def field(name: str) -> dict:
         return _field(name, values.get(name, defaults.get(name)), errors.get(name))
 
-    dataset = field("dataset")
-    dataset.update(input="select", choices=dataset_choices(datasets, dataset["value"]),
-                   help=dataset_note(datasets, dataset["value"]))
+    dataset = _dataset_field(_field("dataset", values.get("dataset", default_dataset(datasets)),
+                                    errors.get("dataset")), datasets)
     kind_fields = [field(n) for n in KIND_FIELDS if n == "epochs" or n in method.params]
     teacher = None
     if method.needs_teacher:
@@ -221,6 +220,21 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
     }
 
 
+# Shown when the catalog has no note: what the source means for the person choosing it.
+SOURCE_NOTES = {"imagefolder": "local images from the data directory; decoded once, then cached",
+                "torchvision": "already downloaded"}
+
+
+def default_dataset(datasets: list[DatasetInfo]) -> str:
+    """The forms' preselected dataset. RunConfig's default (torchvision CIFAR-10) needs a download that
+    fails offline, so the forms prefer it only once downloaded, else the first ready local ImageFolder
+    data (e.g. cifar10-jpg from its archive). The REST API keeps RunConfig's default."""
+    fallback = RunConfig.model_fields["dataset"].default
+    if any(d.name == fallback and d.ready for d in datasets):
+        return fallback
+    return next((d.name for d in datasets if d.source == "imagefolder" and d.ready), fallback)
+
+
 def dataset_choices(datasets: list[DatasetInfo], current: str) -> list[tuple[str, str]]:
     choices = [(d.name, f"{d.name} · {d.num_classes} classes" + ("" if d.ready else " · to download"))
                for d in datasets]
@@ -229,19 +243,24 @@ def dataset_choices(datasets: list[DatasetInfo], current: str) -> list[tuple[str
     return choices
 
 
-def dataset_note(datasets: list[DatasetInfo], current: str) -> str | None:
-    # Every dataset's note, not only the current one's: the help does not follow the select's changes.
-    return "; ".join(f"{d.name}: {d.note}" for d in datasets if d.note) or None
+def dataset_notes(datasets: list[DatasetInfo]) -> dict[str, str]:
+    return {d.name: d.note or SOURCE_NOTES.get(d.source, "") for d in datasets}
+
+
+def _dataset_field(f: dict, datasets: list[DatasetInfo]) -> dict:
+    # The help shows the chosen dataset's note; each option carries its own so app.js can follow a change.
+    notes = dataset_notes(datasets)
+    f.update(input="select", choices=dataset_choices(datasets, f["value"]), notes=notes,
+             help=notes.get(f["value"]) or None)
+    return f
 
 
 def experiment_form(values: dict[str, str], errors: dict[str, str], datasets: list[DatasetInfo]) -> dict:
     fields = []
     for name in EXPERIMENT_FIELDS:
-        default = RunConfig.model_fields[name].default
+        default = default_dataset(datasets) if name == "dataset" else RunConfig.model_fields[name].default
         f = _field(name, values.get(name, default), errors.get(name))
-        if name == "dataset":
-            f.update(input="select", choices=dataset_choices(datasets, f["value"]), help=dataset_note(datasets, f["value"]))
-        fields.append(f)
+        fields.append(_dataset_field(f, datasets) if name == "dataset" else f)
     return {"fields": fields, "error": errors.get("")}
 
 

@@ -142,6 +142,16 @@
   });
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawAll);
 
+  // A select whose options carry data-note (the datasets) shows the chosen option's note as its help.
+  document.addEventListener("change", (ev) => {
+    const select = ev.target;
+    if (!(select instanceof HTMLSelectElement) || !select.selectedOptions[0]?.hasAttribute("data-note")) return;
+    const help = select.closest(".field")?.querySelector(".help");
+    if (!help) return;
+    help.textContent = select.selectedOptions[0].dataset.note;
+    help.hidden = !help.textContent;
+  });
+
   function appendEpoch(epoch) {
     for (const chart of charts) {
       if (!chart.live) continue;
