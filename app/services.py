@@ -234,7 +234,7 @@ def _title(kind: str) -> str:
 def progress_of(run: Run, now: datetime | None = None) -> dict | None:
     if run.status == "completed":
         epochs = run.config.get("epochs")
-        return {"epoch": epochs, "epochs": epochs, "step": None, "steps": None, "fraction": 1.0,
+        return {"epoch": epochs, "epochs": epochs, "step": None, "steps": None, "phase": "done", "fraction": 1.0,
                 "eta_seconds": 0.0, "updated_at": _iso(run.finished_at)}
     if run.progress_epoch is None or not run.progress_epochs:
         return None
@@ -245,9 +245,11 @@ def progress_of(run: Run, now: datetime | None = None) -> dict | None:
     eta = None
     if run.status == "running" and run.eta_seconds is not None and run.progress_at is not None:
         eta = max(0.0, run.eta_seconds - ((now or utcnow()) - run.progress_at).total_seconds())
+    # An epoch's last step is reported as training ends; the test evaluation runs until its epoch is stored.
+    evaluating = run.progress_step is not None and bool(run.progress_steps) and run.progress_step >= run.progress_steps
     return {"epoch": run.progress_epoch, "epochs": run.progress_epochs, "step": run.progress_step,
-            "steps": run.progress_steps, "fraction": min(1.0, max(0.0, fraction)), "eta_seconds": _finite(eta),
-            "updated_at": _iso(run.progress_at)}
+            "steps": run.progress_steps, "phase": "evaluating" if evaluating else "training",
+            "fraction": min(1.0, max(0.0, fraction)), "eta_seconds": _finite(eta), "updated_at": _iso(run.progress_at)}
 
 
 def run_to_dict(run: Run) -> dict[str, Any]:

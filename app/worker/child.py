@@ -72,15 +72,23 @@ def train_in_child(worker_pid: int, gpu: str | None, jobs, messages, stop) -> No
     _train(job, messages, stop)
 
 
-def _train(job: dict, messages, stop) -> None:
-    last_report = 0.0
+def step_reporter(messages, interval_s: float = STEP_REPORT_INTERVAL_S):
+    """An on_step callback that sends about one step a second, and always an epoch's last step: the test
+    evaluation starts then, and the page shows that phase instead of a step from a second earlier."""
+    last_report = -float("inf")
 
     def on_step(progress) -> None:
         nonlocal last_report
         now = time.monotonic()
-        if now - last_report >= STEP_REPORT_INTERVAL_S:
+        if now - last_report >= interval_s or progress.step >= progress.steps:
             last_report = now
             messages.put(("step", asdict(progress)))
+
+    return on_step
+
+
+def _train(job: dict, messages, stop) -> None:
+    on_step = step_reporter(messages)
 
     def on_epoch(metrics) -> None:
         messages.put(("epoch", asdict(metrics)))

@@ -7,6 +7,7 @@ worker, so a run that was recovered as "worker lost" is never overwritten by a l
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -18,6 +19,14 @@ from app.queue import cancel_orphans, heartbeat
 
 def _finite_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _eta(started: datetime | None, done: float, now: datetime) -> float | None:
+    """Seconds left if the rest of the run goes at the pace so far (``done``: fraction of the run)."""
+    if started is None or done <= 0:
+        return None
+    elapsed = (now - started).total_seconds()
+    return max(0.0, elapsed * (1 - done) / done)
 
 
 def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> None:
@@ -40,9 +49,18 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
     accuracy = _finite_or_none(metrics["test_accuracy"])
     if accuracy is not None and (run.best_accuracy is None or accuracy > run.best_accuracy):
         run.best_accuracy, run.best_epoch = accuracy, metrics["epoch"]
-    run.progress_epoch, run.progress_epochs = metrics["epoch"], metrics["epochs"]
-    run.progress_step = run.progress_steps = None
-    run.heartbeat_at = run.progress_at = utcnow()
+    now = utcnow()
+    epoch, epochs = metrics["epoch"], metrics["epochs"]
+    if epoch < epochs and run.progress_steps:
+        # The next epoch starts right away: step 0 of it is the same point of the run as "epoch done",
+        # and keeps the page's within-epoch bar instead of dropping it until the next step report.
+        run.progress_epoch, run.progress_step = epoch + 1, 0
+    else:
+        run.progress_epoch, run.progress_step, run.progress_steps = epoch, None, None
+    run.progress_epochs = epochs
+    # A fresh estimate: keeping the last step's ETA with a new progress_at would make it jump back up.
+    run.eta_seconds = _eta(run.started_at, epoch / max(1, epochs), now)
+    run.heartbeat_at = run.progress_at = now
     session.add(run)
     session.commit()
 
@@ -57,10 +75,7 @@ def record_progress(session: Session, run_id: int, worker: str, progress: dict |
         now = utcnow()
         started = session.exec(select(Run.started_at).where(Run.id == run_id)).first()
         done = ((progress["epoch"] - 1) + progress["step"] / max(1, progress["steps"])) / max(1, progress["epochs"])
-        eta = None
-        if started is not None and done > 0:
-            elapsed = (now - started).total_seconds()
-            eta = elapsed * (1 - done) / done
+        eta = _eta(started, done, now)
         fields = dict(progress_epoch=progress["epoch"], progress_epochs=progress["epochs"],
                       progress_step=progress["step"], progress_steps=progress["steps"], progress_at=now,
                       eta_seconds=eta)

@@ -161,6 +161,8 @@ class RunSupervisor:
             elif kind == "epoch":
                 with self._session() as session:
                     record_epoch(session, run.id, self.worker, payload)
+                if pending_step is not None and pending_step["epoch"] <= payload["epoch"]:
+                    pending_step = None  # older than the epoch just stored: writing it would move progress back
             elif kind is not None:
                 return (kind, payload), False, stop_reason
             elif not self.process.is_alive():
