@@ -52,6 +52,8 @@
       hoverlabel: { bgcolor: cssVar("--panel"), bordercolor: grid, font: { color: cssVar("--fg") } },
       showlegend: spec.series.length > 1,
       bargap: 0.35,
+      // Plotly.react keeps user zoom/pan while this stays the same; a log/linear switch resets the ranges.
+      uirevision: logY ? "log" : "linear",
     };
   }
 
@@ -108,11 +110,22 @@
     if (!window.Plotly) return;
     forgetDetached();
     root.querySelectorAll("[data-chart]").forEach((el) => {
-      if (el.dataset.drawn) return;
       const source = document.getElementById(el.dataset.chart);
       if (!source) return;
+      if (el.dataset.drawn) {
+        // An htmx refresh kept this element (hx-preserve) and brought a new spec: redraw it in place,
+        // so that Plotly.react, with the same uirevision, keeps the user's zoom and pan.
+        const chart = charts.find((c) => c.el === el);
+        if (chart && chart.source !== source.textContent) {
+          chart.source = source.textContent;
+          chart.spec = JSON.parse(chart.source);
+          draw(chart);
+        }
+        return;
+      }
       el.dataset.drawn = "1";
-      const chart = { el, spec: JSON.parse(source.textContent), live: el.hasAttribute("data-live") };
+      const chart = { el, source: source.textContent, spec: JSON.parse(source.textContent),
+                      live: el.hasAttribute("data-live") };
       charts.push(chart);
       draw(chart);
     });

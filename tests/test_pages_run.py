@@ -220,6 +220,9 @@ def test_compare_an_experiment_refreshes_while_it_runs(client, db):
     assert len(doc.by_id("compare-runs").find("tbody").find_all("tr")) == 2
     body = doc.by_id("compare-body")
     assert body.attrs["hx-select"] == "#compare-body" and body.attrs["hx-trigger"].startswith("every")
+    # The refresh keeps each chart element (app.js redraws it in place), so a zoomed chart stays zoomed.
+    charts = body.find_all(data_chart=True)
+    assert charts and all("hx-preserve" in c.attrs and c.attrs.get("id") for c in charts)
     chosen = doc.by_id("in-experiment").find("option", selected=True)
     assert chosen.attrs["value"] == str(experiment.id)
 
