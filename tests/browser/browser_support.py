@@ -32,12 +32,14 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, root: Path, *, worker: bool):
+    def __init__(self, root: Path, *, worker: bool, token: str | None = None):
         self.root, self.port = root, _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "KD_DB_URL": f"sqlite:///{root / 'kd.sqlite'}", "KD_DATA_DIR": str(root / "data"),
                "KD_RUNS_DIR": str(root / "runs"), "KD_CACHE_DIR": str(root / "cache"), "CUDA_VISIBLE_DEVICES": ""}
         env.pop("KD_API_TOKEN", None)
+        if token:
+            env["KD_API_TOKEN"] = token
         command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--gpus", ""] if worker else ["--no-worker"]
         self.log = (root / "server.log").open("w")

@@ -3,6 +3,9 @@ the colour scheme followed; screenshots go to test-output/screenshots/ for peopl
 
 from __future__ import annotations
 
+import io
+import tarfile
+
 import pytest
 
 from browser_support import KD_KIND, LAPTOP, PHONE, SCREENSHOTS, LiveServer
@@ -56,3 +59,42 @@ def test_empty_states(new_page, empty_server, size, scheme):
         page.goto(empty_server.url + path)
         assert page.locator(marker).is_visible()
         shoot(page, name, size, scheme)
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("token")
+    # A local ImageFolder archive, so the launch screenshots show the offline default dataset and its note.
+    (root / "data").mkdir()
+    with tarfile.open(root / "data" / "tiny-jpg.tar.xz", "w:xz") as tar:
+        for name in ("train/cat/0.jpg", "train/dog/0.jpg", "test/cat/0.jpg", "test/dog/0.jpg"):
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    server = LiveServer(root, worker=False, token="browser-token")
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", SIZES)
+def test_sign_in(new_page, token_server, size, scheme):
+    page = new_page(SIZES[size], scheme)
+    page.goto(token_server.url + "/launch")
+    assert page.locator("#signin-notice").is_visible()
+    shoot(page, "launch-signed-out", size, scheme)
+    page.click("#launch-form button[type=submit]")  # refused: the sign-in page, which comes back here
+    page.wait_for_selector("#signin-form")
+    shoot(page, "signin", size, scheme)
+    page.fill("#in-token", "wrong")
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("#signin-error")
+    shoot(page, "signin-error", size, scheme)
+    page.fill("#in-token", "browser-token")
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_url(token_server.url + "/launch")
+    assert page.locator("#signout").is_visible() and page.locator("#signin-notice").count() == 0
+    assert page.input_value("#launch-form #in-dataset") == "tiny-jpg"
+    shoot(page, "launch-signed-in", size, scheme)
+    # The dataset's help follows the select.
+    help_text = page.locator("#launch-form #field-dataset .help")
+    page.select_option("#launch-form #in-dataset", "synthetic")
+    assert "generated" in help_text.inner_text()
