@@ -67,6 +67,13 @@ class RunConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
+    def _cache_needs_resident_data(self) -> "RunConfig":
+        if self.method.teacher_output and self.cache_teacher and not self.resident_data:
+            raise _field_error("cache_teacher", True, "needs_resident_data",
+                               "cache_teacher needs resident_data; turn both off to run the teacher online")
+        return self
+
+    @model_validator(mode="after")
     def _some_loss_weight(self) -> "RunConfig":
         if self.ce_weight is not None and self.distill_weight is not None:
             if self.ce_weight + self.distill_weight <= 0:

@@ -26,7 +26,7 @@ from kdcore.device_data import Split
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.models import build_model, deployed_parameters
 from kdcore.steps import StepRunner
-from kdcore.teacher_cache import teacher_outputs
+from kdcore.teacher_cache import OUTPUTS, teacher_outputs
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
 
@@ -157,15 +157,13 @@ def _teacher_targets(config, teacher, checkpoint_path, train_split: Split, finge
     output = config.method.teacher_output
     if teacher is None or output is None:
         return lambda batch, index: None
-    position = 0 if output == "logits" else 1
+    position = OUTPUTS.index(output)
     if not config.cache_teacher:
         return lambda batch, index: _no_grad_output(teacher, batch, position)
-    if not train_split.resident:
-        raise ConfigError("cache_teacher needs resident_data; turn both off to run the teacher online")
     # Recomputing costs well under a second on a GPU; on a CPU it costs seconds, so keep a disk copy.
     disk = cache_dir(data_root) if train_split.device.type == "cpu" else None
-    cached = teacher_outputs(teacher, train_split.images, output, teacher_digest=file_digest(checkpoint_path),
-                             data_fingerprint=fingerprint, disk_dir=disk)
+    cached = teacher_outputs(teacher, train_split.images, teacher_digest=file_digest(checkpoint_path),
+                             data_fingerprint=fingerprint, disk_dir=disk)[output]
     return lambda batch, index: cached.index_select(0, index)
 
 

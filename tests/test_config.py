@@ -42,6 +42,7 @@ def test_round_trip_through_json_is_unchanged():
     ({"kind": "kd", "batch_size": 0}, ("batch_size",)),
     ({"kind": "kd", "dataset": "../etc"}, ("dataset",)),
     ({"kind": "kd", "unknown": 1}, ("unknown",)),
+    ({"kind": "fitnet", "resident_data": False}, ("cache_teacher",)),
 ])
 def test_bad_fields_are_named(kwargs, field):
     assert field in _error_fields(**kwargs)
