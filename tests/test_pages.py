@@ -158,7 +158,7 @@ def test_launch_submit_creates_the_run_and_redirects_to_it(client, db):
     teacher = add_run(db, TEACHER_KIND)
     form = {"kind": KD_KINDS[0], "teacher_run_id": str(teacher.id), "dataset": "synthetic", "subset": "200",
             "epochs": "2", "batch_size": "64", "lr": "0.01", "seed": "7", "device": "cpu", "resident_data": "false",
-            "cache_teacher": "true", "cuda_graphs": "false"}
+            "cache_teacher": "false", "cuda_graphs": "false"}
     form.update({p: str(v) for p, v in METHODS[KD_KINDS[0]].params.items()})
     response = client.post("/launch", data=form, follow_redirects=False)
     assert response.status_code == 303
