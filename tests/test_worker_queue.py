@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -38,6 +39,9 @@ def _claim_all(db_url: str, name: str, ready, start, results) -> None:
     with new_session(engine) as session:
         while (run := claim_next(session, name)) is not None:
             claimed.append(run.id)
+            # A real worker goes off to train after a claim; without this pause, on a loaded 2-core
+            # machine one process could drain the queue before the others are scheduled at all.
+            time.sleep(0.01)
     results.put((name, claimed))
 
 
