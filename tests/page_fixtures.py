@@ -9,6 +9,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -18,6 +19,10 @@ from app.models import Epoch, Experiment, Run, utcnow
 from app.settings import Settings
 from kdcore.config import RunConfig
 from kdcore.registry import METHODS
+
+TEACHER_KIND = next(k for k, m in METHODS.items() if m.architecture == "teacher")
+STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
+KD_KINDS = [k for k, m in METHODS.items() if m.needs_teacher]
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -121,6 +126,18 @@ def make_settings(tmp: Path) -> Settings:
 
 def make_client(tmp: Path) -> TestClient:
     return TestClient(create_app(make_settings(tmp)))
+
+
+@pytest.fixture
+def client(tmp_path):
+    with make_client(tmp_path) as client:
+        yield client
+
+
+@pytest.fixture
+def db(client):
+    with session_of(client) as session:
+        yield session
 
 
 def session_of(client: TestClient) -> Session:

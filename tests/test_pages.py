@@ -14,24 +14,11 @@ from sqlmodel import select
 from app.models import Run
 from kdcore.config import METHOD_PARAMS
 from kdcore.registry import KINDS, METHODS
-from page_fixtures import add_run, make_client, session_of, well_formed
+from page_fixtures import (  # noqa: F401  (client and db are fixtures)
+    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run, client, db, make_client, session_of, well_formed,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-KD_KINDS = [k for k, m in METHODS.items() if m.needs_teacher]
-TEACHER_KIND = next(k for k, m in METHODS.items() if m.architecture == "teacher")
-STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
-
-
-@pytest.fixture
-def client(tmp_path):
-    with make_client(tmp_path) as client:
-        yield client
-
-
-@pytest.fixture
-def db(client):
-    with session_of(client) as session:
-        yield session
 
 
 def test_home_empty_state_offers_the_seed_experiment(client):

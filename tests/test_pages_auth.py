@@ -13,11 +13,11 @@ from app import pages
 from app.auth import COOKIE, safe_next
 from app.main import create_app
 from app.models import Run
-from kdcore.registry import METHODS
-from page_fixtures import add_run, make_client, make_settings, session_of, well_formed
+from page_fixtures import (  # noqa: F401  (db is a fixture, using this module's token client)
+    STUDENT_KIND, add_run, db, make_client, make_settings, session_of, well_formed,
+)
 
 TOKEN = "s3cret-token"
-STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
 LAUNCH = {"kind": STUDENT_KIND, "dataset": "synthetic", "subset": "100", "epochs": "1", "device": "cpu"}
 
 
@@ -25,12 +25,6 @@ LAUNCH = {"kind": STUDENT_KIND, "dataset": "synthetic", "subset": "100", "epochs
 def client(tmp_path):
     with TestClient(create_app(replace(make_settings(tmp_path), api_token=TOKEN))) as client:
         yield client
-
-
-@pytest.fixture
-def db(client):
-    with session_of(client) as session:
-        yield session
 
 
 def sign_in(client, token: str = TOKEN, next_path: str = "/launch"):

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kdcore.registry import METHODS
-from page_fixtures import make_client, well_formed
+from page_fixtures import STUDENT_KIND, make_client, well_formed
 
-STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
 
 
 def write_tiny_imagefolder(archive: Path) -> None:

@@ -10,23 +10,12 @@ import pytest
 
 from app.models import Run
 from kdcore.registry import METHODS
-from page_fixtures import add_epoch, add_experiment, add_run, make_client, session_of, well_formed
+from page_fixtures import (  # noqa: F401  (client and db are fixtures)
+    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_epoch, add_experiment, add_run, client, db, make_client, session_of,
+    well_formed,
+)
 
-KD_KIND = next(k for k, m in METHODS.items() if m.needs_teacher)
-TEACHER_KIND = next(k for k, m in METHODS.items() if m.architecture == "teacher")
-STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
-
-
-@pytest.fixture
-def client(tmp_path):
-    with make_client(tmp_path) as client:
-        yield client
-
-
-@pytest.fixture
-def db(client):
-    with session_of(client) as session:
-        yield session
+KD_KIND = KD_KINDS[0]
 
 
 def chart_spec(doc, chart_id: str) -> dict:
