@@ -193,7 +193,7 @@ def test_seed_experiment_launch_and_its_errors(client, db):
     bad = client.post("/launch/experiment", data={"dataset": "synthetic", "subset": "0"})
     assert bad.status_code == 200
     doc = well_formed(bad.text)
-    assert doc.by_id("experiment").find(id="err-subset").text()
+    assert doc.by_id("experiment").find(id="exp-err-subset").text()
     assert db.exec(select(Run)).all() == []
     good = client.post("/launch/experiment", data={"dataset": "synthetic", "subset": "200", "epochs": "1",
                                                    "device": "cpu"}, follow_redirects=False)
@@ -275,3 +275,10 @@ def test_pages_query_the_database_only_through_services():
     source = (ROOT / "app" / "page_views.py").read_text()
     for needle in ("select(", "session.exec", "session.execute", "from app.models import Run"):
         assert needle not in source, needle
+
+
+@pytest.mark.parametrize("path", ["/", "/launch", f"/launch?kind={KD_KINDS[0]}", "/compare"])
+def test_element_ids_are_unique(client, db, path):
+    add_run(db, TEACHER_KIND)
+    ids = [node.attrs["id"] for node in well_formed(client.get(path).text).iter() if node.attrs.get("id")]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})

@@ -25,7 +25,8 @@ def write_tiny_imagefolder(archive: Path) -> None:
 
 
 def selected(doc, form_id: str) -> tuple[str, str]:
-    field = doc.by_id(form_id).find(class_="field", id="field-dataset")
+    prefix = "" if form_id == "launch-form" else "exp-"
+    field = doc.by_id(form_id).find(class_="field", id=f"{prefix}field-dataset")
     option = field.find("option", selected=True)
     help_node = field.find(class_="help")
     return option.attrs["value"], help_node.text() if help_node and "hidden" not in help_node.attrs else ""
