@@ -20,8 +20,9 @@ from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, wait_fo
 
 REPO = Path(__file__).resolve().parents[1]
 FINISHED = ("completed", "failed", "cancelled")
-# Long enough to be caught mid-run: many short epochs (a few seconds each on a busy 2-core CPU).
-SLOW_RUN = {**SYNTHETIC_RUN, "kind": "student", "subset": 600, "epochs": 30, "batch_size": 20}
+# Many short epochs, far more than any test lets it train: every test interrupts it mid-run, and on an
+# idle machine 30 epochs once finished before a cancel reached it.
+SLOW_RUN = {**SYNTHETIC_RUN, "kind": "student", "subset": 600, "epochs": 300, "batch_size": 20}
 
 
 @pytest.fixture
