@@ -60,13 +60,3 @@ def load_teacher(path: str | os.PathLike, num_classes: int, device: torch.device
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -54,9 +54,9 @@ class _Progress:
         self.label, self.position, self.bar = label, position, None
 
     def on_step(self, progress) -> None:
-        from tqdm import tqdm
-
         if self.bar is None:
+            from tqdm import tqdm
+
             done = (progress.epoch - 1) * progress.steps
             self.bar = tqdm(total=progress.epochs * progress.steps, initial=done, desc=self.label,
                             unit="step", file=sys.stderr, dynamic_ncols=True, position=self.position)

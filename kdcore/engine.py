@@ -18,9 +18,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from kdcore.checkpoint import file_digest, load_checkpoint, load_teacher, save_checkpoint
+from kdcore.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.config import RunConfig
-from kdcore.data.catalog import cache_dir
+from kdcore.data.catalog import cache_dir, file_sha256
 from kdcore.data.loader import load_dataset
 from kdcore.device_data import Split
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
@@ -162,7 +162,7 @@ def _teacher_targets(config, teacher, checkpoint_path, train_split: Split, finge
         return lambda batch, index: _no_grad_output(teacher, batch, position)
     # Recomputing costs well under a second on a GPU; on a CPU it costs seconds, so keep a disk copy.
     disk = cache_dir(data_root) if train_split.device.type == "cpu" else None
-    cached = teacher_outputs(teacher, train_split.images, teacher_digest=file_digest(checkpoint_path),
+    cached = teacher_outputs(teacher, train_split.images, teacher_digest=file_sha256(checkpoint_path),
                              data_fingerprint=fingerprint, disk_dir=disk)[output]
     return lambda batch, index: cached.index_select(0, index)
 

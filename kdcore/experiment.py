@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from kdcore.config import RunConfig
+from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.engine import RunResult, train
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 
@@ -17,12 +17,9 @@ def experiment_configs(dataset: str, subset: int | None = None, **overrides: Any
     configs = []
     for kind in EXPERIMENT_KINDS:
         method = METHODS[kind]
-        accepted = {k: v for k, v in overrides.items() if v is not None and (k not in _METHOD_ONLY or k in method.params)}
+        accepted = {k: v for k, v in overrides.items() if v is not None and (k not in METHOD_PARAMS or k in method.params)}
         configs.append(RunConfig(kind=kind, dataset=dataset, subset=subset, **accepted))
     return configs
-
-
-_METHOD_ONLY = ("temperature", "ce_weight", "distill_weight")
 
 
 def run_experiment(
