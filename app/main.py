@@ -15,7 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from app import api
 from app.db import init_db
 from app.errors import InputError, ServiceError, field_error
+from app.security import CrossSiteGuard, HostPolicy
 from app.settings import Settings
+from app.throttle import FailureLimiter
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.signin_limiter = FailureLimiter(limit=10, window_s=60)
+    app.add_middleware(CrossSiteGuard, policy=HostPolicy.for_server(settings.bind_host, settings.allowed_hosts))
     app.state.engine = init_db(settings)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(ServiceError, _on_service_error)

@@ -29,12 +29,21 @@ def _env_flag(name: str) -> bool | None:
     return raw not in ("0", "false", "no", "off")
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (os.environ.get(name) or "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     db_url: str = f"sqlite:///{DEFAULT_DB_PATH}"
     data_dir: Path = Path("data")
     runs_dir: Path = Path("runs")
     api_token: str | None = None
+    # Host names (besides the loopback ones and the bound address) that requests may name in their
+    # Host header; "*" accepts any. See app.security.
+    allowed_hosts: tuple[str, ...] = ()
+    # The address the server listens on, as given to ``kd serve --host``.
+    bind_host: str = "127.0.0.1"
     max_queued: int = 500
     # Worker timing. A heartbeat older than stale_after_s means the worker holding the run is gone.
     heartbeat_s: float = 1.0
@@ -52,6 +61,7 @@ class Settings:
             data_dir=Path(os.environ.get("KD_DATA_DIR") or "data"),
             runs_dir=Path(os.environ.get("KD_RUNS_DIR") or "runs"),
             api_token=os.environ.get("KD_API_TOKEN") or None,
+            allowed_hosts=_env_list("KD_ALLOWED_HOSTS"),
             max_queued=int(_env_number("KD_MAX_QUEUED", cls.max_queued, int, 1)),
             stale_after_s=_env_number("KD_STALE_AFTER", cls.stale_after_s, float, 1),
             prestart_child=_env_flag("KD_PRESTART_CHILD"),

@@ -18,6 +18,8 @@ from app.models import Run
 from app.settings import Settings
 from app.worker.records import record_epoch
 
+# The host name Starlette's TestClient sends; a real server answers only to its own names (app.security).
+TEST_CLIENT_HOST = "testserver"
 SYNTHETIC_RUN = {"dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu", "batch_size": 50}
 
 
@@ -26,7 +28,8 @@ def app_settings(tmp_path: Path) -> Settings:
     # Shares the session's data directory (conftest.py), so the synthetic data is generated once.
     data_dir = Path(os.environ.get("KD_DATA_DIR") or tmp_path / "data")
     return Settings(db_url=f"sqlite:///{tmp_path / 'db' / 'kd.sqlite'}", data_dir=data_dir,
-                    runs_dir=tmp_path / "runs", max_queued=20, heartbeat_s=0.5, poll_s=0.2, cancel_grace_s=3)
+                    runs_dir=tmp_path / "runs", max_queued=20, heartbeat_s=0.5, poll_s=0.2, cancel_grace_s=3,
+                    allowed_hosts=(TEST_CLIENT_HOST,))
 
 
 @pytest.fixture

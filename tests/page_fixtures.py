@@ -19,6 +19,7 @@ from app.models import Epoch, Experiment, Run, utcnow
 from app.settings import Settings
 from kdcore.config import RunConfig
 from kdcore.registry import METHODS
+from tests.app_fixtures import TEST_CLIENT_HOST
 
 TEACHER_KIND = next(k for k, m in METHODS.items() if m.architecture == "teacher")
 STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
@@ -121,7 +122,8 @@ def well_formed(html: str) -> Node:
 
 
 def make_settings(tmp: Path) -> Settings:
-    return Settings(db_url=f"sqlite:///{tmp / 'kd.sqlite'}", data_dir=tmp / "data", runs_dir=tmp / "runs")
+    return Settings(db_url=f"sqlite:///{tmp / 'kd.sqlite'}", data_dir=tmp / "data", runs_dir=tmp / "runs",
+                    allowed_hosts=(TEST_CLIENT_HOST,))
 
 
 def make_client(tmp: Path) -> TestClient:

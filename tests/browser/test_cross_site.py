@@ -1,0 +1,60 @@
+"""A page on another site cannot make the user's browser launch runs (real Chromium, real server)."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from browser_support import TEACHER_KIND
+
+
+def _attacker_page(target: str) -> str:
+    # What a hostile site would serve: a form that posts itself, and a "simple" fetch that needs no preflight.
+    return f"""<!doctype html><html><body>
+<form id="f" method="post" action="{target}/launch/experiment"><input name="dataset" value="synthetic"></form>
+<script>
+  fetch("{target}/api/runs", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+        body: JSON.stringify({{kind: "{TEACHER_KIND}", dataset: "synthetic"}})}})
+    .finally(() => document.getElementById("f").submit());
+</script></body></html>"""
+
+
+@pytest.fixture
+def attacker(live_server):
+    page = _attacker_page(live_server.url).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    # "localhost" is another site than the dashboard's 127.0.0.1, as any web site would be.
+    yield f"http://localhost:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_cross_site_form_and_fetch_launch_nothing(browser, live_server, attacker):
+    before = live_server.api.get("/api/runs").json()["total"]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        with page.expect_response(lambda r: r.url.endswith("/launch/experiment")) as posted:
+            page.goto(attacker)
+        response = posted.value
+        assert response.status == 403
+        assert "another site" in response.text() or "another origin" in response.text()
+    finally:
+        context.close()
+    assert live_server.api.get("/api/runs").json()["total"] == before
