@@ -2,6 +2,8 @@
 #   docker build -t kd-dashboard .
 #   docker run --gpus all -p 8000:8000 -v kd-db:/var/lib/kd/db -v kd-data:/var/lib/kd/data \
 #              -v kd-runs:/var/lib/kd/runs kd-dashboard
+# Bound to 0.0.0.0 without KD_API_TOKEN, the server generates a token at each start and prints the
+# sign-in URL (docker logs); pass -e KD_API_TOKEN=... to choose one, -e KD_ALLOWED_HOSTS=name for DNS names.
 # The base image already holds CUDA, PyTorch and torchvision, so pip keeps them.
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import signal
+import socket
 import sys
+from dataclasses import replace
 
 
 def _gpu_list(text: str) -> list[str]:
@@ -38,6 +41,39 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+log = logging.getLogger("kd.serve")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _sign_in_urls(host: str, port: int, token: str) -> list[str]:
+    from app.security import WILDCARD_BINDS
+
+    hosts = [socket.gethostname(), "127.0.0.1"] if host in WILDCARD_BINDS else [host]
+    return [f"http://{_url_host(name)}:{port}/signin?token={token}" for name in hosts]
+
+
+def _guard_exposed_server(settings, host: str, port: int, no_auth: bool):
+    """A server reachable from other machines needs a token: generate one when none is set, as Jupyter does."""
+    from app.security import is_loopback
+
+    if settings.api_token is not None or is_loopback(host):
+        return settings
+    if no_auth:
+        log.warning("serving %s without an API token (--no-auth): anyone who can reach port %d can launch, "
+                    "cancel and delete runs", host, port)
+        return settings
+    token = secrets.token_urlsafe(24)
+    lines = "\n".join(f"    {url}" for url in _sign_in_urls(host, port, token))
+    # Printed, not only logged, so that `docker logs` and a terminal show it however logging is set up.
+    print(f"{host} is reachable from other machines and KD_API_TOKEN is not set, so this server generated "
+          f"a token and requires it. Sign in with:\n{lines}\nScripts send 'Authorization: Bearer {token}'. "
+          "Set KD_API_TOKEN to choose the token, or pass --no-auth to serve without one.", flush=True)
+    return replace(settings, api_token=token)
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -46,7 +82,9 @@ def serve(args: argparse.Namespace) -> int:
     from app.worker.pool import WorkerPool
 
     _logging()
-    settings = Settings.from_env()
+    settings = Settings.from_env(bind_host=args.host)
+    settings = replace(settings, allowed_hosts=(*settings.allowed_hosts, *args.allowed_host))
+    settings = _guard_exposed_server(settings, args.host, args.port, args.no_auth)
     pool = None if args.no_worker else WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
     app = create_app(settings, worker_pool=pool)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
@@ -76,6 +114,12 @@ def register_serve(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-worker", action="store_true", help="serve only; run `kd worker` separately")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="a host name this server answers to besides localhost and its address, e.g. the "
+                        "name of a reverse proxy (repeatable; also KD_ALLOWED_HOSTS, comma-separated; * for any)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="on a non-loopback --host without KD_API_TOKEN, serve without a token instead of "
+                        "generating one (anyone who reaches the port can launch runs)")
     _add_worker_options(parser)
     parser.set_defaults(func=serve)
 
