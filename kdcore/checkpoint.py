@@ -12,7 +12,6 @@ import torch
 from kdcore.config import RunConfig
 from kdcore.errors import CheckpointError
 from kdcore.models import build_model
-from kdcore.registry import METHODS
 
 FORMAT = "kdcore-checkpoint-1"
 
@@ -40,23 +39,45 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a kdcore checkpoint")
-    return payload
+    return _upgrade(payload)
+
+
+def _upgrade(payload: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoints written before methods owned their modules kept the FitNets regressor inside the
+    student: move it to the method's modules (same key names), and Adam's state with it."""
+    if "modules" in payload:
+        return payload
+    old = list(payload["model"])
+    moved = [k for k in old if k.startswith("regressor.")]
+    kept = [k for k in old if k not in moved]
+    upgraded = {**payload, "model": {k: payload["model"][k] for k in kept},
+                "modules": {k: payload["model"][k] for k in moved} or None}
+    optimizer = payload.get("optimizer")
+    if moved and optimizer:
+        # The optimizer numbers parameters in the order it got them: the student's, then the method's.
+        new_index = {old.index(name): position for position, name in enumerate([*kept, *moved])}
+        upgraded["optimizer"] = {
+            "state": {new_index[i]: state for i, state in optimizer["state"].items()},
+            "param_groups": [{**group, "params": sorted(new_index[i] for i in group["params"])}
+                             for group in optimizer["param_groups"]],
+        }
+    return upgraded
 
 
 def load_teacher(path: str | os.PathLike, num_classes: int, device: torch.device) -> torch.nn.Module:
     """The frozen teacher a KD run distils from, checked against the run's class count."""
     payload = load_checkpoint(path)
     config = RunConfig.model_validate(payload["config"])
-    method = METHODS[config.kind]
-    if method.architecture != "teacher":
+    if not config.method.teaches:
         raise CheckpointError(f"checkpoint {path} holds a {config.kind!r} run, not a teacher")
     if payload["num_classes"] != num_classes:
         raise CheckpointError(
             f"teacher checkpoint {path} has {payload['num_classes']} classes but the dataset has {num_classes}"
         )
-    model = build_model(method, num_classes, config.seed)
+    model = build_model(config.architecture, num_classes, config.seed)
     model.load_state_dict(payload["model"])
     model.to(device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
+    model.architecture = config.architecture  # the run's loss asks the teacher's taps by this name
     return model

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+import typing
 from dataclasses import asdict
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -15,36 +16,60 @@ from pydantic import ValidationError
 
 from kdcore.config import RunConfig
 from kdcore.errors import KDError
-from kdcore.registry import KINDS
+from kdcore.registry import KINDS, METHODS
+
+
+# Flags whose names differ from their field's; every other flag is --field-name.
+_FLAG_NAMES = {"architecture": "--arch"}
+# Set per command rather than as configuration flags.
+_NOT_FLAGS = ("kind", "params", "epochs")
+
+
+def _flag_spec(name: str, field) -> tuple[list[str], dict]:
+    """argparse arguments for one pydantic field; every default is None so that only given flags count."""
+    annotation = field.annotation
+    choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
+    base = next((t for t in typing.get_args(annotation) if t is not type(None)), annotation)
+    flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+    help_text = field.description or ""
+    if base is bool:
+        if field.default is True:
+            return [f"--no-{name.replace('_', '-')}"], dict(dest=name, action="store_false", default=None,
+                                                           help=f"turn off: {help_text.lower()}" if help_text else None)
+        return [flag], dict(dest=name, action="store_true", default=None, help=help_text or None)
+    if choices:
+        return [flag], dict(dest=name, choices=choices, default=None, help=help_text or None)
+    kind = base if base in (int, float) else str
+    shown = f"{help_text} (default: {field.default})" if field.default not in (None, ...) else help_text
+    return [flag], dict(dest=name, type=kind, default=None, help=shown or None)
+
+
+def _method_param_fields() -> dict[str, tuple[object, list[str]]]:
+    """Each hyperparameter any method declares, with the methods that use it."""
+    fields: dict[str, tuple[object, list[str]]] = {}
+    for method_name, method in METHODS.items():
+        for name, field in method.params.model_fields.items():
+            fields.setdefault(name, (field, []))[1].append(method_name)
+    return fields
 
 
 def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default=None, help="synthetic, cifar10, or a folder/archive name in the data dir")
+    """One flag per RunConfig field and per method hyperparameter, generated from their declarations."""
     parser.add_argument("--data-dir", default=None, help="where datasets live (default: $KD_DATA_DIR or ./data)")
-    parser.add_argument("--subset", type=int, default=None, help="train on N images, stratified by class")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--temperature", type=float, default=None, help="softmax temperature (kd)")
-    parser.add_argument("--ce-weight", type=float, default=None, help="weight of cross-entropy (KD kinds)")
-    parser.add_argument("--distill-weight", type=float, default=None, help="weight of the distillation term")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
-    parser.add_argument("--no-resident-data", dest="resident_data", action="store_false", default=None,
-                        help="keep data on the host and normalise per batch")
-    parser.add_argument("--no-cache-teacher", dest="cache_teacher", action="store_false", default=None,
-                        help="run the teacher online in every step")
-    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=None,
-                        help="launch each step's kernels eagerly")
-    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None,
-                        help="keep convolutions in NCHW layout")
-
-
-_CONFIG_FIELDS = ("dataset", "subset", "epochs", "batch_size", "lr", "temperature", "ce_weight", "distill_weight",
-                  "seed", "device", "resident_data", "cache_teacher", "cuda_graphs", "channels_last")
+    for name, field in RunConfig.model_fields.items():
+        if name not in _NOT_FLAGS:
+            flags, options = _flag_spec(name, field)
+            parser.add_argument(*flags, **options)
+    group = parser.add_argument_group("method hyperparameters (each applies only to the methods named)")
+    for name, (field, users) in _method_param_fields().items():
+        flags, options = _flag_spec(name, field)
+        options["help"] = f"{options.get('help') or ''} [{', '.join(users)}]".strip()
+        group.add_argument(*flags, **options)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    return {name: getattr(args, name) for name in _CONFIG_FIELDS if getattr(args, name, None) is not None}
+    names = [n for n in RunConfig.model_fields if n not in ("kind", "params")] + list(_method_param_fields())
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 class _Progress:
@@ -126,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser("train", help="train one run")
     train_parser.add_argument("kind", choices=KINDS)
-    train_parser.add_argument("--teacher", default=None, help="teacher checkpoint.pt (kd, cosine, fitnet)")
+    train_parser.add_argument("--teacher", default=None, help="teacher checkpoint.pt (methods that distil: "
+                              + ", ".join(k for k, m in METHODS.items() if m.needs_teacher) + ")")
     train_parser.add_argument("--epochs", type=int, default=None)
     train_parser.add_argument("--out", default=None, help="output folder (default: runs/KIND-TIMESTAMP)")
     train_parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

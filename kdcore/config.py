@@ -8,31 +8,35 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from kdcore.methods.base import Hyperparameters, NoHyperparameters
 from kdcore.registry import KINDS, METHODS
 
-# Every hyperparameter any method may use; a method accepts only those in its ``params``.
-METHOD_PARAMS = ("temperature", "ce_weight", "distill_weight")
+# Every hyperparameter any method declares. A method's own live under ``params``; given at the top
+# level (how configurations were written before methods had their own), they move there.
+METHOD_PARAMS = tuple(dict.fromkeys(name for method in METHODS.values() for name in method.param_names()))
 
 
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    kind: str = Field(description="Run kind: " + ", ".join(KINDS))
+    kind: str = Field(description="Method: " + ", ".join(KINDS))
+    architecture: str | None = Field(
+        None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The network this run trains (a KD run's student); defaults to the method's",
+    )
+    params: SerializeAsAny[Hyperparameters] = Field(
+        default_factory=NoHyperparameters, description="The method's own hyperparameters"
+    )
     dataset: str = Field("cifar10", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     subset: int | None = Field(
         None, ge=1, description="Train on N images stratified by class, and the same fraction of the test split"
     )
-    epochs: int | None = Field(None, ge=1, le=1000, description="Defaults to the kind's seed value")
+    epochs: int | None = Field(None, ge=1, le=1000, description="Defaults to the method's seed value")
     batch_size: int = Field(32, ge=1, le=65536)
     lr: float = Field(1e-3, gt=0, le=10)
-    temperature: float | None = Field(None, gt=0, le=1000, description="Softmax temperature (kd only)")
-    ce_weight: float | None = Field(None, ge=0, le=1000, description="Weight of the cross-entropy term (KD kinds)")
-    distill_weight: float | None = Field(
-        None, ge=0, le=1000, description="Weight of the distillation term (KD kinds)"
-    )
     seed: int = Field(42, ge=0, le=2**63 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Speed-ups, each with a switch; they do not change the mathematics.
@@ -45,41 +49,57 @@ class RunConfig(BaseModel):
     @classmethod
     def _known_kind(cls, kind: str) -> str:
         if kind not in METHODS:
-            raise ValueError(f"unknown run kind {kind!r}; choose one of: {', '.join(KINDS)}")
+            raise ValueError(f"unknown method {kind!r}; choose one of: {', '.join(KINDS)}")
         return kind
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, name: str | None) -> str | None:
+        from kdcore.architectures import names
+
+        known = names()
+        if name is not None and name not in known:
+            raise ValueError(f"unknown architecture {name!r}; choose one of: {', '.join(known)}")
+        return name
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_kind_defaults(cls, data: Any) -> Any:
+    def _fill_method_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or data["kind"] not in METHODS:
             return data  # field validation reports the bad kind
         method = METHODS[data["kind"]]
         data = dict(data)
+        raw = data.get("params")
+        params = dict(raw) if isinstance(raw, dict) else {} if raw is None else raw
         for name in METHOD_PARAMS:
-            if name in method.params:
-                if data.get(name) is None:
-                    data[name] = method.params[name]
-            elif data.get(name) is not None:
-                users = ", ".join(k for k, m in METHODS.items() if name in m.params)
-                raise _field_error(name, data[name], "not_applicable", f"{name} applies only to kinds: {users}")
+            if name in cls.model_fields or name not in data:
+                continue
+            value = data.pop(name)
+            if name in method.param_names():
+                if value is not None and isinstance(params, dict):
+                    params.setdefault(name, value)
+            elif value is not None:
+                users = ", ".join(k for k, m in METHODS.items() if name in m.param_names())
+                raise _field_error((name,), value, "not_applicable", f"{name} applies only to methods: {users}")
+        if isinstance(params, dict):
+            data["params"] = _method_params(method.params, params)
+        if data.get("architecture") is None:
+            data["architecture"] = method.default_architecture
         if data.get("epochs") is None:
             data["epochs"] = method.default_epochs
         return data
 
     @model_validator(mode="after")
-    def _cache_needs_resident_data(self) -> "RunConfig":
-        if self.method.teacher_output and self.cache_teacher and not self.resident_data:
-            raise _field_error("cache_teacher", True, "needs_resident_data",
-                               "cache_teacher needs resident_data; turn both off to run the teacher online")
+    def _params_belong_to_the_method(self) -> "RunConfig":
+        if type(self.params) is not self.method.params:
+            raise _field_error(("params",), None, "model_type", f"expected the hyperparameters of {self.kind!r}")
         return self
 
     @model_validator(mode="after")
-    def _some_loss_weight(self) -> "RunConfig":
-        if self.ce_weight is not None and self.distill_weight is not None:
-            if self.ce_weight + self.distill_weight <= 0:
-                raise _field_error(
-                    "distill_weight", self.distill_weight, "all_zero", "ce_weight and distill_weight cannot both be zero"
-                )
+    def _cache_needs_resident_data(self) -> "RunConfig":
+        if self.method.needs_teacher and self.cache_teacher and not self.resident_data:
+            raise _field_error(("cache_teacher",), True, "needs_resident_data",
+                               "cache_teacher needs resident_data; turn both off to run the teacher online")
         return self
 
     @property
@@ -90,9 +110,20 @@ class RunConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _field_error(field: str, value: Any, kind: str, message: str) -> ValidationError:
+def _method_params(model: type[Hyperparameters], values: dict) -> Hyperparameters:
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise ValidationError.from_exception_data("RunConfig", [
+            InitErrorDetails(type=PydanticCustomError(error["type"], error["msg"]), loc=("params", *error["loc"]),
+                             input=error.get("input"))
+            for error in exc.errors()
+        ]) from None
+
+
+def _field_error(loc: tuple, value: Any, kind: str, message: str) -> ValidationError:
     # A model-level check still reports against the field it is about, so forms can show it inline.
-    error = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=value)
+    error = InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
     return ValidationError.from_exception_data("RunConfig", [error])
 
 

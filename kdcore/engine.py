@@ -18,15 +18,17 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from kdcore.architectures import catalog
 from kdcore.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.config import RunConfig
 from kdcore.data.catalog import cache_dir, file_sha256
 from kdcore.data.loader import load_dataset
 from kdcore.device_data import Split
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
-from kdcore.models import build_model, deployed_parameters
+from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.models import build_model
 from kdcore.steps import StepRunner
-from kdcore.teacher_cache import OUTPUTS, teacher_outputs
+from kdcore.teacher_cache import teacher_outputs
 
 CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
 
@@ -92,26 +94,46 @@ def train(
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True
 
-    model = build_model(method, dataset.num_classes, config.seed).to(device)
+    described = catalog(dataset.num_classes)
+    student_shapes = _tap_shapes(described, config.architecture)
+    teacher_shapes = _tap_shapes(described, teacher.architecture) if teacher is not None else None
+    wanted = method.taps(student_shapes, teacher_shapes, config.params)
+    _check_taps(config, wanted, student_shapes, teacher_shapes)
+    model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
+    modules = method.modules(student_shapes, teacher_shapes, config.params).to(device) if method.modules else None
     if device.type == "cuda" and config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+        modules = modules.to(memory_format=torch.channels_last) if modules is not None else None
+    trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
     cuda_options = {"fused": True, "capturable": True} if device.type == "cuda" else {}
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, **cuda_options)
+    optimizer = torch.optim.Adam(trained, lr=config.lr, **cuda_options)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[EpochMetrics] = []
     if resume:
-        history = _restore(out_dir / CHECKPOINT, config, model, optimizer, shuffle)
+        history = _restore(out_dir / CHECKPOINT, config, model, modules, optimizer, shuffle)
 
     train_split = Split(dataset.train_x, dataset.train_y, device, config.resident_data)
     test_split = Split(dataset.test_x, dataset.test_y, device, config.resident_data)
-    targets = _teacher_targets(config, teacher, teacher_checkpoint, train_split, dataset.fingerprint, data_root)
-    runner = StepRunner(model, optimizer, method.loss_fn(), config, train_split, targets,
-                        len(method.loss_terms), use_graph)
     steps = math.ceil(len(train_split) / config.batch_size)
+    progress = Progress(epoch=torch.zeros((), device=device), step=torch.full((), float(len(history) * steps),
+                        device=device), epochs=config.epochs, steps_per_epoch=steps)
+    teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, train_split,
+                                  dataset.fingerprint, data_root)
+
+    def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
+        logits, taps = model(batch)
+        student = Outputs(logits, {name: taps[name] for name in wanted.student})
+        total, terms = method.loss(student, teacher_of(batch, index), labels, config.params, progress, modules)
+        progress.step.add_(1)
+        return total, terms
+
+    runner = StepRunner(trained, optimizer, loss_fn, train_split, config.batch_size, len(method.loss_terms),
+                        use_graph, counters=(progress.step,))
     started = time.perf_counter()
     for epoch in range(len(history) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
+        progress.epoch.fill_(epoch)
         order = torch.randperm(len(train_split), generator=shuffle).to(device)
         for step in range(steps):
             runner.step(order[step * config.batch_size : (step + 1) * config.batch_size])
@@ -129,7 +151,7 @@ def train(
             time.perf_counter() - epoch_start, len(train_split) / train_seconds,
         )
         history.append(metrics)
-        _save(out_dir, config, dataset, model, optimizer, shuffle, history)
+        _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history)
         if on_epoch:
             on_epoch(metrics)
     best = max(history, key=lambda m: m.test_accuracy)
@@ -153,26 +175,50 @@ def evaluate(model: torch.nn.Module, split: Split) -> tuple[float, float]:
     return loss_sum.item() / len(split), correct.item() / len(split)
 
 
-def _teacher_targets(config, teacher, checkpoint_path, train_split: Split, fingerprint: str, data_root):
-    output = config.method.teacher_output
-    if teacher is None or output is None:
+def deployed_parameters(model: torch.nn.Module) -> int:
+    """The student as deployed: the method's own modules (a FitNets regressor) are not part of it."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _tap_shapes(described: dict, architecture: str) -> dict[str, tuple[int, ...]]:
+    if architecture not in described:
+        raise ConfigError(f"unknown architecture {architecture!r}; choose one of: {', '.join(described)}")
+    return {name: tuple(shape) for name, shape in described[architecture]["taps"].items()}
+
+
+def _check_taps(config: RunConfig, wanted, student_shapes: dict, teacher_shapes: dict | None) -> None:
+    missing = [t for t in wanted.student if t not in student_shapes]
+    missing += [t for t in wanted.teacher if t != LOGITS and t not in (teacher_shapes or {})]
+    if missing:
+        raise ConfigError(f"method {config.kind!r} needs taps {', '.join(missing)} that the architectures lack")
+
+
+def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, train_split: Split, fingerprint: str,
+                     data_root) -> Callable[[torch.Tensor, torch.Tensor], Outputs | None]:
+    """What the loss gets from the teacher for a batch: its logits (when asked for) and the asked taps."""
+    if teacher is None:
         return lambda batch, index: None
-    position = OUTPUTS.index(output)
+    if not taps:
+        return lambda batch, index: Outputs(None, {})
+    feature_taps = tuple(t for t in taps if t != LOGITS)
     if not config.cache_teacher:
-        return lambda batch, index: _no_grad_output(teacher, batch, position)
+        def online(batch, index):
+            with torch.no_grad():
+                logits, found = teacher(batch)
+            return Outputs(logits if LOGITS in taps else None, {t: found[t] for t in feature_taps})
+        return online
     # Recomputing costs well under a second on a GPU; on a CPU it costs seconds, so keep a disk copy.
     disk = cache_dir(data_root) if train_split.device.type == "cpu" else None
-    cached = teacher_outputs(teacher, train_split.images, teacher_digest=file_sha256(checkpoint_path),
-                             data_fingerprint=fingerprint, disk_dir=disk)[output]
-    return lambda batch, index: cached.index_select(0, index)
+    cached = teacher_outputs(teacher, train_split.images, taps, teacher_digest=file_sha256(checkpoint_path),
+                             data_fingerprint=fingerprint, disk_dir=disk)
+
+    def lookup(batch, index):
+        logits = cached[LOGITS].index_select(0, index) if LOGITS in taps else None
+        return Outputs(logits, {t: cached[t].index_select(0, index) for t in feature_taps})
+    return lookup
 
 
-def _no_grad_output(teacher, batch, position):
-    with torch.no_grad():
-        return teacher(batch)[position]
-
-
-def _save(out_dir: Path, config, dataset, model, optimizer, shuffle, history) -> None:
+def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history) -> None:
     save_checkpoint(out_dir / CHECKPOINT, {
         "config": config.to_json_dict(),
         "num_classes": dataset.num_classes,
@@ -180,7 +226,8 @@ def _save(out_dir: Path, config, dataset, model, optimizer, shuffle, history) ->
         "data_fingerprint": dataset.fingerprint,
         "parameters": deployed_parameters(model),
         "epoch": len(history),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": _state(model),
+        "modules": _state(modules) if modules is not None else None,
         "optimizer": _to_cpu(optimizer.state_dict()),
         "rng": {
             "torch": torch.get_rng_state(),
@@ -195,12 +242,18 @@ def _save(out_dir: Path, config, dataset, model, optimizer, shuffle, history) ->
     os.replace(tmp, out_dir / METRICS)
 
 
-def _restore(path: Path, config: RunConfig, model, optimizer, shuffle) -> list[EpochMetrics]:
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle) -> list[EpochMetrics]:
     payload = load_checkpoint(path)
     saved = RunConfig.model_validate(payload["config"])
     if saved != config:
         raise ConfigError(f"cannot resume: {path} was written by a different configuration")
     model.load_state_dict(payload["model"])
+    if modules is not None:
+        modules.load_state_dict(payload["modules"])
     optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["rng"]["torch"])
     if payload["rng"]["cuda"] is not None and torch.cuda.is_available():

@@ -13,11 +13,14 @@ from kdcore.registry import EXPERIMENT_KINDS, METHODS
 
 
 def experiment_configs(dataset: str, subset: int | None = None, **overrides: Any) -> list[RunConfig]:
-    """One config per kind, with the seed's defaults and the overrides that kind accepts."""
+    """One config per kind, with the seed's defaults and the overrides that kind accepts (an
+    ``architecture`` is the students': the teacher keeps its own)."""
     configs = []
     for kind in EXPERIMENT_KINDS:
         method = METHODS[kind]
-        accepted = {k: v for k, v in overrides.items() if v is not None and (k not in METHOD_PARAMS or k in method.params)}
+        accepted = {k: v for k, v in overrides.items() if v is not None
+                    and (k not in METHOD_PARAMS or k in method.param_names())
+                    and not (k == "architecture" and method.teaches)}
         configs.append(RunConfig(kind=kind, dataset=dataset, subset=subset, **accepted))
     return configs
 
@@ -47,7 +50,7 @@ def run_experiment(
             finished = [train_fn(**job) for job in jobs]
         for config, result in zip(phase, finished):
             results[config.kind] = result
-            if config.method.architecture == "teacher":
+            if config.method.teaches:
                 teacher_checkpoint = result.checkpoint
     return {c.kind: results[c.kind] for c in configs}
 
@@ -66,7 +69,7 @@ def _on_own_stream(train_fn, job: dict) -> RunResult:
 
 
 def summary_rows(results: dict[str, RunResult]) -> list[dict[str, Any]]:
-    teacher = next((r for k, r in results.items() if METHODS[k].architecture == "teacher"), None)
+    teacher = next((r for k, r in results.items() if METHODS[k].teaches), None)
     rows = []
     for kind, result in results.items():
         rows.append({

@@ -1,108 +1,63 @@
-"""The one place that knows which run kinds exist and what each one does.
+"""The one place that knows which methods exist: every file of ``kdcore.methods`` that declares one,
+and every method an installed package registers under the ``kdcore.methods`` entry-point group.
 
-Everything else asks the registry instead of branching on ``kind``. The registry is
-torch-free: a method's loss function is named by import path and loaded on first use.
+Everything else asks the registry instead of branching on a method's name. It is torch-free: method
+files import torch only inside the functions that train.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Callable, Literal
+import logging
+import pkgutil
+from importlib.metadata import entry_points
+
+from kdcore import methods as _methods_package
+from kdcore.methods.base import Method
+
+ENTRY_POINT_GROUP = "kdcore.methods"
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Method:
-    kind: str
-    title: str
-    description: str
-    architecture: Literal["teacher", "student"]
-    default_epochs: int
-    needs_teacher: bool
-    # Hyperparameters this method uses, with the seed's defaults. Others are rejected.
-    params: dict[str, float] = field(default_factory=dict)
-    # Names of the unweighted train-loss terms it reports; "loss" is always their weighted total.
-    loss_terms: tuple[str, ...] = ("ce",)
-    # What the student needs from the teacher: None, "logits" or "features".
-    teacher_output: Literal["logits", "features"] | None = None
-    # Whether the student carries a FitNets regressor (trained with it, not deployed).
-    student_regressor: bool = False
-    loss_ref: str = "kdcore.methods.supervised:loss"
-
-    def loss_fn(self) -> Callable:
-        module, _, name = self.loss_ref.partition(":")
-        return getattr(importlib.import_module(module), name)
+def _declared(obj) -> list[Method]:
+    """The methods a module (or an entry point's object) declares: METHOD, METHODS, or itself."""
+    if isinstance(obj, Method):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [m for m in obj if isinstance(m, Method)]
+    found = getattr(obj, "METHODS", None) or ([obj.METHOD] if hasattr(obj, "METHOD") else [])
+    return [m for m in found if isinstance(m, Method)]
 
 
-_DISTILL_WEIGHTS = {"ce_weight": 0.75, "distill_weight": 0.25}
+def _discover() -> dict[str, Method]:
+    found: dict[str, Method] = {}
+    for module in pkgutil.iter_modules(_methods_package.__path__):
+        if module.name != "base":
+            for method in _declared(importlib.import_module(f"{_methods_package.__name__}.{module.name}")):
+                found[method.name] = method
+    for plugin in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            declared = _declared(plugin.load())
+        except Exception as exc:  # a broken plugin must not take the built-in methods down with it
+            log.warning("method plugin %s could not be loaded: %s", plugin.value, exc)
+            continue
+        for method in declared:
+            if method.name in found:
+                log.warning("method plugin %s: %r is already registered; ignored", plugin.value, method.name)
+            else:
+                found[method.name] = method
+    return found
 
-METHODS: dict[str, Method] = {
-    "teacher": Method(
-        kind="teacher",
-        title="Teacher",
-        description="The deep CNN trained with cross-entropy alone.",
-        architecture="teacher",
-        default_epochs=20,
-        needs_teacher=False,
-    ),
-    "student": Method(
-        kind="student",
-        title="Student (baseline)",
-        description="The light CNN trained with cross-entropy alone, no teacher.",
-        architecture="student",
-        default_epochs=20,
-        needs_teacher=False,
-    ),
-    "kd": Method(
-        kind="kd",
-        title="Soft targets (KD)",
-        description="CE plus T²·KL between the teacher's and student's softened outputs.",
-        architecture="student",
-        default_epochs=10,
-        needs_teacher=True,
-        params={**_DISTILL_WEIGHTS, "temperature": 2.0},
-        loss_terms=("ce", "soft_target"),
-        teacher_output="logits",
-        loss_ref="kdcore.methods.soft_targets:loss",
-    ),
-    "cosine": Method(
-        kind="cosine",
-        title="Cosine hidden representation",
-        description="CE plus cosine embedding loss between flattened conv outputs "
-        "(teacher's average-pooled from 2048 to 1024).",
-        architecture="student",
-        default_epochs=10,
-        needs_teacher=True,
-        params=dict(_DISTILL_WEIGHTS),
-        loss_terms=("ce", "cosine"),
-        teacher_output="features",
-        loss_ref="kdcore.methods.cosine:loss",
-    ),
-    "fitnet": Method(
-        kind="fitnet",
-        title="FitNets regressor",
-        description="CE plus MSE between a conv regressor on the student's feature map "
-        "and the teacher's 32×8×8 feature map.",
-        architecture="student",
-        default_epochs=10,
-        needs_teacher=True,
-        params=dict(_DISTILL_WEIGHTS),
-        loss_terms=("ce", "hint"),
-        teacher_output="features",
-        student_regressor=True,
-        loss_ref="kdcore.methods.fitnet:loss",
-    ),
-}
 
-KINDS: tuple[str, ...] = tuple(METHODS)
+def _ordered(found: dict[str, Method]) -> dict[str, Method]:
+    # The seed experiment's methods first, in its order, then the others by name.
+    seed = [name for name in SEED_EXPERIMENT if name in found]
+    return {name: found[name] for name in [*seed, *sorted(set(found) - set(seed))]}
+
+
 # The seed experiment, in launch order: the teacher first, since the rest distil from it.
-EXPERIMENT_KINDS: tuple[str, ...] = ("teacher", "student", "kd", "cosine", "fitnet")
-
-
-def get_method(kind: str) -> Method:
-    from kdcore.errors import ConfigError
-
-    try:
-        return METHODS[kind]
-    except KeyError:
-        raise ConfigError(f"unknown run kind {kind!r}; choose one of: {', '.join(KINDS)}") from None
+SEED_EXPERIMENT: tuple[str, ...] = ("teacher", "student", "kd", "cosine", "fitnet")
+METHODS: dict[str, Method] = _ordered(_discover())
+KINDS: tuple[str, ...] = tuple(METHODS)
+EXPERIMENT_KINDS: tuple[str, ...] = tuple(name for name in SEED_EXPERIMENT if name in METHODS)
+TEACHER_KINDS: tuple[str, ...] = tuple(name for name, method in METHODS.items() if method.teaches)

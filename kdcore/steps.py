@@ -1,7 +1,8 @@
 """One optimisation step over a batch of resident data, eager or replayed as a CUDA graph.
 
-Both paths run the same code: gather the batch by index, forward, loss, backward, Adam.
-Loss values accumulate on the device, so an epoch needs a single host sync at its end.
+Both paths run the same code: gather the batch by index, forward and loss (the run's ``loss_fn``),
+backward, optimiser step. Loss values accumulate on the device, so an epoch needs a single host sync
+at its end.
 """
 
 from __future__ import annotations
@@ -19,23 +20,26 @@ _capture_lock = threading.Lock()
 
 class StepRunner:
     def __init__(
-        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, config,
-        split, targets: Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None], num_terms: int, use_graph: bool,
+        self, parameters: list[torch.Tensor], optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]],
+        split, batch_size: int, num_terms: int, use_graph: bool, counters: tuple[torch.Tensor, ...] = (),
     ):
-        self.model, self.optimizer, self.loss_fn, self.config = model, optimizer, loss_fn, config
-        self.split, self.targets = split, targets
+        """``loss_fn(batch, labels, index)`` returns ``(total, terms)``. ``counters`` are device tensors
+        the step itself advances (the step count): a capture restores them like the weights."""
+        self.parameters, self.optimizer, self.loss_fn = parameters, optimizer, loss_fn
+        self.split, self.counters = split, counters
         # Row 0: weighted total; then one row per term. Sums of batch means, as the seed logs.
         self.sums = torch.zeros(num_terms + 1, device=split.device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_index: torch.Tensor | None = None
         if use_graph:
             with _capture_lock:
-                self._capture(config.batch_size)
+                self._capture(batch_size)
 
     def _body(self, index: torch.Tensor) -> None:
         batch = self.split.gather(index)
         labels = self.split.labels.index_select(0, index)
-        total, terms = self.loss_fn(self.model(batch), labels, self.targets(batch, index), self.config)
+        total, terms = self.loss_fn(batch, labels, index)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -59,7 +63,7 @@ class StepRunner:
         Capturing needs a few warm-up steps on a side stream; they would change the weights
         and Adam's moments, so both are snapshotted first and restored in place afterwards.
         """
-        params = [p.detach().clone() for p in self.model.parameters()]
+        params = [p.detach().clone() for p in [*self.parameters, *self.counters]]
         moments = [t.clone() for t in self._optimizer_tensors()]  # empty for a fresh optimizer
         self.static_index = torch.arange(batch_size, device=self.split.device) % len(self.split)
         side = torch.cuda.Stream()
@@ -74,7 +78,7 @@ class StepRunner:
         with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local"):
             self._body(self.static_index)
         with torch.no_grad():
-            for parameter, saved in zip(self.model.parameters(), params):
+            for parameter, saved in zip([*self.parameters, *self.counters], params):
                 parameter.copy_(saved)
             fresh = not moments
             for tensor in self._optimizer_tensors():

@@ -14,10 +14,12 @@ def _error_fields(**kwargs):
 
 def test_seed_defaults():
     kd = RunConfig(kind="kd")
-    assert (kd.epochs, kd.batch_size, kd.lr, kd.temperature, kd.ce_weight, kd.distill_weight, kd.seed) == (
+    params = kd.params
+    assert (kd.epochs, kd.batch_size, kd.lr, params.temperature, params.ce_weight, params.distill_weight, kd.seed) == (
         10, 32, 1e-3, 2.0, 0.75, 0.25, 42)
+    assert kd.architecture == "seed_student"
     teacher = RunConfig(kind="teacher")
-    assert teacher.epochs == 20 and teacher.temperature is None and teacher.ce_weight is None
+    assert teacher.epochs == 20 and teacher.params.model_dump() == {} and teacher.architecture == "seed_teacher"
 
 
 def test_round_trip_through_json_is_unchanged():
@@ -32,11 +34,11 @@ def test_round_trip_through_json_is_unchanged():
     ({"kind": "kd", "epochs": 0}, ("epochs",)),
     ({"kind": "kd", "lr": 0}, ("lr",)),
     ({"kind": "kd", "lr": float("nan")}, ("lr",)),
-    ({"kind": "kd", "temperature": 0}, ("temperature",)),
-    ({"kind": "kd", "temperature": -1}, ("temperature",)),
-    ({"kind": "kd", "ce_weight": -0.1}, ("ce_weight",)),
-    ({"kind": "kd", "distill_weight": -1}, ("distill_weight",)),
-    ({"kind": "kd", "ce_weight": 0, "distill_weight": 0}, ("distill_weight",)),
+    ({"kind": "kd", "temperature": 0}, ("params", "temperature")),
+    ({"kind": "kd", "temperature": -1}, ("params", "temperature")),
+    ({"kind": "kd", "ce_weight": -0.1}, ("params", "ce_weight")),
+    ({"kind": "kd", "distill_weight": -1}, ("params", "distill_weight")),
+    ({"kind": "kd", "ce_weight": 0, "distill_weight": 0}, ("params", "distill_weight")),
     ({"kind": "cosine", "temperature": 3}, ("temperature",)),
     ({"kind": "student", "ce_weight": 0.5}, ("ce_weight",)),
     ({"kind": "kd", "batch_size": 0}, ("batch_size",)),

@@ -12,7 +12,7 @@ from kdcore.data.loader import load_dataset
 from kdcore.device_data import Split, normalize
 from kdcore.engine import train
 from kdcore.errors import CheckpointError, ConfigError, NonFiniteLoss, RunCancelled
-from kdcore.models import Teacher
+from kdcore.architectures.seed_cnn import seed_teacher
 from kdcore.teacher_cache import compute_teacher_outputs
 
 
@@ -53,19 +53,19 @@ def test_resident_normalisation_equals_totensor_normalize():
     assert torch.equal(normalize(torch.from_numpy(images)), expected)
 
 
-@pytest.mark.parametrize("output", ["logits", "features"])
+@pytest.mark.parametrize("output", ["logits", "stage2", "embedding"])
 def test_cached_teacher_outputs_equal_online_ones(teacher_checkpoint, output):
     from kdcore.checkpoint import load_teacher
 
     teacher = load_teacher(teacher_checkpoint, 10, torch.device("cpu"))
     data = load_dataset("synthetic", subset=300)
     split = Split(data.train_x, data.train_y, torch.device("cpu"), resident=True)
-    cached = compute_teacher_outputs(teacher, split.images)[output]
-    position = 0 if output == "logits" else 1
+    cached = compute_teacher_outputs(teacher, split.images, (output,))[output]
     for start in range(0, 300, 32):
         index = torch.arange(start, min(start + 32, 300))
         with torch.no_grad():
-            online = teacher(split.gather(index))[position]
+            logits, taps = teacher(split.gather(index))
+            online = logits if output == "logits" else taps[output]
         torch.testing.assert_close(cached[index], online, rtol=1e-5, atol=1e-5)
 
 
@@ -86,7 +86,9 @@ def test_checkpoint_holds_config_model_optimizer_epoch_and_rng(tmp_path, teacher
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
     assert RunConfig.model_validate(payload["config"]) == config
     assert payload["epoch"] == 1 and payload["optimizer"]["state"] and set(payload["rng"]) == {"torch", "cuda", "shuffle"}
-    assert any(key.startswith("regressor.") for key in payload["model"])
+    # The regressor is the method's: saved beside the student, not inside it, and not counted as deployed.
+    assert set(payload["modules"]) == {"regressor.weight", "regressor.bias"}
+    assert not any(key.startswith("regressor.") for key in payload["model"]) and payload["parameters"] == 267_738
     assert payload["parameters"] == 267_738
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary files left behind"
 
@@ -135,7 +137,7 @@ def test_teacher_with_another_class_count_is_refused(tmp_path, teacher_checkpoin
     from kdcore.checkpoint import save_checkpoint
 
     payload = load_checkpoint(teacher_checkpoint)
-    eleven = Teacher(11)
+    eleven = seed_teacher(11)
     save_checkpoint(tmp_path / "t11.pt", {**payload, "num_classes": 11, "model": eleven.state_dict()})
     with pytest.raises(CheckpointError, match="11 classes but the dataset has 10"):
         train(RunConfig(kind="kd", dataset="synthetic", subset=100, epochs=1, device="cpu"), out_dir=tmp_path / "x",
@@ -143,10 +145,14 @@ def test_teacher_with_another_class_count_is_refused(tmp_path, teacher_checkpoin
 
 
 def test_non_finite_loss_stops_the_run(tmp_path, monkeypatch):
-    import kdcore.methods.supervised as supervised
+    import dataclasses
 
-    monkeypatch.setattr(supervised, "loss", lambda student, labels, teacher, config: (
-        student[0].sum() * float("nan"), {"ce": student[0].sum() * float("nan")}))
+    from kdcore.registry import METHODS
+
+    def nan_loss(student, teacher, labels, params, progress, modules):
+        return student.logits.sum() * float("nan"), {"ce": student.logits.sum() * float("nan")}
+
+    monkeypatch.setitem(METHODS, "student", dataclasses.replace(METHODS["student"], loss=nan_loss))
     with pytest.raises(NonFiniteLoss, match="non-finite in epoch 1"):
         train(RunConfig(kind="student", dataset="synthetic", subset=100, epochs=1, device="cpu"), out_dir=tmp_path)
 
@@ -177,7 +183,7 @@ def test_experiment_phases_teacher_free_runs_then_kd_runs_from_its_teacher(tmp_p
     configs = experiment.experiment_configs("synthetic", 100, epochs=1, temperature=3.0)
     results = experiment.run_experiment(configs, tmp_path, train_fn=record)
     assert list(results) == ["teacher", "student", "kd", "cosine", "fitnet"]
-    assert [c.temperature for c in configs] == [None, None, 3.0, None, None]
+    assert [getattr(c.params, "temperature", None) for c in configs] == [None, None, 3.0, None, None]
     by_kind = {kind: (teacher, thread) for kind, teacher, thread in calls}
     assert by_kind["teacher"][0] is None and by_kind["student"][0] is None
     for kind in ("kd", "cosine", "fitnet"):

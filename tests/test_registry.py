@@ -1,55 +1,73 @@
-"""The registry covers every kind, and every kind takes an optimizer step."""
+"""The registry covers every method of the seed, and every method takes an optimizer step."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from kdcore.architectures import catalog
 from kdcore.config import RunConfig
-from kdcore.models import build_model, deployed_parameters
+from kdcore.engine import deployed_parameters
+from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.models import build_model
 from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
 
 SEED_EPOCHS = {"teacher": 20, "student": 20, "kd": 10, "cosine": 10, "fitnet": 10}
 
 
-def test_registry_covers_every_kind_of_the_seed():
-    assert set(KINDS) == set(SEED_EPOCHS) == set(EXPERIMENT_KINDS)
+def test_registry_covers_every_method_of_the_seed():
+    assert set(SEED_EPOCHS) <= set(KINDS) and list(EXPERIMENT_KINDS) == list(SEED_EPOCHS)
     for kind, method in METHODS.items():
-        assert method.kind == kind
-        assert callable(method.loss_fn())
-        assert RunConfig(kind=kind).epochs == SEED_EPOCHS[kind]
+        assert method.name == kind and callable(method.loss) and method.description
+        assert RunConfig(kind=kind).epochs == SEED_EPOCHS.get(kind, method.default_epochs)
 
 
 def test_seed_parameter_counts():
-    assert deployed_parameters(build_model(METHODS["teacher"], 10, 42)) == 1_186_986
-    for kind in ("student", "kd", "cosine", "fitnet"):
-        assert deployed_parameters(build_model(METHODS[kind], 10, 42)) == 267_738
+    assert deployed_parameters(build_model("seed_teacher", 10, 42)) == 1_186_986
+    assert deployed_parameters(build_model("seed_student", 10, 42)) == 267_738
+    assert catalog(10)["seed_teacher"]["parameters"] == 1_186_986
 
 
-def test_models_built_with_the_same_seed_start_identical():
-    first, second = build_model(METHODS["student"], 10, 42), build_model(METHODS["kd"], 10, 42)
+def test_every_student_of_a_seed_starts_identical():
+    # Methods own their extra modules, so the baseline and every KD student share their initial weights.
+    first, second = build_model("seed_student", 10, 42), build_model("seed_student", 10, 42)
     for a, b in zip(first.parameters(), second.parameters()):
         assert torch.equal(a, b)
 
 
+def test_the_registry_and_the_method_files_import_no_torch():
+    code = "import sys, kdcore.registry, kdcore.config; assert 'torch' not in sys.modules, sorted(sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_one_optimizer_step_per_kind(kind):
-    method = METHODS[kind]
+def test_one_optimizer_step_per_method(kind):
     config = RunConfig(kind=kind)
-    model = build_model(method, 10, 42)
-    teacher = build_model(METHODS["teacher"], 10, 7).eval()
+    method = config.method
+    shapes = {name: {tap: tuple(shape) for tap, shape in info["taps"].items()} for name, info in catalog(10).items()}
+    student_shapes, teacher_shapes = shapes[config.architecture], shapes["seed_teacher"]
+    wanted = method.taps(student_shapes, teacher_shapes if method.needs_teacher else None, config.params)
+    model = build_model(config.architecture, 10, 42)
+    modules = method.modules(student_shapes, teacher_shapes, config.params) if method.modules else None
+    teacher = build_model("seed_teacher", 10, 7).eval()
     images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
-    target = None
-    if method.teacher_output:
-        with torch.no_grad():
-            target = teacher(images)[0 if method.teacher_output == "logits" else 1]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    before = [p.detach().clone() for p in model.parameters()]
-    total, terms = method.loss_fn()(model(images), labels, target, config)
+    with torch.no_grad():
+        t_logits, t_taps = teacher(images)
+    teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
+                          {t: t_taps[t] for t in wanted.teacher if t != LOGITS}) if method.needs_teacher else None
+    trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
+    optimizer = torch.optim.Adam(trained, lr=config.lr)
+    before = [p.detach().clone() for p in trained]
+    logits, taps = model(images)
+    progress = Progress(torch.tensor(1.0), torch.tensor(0.0), config.epochs, 10)
+    total, terms = method.loss(Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
+                               config.params, progress, modules)
     optimizer.zero_grad()
     total.backward()
     optimizer.step()
     assert set(terms) == set(method.loss_terms)
     assert math.isfinite(total.item())
-    changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
-    assert all(changed), "every parameter (regressor included) should receive a gradient"
+    changed = [not torch.equal(a, b) for a, b in zip(before, trained)]
+    assert all(changed), "every parameter (the method's own modules included) should receive a gradient"

@@ -1,8 +1,11 @@
-"""One module per run kind, each holding its pure loss function.
+"""One module per training method; see ``kdcore.methods.base`` for what a method file declares.
 
-Every ``loss(student, labels, teacher, config)`` takes the student's ``(logits, feature_map)``,
-the labels, the teacher's target for this batch (logits, feature map, or None) and the run's
-RunConfig, and returns ``(total, terms)``: the weighted total and the unweighted terms named
-by the method's ``loss_terms``. They never synchronise with the host, so they can be captured
-in a CUDA graph.
+Importable without torch: the web process reads the declarations.
 """
+
+
+def standardize_logits(z):
+    """Logit standardisation (Sun et al., CVPR 2024): (z − mean) / (std + 1e-7) per row."""
+    from kdcore.methods.logit_standardization import standardize_logits as standardize
+
+    return standardize(z)

@@ -1,11 +1,39 @@
-"""FitNets hint: a Conv(16→32) regressor maps the student's 16×8×8 feature map onto the
-teacher's 32×8×8 one, compared by MSE. The regressor trains with the student."""
+"""FitNets hint: a 3×3 conv regressor maps the student's last feature map onto the teacher's, compared
+by MSE (the seed: Conv(16→32) from 16×8×8 to 32×8×8). The regressor belongs to the method: it trains
+with the student and is saved in its checkpoint, but is not part of the deployed student."""
 
-import torch
-import torch.nn.functional as F
+from kdcore.methods.base import Method, SeedWeights, TapChoice
+from kdcore.methods.cosine import _last_stage
 
 
-def loss(student, labels: torch.Tensor, teacher_map: torch.Tensor, config):
-    ce = F.cross_entropy(student[0], labels)
-    hint = F.mse_loss(student[2], teacher_map)
-    return config.ce_weight * ce + config.distill_weight * hint, {"ce": ce, "hint": hint}
+class FitNetParams(SeedWeights):
+    pass
+
+
+def taps(student, teacher, params) -> TapChoice:
+    return TapChoice(student=(_last_stage(student),), teacher=(_last_stage(teacher),))
+
+
+def modules(student, teacher, params):
+    from torch import nn  # here, not above: the torch-free web process reads this file
+
+    (s_channels, s_height, _), (t_channels, t_height, _) = student[_last_stage(student)], teacher[_last_stage(teacher)]
+    stride = max(1, s_height // t_height)
+    return nn.ModuleDict({"regressor": nn.Conv2d(s_channels, t_channels, kernel_size=3, padding=1, stride=stride)})
+
+
+def loss(student, teacher, labels, params: FitNetParams, progress, modules):
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(student.logits, labels)
+    (student_map,), (teacher_map,) = student.taps.values(), teacher.taps.values()
+    hint = F.mse_loss(modules["regressor"](student_map), teacher_map)
+    return params.ce_weight * ce + params.distill_weight * hint, {"ce": ce, "hint": hint}
+
+
+METHOD = Method(
+    name="fitnet", title="FitNets regressor",
+    description="CE plus MSE between a conv regressor on the student's last feature map and the teacher's.",
+    loss=loss, params=FitNetParams, loss_terms=("ce", "hint"), needs_teacher=True, default_epochs=10,
+    taps=taps, modules=modules,
+)

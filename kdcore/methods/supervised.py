@@ -1,9 +1,19 @@
-"""Teacher and baseline student: cross-entropy on the labels alone."""
+"""Training on the labels alone: the teacher, and the baseline student it is compared with."""
 
-import torch
-import torch.nn.functional as F
+from kdcore.methods.base import Method
 
 
-def loss(student, labels: torch.Tensor, teacher, config):
-    ce = F.cross_entropy(student[0], labels)
+def loss(student, teacher, labels, params, progress, modules):
+    import torch.nn.functional as F  # here, not above: the torch-free web process reads this file
+
+    ce = F.cross_entropy(student.logits, labels)
     return ce, {"ce": ce}
+
+
+METHODS = (
+    Method(name="teacher", title="Teacher", description="The teacher network trained with cross-entropy alone.",
+           loss=loss, teaches=True, default_architecture="seed_teacher", default_epochs=20),
+    Method(name="student", title="Student (baseline)",
+           description="The student network trained with cross-entropy alone, no teacher.",
+           loss=loss, default_architecture="seed_student", default_epochs=20),
+)

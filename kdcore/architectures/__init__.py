@@ -1,0 +1,126 @@
+"""Network architectures by name: every family file of this package that declares ``ARCHITECTURES``
+(``{name: (factory, description)}``; a factory takes the class count and returns a model whose
+forward gives ``(logits, {tap name: tensor})``), and whatever installed packages register under the
+``kdcore.architectures`` entry-point group (a module or a dict of the same form).
+
+The model files import torch. This module does not: a torch-free process (the web server) reads the
+``catalog`` (names, descriptions, parameter counts, tap shapes), which a short-lived subprocess
+computes once per set of architecture files and which is then kept on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import subprocess
+import sys
+import threading
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+ENTRY_POINT_GROUP = "kdcore.architectures"
+_HELPERS = ("shapes", "__main__")
+log = logging.getLogger(__name__)
+_catalogs: dict[tuple[str, int], dict[str, dict]] = {}
+_lock = threading.Lock()
+
+
+def _declared(obj) -> dict[str, tuple[Any, str]]:
+    return dict(obj if isinstance(obj, dict) else getattr(obj, "ARCHITECTURES", {}))
+
+
+def registry() -> dict[str, tuple[Any, str]]:
+    """``{name: (factory, description)}``. Imports torch: for training processes only."""
+    found: dict[str, tuple[Any, str]] = {}
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in _HELPERS:
+            found.update(_declared(importlib.import_module(f"{__name__}.{module.name}")))
+    for plugin in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            declared = _declared(plugin.load())
+        except Exception as exc:  # a broken plugin must not take the built-in architectures down with it
+            log.warning("architecture plugin %s could not be loaded: %s", plugin.value, exc)
+            continue
+        for name, entry in declared.items():
+            if name in found:
+                log.warning("architecture plugin %s: %r is already registered; ignored", plugin.value, name)
+            else:
+                found[name] = entry
+    return found
+
+
+def build(name: str, num_classes: int):
+    """A fresh model; the caller seeds torch's RNG first for reproducible weights."""
+    from kdcore.errors import ConfigError
+
+    architectures = registry()
+    if name not in architectures:
+        raise ConfigError(f"unknown architecture {name!r}; choose one of: {', '.join(architectures)}")
+    return architectures[name][0](num_classes)
+
+
+def describe_all(num_classes: int) -> dict[str, dict]:
+    """``{name: {"description", "parameters", "taps": {tap: shape}}}``, computed without training."""
+    from kdcore.architectures.shapes import describe
+
+    return {name: {"description": description, **describe(factory, num_classes)}
+            for name, (factory, description) in registry().items()}
+
+
+def _fingerprint() -> str:
+    """Changes whenever an architecture file or the set of plugins does, so the disk copy stays true."""
+    digest = hashlib.sha256(sys.version.encode())
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        path = Path(module.module_finder.path) / f"{module.name}.py"
+        stat = path.stat() if path.is_file() else None
+        digest.update(f"{module.name}:{stat.st_mtime_ns if stat else 0}:{stat.st_size if stat else 0}".encode())
+    for plugin in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+        version = plugin.dist.version if plugin.dist else ""
+        digest.update(f"{plugin.name}={plugin.value}@{version}".encode())
+    return digest.hexdigest()[:20]
+
+
+def catalog(num_classes: int) -> dict[str, dict]:
+    """``describe_all(num_classes)`` for any process: computed here where torch is already loaded,
+    else in a subprocess, and kept in memory and on disk (under KD_CACHE_DIR or the data directory)."""
+    key = (_fingerprint(), num_classes)
+    with _lock:
+        if key not in _catalogs:
+            _catalogs[key] = _load_or_describe(*key)
+        return _catalogs[key]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(catalog(10))
+
+
+def _load_or_describe(fingerprint: str, num_classes: int) -> dict[str, dict]:
+    from kdcore.data.catalog import cache_dir
+
+    file = cache_dir() / f"architectures-{fingerprint}-{num_classes}.json"
+    if file.is_file():
+        try:
+            return json.loads(file.read_text())
+        except (OSError, ValueError):
+            pass  # a damaged copy: describe again
+    if "torch" in sys.modules:
+        described = describe_all(num_classes)
+    else:
+        result = subprocess.run([sys.executable, "-m", __name__, str(num_classes)], capture_output=True, text=True,
+                                timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        if result.returncode != 0:
+            raise RuntimeError(f"describing the architectures failed: {result.stderr.strip()[-2000:]}")
+        described = json.loads(result.stdout)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(described))
+        tmp.replace(file)
+    except OSError:
+        pass  # a read-only cache directory costs a subprocess per process, nothing more
+    return described

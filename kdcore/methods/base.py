@@ -1,0 +1,111 @@
+"""What a method file declares, and what its loss receives.
+
+A method is one file in ``kdcore/methods/`` (or in a plugin package, registered under the
+``kdcore.methods`` entry-point group) holding a module-level ``METHOD`` (or ``METHODS``, a tuple).
+The web process reads these declarations to validate runs and draw the launch form, and it never
+imports torch, so method files import torch inside the functions that train, not at the top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+# Tap shapes by name, e.g. {"stage1": (16, 32, 32), "embedding": (64,)}, batch dimension left out.
+TapShapes = dict[str, tuple[int, ...]]
+LOGITS = "logits"  # what a method names to ask for the teacher's logits beside its taps
+
+
+class Hyperparameters(BaseModel):
+    """Base of every method's own hyperparameters: defaults, ranges and help text live on the fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class NoHyperparameters(Hyperparameters):
+    pass
+
+
+class SeedWeights(Hyperparameters):
+    """The seed's weighting: loss = ce_weight·CE + distill_weight·(the method's term)."""
+
+    ce_weight: float = Field(0.75, ge=0, le=1000, description="Weight of the cross-entropy term")
+    distill_weight: float = Field(0.25, ge=0, le=1000, description="Weight of the distillation term")
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if self.ce_weight + self.distill_weight <= 0:
+            # Reported against a field, so that a form can show it beside one.
+            error = PydanticCustomError("all_zero", "ce_weight and distill_weight cannot both be zero")
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                InitErrorDetails(type=error, loc=("distill_weight",), input=self.distill_weight)])
+        return self
+
+
+class TapChoice(NamedTuple):
+    """The taps a method reads: from the student, and from the teacher (``LOGITS`` for its logits)."""
+
+    student: tuple[str, ...] = ()
+    teacher: tuple[str, ...] = ()
+
+
+class Outputs(NamedTuple):
+    """A model's logits and the taps the method asked for, by name."""
+
+    logits: Any
+    taps: dict[str, Any]
+
+
+class Progress(NamedTuple):
+    """Where training stands, as 0-d device tensors so a loss can use them inside a CUDA graph.
+
+    ``epoch`` counts from 1 and holds during an epoch; ``step`` counts optimiser steps from 0 over
+    the whole run. Both are float tensors, ready for warm-up arithmetic.
+    """
+
+    epoch: Any
+    step: Any
+    epochs: int
+    steps_per_epoch: int
+
+
+def no_taps(student: TapShapes, teacher: TapShapes | None, params: Hyperparameters) -> TapChoice:
+    return TapChoice()
+
+
+def logits_only(student: TapShapes, teacher: TapShapes | None, params: Hyperparameters) -> TapChoice:
+    return TapChoice(teacher=(LOGITS,))
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method.
+
+    ``loss(student, teacher, labels, params, progress, modules)`` gets the student's ``Outputs``,
+    the teacher's ``Outputs`` (None without a teacher; its logits are None unless asked for), the
+    labels, the run's hyperparameters, the ``Progress`` and the method's own modules (None when it
+    has none), and returns ``(total, terms)``: the loss to minimise and the unweighted terms named by
+    ``loss_terms``. It must not synchronise with the host.
+    """
+
+    name: str
+    title: str
+    description: str  # one line
+    loss: Callable[..., Any]
+    params: type[Hyperparameters] = NoHyperparameters
+    loss_terms: tuple[str, ...] = ("ce",)
+    needs_teacher: bool = False
+    # Whether its runs can be distilled from (the teacher's own method).
+    teaches: bool = False
+    default_architecture: str = "seed_student"
+    default_epochs: int = 20
+    taps: Callable[[TapShapes, TapShapes | None, Hyperparameters], TapChoice] = no_taps
+    # Trainable modules of the method's own (a regressor, a projector), built from the tap shapes.
+    # They train with the student and are saved in its checkpoint, but are not deployed with it.
+    modules: Callable[[TapShapes, TapShapes | None, Hyperparameters], Any] | None = None
+
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.params.model_fields)
