@@ -6,3 +6,11 @@ RunConfig, and returns ``(total, terms)``: the weighted total and the unweighted
 by the method's ``loss_terms``. They never synchronise with the host, so they can be captured
 in a CUDA graph.
 """
+
+
+def standardize_logits(z):
+    """Logit standardisation (Sun et al., CVPR 2024): per row (z − mean) / (std + 1e-7).
+    Imported lazily so that ``kdcore.methods`` stays importable without torch."""
+    from kdcore.methods.logit_standardization import standardize_logits as _standardize
+
+    return _standardize(z)
