@@ -505,15 +505,18 @@ def test_formulas_on_cuda_without_host_sync_and_in_a_cuda_graph(dtype):
     cpu_value = _all_formulas(*[a.detach().cpu() if torch.is_tensor(a) else [m.detach().cpu() for m in a] for a in args])
     assert eager.item() == pytest.approx(cpu_value.item(), rel=1e-4 if dtype == torch.float32 else 1e-10)
 
+    epoch = torch.tensor(3.0, dtype=dtype, device=device)  # the host-to-device copy happens here
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
     try:
+        torch.cuda.set_sync_debug_mode("error")  # any host synchronisation below raises
         value = _all_formulas(*args)
         torch.autograd.grad(value, leaves)
-        warm = dkd.dkd_warmup(torch.tensor(3.0, device=device), 20) * value
+        warm = dkd.dkd_warmup(epoch, 20) * value
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert warm.item() == pytest.approx(0.15 * value.item(), rel=1e-6)
+    eager = eager.item()
+    del value, warm  # free the eager autograd graphs: capture needs fresh AccumulateGrad nodes
 
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -527,6 +530,6 @@ def test_formulas_on_cuda_without_host_sync_and_in_a_cuda_graph(dtype):
         captured_grads = torch.autograd.grad(captured, leaves)
     graph.replay()
     torch.cuda.synchronize()
-    assert captured.item() == pytest.approx(eager.item(), rel=1e-5)
+    assert captured.item() == pytest.approx(eager, rel=1e-5)
     for got, want in zip(captured_grads, eager_grads):
         torch.testing.assert_close(got, want)
