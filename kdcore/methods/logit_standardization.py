@@ -1,6 +1,18 @@
-"""Logit standardisation (Sun et al., CVPR 2024), an option of the logit-based methods."""
+"""Logit standardisation (Sun et al., CVPR 2024): each row of logits z-scored before the
+temperature, applied to both the student's and the teacher's logits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    import torch
+
+# No torch import needed at all here (tensor methods only); kept torch-free because the web
+# process imports kdcore.methods and must never import torch.
 
 
-def standardize_logits(z):
-    # torch's default std is the unbiased one, as in the paper's code.
+def standardize_logits(z: torch.Tensor) -> torch.Tensor:
+    """(z − mean(z)) / (std(z) + 1e-7) over the last dimension, std unbiased (torch's
+    default), as in the authors' code."""
     return (z - z.mean(dim=-1, keepdim=True)) / (z.std(dim=-1, keepdim=True) + 1e-7)

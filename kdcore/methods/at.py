@@ -1,0 +1,45 @@
+"""Attention transfer (Zagoruyko & Komodakis, ICLR 2017): match the L2-normalised spatial
+attention maps mean_c(f^p) of paired student and teacher stages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # annotations only
+    import torch
+
+# torch is imported inside the functions: the web process imports this module (for the
+# method's declaration) and must never import torch.
+
+
+def attention_map(feature: torch.Tensor, p: float) -> torch.Tensor:
+    """L2-normalise(flatten(mean over channels of f^p)): (N, C, H, W) → (N, H·W)."""
+    import torch.nn.functional as F
+
+    return F.normalize(feature.pow(p).mean(1).flatten(1), dim=1)
+
+
+def at_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor], p: float) -> torch.Tensor:
+    """Σ over paired stages of mean((a_s − a_t)²).
+
+    Where a pair's spatial sizes differ, the larger feature map is average-pooled
+    (adaptively) to the smaller size before its attention map is taken, as in mdistiller's
+    AT (which pools the features, not the attention maps); height and width are pooled
+    independently.
+    """
+    import torch.nn.functional as F
+
+    if len(student_maps) != len(teacher_maps):
+        raise ValueError(f"at_loss needs paired stages, got {len(student_maps)} and {len(teacher_maps)}")
+    total = None
+    for f_s, f_t in zip(student_maps, teacher_maps):
+        size = (min(f_s.shape[2], f_t.shape[2]), min(f_s.shape[3], f_t.shape[3]))
+        if tuple(f_s.shape[2:]) != size:
+            f_s = F.adaptive_avg_pool2d(f_s, size)
+        if tuple(f_t.shape[2:]) != size:
+            f_t = F.adaptive_avg_pool2d(f_t, size)
+        term = (attention_map(f_s, p) - attention_map(f_t, p)).pow(2).mean()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("at_loss needs at least one pair of feature maps")
+    return total
