@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kdcore.methods import at, dist, dkd, pkt, rkd, standardize_logits
-from kdcore.methods.soft_targets import soft_target_loss
+from kdcore.methods.kd import soft_target_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 REL = 1e-10

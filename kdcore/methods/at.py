@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+from pydantic import Field
+
+from kdcore.methods.base import Hyperparameters, Method, TapChoice
+
 if TYPE_CHECKING:  # annotations only
     import torch
 
@@ -43,3 +47,36 @@ def at_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.T
     if total is None:
         raise ValueError("at_loss needs at least one pair of feature maps")
     return total
+
+
+class ATParams(Hyperparameters):
+    ce_weight: float = Field(1.0, ge=0, le=1000, description="Weight of the cross-entropy term")
+    weight: float = Field(1000.0, ge=0, le=1e6, description="Weight of the attention-transfer term")
+    p: float = Field(2.0, gt=0, le=16, description="Exponent p of the attention map mean_c |f|^p")
+
+
+def _stages(shapes) -> list[str]:
+    return [name for name in shapes if name.startswith("stage")]
+
+
+def taps(student, teacher, params) -> TapChoice:
+    """Every stage after the first; networks with different numbers of stages pair their last ones."""
+    s, t = _stages(student)[1:], _stages(teacher)[1:]
+    count = min(len(s), len(t))
+    return TapChoice(student=tuple(s[len(s) - count :]), teacher=tuple(t[len(t) - count :]))
+
+
+def loss(student, teacher, labels, params: ATParams, progress, modules):
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(student.logits, labels)
+    term = at_loss(list(student.taps.values()), list(teacher.taps.values()), params.p)
+    return params.ce_weight * ce + params.weight * term, {"ce": ce, "at": term}
+
+
+METHOD = Method(
+    name="at", title="Attention transfer (AT)",
+    description="CE plus the distance between normalised spatial attention maps of paired stages "
+    "(Zagoruyko & Komodakis 2017).",
+    loss=loss, params=ATParams, loss_terms=("ce", "at"), needs_teacher=True, default_epochs=10, taps=taps,
+)

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
+from kdcore.methods.base import Hyperparameters, Method, logits_only
+
 if TYPE_CHECKING:  # annotations only
     import torch
 
@@ -37,3 +41,32 @@ def dist_loss(
     inter = 1 - pearson_rows(y_s, y_t).mean()
     intra = 1 - pearson_rows(y_s.transpose(0, 1), y_t.transpose(0, 1)).mean()
     return temperature**2 * (beta * inter + gamma * intra)
+
+
+class DISTParams(Hyperparameters):
+    ce_weight: float = Field(1.0, ge=0, le=1000, description="Weight of the cross-entropy term")
+    beta: float = Field(1.0, ge=0, le=1000, description="Weight β of the inter-class (row) relation")
+    gamma: float = Field(1.0, ge=0, le=1000, description="Weight γ of the intra-class (column) relation")
+    temperature: float = Field(4.0, gt=0, le=1000, description="Softmax temperature T")
+    standardize: bool = Field(False, description="Standardise both logits per row before the temperature")
+
+
+def loss(student, teacher, labels, params: DISTParams, progress, modules):
+    import torch.nn.functional as F
+
+    from kdcore.methods import standardize_logits
+
+    ce = F.cross_entropy(student.logits, labels)
+    s, t = student.logits, teacher.logits
+    if params.standardize:
+        s, t = standardize_logits(s), standardize_logits(t)
+    term = dist_loss(s, t, params.beta, params.gamma, params.temperature)
+    return params.ce_weight * ce + term, {"ce": ce, "dist": term}
+
+
+METHOD = Method(
+    name="dist", title="DIST",
+    description="CE plus Pearson-correlation relations of the softened outputs, across classes and across the "
+    "batch (Huang et al. 2022).",
+    loss=loss, params=DISTParams, loss_terms=("ce", "dist"), needs_teacher=True, default_epochs=10, taps=logits_only,
+)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
+from kdcore.methods.base import Hyperparameters, Method, logits_only
+
 if TYPE_CHECKING:  # annotations only
     import torch
 
@@ -66,3 +70,32 @@ def dkd_warmup(epoch, warmup):
     import torch
 
     return torch.clamp(epoch / warmup, max=1.0)
+
+
+class DKDParams(Hyperparameters):
+    ce_weight: float = Field(1.0, ge=0, le=1000, description="Weight of the cross-entropy term")
+    alpha: float = Field(1.0, ge=0, le=1000, description="Weight α of the target-class term (TCKD)")
+    beta: float = Field(8.0, ge=0, le=1000, description="Weight β of the non-target term (NCKD)")
+    temperature: float = Field(4.0, gt=0, le=1000, description="Softmax temperature T")
+    warmup: int = Field(20, ge=0, le=1000, description="Epochs over which the DKD term's weight rises to 1")
+    standardize: bool = Field(False, description="Standardise both logits per row before the temperature")
+
+
+def loss(student, teacher, labels, params: DKDParams, progress, modules):
+    import torch.nn.functional as F
+
+    from kdcore.methods import standardize_logits
+
+    ce = F.cross_entropy(student.logits, labels)
+    s, t = student.logits, teacher.logits
+    if params.standardize:
+        s, t = standardize_logits(s), standardize_logits(t)
+    term = dkd_loss(s, t, labels, params.alpha, params.beta, params.temperature)
+    return params.ce_weight * ce + dkd_warmup(progress.epoch, params.warmup) * term, {"ce": ce, "dkd": term}
+
+
+METHOD = Method(
+    name="dkd", title="Decoupled KD (DKD)",
+    description="CE plus α·TCKD + β·NCKD: the KD loss split into target and non-target parts (Zhao et al. 2022).",
+    loss=loss, params=DKDParams, loss_terms=("ce", "dkd"), needs_teacher=True, default_epochs=10, taps=logits_only,
+)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
+from kdcore.methods.base import Hyperparameters, Method, TapChoice
+
 if TYPE_CHECKING:  # annotations only
     import torch
 
@@ -33,3 +37,28 @@ def pkt_loss(student_embedding: torch.Tensor, teacher_embedding: torch.Tensor, e
     p_s = _conditional_probabilities(student_embedding, eps)
     p_t = _conditional_probabilities(teacher_embedding, eps)
     return torch.mean(p_t * torch.log((p_t + eps) / (p_s + eps)))
+
+
+class PKTParams(Hyperparameters):
+    ce_weight: float = Field(1.0, ge=0, le=1000, description="Weight of the cross-entropy term")
+    weight: float = Field(30000.0, ge=0, le=1e7, description="Weight of the probabilistic-transfer term")
+
+
+def taps(student, teacher, params) -> TapChoice:
+    return TapChoice(student=("embedding",), teacher=("embedding",))
+
+
+def loss(student, teacher, labels, params: PKTParams, progress, modules):
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(student.logits, labels)
+    term = pkt_loss(student.taps["embedding"], teacher.taps["embedding"])
+    return params.ce_weight * ce + params.weight * term, {"ce": ce, "pkt": term}
+
+
+METHOD = Method(
+    name="pkt", title="Probabilistic KT (PKT)",
+    description="CE plus the KL divergence between the batch's cosine-similarity distributions of the "
+    "embeddings (Passalis & Tefas 2018).",
+    loss=loss, params=PKTParams, loss_terms=("ce", "pkt"), needs_teacher=True, default_epochs=10, taps=taps,
+)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
+from kdcore.methods.base import Hyperparameters, Method, TapChoice
+
 if TYPE_CHECKING:  # annotations only
     import torch
 
@@ -65,3 +69,30 @@ def rkd_loss(
     distance = F.smooth_l1_loss(normalized_distances(student), teacher_d)
     angle = F.smooth_l1_loss(triplet_angles(student), teacher_angle)
     return distance_weight * distance + angle_weight * angle
+
+
+class RKDParams(Hyperparameters):
+    ce_weight: float = Field(1.0, ge=0, le=1000, description="Weight of the cross-entropy term")
+    weight: float = Field(1.0, ge=0, le=1e6, description="Weight of the relational term")
+    distance_weight: float = Field(25.0, ge=0, le=1e6, description="Weight of the distance relation")
+    angle_weight: float = Field(50.0, ge=0, le=1e6, description="Weight of the angle relation")
+
+
+def taps(student, teacher, params) -> TapChoice:
+    return TapChoice(student=("embedding",), teacher=("embedding",))
+
+
+def loss(student, teacher, labels, params: RKDParams, progress, modules):
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(student.logits, labels)
+    term = rkd_loss(student.taps["embedding"], teacher.taps["embedding"], params.distance_weight, params.angle_weight)
+    return params.ce_weight * ce + params.weight * term, {"ce": ce, "rkd": term}
+
+
+METHOD = Method(
+    name="rkd", title="Relational KD (RKD)",
+    description="CE plus smooth-L1 between the batch's pairwise distances and triplet angles of the embeddings "
+    "(Park et al. 2019).",
+    loss=loss, params=RKDParams, loss_terms=("ce", "rkd"), needs_teacher=True, default_epochs=10, taps=taps,
+)
