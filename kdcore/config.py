@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kdcore.methods.base import Hyperparameters, NoHyperparameters
+from kdcore.recipe import PRESETS
 from kdcore.registry import KINDS, METHODS
 
 # Every hyperparameter any method declares. A method's own live under ``params``; given at the top
@@ -36,14 +37,35 @@ class RunConfig(BaseModel):
     )
     epochs: int | None = Field(None, ge=1, le=1000, description="Defaults to the method's seed value")
     batch_size: int = Field(32, ge=1, le=65536)
-    lr: float = Field(1e-3, gt=0, le=10)
+    # The recipe. Its defaults are the seed's (Adam, constant lr, no augmentation); PRESETS hold others.
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=10, description="Learning rate (the peak, with a schedule)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only)")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 weight decay")
+    schedule: Literal["constant", "step", "cosine"] = Field("constant", description="Learning-rate schedule")
+    milestones: tuple[int, ...] = Field((), max_length=20, description="Epochs after which a step schedule "
+                                        "multiplies the learning rate by lr_decay, e.g. 150,180,210")
+    lr_decay: float = Field(0.1, gt=0, le=1, description="Factor of each step of a step schedule")
+    warmup_epochs: int = Field(0, ge=0, le=1000, description="Epochs of linear learning-rate warm-up")
+    augment: bool = Field(False, description="Random crop (4-pixel padding) and horizontal flip, on the device")
+    teacher_weights: Literal["final", "best"] = Field(
+        "final", description="Which weights of the teacher a KD run distils from: its last or its best epoch"
+    )
     seed: int = Field(42, ge=0, le=2**63 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Speed-ups, each with a switch; they do not change the mathematics.
     resident_data: bool = Field(True, description="Keep the dataset on the device, normalized once")
-    cache_teacher: bool = Field(True, description="Compute teacher outputs once and reuse them")
+    cache_teacher: bool = Field(True, description="Compute teacher outputs once and reuse them (not with augment)")
     cuda_graphs: bool = Field(True, description="Replay each training step as a CUDA graph (CUDA only)")
     channels_last: bool = Field(True, description="NHWC memory layout for the convolutions (CUDA only)")
+
+    @field_validator("milestones", mode="before")
+    @classmethod
+    def _milestones_from_text(cls, value: Any) -> Any:
+        # Forms and flags give "150,180,210".
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("kind")
     @classmethod
@@ -69,6 +91,14 @@ class RunConfig(BaseModel):
             return data  # field validation reports the bad kind
         method = METHODS[data["kind"]]
         data = dict(data)
+        preset = data.pop("preset", None)
+        if preset is not None:
+            if preset not in PRESETS:
+                raise _field_error(("preset",), preset, "unknown_preset",
+                                   f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+            data = {**PRESETS[preset], **{k: v for k, v in data.items() if v is not None}}
+        if data.get("augment") is True and data.get("cache_teacher") is None:
+            data["cache_teacher"] = False  # augmented images have no fixed teacher output to cache
         raw = data.get("params")
         params = dict(raw) if isinstance(raw, dict) else {} if raw is None else raw
         for name in METHOD_PARAMS:
@@ -93,6 +123,19 @@ class RunConfig(BaseModel):
     def _params_belong_to_the_method(self) -> "RunConfig":
         if type(self.params) is not self.method.params:
             raise _field_error(("params",), None, "model_type", f"expected the hyperparameters of {self.kind!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _recipe_is_consistent(self) -> "RunConfig":
+        if self.schedule == "step" and not self.milestones:
+            raise _field_error(("milestones",), (), "missing", "a step schedule needs milestones, e.g. 150,180,210")
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
+            raise _field_error(("milestones",), self.milestones, "order", "milestones must be increasing epochs")
+        if self.warmup_epochs >= self.epochs:
+            raise _field_error(("warmup_epochs",), self.warmup_epochs, "too_long", "warm-up must be shorter than the run")
+        if self.method.needs_teacher and self.cache_teacher and self.augment:
+            raise _field_error(("cache_teacher",), True, "needs_fixed_images",
+                               "cache_teacher is exact only without augmentation; turn one of them off")
         return self
 
     @model_validator(mode="after")

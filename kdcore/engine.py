@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from kdcore.architectures import catalog
+from kdcore.augment import random_crop_flip
 from kdcore.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.config import RunConfig
 from kdcore.data.catalog import cache_dir, file_sha256
@@ -27,10 +28,11 @@ from kdcore.device_data import Split
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.models import build_model
+from kdcore.recipe import lr_at, make_optimizer, set_lr
 from kdcore.steps import StepRunner
 from kdcore.teacher_cache import teacher_outputs
 
-CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
+CHECKPOINT, BEST, METRICS = "checkpoint.pt", "best.pt", "metrics.json"
 
 
 @dataclass
@@ -88,6 +90,8 @@ def train(
         raise ConfigError(f"a {config.kind!r} run trains without a teacher; do not give one")
     device = resolve_device(config.device)
     dataset = load_dataset(config.dataset, data_root, config.subset)
+    if method.needs_teacher and config.teacher_weights == "best":
+        teacher_checkpoint = best_weights_of(teacher_checkpoint)
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
     notes = [dataset.note] if dataset.note else []
     use_graph = device.type == "cuda" and config.cuda_graphs and config.resident_data
@@ -105,12 +109,11 @@ def train(
         model = model.to(memory_format=torch.channels_last)
         modules = modules.to(memory_format=torch.channels_last) if modules is not None else None
     trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
-    cuda_options = {"fused": True, "capturable": True} if device.type == "cuda" else {}
-    optimizer = torch.optim.Adam(trained, lr=config.lr, **cuda_options)
+    optimizer = make_optimizer(config, trained, device)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[EpochMetrics] = []
     if resume:
-        history = _restore(out_dir / CHECKPOINT, config, model, modules, optimizer, shuffle)
+        history = _restore(out_dir / CHECKPOINT, config, model, modules, optimizer, shuffle, device)
 
     train_split = Split(dataset.train_x, dataset.train_y, device, config.resident_data)
     test_split = Split(dataset.test_x, dataset.test_y, device, config.resident_data)
@@ -121,6 +124,8 @@ def train(
                                   dataset.fingerprint, data_root)
 
     def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
+        if config.augment:
+            batch = random_crop_flip(batch)
         logits, taps = model(batch)
         student = Outputs(logits, {name: taps[name] for name in wanted.student})
         total, terms = method.loss(student, teacher_of(batch, index), labels, config.params, progress, modules)
@@ -134,6 +139,7 @@ def train(
         epoch_start = time.perf_counter()
         model.train()
         progress.epoch.fill_(epoch)
+        set_lr(optimizer, lr_at(config, epoch))
         order = torch.randperm(len(train_split), generator=shuffle).to(device)
         for step in range(steps):
             runner.step(order[step * config.batch_size : (step + 1) * config.batch_size])
@@ -152,6 +158,8 @@ def train(
         )
         history.append(metrics)
         _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history)
+        if method.teaches and test_accuracy >= max(m.test_accuracy for m in history):
+            _save_best(out_dir, config, dataset, model, epoch)
         if on_epoch:
             on_epoch(metrics)
     best = max(history, key=lambda m: m.test_accuracy)
@@ -218,6 +226,23 @@ def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, tr
     return lookup
 
 
+def best_weights_of(checkpoint: str | os.PathLike) -> Path:
+    """A teacher's best-epoch weights, kept beside its final checkpoint."""
+    best = Path(checkpoint).with_name(BEST)
+    if not best.is_file():
+        raise ConfigError(f"teacher_weights 'best': {best} does not exist (a teacher run writes it as it trains)")
+    return best
+
+
+def _save_best(out_dir: Path, config, dataset, model, epoch: int) -> None:
+    # A teacher's weights at its best test accuracy so far: what a KD run may distil from instead of the last.
+    save_checkpoint(out_dir / BEST, {
+        "config": config.to_json_dict(), "num_classes": dataset.num_classes, "classes": list(dataset.classes),
+        "data_fingerprint": dataset.fingerprint, "parameters": deployed_parameters(model), "epoch": epoch,
+        "model": _state(model), "modules": None,
+    })
+
+
 def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history) -> None:
     save_checkpoint(out_dir / CHECKPOINT, {
         "config": config.to_json_dict(),
@@ -246,7 +271,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
-def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle) -> list[EpochMetrics]:
+def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle, device) -> list[EpochMetrics]:
     payload = load_checkpoint(path)
     saved = RunConfig.model_validate(payload["config"])
     if saved != config:
@@ -255,6 +280,9 @@ def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle) 
     if modules is not None:
         modules.load_state_dict(payload["modules"])
     optimizer.load_state_dict(payload["optimizer"])
+    for group in optimizer.param_groups:  # a learning rate saved as a tensor comes back on the CPU
+        if torch.is_tensor(group["lr"]):
+            group["lr"] = torch.tensor(float(group["lr"]), device=device)
     torch.set_rng_state(payload["rng"]["torch"])
     if payload["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(payload["rng"]["cuda"])

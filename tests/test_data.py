@@ -68,7 +68,7 @@ def test_subset_is_stratified_with_the_same_test_fraction():
 
 
 def test_missing_dataset_names_what_exists(tmp_path):
-    with pytest.raises(DatasetError, match="'nope' not found.*synthetic, cifar10"):
+    with pytest.raises(DatasetError, match="'nope' not found.*synthetic, synthetic100, cifar10, cifar100"):
         load_dataset("nope", tmp_path)
 
 

@@ -18,8 +18,28 @@ from kdcore.errors import DatasetError
 
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR100_CLASSES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy",
+    "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle", "chair", "chimpanzee", "clock",
+    "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish",
+    "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom", "oak_tree", "orange",
+    "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine",
+    "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
+    "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale",
+    "willow_tree", "wolf", "woman", "worm",
+)
 SYNTHETIC_CLASSES = tuple(f"pattern{i}" for i in range(10))
+SYNTHETIC100_CLASSES = tuple(f"pattern{i}" for i in range(100))
 CIFAR10_FOLDER = "cifar-10-batches-py"
+# torchvision's datasets: name -> (class names, the folder a download creates, title for messages)
+TORCHVISION = {"cifar10": (CIFAR10_CLASSES, CIFAR10_FOLDER, "CIFAR-10"),
+               "cifar100": (CIFAR100_CLASSES, "cifar-100-python", "CIFAR-100")}
+GENERATED = {"synthetic": (SYNTHETIC_CLASSES, "generated 32×32 patterns, 2,000 train / 500 test"),
+             "synthetic100": (SYNTHETIC100_CLASSES, "generated 32×32 patterns in 100 classes, 5,000 train / "
+                              "1,000 test (tests of 100-class models)")}
+BUILT_IN = (*GENERATED, *TORCHVISION)
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -65,7 +85,7 @@ def _local_sources(root: Path) -> dict[str, Path]:
     if root.is_dir():
         for entry in sorted(root.iterdir()):
             name = _stem(entry)
-            if name and name not in ("synthetic", "cifar10"):
+            if name and name not in BUILT_IN:
                 found.setdefault(name, entry)
     return found
 
@@ -122,7 +142,7 @@ def _classes_of(path: Path, root: Path) -> tuple[str, ...]:
 
 def list_datasets(root: str | os.PathLike | None = None) -> list[DatasetInfo]:
     base = data_dir(root)
-    infos = [find_dataset("synthetic", base), find_dataset("cifar10", base)]
+    infos = [find_dataset(name, base) for name in BUILT_IN]
     for name in _local_sources(base):
         try:
             infos.append(find_dataset(name, base))
@@ -133,16 +153,17 @@ def list_datasets(root: str | os.PathLike | None = None) -> list[DatasetInfo]:
 
 def find_dataset(name: str, root: str | os.PathLike | None = None) -> DatasetInfo:
     base = data_dir(root)
-    if name == "synthetic":
-        return DatasetInfo("synthetic", "synthetic", SYNTHETIC_CLASSES, None, True,
-                           "generated 32×32 patterns, 2,000 train / 500 test")
-    if name == "cifar10":
-        ready = (base / CIFAR10_FOLDER).is_dir()
+    if name in GENERATED:
+        classes, note = GENERATED[name]
+        return DatasetInfo(name, "synthetic", classes, None, True, note)
+    if name in TORCHVISION:
+        classes, folder, _ = TORCHVISION[name]
+        ready = (base / folder).is_dir()
         note = "" if ready else "downloaded into the data directory on first use (needs internet)"
-        return DatasetInfo("cifar10", "torchvision", CIFAR10_CLASSES, str(base), ready, note)
+        return DatasetInfo(name, "torchvision", classes, str(base), ready, note)
     sources = _local_sources(base)
     if name not in sources:
-        names = ", ".join(["synthetic", "cifar10", *sources])
+        names = ", ".join([*BUILT_IN, *sources])
         raise DatasetError(f"dataset {name!r} not found in {base.resolve()}; available: {names}")
     path = sources[name]
     return DatasetInfo(name, "imagefolder", _classes_of(path, base), str(path), True)

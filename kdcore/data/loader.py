@@ -54,9 +54,10 @@ _recent_lock = threading.Lock()
 
 def _load(info: catalog.DatasetInfo, root, subset: int | None) -> ArrayDataset:
     if info.source == "synthetic":
-        dataset = ArrayDataset(info.name, info.classes, *synthetic.generate(), fingerprint="synthetic-v1")
+        dataset = ArrayDataset(info.name, info.classes, *synthetic.generate(info.num_classes),
+                               fingerprint=f"{info.name}-v1")
     elif info.source == "torchvision":
-        dataset = _load_cifar10(catalog.data_dir(root))
+        dataset = _load_torchvision(info.name, catalog.data_dir(root))
     else:
         dataset = _load_imagefolder(info, catalog.cache_dir(root))
     return take_subset(dataset, subset) if subset else dataset
@@ -97,23 +98,25 @@ def take_subset(dataset: ArrayDataset, size: int) -> ArrayDataset:
     )
 
 
-def _load_cifar10(root: Path) -> ArrayDataset:
-    from torchvision.datasets import CIFAR10
+def _load_torchvision(name: str, root: Path) -> ArrayDataset:
+    from torchvision import datasets
 
+    _, folder, title = catalog.TORCHVISION[name]
+    dataset_class = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
     try:
-        train = CIFAR10(str(root), train=True, download=True)
-        test = CIFAR10(str(root), train=False, download=True)
+        train = dataset_class(str(root), train=True, download=True)
+        test = dataset_class(str(root), train=False, download=True)
     except Exception as exc:  # urllib/socket/ssl errors differ by platform; all mean "not reachable"
         raise DatasetError(
-            f"CIFAR-10 is not in {root.resolve() / catalog.CIFAR10_FOLDER} and could not be downloaded "
-            f"({type(exc).__name__}: {exc}). Offline, put an ImageFolder archive such as cifar10-jpg.tar.xz "
-            "in the data directory (KD_DATA_DIR) and use --dataset cifar10-jpg"
+            f"{title} is not in {root.resolve() / folder} and could not be downloaded "
+            f"({type(exc).__name__}: {exc}). Offline, put an ImageFolder archive such as {name}-jpg.tar.xz "
+            f"in the data directory (KD_DATA_DIR) and use --dataset {name}-jpg"
         ) from None
     return ArrayDataset(
-        "cifar10", tuple(train.classes),
+        name, tuple(train.classes),
         train.data.transpose(0, 3, 1, 2).copy(), np.asarray(train.targets, dtype=np.int64),
         test.data.transpose(0, 3, 1, 2).copy(), np.asarray(test.targets, dtype=np.int64),
-        fingerprint="torchvision-cifar10",
+        fingerprint=f"torchvision-{name}",
     )
 
 

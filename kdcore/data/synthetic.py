@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdcore.data.catalog import SYNTHETIC_CLASSES
-
-TRAIN_SIZE, TEST_SIZE = 2000, 500
+# Images per split, by class count: 200 / 50 per class for 10 classes, 50 / 10 for 100.
+SIZES = {10: (2000, 500), 100: (5000, 1000)}
 
 
 def _split(templates: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -27,10 +26,11 @@ def _split(templates: np.ndarray, count: int, rng: np.random.Generator) -> tuple
     return images, labels.astype(np.int64)
 
 
-def generate() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(2024)
-    coarse = rng.normal(0, 6, size=(len(SYNTHETIC_CLASSES), 3, 4, 4))
+def generate(num_classes: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(2024 if num_classes == 10 else 2024 + num_classes)
+    coarse = rng.normal(0, 6, size=(num_classes, 3, 4, 4))
     templates = coarse.repeat(8, axis=2).repeat(8, axis=3)
-    train_x, train_y = _split(templates, TRAIN_SIZE, rng)
-    test_x, test_y = _split(templates, TEST_SIZE, rng)
+    train_size, test_size = SIZES[num_classes]
+    train_x, train_y = _split(templates, train_size, rng)
+    test_x, test_y = _split(templates, test_size, rng)
     return train_x, train_y, test_x, test_y
