@@ -158,7 +158,8 @@ def train(
         )
         history.append(metrics)
         _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history)
-        if method.teaches and test_accuracy >= max(m.test_accuracy for m in history):
+        # The first epoch of the best accuracy, as RunResult.best_epoch counts it.
+        if method.teaches and test_accuracy > max((m.test_accuracy for m in history[:-1]), default=-1.0):
             _save_best(out_dir, config, dataset, model, epoch)
         if on_epoch:
             on_epoch(metrics)
