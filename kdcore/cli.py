@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from kdcore.config import RunConfig
 from kdcore.errors import KDError
+from kdcore.recipe import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
 
 
@@ -35,40 +36,51 @@ def _flag_spec(name: str, field) -> tuple[list[str], dict]:
     if base is bool:
         if field.default is True:
             return [f"--no-{name.replace('_', '-')}"], dict(dest=name, action="store_false", default=None,
-                                                           help=f"turn off: {help_text.lower()}" if help_text else None)
+                                                           help=f"turn off: {help_text}" if help_text else None)
         return [flag], dict(dest=name, action="store_true", default=None, help=help_text or None)
+    shown = f"{help_text} (default: {field.default})" if field.default not in (None, ..., ()) else help_text
     if choices:
-        return [flag], dict(dest=name, choices=choices, default=None, help=help_text or None)
+        return [flag], dict(dest=name, choices=choices, default=None, help=shown or None)
     kind = base if base in (int, float) else str
-    shown = f"{help_text} (default: {field.default})" if field.default not in (None, ...) else help_text
     return [flag], dict(dest=name, type=kind, default=None, help=shown or None)
 
 
-def _method_param_fields() -> dict[str, tuple[object, list[str]]]:
-    """Each hyperparameter any method declares, with the methods that use it."""
-    fields: dict[str, tuple[object, list[str]]] = {}
+def _method_param_fields() -> dict[str, tuple[object, dict[str, object]]]:
+    """Each hyperparameter any method declares, with each method's default for it."""
+    fields: dict[str, tuple[object, dict[str, object]]] = {}
     for method_name, method in METHODS.items():
         for name, field in method.params.model_fields.items():
-            fields.setdefault(name, (field, []))[1].append(method_name)
+            fields.setdefault(name, (field, {}))[1][method_name] = field.default
     return fields
+
+
+def _defaults_by_method(defaults: dict[str, object]) -> str:
+    groups: dict[str, list[str]] = {}
+    for method, default in defaults.items():
+        groups.setdefault(repr(default) if not isinstance(default, bool) else "a switch", []).append(method)
+    return "; ".join(f"{', '.join(methods)}: {value}" if value != "a switch" else ", ".join(methods)
+                     for value, methods in groups.items())
 
 
 def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field and per method hyperparameter, generated from their declarations."""
     parser.add_argument("--data-dir", default=None, help="where datasets live (default: $KD_DATA_DIR or ./data)")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                        help="start from a named recipe; flags given beside it win: "
+                        + "; ".join(f"{name}: {title}" for name, title in PRESET_TITLES.items()))
     for name, field in RunConfig.model_fields.items():
         if name not in _NOT_FLAGS:
             flags, options = _flag_spec(name, field)
             parser.add_argument(*flags, **options)
     group = parser.add_argument_group("method hyperparameters (each applies only to the methods named)")
-    for name, (field, users) in _method_param_fields().items():
+    for name, (field, defaults) in _method_param_fields().items():
         flags, options = _flag_spec(name, field)
-        options["help"] = f"{options.get('help') or ''} [{', '.join(users)}]".strip()
+        options["help"] = f"{field.description or ''} [{_defaults_by_method(defaults)}]".strip()
         group.add_argument(*flags, **options)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    names = [n for n in RunConfig.model_fields if n not in ("kind", "params")] + list(_method_param_fields())
+    names = ["preset", *(n for n in RunConfig.model_fields if n not in ("kind", "params")), *_method_param_fields()]
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
