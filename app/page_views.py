@@ -86,10 +86,6 @@ def kind_color(kind: str) -> str:
     return PALETTE[KINDS.index(kind) % len(PALETTE)] if kind in KINDS else PALETTE[-1]
 
 
-def method_title(kind: str) -> str:
-    return METHODS[kind].title if kind in METHODS else kind
-
-
 # ---------------------------------------------------------------- home
 
 def leaderboard_view(rows: list[dict], show_all: bool = False) -> dict:

@@ -62,7 +62,6 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # routes added later; sign-in itself lives in app.signin, outside this router.
 router = APIRouter(include_in_schema=False, dependencies=[Depends(auth.require_signed_in)])
 EVENT_POLL_S = 0.5
-KEEPALIVE_S = 15.0
 # Uvicorn waits for open responses before it exits; a stream that ends every so often keeps a
 # shutdown short. EventSource reconnects after RETRY_MS and resumes from its Last-Event-ID.
 STREAM_MAX_S = 10.0
@@ -260,7 +259,6 @@ async def run_events(request: Request, run_id: int, after: Annotated[int, Query(
 
     async def stream(after: int):
         sent_progress = sent_summary = None
-        quiet = 0.0
         deadline = time.monotonic() + STREAM_MAX_S
         yield f"retry: {RETRY_MS}\n\n"
         while not await request.is_disconnected() and time.monotonic() < deadline:
@@ -286,15 +284,10 @@ async def run_events(request: Request, run_id: int, after: Annotated[int, Query(
             if status in FINISHED_STATUSES:
                 chunks.append(_sse("end", status))
             if chunks:
-                quiet = 0.0
                 yield "".join(chunks)
-            elif quiet >= KEEPALIVE_S:
-                quiet = 0.0
-                yield ": keep-alive\n\n"
             if status in FINISHED_STATUSES:
                 return
             await asyncio.sleep(EVENT_POLL_S)
-            quiet += EVENT_POLL_S
 
     return StreamingResponse(stream(after), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
