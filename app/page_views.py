@@ -17,6 +17,7 @@ from app import services
 from app.errors import NotFound
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
+from kdcore.figures import compression
 from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
 
 # Colour-blind-friendly Tableau 10; the same list is app.js's fallback.
@@ -93,8 +94,7 @@ def leaderboard_view(rows: list[dict], show_all: bool = False) -> dict:
     acc_of = {row["run_id"]: row["final_accuracy"] for row in rows}
     series: dict[str, dict] = {}
     for row in rows:
-        teacher_params = params_of.get(row["teacher_run_id"])
-        row["compression"] = teacher_params / row["parameters"] if teacher_params and row["parameters"] else None
+        row["compression"] = compression(params_of.get(row["teacher_run_id"]), row["parameters"])
         teacher_acc = acc_of.get(row["teacher_run_id"])
         row["vs_teacher"] = (row["final_accuracy"] - teacher_acc
                              if teacher_acc is not None and row["final_accuracy"] is not None else None)
@@ -302,14 +302,12 @@ def _teacher_of(session: Session, run) -> dict | None:
 def summary_view(session: Session, run) -> dict:
     data = services.run_to_dict(run)
     teacher = _teacher_of(session, run)
-    compression = None
-    if teacher and teacher.get("parameters") and data["parameters"]:
-        compression = teacher["parameters"] / data["parameters"]
     distil_kind = next((k for k, m in METHODS.items() if m.needs_teacher), None)
     can_teach = run.status in ("completed", "queued", "running") and METHODS.get(run.kind) is not None \
         and METHODS[run.kind].architecture == "teacher" and distil_kind is not None
     return {"run": data, "method": METHODS.get(run.kind), "color": kind_color(run.kind), "teacher": teacher,
-            "compression": compression, "distil_kind": distil_kind if can_teach else None, "action_error": None}
+            "compression": compression((teacher or {}).get("parameters"), data["parameters"]),
+            "distil_kind": distil_kind if can_teach else None, "action_error": None}
 
 
 def _line_chart(title: str, y_title: str, series: list[dict], epochs: list[dict], y_format: str | None = None,
