@@ -224,13 +224,13 @@ def test_compare_empty_state(client):
 
 
 def test_event_stream_of_a_long_run_ends_now_and_then_for_a_reconnect(client, db, monkeypatch):
-    import app.pages as pages
+    import app.run_events as run_events
 
-    monkeypatch.setattr(pages, "STREAM_MAX_S", 1.0)
+    monkeypatch.setattr(run_events, "STREAM_MAX_S", 1.0)
     run = add_run(db, STUDENT_KIND, status="running", epochs=5)
     started = time.monotonic()
     with client.stream("GET", f"/runs/{run.id}/events") as response:
         text = "".join(response.iter_text())
     assert time.monotonic() - started < 5  # a shutting-down server is not held open by the page
-    assert text.startswith(f"retry: {pages.RETRY_MS}")
+    assert text.startswith(f"retry: {run_events.RETRY_MS}")
     assert "event: end" not in text and "event: progress" in text  # the browser reconnects and resumes
