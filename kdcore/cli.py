@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from kdcore.config import RunConfig
 from kdcore.errors import KDError
 from kdcore.registry import KINDS
+from kdcore.run_files import CHECKPOINT
 
 
 def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
@@ -126,10 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser("train", help="train one run")
     train_parser.add_argument("kind", choices=KINDS)
-    train_parser.add_argument("--teacher", default=None, help="teacher checkpoint.pt (kd, cosine, fitnet)")
+    train_parser.add_argument("--teacher", default=None, help=f"teacher {CHECKPOINT} (kd, cosine, fitnet)")
     train_parser.add_argument("--epochs", type=int, default=None)
     train_parser.add_argument("--out", default=None, help="output folder (default: runs/KIND-TIMESTAMP)")
-    train_parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train_parser.add_argument("--resume", action="store_true", help=f"continue from OUT/{CHECKPOINT}")
     _add_hyperparameters(train_parser)
     train_parser.set_defaults(func=_cmd_train)
 

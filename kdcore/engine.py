@@ -25,10 +25,9 @@ from kdcore.data.loader import load_dataset
 from kdcore.device_data import Split
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.models import build_model, deployed_parameters
+from kdcore.run_files import CHECKPOINT, METRICS
 from kdcore.steps import StepRunner
 from kdcore.teacher_cache import OUTPUTS, teacher_outputs
-
-CHECKPOINT, METRICS = "checkpoint.pt", "metrics.json"
 
 
 @dataclass

@@ -98,11 +98,3 @@ KINDS: tuple[str, ...] = tuple(METHODS)
 # The seed experiment, in launch order: the teacher first, since the rest distil from it.
 EXPERIMENT_KINDS: tuple[str, ...] = ("teacher", "student", "kd", "cosine", "fitnet")
 
-
-def get_method(kind: str) -> Method:
-    from kdcore.errors import ConfigError
-
-    try:
-        return METHODS[kind]
-    except KeyError:
-        raise ConfigError(f"unknown run kind {kind!r}; choose one of: {', '.join(KINDS)}") from None

@@ -1,0 +1,5 @@
+"""The files a run leaves in its output folder: kdcore.engine writes them, the worker looks for the
+checkpoint to resume from. Torch-free, so the worker's supervising process can use it."""
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
