@@ -11,6 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app import auth, services
+from app.api_responses import (
+    DatasetListOut, EpochListOut, ErrorOut, ExperimentListOut, ExperimentOut, LeaderboardOut, RunListOut, RunOut,
+)
 from app.db import get_session
 from app.models import MAX_ID, STATUSES
 from app.schemas import ExperimentCreate, RunCreate
@@ -49,12 +52,20 @@ def _documented_body(model) -> dict:
 JsonObject = Annotated[dict[str, Any], Body()]
 
 
-@writes.post("/runs", status_code=201, summary="Queue a run", openapi_extra=_documented_body(RunCreate))
+def _errors(*codes: int) -> dict:
+    # Every error is {"detail": message}, except 422 (FastAPI documents that one itself).
+    why = {401: "Missing or wrong API token", 404: "No such run or experiment", 409: "The run's state forbids it",
+           429: "The queue is full"}
+    return {code: {"model": ErrorOut, "description": why[code]} for code in codes}
+
+
+@writes.post("/runs", status_code=201, summary="Queue a run", response_model=RunOut,
+             responses=_errors(401, 429), openapi_extra=_documented_body(RunCreate))
 def create_run(body: JsonObject, session: SessionDep) -> dict:
     return services.run_to_dict(services.create_run(session, body))
 
 
-@router.get("/runs", summary="List runs, newest first")
+@router.get("/runs", summary="List runs, newest first", response_model=RunListOut)
 def list_runs(
     session: SessionDep,
     status: Literal[STATUSES] | None = None,
@@ -68,18 +79,23 @@ def list_runs(
     return {"items": [services.run_to_dict(run) for run in runs], "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/runs/{run_id}", summary="One run, with its live progress")
+@router.get("/runs/{run_id}", summary="One run, with its live progress", response_model=RunOut,
+            responses=_errors(404))
 def get_run(run_id: RunId, session: SessionDep) -> dict:
     return services.run_to_dict(services.get_run(session, run_id))
 
 
-@router.get("/runs/{run_id}/epochs", summary="The run's epoch metrics; ?after=N returns only later epochs")
+@router.get("/runs/{run_id}/epochs", summary="The run's epoch metrics; ?after=N returns only later epochs",
+            response_model=EpochListOut, responses=_errors(404))
 def get_epochs(run_id: RunId, session: SessionDep, after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> dict:
     epochs = services.get_epochs(session, run_id, after)
     return {"run_id": run_id, "items": [services.epoch_to_dict(epoch) for epoch in epochs]}
 
 
-@router.get("/runs/{run_id}/epochs.csv", summary="The run's epoch metrics as CSV", response_class=Response)
+@router.get("/runs/{run_id}/epochs.csv", summary="The run's epoch metrics as CSV", response_class=Response,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "One row per epoch, one column per metric and loss term"},
+                       **_errors(404)})
 def get_epochs_csv(run_id: RunId, session: SessionDep) -> Response:
     run = services.get_run(session, run_id)
     body = services.epochs_csv(run, services.get_epochs(session, run_id))
@@ -87,7 +103,11 @@ def get_epochs_csv(run_id: RunId, session: SessionDep) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="run-{run_id}-epochs.csv"'})
 
 
-@router.get("/runs/{run_id}/checkpoint", summary="Download the run's checkpoint", response_class=FileResponse)
+@router.get("/runs/{run_id}/checkpoint", summary="Download the run's checkpoint", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                  "format": "binary"}}},
+                             "description": "The checkpoint file (torch.save format)"},
+                       **_errors(404)})
 def get_checkpoint(run_id: RunId, session: SessionDep) -> FileResponse:
     run = services.get_run(session, run_id)
     path = FilePath(run.checkpoint) if run.checkpoint else None
@@ -96,30 +116,34 @@ def get_checkpoint(run_id: RunId, session: SessionDep) -> FileResponse:
     return FileResponse(path, media_type="application/octet-stream", filename=f"run-{run_id}-{run.kind}.pt")
 
 
-@writes.post("/runs/{run_id}/cancel", summary="Cancel a queued run, or stop a running one within seconds")
+@writes.post("/runs/{run_id}/cancel", summary="Cancel a queued run, or stop a running one within seconds",
+             response_model=RunOut, responses=_errors(401, 404, 409))
 def cancel_run(run_id: RunId, session: SessionDep) -> dict:
     return services.run_to_dict(services.cancel_run(session, run_id))
 
 
-@writes.post("/runs/{run_id}/retry", summary="Queue a failed or cancelled run again (resumes from its checkpoint)")
+@writes.post("/runs/{run_id}/retry", summary="Queue a failed or cancelled run again (resumes from its checkpoint)",
+             response_model=RunOut, responses=_errors(401, 404, 409, 429))
 def retry_run(run_id: RunId, session: SessionDep) -> dict:
     return services.run_to_dict(services.retry_run(session, run_id))
 
 
-@writes.delete("/runs/{run_id}", status_code=204, summary="Delete a run that is not running")
+@writes.delete("/runs/{run_id}", status_code=204, summary="Delete a run that is not running",
+               responses={204: {"description": "Deleted, with its epochs and checkpoint"}, **_errors(401, 404, 409)})
 def delete_run(run_id: RunId, session: SessionDep) -> Response:
     services.delete_run(session, run_id)
     return Response(status_code=204)
 
 
 @writes.post("/experiments", status_code=201, summary="Queue the seed experiment: teacher, student, kd, cosine, fitnet",
+             response_model=ExperimentOut, responses=_errors(401, 429),
              openapi_extra=_documented_body(ExperimentCreate))
 def create_experiment(body: JsonObject, session: SessionDep) -> dict:
     experiment = services.create_experiment(session, body)
     return services.experiment_to_dict(experiment, services.experiment_runs(session, experiment.id))
 
 
-@router.get("/experiments", summary="List experiments, newest first")
+@router.get("/experiments", summary="List experiments, newest first", response_model=ExperimentListOut)
 def list_experiments(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                      offset: Annotated[int, Query(ge=0, le=2**62)] = 0) -> dict:
     experiments, total = services.list_experiments(session, limit=limit, offset=offset)
@@ -127,18 +151,22 @@ def list_experiments(session: SessionDep, limit: Annotated[int, Query(ge=1, le=5
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/experiments/{experiment_id}", summary="One experiment with its runs")
+@router.get("/experiments/{experiment_id}", summary="One experiment with its runs", response_model=ExperimentOut,
+            responses=_errors(404))
 def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> dict:
     experiment = services.get_experiment(session, experiment_id)
     return services.experiment_to_dict(experiment, services.experiment_runs(session, experiment_id))
 
 
-@router.get("/leaderboard", summary="Completed runs ranked by final test accuracy")
+# A JSONResponse skips FastAPI's check and re-encoding of the whole board (every completed run);
+# the model documents it, and a test holds the board to it.
+@router.get("/leaderboard", summary="Completed runs ranked by final test accuracy",
+            responses={200: {"model": LeaderboardOut, "description": "Best first; ties: the earlier run first"}})
 def leaderboard(session: SessionDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> JSONResponse:
     return JSONResponse({"items": services.leaderboard(session, limit)})
 
 
-@router.get("/datasets", summary="Datasets this server can train on, by name")
+@router.get("/datasets", summary="Datasets this server can train on, by name", response_model=DatasetListOut)
 def datasets(settings: Annotated[Settings, Depends(get_settings)]) -> dict:
     # Server paths are not shown: clients choose datasets by name only.
     items = [{k: v for k, v in info.to_json_dict().items() if k != "path"} for info in list_datasets(settings.data_dir)]

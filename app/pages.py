@@ -1,86 +1,38 @@
-"""The dashboard's HTML: pages, the HTMX fragments they refresh, and the run page's event stream.
+"""The dashboard's HTML routes: pages and the HTMX fragments they refresh.
 
-Routes are thin, like app.api: they call app.services and render templates/. The launch form is
-built from RunConfig's JSON schema and the method registry, so a new kind or field needs no change here.
+Routes are thin, like app.api: they call app.services, shape the result with app.view_models or
+app.forms, and render templates/ through app.rendering. The run page's event stream is app.run_events.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import json
-import time
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
 
 import anyio
 import plotly
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
-from fastapi.templating import Jinja2Templates
-from jinja2 import pass_context
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app import auth, services
-from app.db import get_session, new_session
+from app import auth, forms, run_events, services, view_models
+from app.db import get_session
 from app.errors import Conflict, InputError, NotFound, QueueFull
-from app.models import FINISHED_STATUSES, MAX_ID
-from app import page_views as views
+from app.ids import parse_ids, valid_id
+from app.rendering import render
 from kdcore.data.catalog import list_datasets
 
-ROOT = Path(__file__).resolve().parent.parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-templates = Jinja2Templates(directory=str(ROOT / "templates"))
-templates.env.filters.update(views.FILTERS)
-
-
-@pass_context
-def path_for(context, name: str, /, **params: Any) -> str:
-    # Paths, not absolute URLs: links keep working behind a proxy that rewrites the host.
-    # Starlette's url_path_for walks every route per call (about 0.3 ms): too slow for a 100-row table.
-    app = context["request"].app
-    formats = _route_formats(app)
-    if name in formats and set(params) == formats[name][1]:
-        return formats[name][0].format(**{k: quote(str(v), safe="") for k, v in params.items()})
-    return str(app.url_path_for(name, **params))
-
-
-@functools.cache
-def _route_formats(app) -> dict[str, tuple[str, set[str]]]:
-    prefix = str(app.url_path_for("home")).removesuffix("/")  # wherever app.main included this router
-    return {route.name: (prefix + route.path_format, set(route.param_convertors))
-            for route in router.routes if isinstance(route, APIRoute)}
-
-
-templates.env.globals["path_for"] = path_for
-templates.env.globals["experiment_titles"] = views.experiment_titles()
 SessionDep = Annotated[Session, Depends(get_session)]
 # HTML routes stay out of the OpenAPI schema: /docs and the API fuzz tests are about /api only.
 # Every state-changing route (any method but GET/HEAD) needs the API token when one is set, including
 # routes added later; sign-in itself lives in app.signin, outside this router.
 router = APIRouter(include_in_schema=False, dependencies=[Depends(auth.require_signed_in)])
-EVENT_POLL_S = 0.5
-KEEPALIVE_S = 15.0
-# Uvicorn waits for open responses before it exits; a stream that ends every so often keeps a
-# shutdown short. EventSource reconnects after RETRY_MS and resumes from its Last-Event-ID.
-STREAM_MAX_S = 10.0
-RETRY_MS = 500
-
-
-def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200, **kw) -> HTMLResponse:
-    # The top bar offers sign-in or sign-out when the server has a token.
-    context = {"auth": {"required": auth.required(request), "signed_in": auth.has_cookie(request)}, **context}
-    return templates.TemplateResponse(request, name, context, status_code=status_code, **kw)
+router.include_router(run_events.router)
 
 
 def _not_found(request: Request, message: str) -> HTMLResponse:
     return render(request, "error.html", {"title": "Not found", "message": message}, status_code=404)
-
-
-def _valid_id(value: int) -> bool:
-    return 1 <= value <= MAX_ID
 
 
 @router.get("/vendor/plotly.min.js", name="plotly_js")
@@ -94,18 +46,18 @@ def plotly_js() -> FileResponse:
 @router.get("/", response_class=HTMLResponse, name="home")
 def home(request: Request, session: SessionDep) -> HTMLResponse:
     context = {"title": "Leaderboard", "nav": "home", "charts": True,
-               **views.cached_leaderboard_view(session), **views.active_view(session)}
+               **view_models.cached_leaderboard_view(session), **view_models.active_view(session)}
     return render(request, "home.html", context)
 
 
 @router.get("/fragments/leaderboard", response_class=HTMLResponse, name="leaderboard_fragment")
 def leaderboard_fragment(request: Request, session: SessionDep, all: bool = False) -> HTMLResponse:
-    return render(request, "_leaderboard.html", views.cached_leaderboard_view(session, show_all=all))
+    return render(request, "_leaderboard.html", view_models.cached_leaderboard_view(session, show_all=all))
 
 
 @router.get("/fragments/active", response_class=HTMLResponse, name="active_fragment")
 def active_fragment(request: Request, session: SessionDep, done: int | None = None) -> HTMLResponse:
-    context = views.active_view(session)
+    context = view_models.active_view(session)
     headers = {}
     if done is not None and done != context["done_count"]:
         # A run finished since the page drew its leaderboard: tell that section to refresh itself.
@@ -121,9 +73,9 @@ def _launch_context(request: Request, session: Session, values: dict[str, str], 
     exp_values, exp_errors, exp_error = experiment
     return {
         "title": "Launch a run", "nav": "launch",
-        "form": views.launch_form(values, errors, datasets, services.teacher_choices(session)),
+        "form": forms.launch_form(values, errors, datasets, services.teacher_choices(session)),
         "form_error": form_error,
-        "experiment": dict(views.experiment_form(exp_values, exp_errors, datasets), error=exp_error),
+        "experiment": dict(forms.experiment_form(exp_values, exp_errors, datasets), error=exp_error),
     }
 
 
@@ -155,9 +107,9 @@ def _submit_run(request: Request, session: Session, values: dict[str, str]) -> R
     # A rejected form comes back as a normal page (200) with the errors inline: browsers log every
     # 4xx document as a console error, and the REST API already answers 422 for programs.
     try:
-        run = services.create_run(session, views.run_payload(values))
+        run = services.create_run(session, forms.run_payload(values))
     except InputError as exc:
-        errors, general = views.errors_by_field(exc.errors, views.launch_field_names())
+        errors, general = forms.errors_by_field(exc.errors, forms.LAUNCH_FIELDS)
         context = _launch_context(request, session, values, errors, "; ".join(general) or None)
         return render(request, "launch.html", context)
     except QueueFull as exc:
@@ -173,9 +125,9 @@ async def launch_experiment(request: Request, session: SessionDep) -> Response:
 
 def _submit_experiment(request: Request, session: Session, values: dict[str, str]) -> Response:
     try:
-        experiment = services.create_experiment(session, views.experiment_payload(values))
+        experiment = services.create_experiment(session, forms.experiment_payload(values))
     except InputError as exc:
-        errors, general = views.errors_by_field(exc.errors, views.experiment_field_names())
+        errors, general = forms.errors_by_field(exc.errors, forms.EXPERIMENT_FIELDS)
         context = _launch_context(request, session, {}, {}, experiment=(values, errors, "; ".join(general) or None))
         return render(request, "launch.html", context)
     except QueueFull as exc:
@@ -188,7 +140,7 @@ def _submit_experiment(request: Request, session: Session, values: dict[str, str
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page")
 def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
-    if not _valid_id(run_id):
+    if not valid_id(run_id):
         return _not_found(request, f"run {run_id} does not exist")
     try:
         run = services.get_run(session, run_id)
@@ -196,108 +148,41 @@ def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse
         return _not_found(request, str(exc))
     epochs = services.get_epochs(session, run_id)
     context = {"title": f"Run {run_id}", "nav": "", "charts": True,
-               **views.run_view(session, run, epochs)}
+               **view_models.run_view(session, run, epochs)}
     return render(request, "run.html", context)
 
 
 @router.post("/runs/{run_id}/cancel", response_class=HTMLResponse, name="page_cancel_run")
 def cancel_run(request: Request, run_id: int, session: SessionDep) -> Response:
-    return _run_action(request, session, run_id, services.cancel_run)
+    return _run_action(request, session, run_id, services.cancel_run, "Not cancelled")
 
 
 @router.post("/runs/{run_id}/retry", response_class=HTMLResponse, name="page_retry_run")
 def retry_run(request: Request, run_id: int, session: SessionDep) -> Response:
-    response = _run_action(request, session, run_id, services.retry_run)
-    if response.status_code == 200:
-        response.headers["HX-Refresh"] = "true"  # the page restarts its event stream for the new attempt
-    return response
+    return _run_action(request, session, run_id, services.retry_run, "Not retried", reload_when_done=True)
 
 
-def _run_action(request: Request, session: Session, run_id: int, action) -> Response:
-    """Answer an HTMX button with the run's refreshed summary; a plain form post goes back to the page."""
-    if not _valid_id(run_id):
+def _run_action(request: Request, session: Session, run_id: int, action, refused: str,
+                reload_when_done: bool = False) -> Response:
+    """Answer an HTMX button with the run's refreshed summary, which says beside the buttons why the action
+    was refused (queue full, teacher gone, wrong state); a plain form post goes back to the page."""
+    if not valid_id(run_id):
         return _not_found(request, f"run {run_id} does not exist")
-    message = None
+    refusal = None
     try:
         run = action(session, run_id)
     except NotFound as exc:
         return _not_found(request, str(exc))
     except (Conflict, QueueFull) as exc:
-        run, message = services.get_run(session, run_id), str(exc)
+        run, refusal = services.get_run(session, run_id), f"{refused}: {exc}"
     if "HX-Request" not in request.headers:
         return RedirectResponse(request.app.url_path_for("run_page", run_id=run_id), status_code=303)
-    context = views.summary_view(session, run)
-    context["action_error"] = message
-    return render(request, "_run_summary.html", context)
-
-
-def _sse(event: str, data: str, event_id: int | None = None) -> str:
-    lines = [f"event: {event}"] + ([f"id: {event_id}"] if event_id is not None else [])
-    lines += [f"data: {line}" for line in data.splitlines() or [""]]
-    return "\n".join(lines) + "\n\n"
-
-
-@router.get("/runs/{run_id}/events", name="run_events")
-async def run_events(request: Request, run_id: int, after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Response:
-    """Server-sent events for an open run page: new epochs, progress, and the summary when the status changes."""
-    if not _valid_id(run_id):
-        return Response(status_code=404)
-    # EventSource resends the last event id on reconnect: continue after the last epoch it received.
-    last_id = request.headers.get("last-event-id", "")
-    after = max(after, int(last_id)) if last_id.isdigit() else after
-    app = request.app
-
-    def poll(after: int):
-        with new_session(app.state.engine, app.state.settings) as session:
-            try:
-                run = services.get_run(session, run_id)
-            except NotFound:
-                return None
-            # Epochs after the run: a run seen finished has all its epochs stored already.
-            epochs = services.get_epochs(session, run_id, after)
-            summary = views.summary_view(session, run)
-            return run.status, run.cancel_requested, summary, [services.epoch_to_dict(e) for e in epochs]
-
-    async def stream(after: int):
-        sent_progress = sent_summary = None
-        quiet = 0.0
-        deadline = time.monotonic() + STREAM_MAX_S
-        yield f"retry: {RETRY_MS}\n\n"
-        while not await request.is_disconnected() and time.monotonic() < deadline:
-            polled = await anyio.to_thread.run_sync(poll, after)
-            if polled is None:
-                yield _sse("end", "gone")
-                return
-            status, cancelling, summary, epochs = polled
-            chunks = []
-            for epoch in epochs:
-                chunks.append(_sse("epoch", json.dumps(epoch), epoch["epoch"]))
-                after = epoch["epoch"]
-            progress = templates.get_template("_progress.html").render(run=summary["run"])
-            if progress != sent_progress:
-                chunks.append(_sse("progress", progress))
-                sent_progress = progress
-            # The first summary goes out too: the run may have started between the page load and this stream.
-            state = (status, cancelling, summary["run"]["has_checkpoint"])
-            if state != sent_summary:
-                html = templates.get_template("_run_summary.html").render(request=request, **summary)
-                chunks.append(_sse("summary", html))
-                sent_summary = state
-            if status in FINISHED_STATUSES:
-                chunks.append(_sse("end", status))
-            if chunks:
-                quiet = 0.0
-                yield "".join(chunks)
-            elif quiet >= KEEPALIVE_S:
-                quiet = 0.0
-                yield ": keep-alive\n\n"
-            if status in FINISHED_STATUSES:
-                return
-            await asyncio.sleep(EVENT_POLL_S)
-            quiet += EVENT_POLL_S
-
-    return StreamingResponse(stream(after), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = render(request, "_run_summary.html", view_models.summary_view(session, run, refusal))
+    if reload_when_done and refusal is None:
+        # A retried run is queued again: reloading opens the page's event stream for the new attempt.
+        # A refusal must not reload, or its message would vanish with the old page.
+        response.headers["HX-Refresh"] = "true"
+    return response
 
 
 # ---------------------------------------------------------------- compare
@@ -306,9 +191,9 @@ async def run_events(request: Request, run_id: int, after: Annotated[int, Query(
 def compare_page(request: Request, session: SessionDep,
                  run: Annotated[list[str], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
                  experiment: str | None = None) -> HTMLResponse:
-    run_ids = views.parse_ids(run)
-    experiment_id = views.parse_ids([experiment or ""])
+    run_ids = parse_ids(run)
+    experiment_id = parse_ids([experiment or ""])
     context = {"title": "Compare runs", "nav": "compare", "charts": True,
-               **views.compare_view(session, run_ids, experiment_id[0] if experiment_id else None)}
+               **view_models.compare_view(session, run_ids, experiment_id[0] if experiment_id else None)}
     return render(request, "compare.html", context)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import shutil
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +20,7 @@ from app.models import ACTIVE_STATUSES, Epoch, Experiment, Run, utcnow
 from app.queue import cancel_orphans
 from app.settings import Settings
 from app.validation import TEACHER_KINDS, TEACHER_STATUSES, validate_experiment, validate_run
+from kdcore.figures import finite_or_none, fraction_done
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 
 
@@ -189,8 +189,8 @@ def leaderboard(session: Session, limit: int | None = None) -> list[dict]:
         {
             "rank": rank, "run_id": run_id, "kind": kind, "title": _title(kind), "dataset": dataset,
             "experiment_id": experiment_id, "teacher_run_id": teacher_run_id, "parameters": parameters,
-            "final_accuracy": _finite(final), "best_accuracy": _finite(best), "best_epoch": best_epoch,
-            "epochs": epochs, "train_seconds": _finite(seconds),
+            "final_accuracy": finite_or_none(final), "best_accuracy": finite_or_none(best), "best_epoch": best_epoch,
+            "epochs": epochs, "train_seconds": finite_or_none(seconds),
         }
         for rank, (run_id, kind, dataset, epochs, experiment_id, teacher_run_id, parameters, final, best,
                    best_epoch, seconds) in enumerate(rows, start=1)
@@ -221,11 +221,6 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _finite(value: float | None) -> float | None:
-    # JSON has no NaN/inf; report them as null rather than fail the response.
-    return value if value is None or math.isfinite(value) else None
-
-
 def _title(kind: str) -> str:
     method = METHODS.get(kind)
     return method.title if method else kind
@@ -238,10 +233,7 @@ def progress_of(run: Run, now: datetime | None = None) -> dict | None:
                 "eta_seconds": 0.0, "updated_at": _iso(run.finished_at)}
     if run.progress_epoch is None or not run.progress_epochs:
         return None
-    if run.progress_step is None:  # written at an epoch's end
-        fraction = run.progress_epoch / run.progress_epochs
-    else:
-        fraction = ((run.progress_epoch - 1) + run.progress_step / (run.progress_steps or 1)) / run.progress_epochs
+    fraction = fraction_done(run.progress_epoch, run.progress_epochs, run.progress_step, run.progress_steps)
     eta = None
     if run.status == "running" and run.eta_seconds is not None and run.progress_at is not None:
         eta = max(0.0, run.eta_seconds - ((now or utcnow()) - run.progress_at).total_seconds())
@@ -249,7 +241,8 @@ def progress_of(run: Run, now: datetime | None = None) -> dict | None:
     evaluating = run.progress_step is not None and bool(run.progress_steps) and run.progress_step >= run.progress_steps
     return {"epoch": run.progress_epoch, "epochs": run.progress_epochs, "step": run.progress_step,
             "steps": run.progress_steps, "phase": "evaluating" if evaluating else "training",
-            "fraction": min(1.0, max(0.0, fraction)), "eta_seconds": _finite(eta), "updated_at": _iso(run.progress_at)}
+            "fraction": min(1.0, max(0.0, fraction)), "eta_seconds": finite_or_none(eta),
+            "updated_at": _iso(run.progress_at)}
 
 
 def run_to_dict(run: Run) -> dict[str, Any]:
@@ -263,18 +256,18 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "resume": run.resume, "error": run.error,
         "has_checkpoint": bool(run.checkpoint),
         "checkpoint_url": f"/api/runs/{run.id}/checkpoint" if run.checkpoint else None,
-        "parameters": run.parameters, "final_accuracy": _finite(run.final_accuracy),
-        "best_accuracy": _finite(run.best_accuracy), "best_epoch": run.best_epoch,
-        "train_seconds": _finite(run.train_seconds), "progress": progress_of(run),
+        "parameters": run.parameters, "final_accuracy": finite_or_none(run.final_accuracy),
+        "best_accuracy": finite_or_none(run.best_accuracy), "best_epoch": run.best_epoch,
+        "train_seconds": finite_or_none(run.train_seconds), "progress": progress_of(run),
     }
 
 
 def epoch_to_dict(epoch: Epoch) -> dict[str, Any]:
     return {
-        "epoch": epoch.epoch, "train_loss": _finite(epoch.train_loss),
-        "train_terms": {name: _finite(value) for name, value in (epoch.train_terms or {}).items()},
-        "test_loss": _finite(epoch.test_loss), "test_accuracy": _finite(epoch.test_accuracy),
-        "seconds": _finite(epoch.seconds), "images_per_sec": _finite(epoch.images_per_sec),
+        "epoch": epoch.epoch, "train_loss": finite_or_none(epoch.train_loss),
+        "train_terms": {name: finite_or_none(value) for name, value in (epoch.train_terms or {}).items()},
+        "test_loss": finite_or_none(epoch.test_loss), "test_accuracy": finite_or_none(epoch.test_accuracy),
+        "seconds": finite_or_none(epoch.seconds), "images_per_sec": finite_or_none(epoch.images_per_sec),
     }
 
 
@@ -284,7 +277,7 @@ def experiment_to_dict(experiment: Experiment, runs: list[Run]) -> dict[str, Any
         "overrides": experiment.overrides, "created_at": _iso(experiment.created_at),
         "run_ids": {run.kind: run.id for run in runs},
         "runs": [{"id": run.id, "kind": run.kind, "status": run.status, "teacher_run_id": run.teacher_run_id,
-                  "final_accuracy": _finite(run.final_accuracy)} for run in runs],
+                  "final_accuracy": finite_or_none(run.final_accuracy)} for run in runs],
     }
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import auth
-from app.pages import render
+from app.rendering import render
 
 router = APIRouter(include_in_schema=False)
 

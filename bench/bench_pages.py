@@ -21,7 +21,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from app import page_views  # noqa: E402
+from app import view_models  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.models import Epoch, Run, utcnow  # noqa: E402
 from kdcore.config import RunConfig  # noqa: E402
@@ -121,7 +121,7 @@ def main() -> int:
             results = {}
             for name, url in pages.items():
                 # The cold case empties the pages' leaderboard cache, as a run finishing would.
-                cold = page_views._LEADERBOARD_CACHE.clear if "cold" in name else (lambda: None)
+                cold = view_models._LEADERBOARD_CACHE.clear if "cold" in name else (lambda: None)
                 samples = sorted(measure(client, timed, url, args.repeat, cold))
                 p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
                 results[name] = statistics.median(samples)

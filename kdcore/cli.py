@@ -18,6 +18,7 @@ from kdcore.config import RunConfig
 from kdcore.errors import KDError
 from kdcore.recipe import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
+from kdcore.run_files import CHECKPOINT
 
 
 # Flags whose names differ from their field's; every other flag is --field-name.
@@ -163,11 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser("train", help="train one run")
     train_parser.add_argument("kind", choices=KINDS)
-    train_parser.add_argument("--teacher", default=None, help="teacher checkpoint.pt (methods that distil: "
+    train_parser.add_argument("--teacher", default=None, help=f"teacher {CHECKPOINT} (methods that distil: "
                               + ", ".join(k for k, m in METHODS.items() if m.needs_teacher) + ")")
     train_parser.add_argument("--epochs", type=int, default=None)
     train_parser.add_argument("--out", default=None, help="output folder (default: runs/KIND-TIMESTAMP)")
-    train_parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train_parser.add_argument("--resume", action="store_true", help=f"continue from OUT/{CHECKPOINT}")
     _add_hyperparameters(train_parser)
     train_parser.set_defaults(func=_cmd_train)
 

@@ -29,10 +29,9 @@ from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.models import build_model
 from kdcore.recipe import lr_at, make_optimizer, set_lr
+from kdcore.run_files import BEST, CHECKPOINT, METRICS
 from kdcore.steps import StepRunner
 from kdcore.teacher_cache import teacher_outputs
-
-CHECKPOINT, BEST, METRICS = "checkpoint.pt", "best.pt", "metrics.json"
 
 
 @dataclass

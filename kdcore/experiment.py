@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.engine import RunResult, train
+from kdcore.figures import compression
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 
 
@@ -79,7 +80,7 @@ def summary_rows(results: dict[str, RunResult]) -> list[dict[str, Any]]:
             "best_accuracy": result.best_accuracy,
             "best_epoch": result.best_epoch,
             "parameters": result.parameters,
-            "compression": teacher.parameters / result.parameters if teacher else None,
+            "compression": compression(teacher.parameters if teacher else None, result.parameters),
             "seconds": result.seconds,
             "epochs": len(result.epochs),
         })
@@ -90,9 +91,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     header = f"{'run':<30} {'test acc':>9} {'best':>7} {'params':>10} {'compr.':>7} {'seconds':>8}"
     lines = [header, "-" * len(header)]
     for row in rows:
-        compression = f"{row['compression']:.1f}×" if row["compression"] else "-"
+        ratio = f"{row['compression']:.1f}×" if row["compression"] else "-"
         lines.append(
             f"{row['title']:<30} {100 * row['test_accuracy']:>8.2f}% {100 * row['best_accuracy']:>6.2f}% "
-            f"{row['parameters']:>10,} {compression:>7} {row['seconds']:>8.1f}"
+            f"{row['parameters']:>10,} {ratio:>7} {row['seconds']:>8.1f}"
         )
     return "\n".join(lines)

@@ -83,9 +83,9 @@ def test_active_fragment_tells_the_leaderboard_to_refresh_when_a_run_finished(cl
 
 
 def test_leaderboard_fragment_shows_the_best_rows_then_all(client, db, monkeypatch):
-    import app.page_views as views
+    import app.view_models as view_models
 
-    monkeypatch.setattr(views, "LEADERBOARD_ROWS", 2)
+    monkeypatch.setattr(view_models, "LEADERBOARD_ROWS", 2)
     for accuracy in (0.1, 0.2, 0.3):
         add_run(db, STUDENT_KIND, accuracy=accuracy)
     top = well_formed(client.get("/fragments/leaderboard").text)
@@ -271,10 +271,11 @@ def test_leaderboard_version_moves_with_completions_and_deletions_only(client, d
 
 
 def test_pages_query_the_database_only_through_services():
-    # app.page_views shapes what services return; queries of its own would bypass the service layer.
-    source = (ROOT / "app" / "page_views.py").read_text()
-    for needle in ("select(", "session.exec", "session.execute", "from app.models import Run"):
-        assert needle not in source, needle
+    # These modules shape what services return; queries of their own would bypass the service layer.
+    for module in ("pages", "run_events", "view_models", "forms", "charts", "rendering", "formatting", "ids"):
+        source = (ROOT / "app" / f"{module}.py").read_text()
+        for needle in ("select(", "session.exec", "session.execute", "from app.models import Run"):
+            assert needle not in source, (module, needle)
 
 
 @pytest.mark.parametrize("path", ["/", "/launch", f"/launch?kind={KD_KINDS[0]}", "/compare"])

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 import pytest
+from fastapi.testclient import TestClient
 
+from app import services
+from app.main import create_app
 from app.models import Run
 from kdcore.registry import METHODS
 from page_fixtures import (  # noqa: F401  (client and db are fixtures)
-    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_epoch, add_experiment, add_run, client, db, make_client, session_of,
-    well_formed,
+    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_epoch, add_experiment, add_run, client, db, make_client, make_settings,
+    session_of, well_formed,
 )
 
 KD_KIND = KD_KINDS[0]
@@ -84,6 +88,27 @@ def test_cancel_queued_run_and_conflicts(client, db):
     assert retried.headers["HX-Refresh"] == "true"
     db.refresh(run)
     assert run.status == "queued"
+
+
+@pytest.mark.parametrize("refusal", ["teacher deleted", "queue full"])
+def test_a_refused_retry_says_why_beside_the_buttons(tmp_path, refusal):
+    with TestClient(create_app(replace(make_settings(tmp_path), max_queued=1))) as client, session_of(client) as db:
+        teacher = add_run(db, TEACHER_KIND)
+        run = add_run(db, KD_KIND, status="failed", teacher=teacher.id, error="worker lost")
+        if refusal == "teacher deleted":
+            services.delete_run(db, teacher.id)
+            reason = f"its teacher run {teacher.id} no longer exists"
+        else:
+            add_run(db, STUDENT_KIND, status="queued")
+            reason = "the queue holds 1 runs and its limit is 1"
+        response = client.post(f"/runs/{run.id}/retry", headers={"HX-Request": "true"})
+        # No reload (which would drop the message): the summary comes back with the reason beside Retry.
+        assert response.status_code == 200 and "HX-Refresh" not in response.headers
+        actions = well_formed(response.text).find(class_="actions")
+        assert actions.find(class_="error", role="alert").text().startswith(f"Not retried: {reason}")
+        assert actions.find(id="retry-run") is not None
+        db.refresh(run)
+        assert run.status == "failed"
 
 
 def test_failed_run_shows_its_error(client, db):
@@ -224,13 +249,13 @@ def test_compare_empty_state(client):
 
 
 def test_event_stream_of_a_long_run_ends_now_and_then_for_a_reconnect(client, db, monkeypatch):
-    import app.pages as pages
+    import app.run_events as run_events
 
-    monkeypatch.setattr(pages, "STREAM_MAX_S", 1.0)
+    monkeypatch.setattr(run_events, "STREAM_MAX_S", 1.0)
     run = add_run(db, STUDENT_KIND, status="running", epochs=5)
     started = time.monotonic()
     with client.stream("GET", f"/runs/{run.id}/events") as response:
         text = "".join(response.iter_text())
     assert time.monotonic() - started < 5  # a shutting-down server is not held open by the page
-    assert text.startswith(f"retry: {pages.RETRY_MS}")
+    assert text.startswith(f"retry: {run_events.RETRY_MS}")
     assert "event: end" not in text and "event: progress" in text  # the browser reconnects and resumes

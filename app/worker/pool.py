@@ -46,7 +46,6 @@ class Slot:
         self.name = f"{HOST}:{os.getpid()}:{label}"
         self.supervisor = RunSupervisor(pool.engine, pool.settings, self.name, gpu, pool.shutdown)
         self.thread = threading.Thread(target=self._loop, name=f"kd-worker-{label}", daemon=True)
-        self.current_run: int | None = None
 
     def _loop(self) -> None:
         settings, shutdown = self.pool.settings, self.pool.shutdown
@@ -59,7 +58,6 @@ class Slot:
                 if run is None:
                     shutdown.wait(settings.poll_s)
                     continue
-                self.current_run = run.id
                 log.info("%s: run %s (%s) started", self.name, run.id, run.kind)
                 try:
                     self.supervisor.execute(run)
@@ -70,8 +68,6 @@ class Slot:
             except Exception:  # noqa: BLE001  (a database hiccup must not end the worker)
                 log.exception("%s: worker loop error; retrying", self.name)
                 shutdown.wait(settings.poll_s)
-            finally:
-                self.current_run = None
 
 
 class WorkerPool:

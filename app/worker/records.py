@@ -6,7 +6,6 @@ worker, so a run that was recovered as "worker lost" is never overwritten by a l
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +14,7 @@ from sqlmodel import Session, select
 
 from app.models import Epoch, Run, utcnow
 from app.queue import cancel_orphans, heartbeat
-
-
-def _finite_or_none(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+from kdcore.figures import finite_or_none, fraction_done
 
 
 def _eta(started: datetime | None, done: float, now: datetime) -> float | None:
@@ -46,7 +42,7 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
         for name, value in values.items():
             setattr(row, name, value)
     session.add(row)
-    accuracy = _finite_or_none(metrics["test_accuracy"])
+    accuracy = finite_or_none(metrics["test_accuracy"])
     if accuracy is not None and (run.best_accuracy is None or accuracy > run.best_accuracy):
         run.best_accuracy, run.best_epoch = accuracy, metrics["epoch"]
     now = utcnow()
@@ -59,7 +55,7 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
         run.progress_epoch, run.progress_step, run.progress_steps = epoch, None, None
     run.progress_epochs = epochs
     # A fresh estimate: keeping the last step's ETA with a new progress_at would make it jump back up.
-    run.eta_seconds = _eta(run.started_at, epoch / max(1, epochs), now)
+    run.eta_seconds = _eta(run.started_at, fraction_done(epoch, epochs), now)
     run.heartbeat_at = run.progress_at = now
     session.add(run)
     session.commit()
@@ -74,7 +70,7 @@ def record_progress(session: Session, run_id: int, worker: str, progress: dict |
     if progress:
         now = utcnow()
         started = session.exec(select(Run.started_at).where(Run.id == run_id)).first()
-        done = ((progress["epoch"] - 1) + progress["step"] / max(1, progress["steps"])) / max(1, progress["epochs"])
+        done = fraction_done(progress["epoch"], progress["epochs"], progress["step"], progress["steps"])
         eta = _eta(started, done, now)
         fields = dict(progress_epoch=progress["epoch"], progress_epochs=progress["epochs"],
                       progress_step=progress["step"], progress_steps=progress["steps"], progress_at=now,
@@ -92,10 +88,10 @@ def finish_run(session: Session, run_id: int, worker: str, status: str, *, error
         values.update(
             checkpoint=result.get("checkpoint") or checkpoint,
             parameters=result.get("parameters"),
-            final_accuracy=_finite_or_none(result.get("final_accuracy")),
-            best_accuracy=_finite_or_none(result.get("best_accuracy")),
+            final_accuracy=finite_or_none(result.get("final_accuracy")),
+            best_accuracy=finite_or_none(result.get("best_accuracy")),
             best_epoch=result.get("best_epoch"),
-            train_seconds=_finite_or_none(result.get("seconds")),
+            train_seconds=finite_or_none(result.get("seconds")),
         )
     outcome = session.execute(
         update(Run).where(Run.id == run_id, Run.worker == worker, Run.status == "running").values(**values)

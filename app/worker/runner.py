@@ -21,6 +21,7 @@ from app.models import Run
 from app.settings import Settings
 from app.worker.child import train_in_child
 from app.worker.records import finish_run, record_epoch, record_progress
+from kdcore.run_files import CHECKPOINT
 
 log = logging.getLogger("kd.worker")
 # "spawn": the child starts a fresh interpreter, so torch is never imported into the web process.
@@ -112,11 +113,12 @@ class RunSupervisor:
                 finish_run(session, run.id, self.worker, "failed", error=str(exc))
             return "failed"
         out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = out_dir / CHECKPOINT
         child = self._take_child()
         self.process = child.process
         child.jobs.put({
             "config": run.config, "out_dir": str(out_dir), "data_root": str(self.settings.data_dir),
-            "teacher_checkpoint": teacher_checkpoint, "resume": run.resume and (out_dir / "checkpoint.pt").is_file(),
+            "teacher_checkpoint": teacher_checkpoint, "resume": run.resume and checkpoint.is_file(),
         })
         try:
             outcome, lost, stop_reason = self._supervise(run, child.messages, child.stop)
@@ -124,7 +126,7 @@ class RunSupervisor:
                 log.warning("run %s was taken from worker %s; its result is dropped", run.id, self.worker)
                 return "lost"
             # Recorded before the child has finished exiting: tearing down torch can take seconds.
-            return self._record_end(run, outcome, stop_reason, out_dir / "checkpoint.pt")
+            return self._record_end(run, outcome, stop_reason, checkpoint)
         finally:
             self._reap(child)
 

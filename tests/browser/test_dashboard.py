@@ -7,7 +7,7 @@ import time
 
 from kdcore.registry import METHODS
 
-from browser_support import KD_KIND, TEACHER_KIND
+from browser_support import KD_KIND, SCREENSHOTS, TEACHER_KIND
 
 STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
 POINTS = "id => { const el = document.getElementById(id); return el && el.data ? el.data[0].x.length : 0; }"
@@ -68,6 +68,30 @@ def test_cancel_a_running_run(page, live_server):
     assert page.locator("#run-summary .badge").inner_text() == "cancelled"
     assert page.locator("#cancel-run").count() == 0 and page.locator("#retry-run").count() == 1
     assert live_server.run(run_id)["status"] == "cancelled"
+
+
+def test_a_refused_retry_says_why_beside_the_buttons(page, live_server):
+    # A distilled run whose teacher was deleted cannot be retried: the page must say so rather than reload.
+    long = {"dataset": "synthetic", "subset": 200, "epochs": 200, "device": "cpu"}
+    teacher = live_server.api.post("/api/runs", json={"kind": TEACHER_KIND, **long}).json()["id"]
+    student = live_server.api.post("/api/runs", json={"kind": KD_KIND, "teacher_run_id": teacher, **long}).json()["id"]
+    live_server.api.post(f"/api/runs/{teacher}/cancel")
+    live_server.wait_for(teacher, statuses=("cancelled",), timeout=60)
+    live_server.wait_for(student, statuses=("cancelled",), timeout=30)  # its teacher was cancelled
+    assert live_server.api.delete(f"/api/runs/{teacher}").status_code == 204
+    page.goto(f"{live_server.url}/runs/{student}")
+    page.evaluate("window.__sameDocument = true")
+    page.click("#retry-run")
+    message = page.wait_for_selector("#action-error")
+    assert f"teacher run {teacher} no longer exists" in message.inner_text()
+    page.wait_for_timeout(1000)  # a reload, had the response asked for one, would have happened by now
+    assert page.evaluate("window.__sameDocument") is True and message.is_visible()
+    # Beside the buttons: in the same row as Retry.
+    box, button = message.bounding_box(), page.locator("#retry-run").bounding_box()
+    assert box["y"] < button["y"] + button["height"] and button["y"] < box["y"] + box["height"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "run-retry-refused-laptop-light.png"))
+    assert live_server.run(student)["status"] == "cancelled"
 
 
 def test_invalid_form_shows_the_error_inline(page, live_server):

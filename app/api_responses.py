@@ -1,0 +1,145 @@
+"""What each /api endpoint returns, as pydantic models, so that /openapi.json (and /docs) describe every
+response. app.services builds the dictionaries; FastAPI checks each against its model on the way out,
+and ``extra="forbid"`` turns a field added there but not here into a failing test rather than a silent gap.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import STATUSES
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, description="UTC, ISO 8601")]
+# Non-finite numbers (a diverged loss) are reported as null: JSON has no NaN.
+Figure = Annotated[float | None, Field(description="null when unknown or not finite")]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProgressOut(_Response):
+    """Where a run's training is; for a completed run, its end."""
+
+    epoch: int | None = Field(description="The epoch under way (1-based), or the last one stored")
+    epochs: int | None
+    step: int | None = Field(description="Step within the epoch; null at an epoch's end")
+    steps: int | None
+    phase: Literal["training", "evaluating", "done"]
+    fraction: float = Field(ge=0, le=1, description="Share of the whole run done")
+    eta_seconds: Figure
+    updated_at: Timestamp | None
+
+
+class RunOut(_Response):
+    id: int
+    kind: str
+    title: str = Field(description="The kind's name for people")
+    status: Literal[STATUSES]
+    dataset: str | None
+    config: dict[str, Any] = Field(description="The run's full RunConfig, as stored when it was queued")
+    teacher_run_id: int | None
+    experiment_id: int | None
+    num_classes: int | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    worker: str | None = Field(description="The worker slot holding the run while it runs")
+    heartbeat_at: Timestamp | None
+    cancel_requested: bool
+    resume: bool = Field(description="The next attempt continues from the run's checkpoint")
+    error: str | None
+    has_checkpoint: bool
+    checkpoint_url: str | None
+    parameters: int | None = Field(description="Deployed parameter count, once completed")
+    final_accuracy: Figure
+    best_accuracy: Figure
+    best_epoch: int | None
+    train_seconds: Figure
+    progress: ProgressOut | None
+
+
+class RunListOut(_Response):
+    items: list[RunOut]
+    total: int = Field(description="How many runs match the filters in all")
+    limit: int
+    offset: int
+
+
+class EpochOut(_Response):
+    epoch: int
+    train_loss: Figure
+    train_terms: dict[str, float | None] = Field(description="Unweighted loss terms, named by the kind")
+    test_loss: Figure
+    test_accuracy: Figure
+    seconds: Figure
+    images_per_sec: Figure
+
+
+class EpochListOut(_Response):
+    run_id: int
+    items: list[EpochOut]
+
+
+class ExperimentRunOut(_Response):
+    id: int
+    kind: str
+    status: Literal[STATUSES]
+    teacher_run_id: int | None
+    final_accuracy: Figure
+
+
+class ExperimentOut(_Response):
+    id: int
+    dataset: str
+    subset: int | None
+    overrides: dict[str, Any] = Field(description="The request's fields beyond dataset and subset")
+    created_at: Timestamp
+    run_ids: dict[str, int] = Field(description="Run id by kind")
+    runs: list[ExperimentRunOut]
+
+
+class ExperimentListOut(_Response):
+    items: list[ExperimentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class LeaderboardRowOut(_Response):
+    rank: int
+    run_id: int
+    kind: str
+    title: str
+    dataset: str | None
+    experiment_id: int | None
+    teacher_run_id: int | None
+    parameters: int | None
+    final_accuracy: Figure
+    best_accuracy: Figure
+    best_epoch: int | None
+    epochs: int | None
+    train_seconds: Figure
+
+
+class LeaderboardOut(_Response):
+    items: list[LeaderboardRowOut]
+
+
+class DatasetOut(_Response):
+    name: str = Field(description="What a run's config names as its dataset")
+    source: str = Field(description="synthetic, torchvision or imagefolder")
+    classes: list[str]
+    ready: bool = Field(description="False: usable only after a download")
+    note: str
+    num_classes: int
+
+
+class DatasetListOut(_Response):
+    items: list[DatasetOut]
+
+
+class ErrorOut(_Response):
+    detail: str
