@@ -1,0 +1,85 @@
+"""The seed experiment's two CNNs, with the taps interface.
+
+Built exactly like ``kdcore.models.Teacher`` / ``Student(regressor=False)`` (same modules, in
+the same order, under the same names), so ``torch.manual_seed(s)`` gives bit-identical initial
+weights and their state dicts (and existing checkpoints) are interchangeable. The FitNets hint
+regressor is not part of the student: it belongs to the method that trains it.
+
+Taps: ``stage1`` after the first max-pool (teacher 64×16×16, student 16×16×16), ``stage2`` the
+conv stack's output that the seed's cosine / FitNets losses use (teacher 32×8×8, student
+16×8×8), ``embedding`` the flattened conv output the classifier receives (2048 / 1024).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class _SeedCNN(nn.Module):
+    features: nn.Sequential
+    classifier: nn.Sequential
+    # Index in ``features`` of the first max-pool: stage1 is its output.
+    _stage1_end: int
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        taps: dict[str, torch.Tensor] = {}
+        out = x
+        for index, layer in enumerate(self.features):
+            out = layer(out)
+            if index == self._stage1_end:
+                taps["stage1"] = out
+        taps["stage2"] = out
+        embedding = torch.flatten(out, 1)
+        taps["embedding"] = embedding
+        return self.classifier(embedding), taps
+
+
+class SeedTeacher(_SeedCNN):
+    _stage1_end = 4
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 128, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(128, 64, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 32, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, num_classes)
+        )
+
+
+class SeedStudent(_SeedCNN):
+    _stage1_end = 2
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(16, 16, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, num_classes)
+        )
+
+
+def seed_teacher(num_classes: int = 10) -> nn.Module:
+    return SeedTeacher(num_classes)
+
+
+def seed_student(num_classes: int = 10) -> nn.Module:
+    return SeedStudent(num_classes)
+
+
+ARCHITECTURES: dict[str, tuple[Callable[[int], nn.Module], str]] = {
+    "seed_teacher": (seed_teacher, "The seed's teacher CNN: 4 convs (128/64/64/32), 2 max-pools, MLP 2048→512→classes"),
+    "seed_student": (seed_student, "The seed's light student CNN: 2 convs (16/16), 2 max-pools, MLP 1024→256→classes"),
+}
