@@ -1,45 +1,85 @@
-"""The seed experiment's two CNNs. Their taps: ``stage1`` after the first pooling, ``stage2`` the conv
-stack's output (teacher 32×8×8, student 16×8×8) that the seed's cosine and FitNets read, and
-``embedding`` the flattened map the classifier receives."""
+"""The seed experiment's two CNNs, with the taps interface.
+
+Built exactly like ``kdcore.models.Teacher`` / ``Student(regressor=False)`` (same modules, in
+the same order, under the same names), so ``torch.manual_seed(s)`` gives bit-identical initial
+weights and their state dicts (and existing checkpoints) are interchangeable. The FitNets hint
+regressor is not part of the student: it belongs to the method that trains it.
+
+Taps: ``stage1`` after the first max-pool (teacher 64×16×16, student 16×16×16), ``stage2`` the
+conv stack's output that the seed's cosine / FitNets losses use (teacher 32×8×8, student
+16×8×8), ``embedding`` the flattened conv output the classifier receives (2048 / 1024).
+"""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
 
 
 class _SeedCNN(nn.Module):
-    def __init__(self, stage1: list[nn.Module], stage2: list[nn.Module], classifier: list[nn.Module]):
-        super().__init__()
-        # One Sequential, as in the seed, so that checkpoints keep their key names (features.N.*).
-        self.features = nn.Sequential(*stage1, *stage2)
-        self.split = len(stage1)
-        self.classifier = nn.Sequential(*classifier)
+    features: nn.Sequential
+    classifier: nn.Sequential
+    # Index in ``features`` of the first max-pool: stage1 is its output.
+    _stage1_end: int
 
-    def forward(self, x: torch.Tensor):
-        stage1 = self.features[: self.split](x)
-        stage2 = self.features[self.split :](stage1)
-        embedding = torch.flatten(stage2, 1)
-        return self.classifier(embedding), {"stage1": stage1, "stage2": stage2, "embedding": embedding}
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        taps: dict[str, torch.Tensor] = {}
+        out = x
+        for index, layer in enumerate(self.features):
+            out = layer(out)
+            if index == self._stage1_end:
+                taps["stage1"] = out
+        taps["stage2"] = out
+        embedding = torch.flatten(out, 1)
+        taps["embedding"] = embedding
+        return self.classifier(embedding), taps
+
+
+class SeedTeacher(_SeedCNN):
+    _stage1_end = 4
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 128, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(128, 64, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 32, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, num_classes)
+        )
+
+
+class SeedStudent(_SeedCNN):
+    _stage1_end = 2
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(16, 16, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, num_classes)
+        )
 
 
 def seed_teacher(num_classes: int = 10) -> nn.Module:
-    return _SeedCNN(
-        [nn.Conv2d(3, 128, 3, padding=1), nn.ReLU(), nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2)],
-        [nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2)],
-        [nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, num_classes)],
-    )
+    return SeedTeacher(num_classes)
 
 
 def seed_student(num_classes: int = 10) -> nn.Module:
-    return _SeedCNN(
-        [nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2)],
-        [nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2)],
-        [nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, num_classes)],
-    )
+    return SeedStudent(num_classes)
 
 
-ARCHITECTURES = {
-    "seed_teacher": (seed_teacher, "The seed's teacher CNN: four 3×3 convs (128-64-64-32), two poolings, MLP 512"),
-    "seed_student": (seed_student, "The seed's student CNN: two 3×3 convs (16-16), two poolings, MLP 256"),
+ARCHITECTURES: dict[str, tuple[Callable[[int], nn.Module], str]] = {
+    "seed_teacher": (seed_teacher, "The seed's teacher CNN: 4 convs (128/64/64/32), 2 max-pools, MLP 2048→512→classes"),
+    "seed_student": (seed_student, "The seed's light student CNN: 2 convs (16/16), 2 max-pools, MLP 1024→256→classes"),
 }

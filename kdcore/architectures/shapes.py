@@ -1,14 +1,29 @@
-"""What a model gives, found without training and without memory: a forward pass on the meta device."""
+"""Parameter count and tap shapes of an architecture, without training or real memory.
+
+The model is built and run on the "meta" device: tensors there carry shapes and dtypes but no
+storage, so even a large model costs nothing to describe.
+"""
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import torch
+from torch import nn
 
 
-def describe(factory, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32)) -> dict:
-    """``{"parameters": N, "taps": {name: [shape without the batch]}}``."""
+def describe(
+    factory: Callable[[int], nn.Module], num_classes: int, input_shape: Sequence[int] = (3, 32, 32)
+) -> dict:
+    """``{"parameters": int, "taps": {name: [shape without batch]}}`` for ``factory(num_classes)``."""
     with torch.device("meta"):
         model = factory(num_classes)
-        _, taps = model.eval()(torch.empty(2, *input_shape))
-    return {"parameters": sum(p.numel() for p in model.parameters()),
-            "taps": {name: list(tensor.shape[1:]) for name, tensor in taps.items()}}
+        # Eval mode: batch norm's statistics are irrelevant here, and dropout is skipped.
+        model.eval()
+        with torch.no_grad():
+            # A batch of 2, so that batch norm would accept it in train mode too.
+            _, taps = model(torch.empty(2, *input_shape))
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "taps": {name: list(t.shape[1:]) for name, t in taps.items()},
+    }
