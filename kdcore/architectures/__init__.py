@@ -37,7 +37,8 @@ def _declared(obj) -> dict[str, tuple[Any, str]]:
 def registry() -> dict[str, tuple[Any, str]]:
     """``{name: (factory, description)}``. Imports torch: for training processes only."""
     found: dict[str, tuple[Any, str]] = {}
-    for module in pkgutil.iter_modules(__path__):
+    # The seed's CNNs first: the forms list architectures in this order.
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "seed_cnn", m.name)):
         if module.name not in _HELPERS:
             found.update(_declared(importlib.import_module(f"{__name__}.{module.name}")))
     for plugin in entry_points(group=ENTRY_POINT_GROUP):
