@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import Request
-from sqlalchemy import Engine, event, inspect, literal, text
+from sqlalchemy import Engine, event, insert, inspect, literal, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 
 from app import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from app.queue import ADMISSION_LOCK
 from app.settings import Settings
 
 BUSY_TIMEOUT_MS = 10_000
@@ -79,9 +81,22 @@ def upgrade_schema(engine: Engine) -> list[str]:
     return added
 
 
+def ensure_lock_rows(engine: Engine) -> None:
+    """Insert the lock rows that transactions UPDATE to serialise (app.queue.admission)."""
+    with engine.connect() as connection:
+        if connection.execute(select(models.Lock.name).where(models.Lock.name == ADMISSION_LOCK)).first():
+            return
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(models.Lock).values(name=ADMISSION_LOCK))
+    except IntegrityError:
+        pass  # another process starting at the same moment inserted it
+
+
 def init_db(settings: Settings) -> Engine:
     engine = make_engine(settings.db_url)
     upgrade_schema(engine)
+    ensure_lock_rows(engine)
     return engine
 
 

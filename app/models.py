@@ -19,6 +19,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class Lock(SQLModel, table=True):
+    """Named rows that a transaction UPDATEs first to run one at a time (see app.queue.admission)."""
+
+    __tablename__ = "locks"
+
+    name: str = Field(primary_key=True)
+    taken_at: datetime | None = None
+
+
 class Experiment(SQLModel, table=True):
     __tablename__ = "experiments"
 
