@@ -1,7 +1,8 @@
 """Database engine, start-up schema upgrade, and the session dependency.
 
 SQLite is the default (one file, WAL mode so readers never wait for the worker's writes);
-the SQL stays portable so ``KD_DB_URL`` may point at PostgreSQL.
+the SQL stays portable so ``KD_DB_URL`` may point at PostgreSQL (driver: psycopg 3, tested by
+tests/test_postgres.py).
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def make_engine(db_url: str) -> Engine:
     url = make_url(db_url)
+    if url.drivername == "postgresql":
+        # A plain postgresql:// URL means psycopg2 to SQLAlchemy; psycopg 3 is the driver tested here.
+        url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() != "sqlite":
-        return create_engine(db_url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from app.main import create_app
@@ -116,7 +117,7 @@ def test_an_epoch_is_stored_once_per_run(client, session):
     assert len(client.get(f"/api/runs/{run['id']}/epochs").json()["items"]) == 2
     session.add(Epoch(run_id=run["id"], epoch=1, train_loss=1, test_loss=1, test_accuracy=1, seconds=1,
                       images_per_sec=1))
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError):  # the unique constraint, on SQLite and PostgreSQL alike
         session.commit()
 
 
