@@ -64,9 +64,11 @@ def get_epochs(session: Session, run_id: int, after: int = 0) -> list[Epoch]:
     ).all())
 
 
-def create_run(session: Session, payload: dict) -> Run:
-    """Validate ``payload`` (RunConfig fields plus ``teacher_run_id``) and queue the run."""
-    valid = validate_run(session, payload, settings_of(session))
+def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
+    """Validate ``payload`` (RunConfig fields plus ``teacher_run_id``) and queue the run.
+
+    ``strict`` (JSON clients): every value must have its field's type; else strings are parsed (forms)."""
+    valid = validate_run(session, payload, settings_of(session), strict=strict)
     run = Run(kind=valid.config.kind, config=valid.config.to_json_dict(), dataset=valid.config.dataset,
               epochs=valid.config.epochs,
               teacher_run_id=valid.teacher_run_id, num_classes=valid.num_classes)
@@ -75,9 +77,9 @@ def create_run(session: Session, payload: dict) -> Run:
     return run
 
 
-def create_experiment(session: Session, payload: dict) -> Experiment:
+def create_experiment(session: Session, payload: dict, *, strict: bool = False) -> Experiment:
     """Queue the seed experiment: a teacher, then the runs that train alone or distil from it."""
-    configs, info = validate_experiment(payload, settings_of(session))
+    configs, info = validate_experiment(payload, settings_of(session), strict=strict)
     overrides = {k: v for k, v in payload.items() if k not in ("dataset", "subset")}
     experiment = Experiment(dataset=info.name, subset=configs[EXPERIMENT_KINDS[0]].subset, overrides=overrides)
     with _queue_room(session, len(configs)):  # all the experiment's runs, or none

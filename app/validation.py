@@ -49,7 +49,8 @@ def _dataset(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | No
         return None, [field_error(loc, str(exc), "dataset")]
 
 
-def _subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]], errors: list[dict]) -> list[dict]:
+def _subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]], errors: list[dict],
+                   strict: bool) -> list[dict]:
     """Each ``(loc, raw subset)`` must leave an image per class and fit the training split, when its
     size is known: the loader would refuse it only once the run starts."""
     if info is None or info.train_size is None:
@@ -59,7 +60,7 @@ def _subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]],
         if any(error["loc"] == loc for error in errors):
             continue  # already reported, e.g. as not an integer or below 1
         try:
-            subset = _SUBSET.validate_python(raw)
+            subset = _SUBSET.validate_python(raw, strict=strict)
         except ValidationError:
             continue  # RunConfig reports the type
         if subset is not None and subset > info.train_size:
@@ -71,10 +72,10 @@ def _subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]],
     return found
 
 
-def _teacher(session: Session, raw: Any, kind: Any) -> tuple[Run | None, list[dict]]:
+def _teacher(session: Session, raw: Any, kind: Any, strict: bool) -> tuple[Run | None, list[dict]]:
     loc = ["teacher_run_id"]
     try:
-        teacher_id = RUN_ID.validate_python(raw)
+        teacher_id = RUN_ID.validate_python(raw, strict=strict)
     except ValidationError as exc:
         return None, pydantic_errors(exc, tuple(loc))
     method = METHODS.get(kind) if isinstance(kind, str) else None
@@ -107,7 +108,8 @@ def _class_count_errors(info: DatasetInfo | None, teacher: Run | None) -> list[d
     )]
 
 
-def validate_run(session: Session, payload: Any, settings: Settings) -> ValidRun:
+def validate_run(session: Session, payload: Any, settings: Settings, *, strict: bool = False) -> ValidRun:
+    """``strict``: values must have their field's JSON type (the REST API); else strings are parsed (forms)."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     payload = dict(payload)
@@ -119,24 +121,25 @@ def validate_run(session: Session, payload: Any, settings: Settings) -> ValidRun
         errors.append(field_error(["kind"], "Input should be a valid string", "string_type"))
     else:
         try:
-            config = RunConfig(**payload)
+            config = RunConfig.model_validate(payload, strict=strict)
         except ValidationError as exc:
             errors += pydantic_errors(exc)
-    teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"))
+    teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"), strict)
     info, dataset_errors = None, []
     if not any(error["loc"][:1] == ["dataset"] for error in errors):
         info, dataset_errors = _dataset(payload.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
     errors += teacher_errors + dataset_errors + _class_count_errors(info, teacher)
-    errors += _subset_errors(info, [(["subset"], payload.get("subset"))], errors)
+    errors += _subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
     if errors:
         raise InputError(errors)
     return ValidRun(config, teacher.id if teacher else None, info.num_classes)
 
 
-def validate_experiment(payload: Any, settings: Settings) -> tuple[dict[str, RunConfig], DatasetInfo]:
+def validate_experiment(payload: Any, settings: Settings, *,
+                        strict: bool = False) -> tuple[dict[str, RunConfig], DatasetInfo]:
     """Validate an experiment request: ``dataset``, ``subset`` and any other RunConfig field shared by
     the runs (each applied only to the kinds that use it), plus ``kinds: {kind: {field: value}}`` for
-    per-kind overrides. Returns one config per experiment kind, in launch order."""
+    per-kind overrides. Returns one config per experiment kind, in launch order. ``strict`` as in validate_run."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     shared = {k: v for k, v in payload.items() if k in EXPERIMENT_SHARED_FIELDS and v is not None}
@@ -163,7 +166,7 @@ def validate_experiment(payload: Any, settings: Settings) -> tuple[dict[str, Run
         own = per_kind.get(kind) if isinstance(per_kind.get(kind), dict) else {}
         applicable = {k: v for k, v in shared.items() if k not in METHOD_PARAMS or k in METHODS[kind].params}
         try:
-            configs[kind] = RunConfig(**{**applicable, **own, "kind": kind})
+            configs[kind] = RunConfig.model_validate({**applicable, **own, "kind": kind}, strict=strict)
         except ValidationError as exc:
             for error in exc.errors():
                 field = error["loc"][0] if error["loc"] else None
@@ -182,7 +185,7 @@ def validate_experiment(payload: Any, settings: Settings) -> tuple[dict[str, Run
         (["kinds", kind, "subset"], own["subset"]) for kind, own in per_kind.items()
         if kind in EXPERIMENT_KINDS and isinstance(own, dict) and "subset" in own
     ]
-    errors += _subset_errors(info, subsets, errors)
+    errors += _subset_errors(info, subsets, errors, strict)
     if errors:
         raise InputError(errors)
     return configs, info
