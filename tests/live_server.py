@@ -68,17 +68,20 @@ def post_at_once(base_url: str, requests: list[tuple[str, dict | None]], timeout
     status codes in the order given."""
     barrier = threading.Barrier(len(requests))
     statuses: list[int | None] = [None] * len(requests)
+    # One client (thread-safe) with a connection per request: building a client per thread costs more
+    # CPU than the requests.
+    client = httpx.Client(base_url=base_url, timeout=timeout, limits=httpx.Limits(max_connections=len(requests)))
 
     def post(index: int, path: str, body: dict | None) -> None:
-        with httpx.Client(base_url=base_url, timeout=timeout) as client:
-            barrier.wait(timeout)
-            statuses[index] = client.post(path, json=body).status_code
+        barrier.wait(timeout)
+        statuses[index] = client.post(path, json=body).status_code
 
     threads = [threading.Thread(target=post, args=(i, *request), daemon=True) for i, request in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
+    with client:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout)
     missing = statuses.count(None)
     assert not missing, f"{missing} of {len(requests)} requests got no answer within {timeout:.0f} s"
     return statuses

@@ -5,6 +5,7 @@ port of 127.0.0.1 (its Unix socket in the same directory), with a random passwor
 and deleted at the end of the session. ``pg_url`` gives each test a fresh database. Everything is
 skipped, with the reason, when the binaries or the psycopg driver are absent or the server cannot
 start. As root (CI), initdb and postgres refuse to run, so they run as the ``postgres`` user.
+Needs PostgreSQL 13 or later (DROP DATABASE ... WITH (FORCE)).
 
     from tests.pg_fixtures import pg_server, pg_url  # noqa: F401
 """
@@ -81,10 +82,11 @@ def _runner() -> tuple[list[str], str | None]:
     return ["runuser", "-u", "postgres", "--"], "postgres"
 
 
-def _run(command: list[str], what: str) -> None:
+def _run(command: list[str], what: str, log: Path | None = None) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=START_TIMEOUT_S)
     if result.returncode != 0:
-        pytest.skip(f"PostgreSQL tests: {what} failed: {(result.stderr or result.stdout)[-1000:]}")
+        detail = log.read_text() if log is not None and log.is_file() else result.stderr or result.stdout
+        pytest.skip(f"PostgreSQL tests: {what} failed: {detail[-1000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +113,7 @@ def pg_server():
               f"--pwfile={root / 'password'}", "-E", "UTF8", "--no-sync", "--no-instructions"], "initdb")
         options = f"-h 127.0.0.1 -p {port} -k {root} {SERVER_OPTIONS}"
         _run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o", options,
-              "-w", "-t", str(START_TIMEOUT_S), "start"], "pg_ctl start")
+              "-w", "-t", str(START_TIMEOUT_S), "start"], "pg_ctl start", root / "server.log")
         yield PgServer("127.0.0.1", port, user, password)
     finally:
         if (data / "postmaster.pid").exists():

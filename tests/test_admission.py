@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from app.db import init_db
+from app.main import create_app
+from app.settings import Settings
 from tests.live_server import live_server, post_at_once
 from tests.pg_fixtures import db_url, pg_server, pg_url  # noqa: F401
 
@@ -41,3 +47,15 @@ def test_concurrent_admissions_never_pass_the_queue_cap(db_url, tmp_path):
         # Runs whose teacher was cancelled cannot be retried (409); of the others, 10 fit.
         assert statuses.count(200) == 10 and set(statuses) <= {200, 409, 429}, Counter(statuses)
         assert len(queued(api)) == CAP
+
+
+def test_a_database_from_before_the_lock_table_gets_it_at_start(db_url, tmp_path):
+    settings = Settings(db_url=db_url, runs_dir=tmp_path / "runs", max_queued=1)
+    engine = init_db(settings)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE locks"))
+    engine.dispose()
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/api/runs", json=RUN).status_code == 201
+        assert client.post("/api/runs", json=RUN).status_code == 429
+        client.app.state.engine.dispose()
