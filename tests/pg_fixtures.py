@@ -35,7 +35,8 @@ SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off
 def _pg_bin() -> Path | None:
     """The newest installed server's bin directory (KD_TEST_PG_BIN overrides)."""
     if os.environ.get("KD_TEST_PG_BIN"):
-        return Path(os.environ["KD_TEST_PG_BIN"])
+        chosen = Path(os.environ["KD_TEST_PG_BIN"])
+        return chosen if (chosen / "initdb").is_file() else None
     versions = sorted((p for p in PG_ROOT.glob("*/bin") if (p / "initdb").is_file()),
                       key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
     return versions[-1] if versions else None
@@ -93,7 +94,8 @@ def _run(command: list[str], what: str, log: Path | None = None) -> None:
 def pg_server():
     bin_dir = _pg_bin()
     if bin_dir is None:
-        pytest.skip(f"PostgreSQL tests: no server binaries under {PG_ROOT} (apt-get install postgresql)")
+        pytest.skip(f"PostgreSQL tests: no server binaries under {os.environ.get('KD_TEST_PG_BIN') or PG_ROOT} "
+                    "(apt-get install postgresql)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
