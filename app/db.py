@@ -39,7 +39,9 @@ def make_engine(db_url: str) -> Engine:
         # A plain postgresql:// URL means psycopg2 to SQLAlchemy; psycopg 3 is the driver tested here.
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # Named, not left to the server's default: claims and admissions (app.queue) rely on READ
+        # COMMITTED, where a statement that waited for a row lock then sees the winner's commit.
+        return create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(

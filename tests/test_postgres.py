@@ -103,3 +103,13 @@ def test_a_worker_trains_a_run_end_to_end(client, app, app_settings):
     for page in ("/", f"/runs/{run_id}", f"/compare?run={run_id}", "/launch", "/fragments/leaderboard",
                  "/fragments/active"):
         assert client.get(page).status_code == 200, page
+
+
+def test_the_queue_does_not_depend_on_the_servers_default_isolation(pg_server, pg_url, app_settings):
+    # Under REPEATABLE READ a second claimer or admission would fail where READ COMMITTED waits and goes on.
+    database = pg_url.rsplit("/", 1)[1]
+    pg_server.admin(f"ALTER DATABASE {database} SET default_transaction_isolation = 'repeatable read'")
+    with TestClient(create_app(app_settings)) as client:
+        with client.app.state.engine.connect() as connection:
+            assert connection.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
+        client.app.state.engine.dispose()
