@@ -28,7 +28,7 @@ from tests.live_server import _free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
 START_TIMEOUT_S = 30
-# Durability is pointless for a throwaway cluster; this keeps every commit in memory-speed.
+# Durability is pointless for a throwaway cluster, and without fsync its commits cost almost nothing.
 SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
 
 
