@@ -14,6 +14,7 @@ from sqlalchemy import text
 from app.db import init_db
 from app.main import create_app
 from app.settings import Settings
+from tests.app_fixtures import TEST_CLIENT_HOST
 from tests.live_server import live_server, post_at_once
 from tests.pg_fixtures import db_url, pg_server, pg_url  # noqa: F401
 
@@ -50,7 +51,7 @@ def test_concurrent_admissions_never_pass_the_queue_cap(db_url, tmp_path):
 
 
 def test_a_database_from_before_the_lock_table_gets_it_at_start(db_url, tmp_path):
-    settings = Settings(db_url=db_url, runs_dir=tmp_path / "runs", max_queued=1)
+    settings = Settings(db_url=db_url, runs_dir=tmp_path / "runs", max_queued=1, allowed_hosts=(TEST_CLIENT_HOST,))
     engine = init_db(settings)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE locks"))

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from app.main import create_app
 from app.settings import Settings
+from tests.app_fixtures import TEST_CLIENT_HOST
 from app.worker.pool import WorkerPool
 from tests.app_fixtures import SYNTHETIC_RUN, app, client, session, wait_for  # noqa: F401
 from tests.pg_fixtures import pg_server, pg_url  # noqa: F401
@@ -40,6 +41,7 @@ BIG_ID = 2**62
 def app_settings(pg_url, tmp_path: Path) -> Settings:
     data_dir = Path(os.environ.get("KD_DATA_DIR") or tmp_path / "data")
     return Settings(db_url=pg_url, data_dir=data_dir, runs_dir=tmp_path / "runs", max_queued=20,
+                    allowed_hosts=(TEST_CLIENT_HOST,),
                     heartbeat_s=0.5, poll_s=0.2, cancel_grace_s=3)
 
 
