@@ -44,7 +44,8 @@ writes = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(require_to
 
 def _documented_body(model) -> dict:
     # The body is validated once, by the service layer (which also serves the HTML forms), so that one
-    # response lists every problem; the model only documents its shape in the OpenAPI schema.
+    # response lists every problem; the model only documents its shape in the OpenAPI schema. JSON
+    # bodies are validated strictly: a value of the wrong type is an error, not coerced as a form's is.
     return {"requestBody": {"required": True,
                             "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
@@ -62,7 +63,7 @@ def _errors(*codes: int) -> dict:
 @writes.post("/runs", status_code=201, summary="Queue a run", response_model=RunOut,
              responses=_errors(401, 429), openapi_extra=_documented_body(RunCreate))
 def create_run(body: JsonObject, session: SessionDep) -> dict:
-    return services.run_to_dict(services.create_run(session, body))
+    return services.run_to_dict(services.create_run(session, body, strict=True))
 
 
 @router.get("/runs", summary="List runs, newest first", response_model=RunListOut)
@@ -139,7 +140,7 @@ def delete_run(run_id: RunId, session: SessionDep) -> Response:
              response_model=ExperimentOut, responses=_errors(401, 429),
              openapi_extra=_documented_body(ExperimentCreate))
 def create_experiment(body: JsonObject, session: SessionDep) -> dict:
-    experiment = services.create_experiment(session, body)
+    experiment = services.create_experiment(session, body, strict=True)
     return services.experiment_to_dict(experiment, services.experiment_runs(session, experiment.id))
 
 

@@ -135,6 +135,7 @@ class DatasetOut(_Response):
     ready: bool = Field(description="False: usable only after a download")
     note: str
     num_classes: int
+    train_size: int | None = Field(description="Images in the training split, when known (the most a subset may take)")
 
 
 class DatasetListOut(_Response):

@@ -1,7 +1,8 @@
 """Database engine, start-up schema upgrade, and the session dependency.
 
 SQLite is the default (one file, WAL mode so readers never wait for the worker's writes);
-the SQL stays portable so ``KD_DB_URL`` may point at PostgreSQL.
+the SQL stays portable so ``KD_DB_URL`` may point at PostgreSQL (driver: psycopg 3, tested by
+tests/test_postgres.py).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import Request
-from sqlalchemy import Engine, event, inspect, literal, text
+from sqlalchemy import Engine, event, insert, inspect, literal, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 
 from app import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from app.queue import ADMISSION_LOCK
 from app.settings import Settings
 
 BUSY_TIMEOUT_MS = 10_000
@@ -32,8 +35,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def make_engine(db_url: str) -> Engine:
     url = make_url(db_url)
+    if url.drivername == "postgresql":
+        # A plain postgresql:// URL means psycopg2 to SQLAlchemy; psycopg 3 is the driver tested here.
+        url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() != "sqlite":
-        return create_engine(db_url, pool_pre_ping=True)
+        # Named, not left to the server's default: claims and admissions (app.queue) rely on READ
+        # COMMITTED, where a statement that waited for a row lock then sees the winner's commit.
+        return create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -79,9 +87,22 @@ def upgrade_schema(engine: Engine) -> list[str]:
     return added
 
 
+def ensure_lock_rows(engine: Engine) -> None:
+    """Insert the lock rows that transactions UPDATE to serialise (app.queue.admission)."""
+    with engine.connect() as connection:
+        if connection.execute(select(models.Lock.name).where(models.Lock.name == ADMISSION_LOCK)).first():
+            return
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(models.Lock).values(name=ADMISSION_LOCK))
+    except IntegrityError:
+        pass  # another process starting at the same moment inserted it
+
+
 def init_db(settings: Settings) -> Engine:
     engine = make_engine(settings.db_url)
     upgrade_schema(engine)
+    ensure_lock_rows(engine)
     return engine
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -13,18 +13,30 @@ ACTIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 # Ids must fit a signed 64-bit column; larger numbers from clients are rejected before any query.
 MAX_ID = 2**63 - 1
+# 64-bit ids (PostgreSQL's INTEGER has 32). SQLite keeps INTEGER: only an INTEGER PRIMARY KEY is the
+# auto-numbered rowid there, and its integers are 64-bit anyway.
+ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class Lock(SQLModel, table=True):
+    """Named rows that a transaction UPDATEs first to run one at a time (see app.queue.admission)."""
+
+    __tablename__ = "locks"
+
+    name: str = Field(primary_key=True)
+    taken_at: datetime | None = None
+
+
 class Experiment(SQLModel, table=True):
     __tablename__ = "experiments"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     dataset: str
-    subset: int | None = None
+    subset: int | None = Field(default=None, sa_type=ID)
     # The request's overrides, kept so the experiment can be shown and repeated.
     overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
@@ -33,7 +45,7 @@ class Experiment(SQLModel, table=True):
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     kind: str = Field(index=True)
     status: str = Field(default="queued", index=True)
     # RunConfig.to_json_dict(); rebuilt with RunConfig.model_validate in the worker.
@@ -42,8 +54,8 @@ class Run(SQLModel, table=True):
     dataset: str | None = Field(default=None, index=True)
     epochs: int | None = None
     # No foreign key: a finished student keeps naming its teacher even after the teacher is deleted.
-    teacher_run_id: int | None = Field(default=None, index=True)
-    experiment_id: int | None = Field(default=None, foreign_key="experiments.id", index=True)
+    teacher_run_id: int | None = Field(default=None, index=True, sa_type=ID)
+    experiment_id: int | None = Field(default=None, foreign_key="experiments.id", index=True, sa_type=ID)
     num_classes: int | None = None
 
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -58,7 +70,7 @@ class Run(SQLModel, table=True):
     error: str | None = None
 
     checkpoint: str | None = None
-    parameters: int | None = None
+    parameters: int | None = Field(default=None, sa_type=ID)
     final_accuracy: float | None = Field(default=None, index=True)
     best_accuracy: float | None = None
     best_epoch: int | None = None
@@ -77,8 +89,8 @@ class Epoch(SQLModel, table=True):
     __tablename__ = "epochs"
     __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epoch_run_epoch"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(foreign_key="runs.id")
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: int = Field(foreign_key="runs.id", sa_type=ID)
     epoch: int
     train_loss: float
     # Unweighted terms named by the method's loss_terms, e.g. {"ce": 1.2, "soft_target": 0.4}.

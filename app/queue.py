@@ -1,23 +1,55 @@
-"""The run queue in the database: atomic claims, heartbeats, and clean-up of runs that can never run.
+"""The run queue in the database: admission under the queue cap, atomic claims, heartbeats, and
+clean-up of runs that can never run.
 
 Every function does one short transaction. Claims use a conditional UPDATE (``WHERE status =
 'queued'``) so that any number of workers, on one machine or several, never claim a run twice.
+Admissions take the admission lock row first, so concurrent requests never exceed the cap.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from app.models import Run, utcnow
+from app.errors import QueueFull
+from app.models import Lock, Run, utcnow
 
 HOST = socket.gethostname()
 LOST_REASON = "worker lost"
+ADMISSION_LOCK = "admission"
+
+
+@contextmanager
+def admission(session: Session, adding: int, limit: int) -> Iterator[None]:
+    """One transaction that adds ``adding`` queued runs (the caller's writes inside the block) if the
+    queue keeps at most ``limit`` queued runs; else QueueFull and nothing is written. Commits.
+
+    The lock row's UPDATE is the transaction's first write, so admissions run one at a time and each
+    counts the queue after the previous one committed. On SQLite that UPDATE takes the database's
+    write lock (pysqlite sends BEGIN only before a write, and a transaction that starts by writing
+    waits out busy_timeout for the lock and then reads the newest data; a transaction that read first
+    could not upgrade). On PostgreSQL it locks the row until commit, and READ COMMITTED lets the
+    next admission's count, a new statement, see the rows the previous one committed.
+    """
+    try:
+        taken = session.execute(update(Lock).where(Lock.name == ADMISSION_LOCK).values(taken_at=utcnow()))
+        if taken.rowcount != 1:
+            raise RuntimeError(f"the {ADMISSION_LOCK!r} lock row is missing; app.db.init_db creates it")
+        queued = session.exec(select(func.count()).select_from(Run).where(Run.status == "queued")).one()
+        if queued + adding > limit:
+            raise QueueFull(f"the queue holds {queued} runs and its limit is {limit}; wait for some to finish")
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def cancel_orphans(session: Session) -> list[int]:

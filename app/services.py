@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from app.errors import Conflict, InputError, NotFound, QueueFull  # noqa: F401  (re-exported for app.pages)
 from app.models import ACTIVE_STATUSES, Epoch, Experiment, Run, utcnow
-from app.queue import cancel_orphans
+from app.queue import admission, cancel_orphans
 from app.settings import Settings
 from app.validation import TEACHER_KINDS, TEACHER_STATUSES, validate_experiment, validate_run
 from kdcore.figures import finite_or_none, fraction_done
@@ -29,11 +29,9 @@ def settings_of(session: Session) -> Settings:
     return session.info.get("settings") or Settings.from_env()
 
 
-def _check_queue_room(session: Session, adding: int) -> None:
-    limit = settings_of(session).max_queued
-    queued = session.exec(select(func.count()).select_from(Run).where(Run.status == "queued")).one()
-    if queued + adding > limit:
-        raise QueueFull(f"the queue holds {queued} runs and its limit is {limit}; wait for some to finish")
+def _queue_room(session: Session, adding: int):
+    """The transaction that adds ``adding`` queued runs under the KD_MAX_QUEUED cap (app.queue.admission)."""
+    return admission(session, adding, settings_of(session).max_queued)
 
 
 def list_runs(session: Session, *, status: str | None = None, kind: str | None = None,
@@ -66,37 +64,37 @@ def get_epochs(session: Session, run_id: int, after: int = 0) -> list[Epoch]:
     ).all())
 
 
-def create_run(session: Session, payload: dict) -> Run:
-    """Validate ``payload`` (RunConfig fields plus ``teacher_run_id``) and queue the run."""
-    valid = validate_run(session, payload, settings_of(session))
-    _check_queue_room(session, 1)
+def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
+    """Validate ``payload`` (RunConfig fields plus ``teacher_run_id``) and queue the run.
+
+    ``strict`` (JSON clients): every value must have its field's type; else strings are parsed (forms)."""
+    valid = validate_run(session, payload, settings_of(session), strict=strict)
     run = Run(kind=valid.config.kind, config=valid.config.to_json_dict(), dataset=valid.config.dataset,
               epochs=valid.config.epochs,
               teacher_run_id=valid.teacher_run_id, num_classes=valid.num_classes)
-    session.add(run)
-    session.commit()
+    with _queue_room(session, 1):
+        session.add(run)
     return run
 
 
-def create_experiment(session: Session, payload: dict) -> Experiment:
+def create_experiment(session: Session, payload: dict, *, strict: bool = False) -> Experiment:
     """Queue the seed experiment: a teacher, then the runs that train alone or distil from it."""
-    configs, info = validate_experiment(payload, settings_of(session))
-    _check_queue_room(session, len(configs))
+    configs, info = validate_experiment(payload, settings_of(session), strict=strict)
     overrides = {k: v for k, v in payload.items() if k not in ("dataset", "subset")}
     experiment = Experiment(dataset=info.name, subset=configs[EXPERIMENT_KINDS[0]].subset, overrides=overrides)
-    session.add(experiment)
-    session.flush()
-    teacher: Run | None = None
-    for kind, config in configs.items():
-        needs_teacher = METHODS[kind].needs_teacher
-        run = Run(kind=kind, config=config.to_json_dict(), dataset=config.dataset, epochs=config.epochs,
-                  experiment_id=experiment.id,
-                  num_classes=info.num_classes, teacher_run_id=teacher.id if needs_teacher and teacher else None)
-        session.add(run)
+    with _queue_room(session, len(configs)):  # all the experiment's runs, or none
+        session.add(experiment)
         session.flush()
-        if teacher is None and METHODS[kind].architecture == "teacher":
-            teacher = run
-    session.commit()
+        teacher: Run | None = None
+        for kind, config in configs.items():
+            needs_teacher = METHODS[kind].needs_teacher
+            run = Run(kind=kind, config=config.to_json_dict(), dataset=config.dataset, epochs=config.epochs,
+                      experiment_id=experiment.id, num_classes=info.num_classes,
+                      teacher_run_id=teacher.id if needs_teacher and teacher else None)
+            session.add(run)
+            session.flush()
+            if teacher is None and METHODS[kind].architecture == "teacher":
+                teacher = run
     return experiment
 
 
@@ -149,11 +147,16 @@ def retry_run(session: Session, run_id: int) -> Run:
         if teacher is None or teacher.status not in TEACHER_STATUSES:
             state = "no longer exists" if teacher is None else f"is {teacher.status}"
             raise Conflict(f"its teacher run {run.teacher_run_id} {state}")
-    _check_queue_room(session, 1)
-    run.status, run.error, run.finished_at, run.cancel_requested = "queued", None, None, False
-    run.resume = bool(run.checkpoint)
-    session.add(run)
-    session.commit()
+    with _queue_room(session, 1):
+        # Conditional, so a run deleted or retried meanwhile is not queued twice.
+        requeued = session.execute(
+            update(Run).where(Run.id == run_id, Run.status.in_(("failed", "cancelled")))
+            .values(status="queued", error=None, finished_at=None, cancel_requested=False,
+                    resume=bool(run.checkpoint))
+        )
+        if requeued.rowcount != 1:
+            raise Conflict(f"run {run_id} changed meanwhile; only failed or cancelled runs can be retried")
+    session.refresh(run)
     return run
 
 

@@ -23,6 +23,7 @@ from kdcore.registry import EXPERIMENT_KINDS, METHODS
 _DEFAULT_DATASET = RunConfig.model_fields["dataset"].default
 TEACHER_STATUSES = ("completed", *ACTIVE_STATUSES)
 RUN_ID = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID)] | None)
+_SUBSET = TypeAdapter(int | None)
 # Fields an experiment request may set for all its runs; each applies only to kinds that use it.
 EXPERIMENT_SHARED_FIELDS = tuple(name for name in RunConfig.model_fields if name != "kind")
 KINDS_NEEDING_TEACHER = tuple(kind for kind, method in METHODS.items() if method.needs_teacher)
@@ -48,10 +49,33 @@ def _dataset(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | No
         return None, [field_error(loc, str(exc), "dataset")]
 
 
-def _teacher(session: Session, raw: Any, kind: Any) -> tuple[Run | None, list[dict]]:
+def _subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]], errors: list[dict],
+                   strict: bool) -> list[dict]:
+    """Each ``(loc, raw subset)`` must leave an image per class and fit the training split, when its
+    size is known: the loader would refuse it only once the run starts."""
+    if info is None or info.train_size is None:
+        return []
+    found = []
+    for loc, raw in candidates:
+        if any(error["loc"] == loc for error in errors):
+            continue  # already reported, e.g. as not an integer or below 1
+        try:
+            subset = _SUBSET.validate_python(raw, strict=strict)
+        except ValidationError:
+            continue  # RunConfig reports the type
+        if subset is not None and subset > info.train_size:
+            found.append(field_error(loc, f"subset must be at most {info.train_size}: dataset {info.name!r} "
+                                          f"has {info.train_size} training images", "subset_too_large"))
+        elif subset is not None and subset < info.num_classes:
+            found.append(field_error(loc, f"subset must be at least {info.num_classes}: one training image "
+                                          f"for each class of dataset {info.name!r}", "subset_too_small"))
+    return found
+
+
+def _teacher(session: Session, raw: Any, kind: Any, strict: bool) -> tuple[Run | None, list[dict]]:
     loc = ["teacher_run_id"]
     try:
-        teacher_id = RUN_ID.validate_python(raw)
+        teacher_id = RUN_ID.validate_python(raw, strict=strict)
     except ValidationError as exc:
         return None, pydantic_errors(exc, tuple(loc))
     method = METHODS.get(kind) if isinstance(kind, str) else None
@@ -84,7 +108,8 @@ def _class_count_errors(info: DatasetInfo | None, teacher: Run | None) -> list[d
     )]
 
 
-def validate_run(session: Session, payload: Any, settings: Settings) -> ValidRun:
+def validate_run(session: Session, payload: Any, settings: Settings, *, strict: bool = False) -> ValidRun:
+    """``strict``: values must have their field's JSON type (the REST API); else strings are parsed (forms)."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     payload = dict(payload)
@@ -96,23 +121,25 @@ def validate_run(session: Session, payload: Any, settings: Settings) -> ValidRun
         errors.append(field_error(["kind"], "Input should be a valid string", "string_type"))
     else:
         try:
-            config = RunConfig(**payload)
+            config = RunConfig.model_validate(payload, strict=strict)
         except ValidationError as exc:
             errors += pydantic_errors(exc)
-    teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"))
+    teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"), strict)
     info, dataset_errors = None, []
     if not any(error["loc"][:1] == ["dataset"] for error in errors):
         info, dataset_errors = _dataset(payload.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
     errors += teacher_errors + dataset_errors + _class_count_errors(info, teacher)
+    errors += _subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
     if errors:
         raise InputError(errors)
     return ValidRun(config, teacher.id if teacher else None, info.num_classes)
 
 
-def validate_experiment(payload: Any, settings: Settings) -> tuple[dict[str, RunConfig], DatasetInfo]:
+def validate_experiment(payload: Any, settings: Settings, *,
+                        strict: bool = False) -> tuple[dict[str, RunConfig], DatasetInfo]:
     """Validate an experiment request: ``dataset``, ``subset`` and any other RunConfig field shared by
     the runs (each applied only to the kinds that use it), plus ``kinds: {kind: {field: value}}`` for
-    per-kind overrides. Returns one config per experiment kind, in launch order."""
+    per-kind overrides. Returns one config per experiment kind, in launch order. ``strict`` as in validate_run."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     shared = {k: v for k, v in payload.items() if k in EXPERIMENT_SHARED_FIELDS and v is not None}
@@ -129,13 +156,17 @@ def validate_experiment(payload: Any, settings: Settings) -> tuple[dict[str, Run
             errors.append(field_error(["kinds", kind], "expected an object of {field: value}", "dict_type"))
         elif "kind" in overrides:
             errors.append(field_error(["kinds", kind, "kind"], "the kind is set by the experiment", "extra_forbidden"))
+        elif "dataset" in overrides:
+            # One dataset for all: the students learn from the teacher's outputs on the same images.
+            errors.append(field_error(["kinds", kind, "dataset"], "the experiment's runs share its dataset",
+                                      "extra_forbidden"))
     configs: dict[str, RunConfig] = {}
     seen: set[tuple] = set()
     for kind in EXPERIMENT_KINDS:
         own = per_kind.get(kind) if isinstance(per_kind.get(kind), dict) else {}
         applicable = {k: v for k, v in shared.items() if k not in METHOD_PARAMS or k in METHODS[kind].params}
         try:
-            configs[kind] = RunConfig(**{**applicable, **own, "kind": kind})
+            configs[kind] = RunConfig.model_validate({**applicable, **own, "kind": kind}, strict=strict)
         except ValidationError as exc:
             for error in exc.errors():
                 field = error["loc"][0] if error["loc"] else None
@@ -146,9 +177,15 @@ def validate_experiment(payload: Any, settings: Settings) -> tuple[dict[str, Run
     for name in METHOD_PARAMS:
         if name in shared and not any(name in METHODS[kind].params for kind in EXPERIMENT_KINDS):
             errors.append(field_error([name], f"{name} applies to no kind of the experiment"))
+    info = None
     if not any(error["loc"][:1] == ["dataset"] for error in errors):
         info, dataset_errors = _dataset(shared.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
         errors += dataset_errors
+    subsets = [(["subset"], shared.get("subset"))] + [
+        (["kinds", kind, "subset"], own["subset"]) for kind, own in per_kind.items()
+        if kind in EXPERIMENT_KINDS and isinstance(own, dict) and "subset" in own
+    ]
+    errors += _subset_errors(info, subsets, errors, strict)
     if errors:
         raise InputError(errors)
     return configs, info

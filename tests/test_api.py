@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from app.api_responses import LeaderboardOut
@@ -117,7 +118,7 @@ def test_an_epoch_is_stored_once_per_run(client, session):
     assert len(client.get(f"/api/runs/{run['id']}/epochs").json()["items"]) == 2
     session.add(Epoch(run_id=run["id"], epoch=1, train_loss=1, test_loss=1, test_accuracy=1, seconds=1,
                       images_per_sec=1))
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError):  # the unique constraint, on SQLite and PostgreSQL alike
         session.commit()
 
 
@@ -277,6 +278,50 @@ def test_non_finite_and_malformed_bodies_are_422(client, session, raw):
     response = client.post("/api/runs", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert response.json()["detail"] and count(session, Run) == 0
+
+
+# JSON has types: a wrong one is an error, never coerced (the HTML forms, all strings, are parsed).
+WRONG_TYPES = [
+    ({"kind": "student", "epochs": True}, "epochs", "valid integer"),
+    ({"kind": "student", "epochs": "3"}, "epochs", "valid integer"),
+    ({"kind": "student", "subset": "100"}, "subset", "valid integer"),
+    ({"kind": "student", "seed": 1.0}, "seed", "valid integer"),
+    ({"kind": "student", "lr": "0.5"}, "lr", "valid number"),
+    ({"kind": "student", "lr": True}, "lr", "valid number"),
+    ({"kind": "student", "resident_data": "false"}, "resident_data", "valid boolean"),
+    ({"kind": "student", "cache_teacher": 0}, "cache_teacher", "valid boolean"),
+    ({"kind": "kd", "teacher_run_id": "TEACHER"}, "teacher_run_id", "valid integer"),
+    ({"kind": "kd", "teacher_run_id": True}, "teacher_run_id", "valid integer"),
+]
+
+
+@pytest.mark.parametrize("body, field, message", WRONG_TYPES, ids=[f"{b[1]}-{b[0][b[1]]!r}" for b in WRONG_TYPES])
+def test_json_values_of_the_wrong_type_are_422_and_store_nothing(client, session, body, field, message):
+    teacher = post_run(client, **TEACHER)["id"]
+    body = {"dataset": "synthetic", **body}
+    if body.get("teacher_run_id") == "TEACHER":
+        body["teacher_run_id"] = str(teacher)  # a numeric string naming a real teacher
+    response = client.post("/api/runs", json=body)
+    assert response.status_code == 422, response.text
+    assert [(e["loc"], message in e["msg"]) for e in response.json()["detail"]] == [(["body", field], True)]
+    assert count(session, Run) == 1
+
+
+def test_one_422_lists_every_wrong_type_and_ints_are_fine_for_floats(client, session):
+    response = client.post("/api/runs", json={"kind": "kd", "dataset": "synthetic", "epochs": True, "lr": "0.5",
+                                              "teacher_run_id": "1"})
+    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {
+        ("body", "epochs"), ("body", "lr"), ("body", "teacher_run_id")}
+    experiment = client.post("/api/experiments", json={"dataset": "synthetic", "epochs": True, "lr": "0.5",
+                                                       "kinds": {"teacher": {"subset": "100"}}})
+    assert experiment.status_code == 422
+    assert sorted(tuple(e["loc"]) for e in experiment.json()["detail"]) == [
+        ("body", "epochs"), ("body", "kinds", "teacher", "subset"), ("body", "lr")]
+    assert count(session, Run) == 0 and count(session, Experiment) == 0
+    run = post_run(client, kind="kd", dataset="synthetic", lr=1, temperature=2,
+                   teacher_run_id=post_run(client, **TEACHER)["id"])
+    assert run["config"]["lr"] == 1.0 and run["config"]["temperature"] == 2.0
+    assert client.post("/api/experiments", json={"dataset": "synthetic", "lr": 1, "subset": 100}).status_code == 201
 
 
 def test_class_count_must_match_the_teacher(app_settings, tmp_path):

@@ -12,7 +12,7 @@ import json
 import os
 import tarfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kdcore.errors import DatasetError
 
@@ -33,12 +33,15 @@ CIFAR100_CLASSES = (
 SYNTHETIC_CLASSES = tuple(f"pattern{i}" for i in range(10))
 SYNTHETIC100_CLASSES = tuple(f"pattern{i}" for i in range(100))
 CIFAR10_FOLDER = "cifar-10-batches-py"
-# torchvision's datasets: name -> (class names, the folder a download creates, title for messages)
-TORCHVISION = {"cifar10": (CIFAR10_CLASSES, CIFAR10_FOLDER, "CIFAR-10"),
-               "cifar100": (CIFAR100_CLASSES, "cifar-100-python", "CIFAR-100")}
+# torchvision's datasets: name -> (class names, the folder a download creates, title for messages,
+# training-split size); the sizes are known without loading, so a run's subset is checked at submit.
+TORCHVISION = {"cifar10": (CIFAR10_CLASSES, CIFAR10_FOLDER, "CIFAR-10", 50000),
+               "cifar100": (CIFAR100_CLASSES, "cifar-100-python", "CIFAR-100", 50000)}
+# Generated datasets: name -> (class names, note); their sizes are kdcore.data.synthetic.SIZES'.
 GENERATED = {"synthetic": (SYNTHETIC_CLASSES, "generated 32×32 patterns, 2,000 train / 500 test"),
              "synthetic100": (SYNTHETIC100_CLASSES, "generated 32×32 patterns in 100 classes, 5,000 train / "
                               "1,000 test (tests of 100-class models)")}
+GENERATED_TRAIN_SIZES = {"synthetic": 2000, "synthetic100": 5000}
 BUILT_IN = (*GENERATED, *TORCHVISION)
 
 
@@ -59,6 +62,7 @@ class DatasetInfo:
     path: str | None
     ready: bool  # False: usable only after a download
     note: str = ""
+    train_size: int | None = None  # images in the training split, when known
 
     @property
     def num_classes(self) -> int:
@@ -109,16 +113,32 @@ def source_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _classes_of(path: Path, root: Path) -> tuple[str, ...]:
+def _is_train_image(member: tarfile.TarInfo) -> bool:
+    # The loader's rule (loader._iter_images): a file at .../train/<class>/<file>.
+    parts = [p for p in PurePosixPath(member.name).parts if p != "."]
+    return member.isfile() and len(parts) >= 3 and parts[-3] == "train"
+
+
+def _layout_of(path: Path, root: Path) -> tuple[tuple[str, ...], int]:
+    """The classes of an ImageFolder directory or archive, and the number of training images."""
     if path.is_dir():
-        return tuple(sorted(p.name for p in (path / "train").iterdir() if p.is_dir()))
+        # Listed afresh each time (a folder may change); scandir's entry types need no stat per image.
+        with os.scandir(path / "train") as entries:
+            class_dirs = sorted((entry.name, entry.path) for entry in entries if entry.is_dir())
+        train_size = 0
+        for _, class_dir in class_dirs:
+            with os.scandir(class_dir) as entries:
+                train_size += sum(1 for entry in entries if entry.is_file())
+        return tuple(name for name, _ in class_dirs), train_size
     stat = path.stat()
     index = cache_dir(root) / "classes.json"
     key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     known = json.loads(index.read_text()) if index.is_file() else {}
-    if key in known:
-        return tuple(known[key])
+    entry = known.get(key)
+    if isinstance(entry, dict):  # entries from before image counts were kept are bare lists: read again
+        return tuple(entry["classes"]), entry["train_size"]
     classes: set[str] = set()
+    train_size = 0
     try:
         with tarfile.open(path) as archive:
             for member in archive:
@@ -128,16 +148,17 @@ def _classes_of(path: Path, root: Path) -> tuple[str, ...]:
                     at = parts.index("train")
                     if len(parts) > at + 2:
                         classes.add(parts[at + 1])
+                train_size += _is_train_image(member)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DatasetError(f"cannot read archive {path}: {exc}") from exc
     if not classes:
         raise DatasetError(f"archive {path} has no train/<class>/<image> files (ImageFolder layout expected)")
-    known[key] = sorted(classes)
+    known[key] = {"classes": sorted(classes), "train_size": train_size}
     index.parent.mkdir(parents=True, exist_ok=True)
     tmp = index.with_suffix(".tmp")
     tmp.write_text(json.dumps(known))
     tmp.replace(index)
-    return tuple(sorted(classes))
+    return tuple(sorted(classes)), train_size
 
 
 def list_datasets(root: str | os.PathLike | None = None) -> list[DatasetInfo]:
@@ -155,15 +176,16 @@ def find_dataset(name: str, root: str | os.PathLike | None = None) -> DatasetInf
     base = data_dir(root)
     if name in GENERATED:
         classes, note = GENERATED[name]
-        return DatasetInfo(name, "synthetic", classes, None, True, note)
+        return DatasetInfo(name, "synthetic", classes, None, True, note, GENERATED_TRAIN_SIZES[name])
     if name in TORCHVISION:
-        classes, folder, _ = TORCHVISION[name]
+        classes, folder, _, train_size = TORCHVISION[name]
         ready = (base / folder).is_dir()
         note = "" if ready else "downloaded into the data directory on first use (needs internet)"
-        return DatasetInfo(name, "torchvision", classes, str(base), ready, note)
+        return DatasetInfo(name, "torchvision", classes, str(base), ready, note, train_size)
     sources = _local_sources(base)
     if name not in sources:
         names = ", ".join([*BUILT_IN, *sources])
         raise DatasetError(f"dataset {name!r} not found in {base.resolve()}; available: {names}")
     path = sources[name]
-    return DatasetInfo(name, "imagefolder", _classes_of(path, base), str(path), True)
+    classes, train_size = _layout_of(path, base)
+    return DatasetInfo(name, "imagefolder", classes, str(path), True, train_size=train_size)

@@ -101,7 +101,7 @@ def take_subset(dataset: ArrayDataset, size: int) -> ArrayDataset:
 def _load_torchvision(name: str, root: Path) -> ArrayDataset:
     from torchvision import datasets
 
-    _, folder, title = catalog.TORCHVISION[name]
+    _, folder, title, _ = catalog.TORCHVISION[name]
     dataset_class = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
     try:
         train = dataset_class(str(root), train=True, download=True)

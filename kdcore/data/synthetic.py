@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdcore.data.catalog import GENERATED_TRAIN_SIZES
+
 # Images per split, by class count: 200 / 50 per class for 10 classes, 50 / 10 for 100.
-SIZES = {10: (2000, 500), 100: (5000, 1000)}
+SIZES = {10: (GENERATED_TRAIN_SIZES["synthetic"], 500), 100: (GENERATED_TRAIN_SIZES["synthetic100"], 1000)}
 
 
 def _split(templates: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
