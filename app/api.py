@@ -12,14 +12,16 @@ from sqlmodel import Session
 
 from app import auth, services
 from app.api_responses import (
-    DatasetListOut, EpochListOut, ErrorOut, ExperimentListOut, ExperimentOut, LeaderboardOut, RunListOut, RunOut,
+    ArchitectureListOut, DatasetListOut, EpochListOut, ErrorOut, ExperimentListOut, ExperimentOut, LeaderboardOut,
+    MethodListOut, RunListOut, RunOut,
 )
 from app.db import get_session
 from app.models import MAX_ID, STATUSES
 from app.schemas import ExperimentCreate, RunCreate
 from app.settings import Settings
 from kdcore.data.catalog import list_datasets
-from kdcore.registry import KINDS
+from kdcore.architectures import catalog
+from kdcore.registry import KINDS, METHODS
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ExperimentId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -165,6 +167,20 @@ def get_experiment(experiment_id: ExperimentId, session: SessionDep) -> dict:
             responses={200: {"model": LeaderboardOut, "description": "Best first; ties: the earlier run first"}})
 def leaderboard(session: SessionDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> JSONResponse:
     return JSONResponse({"items": services.leaderboard(session, limit)})
+
+
+@router.get("/methods", summary="Training methods, with their hyperparameters", response_model=MethodListOut)
+def methods() -> dict:
+    return {"items": [{"name": m.name, "title": m.title, "description": m.description, "needs_teacher": m.needs_teacher,
+                       "teaches": m.teaches, "default_architecture": m.default_architecture,
+                       "default_epochs": m.default_epochs, "loss_terms": list(m.loss_terms),
+                       "params": m.params.model_json_schema()} for m in METHODS.values()]}
+
+
+@router.get("/architectures", summary="Networks a run can train, with parameter counts and taps",
+            response_model=ArchitectureListOut)
+def architectures(num_classes: Annotated[int, Query(ge=2, le=10_000)] = 10) -> dict:
+    return {"num_classes": num_classes, "items": [{"name": name, **info} for name, info in catalog(num_classes).items()]}
 
 
 @router.get("/datasets", summary="Datasets this server can train on, by name", response_model=DatasetListOut)

@@ -39,6 +39,7 @@ class RunOut(_Response):
     title: str = Field(description="The kind's name for people")
     status: Literal[STATUSES]
     dataset: str | None
+    architecture: str | None = Field(description="The network it trains (a KD run's student)")
     config: dict[str, Any] = Field(description="The run's full RunConfig, as stored when it was queued")
     teacher_run_id: int | None
     experiment_id: int | None
@@ -140,6 +141,35 @@ class DatasetOut(_Response):
 
 class DatasetListOut(_Response):
     items: list[DatasetOut]
+
+
+class MethodOut(_Response):
+    name: str = Field(description="What a run's kind names")
+    title: str
+    description: str
+    needs_teacher: bool
+    teaches: bool = Field(description="Its runs can be distilled from")
+    default_architecture: str
+    default_epochs: int
+    loss_terms: list[str] = Field(description="The unweighted train-loss terms its epochs report")
+    params: dict[str, Any] = Field(description="JSON schema of its hyperparameters (a run's params)")
+
+
+class MethodListOut(_Response):
+    items: list[MethodOut]
+
+
+class ArchitectureOut(_Response):
+    name: str
+    description: str
+    parameters: int = Field(description="Trainable parameters at the list's class count")
+    taps: dict[str, list[int]] = Field(description="Named feature outputs and their shapes without the batch, "
+                                       "for 32×32 inputs")
+
+
+class ArchitectureListOut(_Response):
+    num_classes: int
+    items: list[ArchitectureOut]
 
 
 class ErrorOut(_Response):

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 
 from app import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from app.migrations import migrate_run_configs
 from app.queue import ADMISSION_LOCK
 from app.settings import Settings
 
@@ -103,6 +104,7 @@ def init_db(settings: Settings) -> Engine:
     engine = make_engine(settings.db_url)
     upgrade_schema(engine)
     ensure_lock_rows(engine)
+    migrate_run_configs(engine)
     return engine
 
 

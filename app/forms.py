@@ -1,40 +1,65 @@
-"""The launch page's two forms: built from RunConfig's JSON schema and ``METHODS[kind]``, so a new kind
-or field needs no change here, and read back into the payloads app.services validates."""
+"""The launch page's two forms: built from RunConfig's JSON schema, each method's hyperparameter model
+and the architecture catalog, so a new method, architecture or field needs no change here, and read
+back into the payloads app.services validates."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.formatting import fmt_pct
+from app.formatting import fmt_params, fmt_pct
+from kdcore.architectures import catalog
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
+from kdcore.recipe import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
 
 SCHEMA = RunConfig.model_json_schema()["properties"]
 # Friendlier labels than the schema's titles ("Lr", "Ce Weight"); fields not listed use the title.
 LABELS = {"lr": "Learning rate", "ce_weight": "CE weight", "cuda_graphs": "CUDA graphs", "subset": "Subset (images)",
-          "teacher_run_id": "Teacher run"}
-HELP = {"subset": "Empty: the whole training split", "epochs": "Empty: the kind's seed value"}
-# The form's sections. Fields the method decides (its params, its epochs) live beside the kind chooser.
-KIND_FIELDS = ("epochs", *METHOD_PARAMS)
-CONFIG_FIELDS = tuple(name for name in RunConfig.model_fields if name != "kind")
-LAUNCH_FIELDS = ("kind", "teacher_run_id", *CONFIG_FIELDS)
+          "teacher_run_id": "Teacher run", "architecture": "Architecture", "lr_decay": "LR decay",
+          "warmup_epochs": "Warm-up epochs", "p": "p", "teacher_weights": "Teacher weights"}
+HELP = {"subset": "Empty: the whole training split", "epochs": "Empty: the method's seed value"}
+# The form's sections. What the method decides (teacher, student network, epochs, its own hyperparameters)
+# sits beside the method chooser; the recipe, the data and the speed-ups follow.
+KIND_FIELDS = ("teacher_weights", "architecture", "epochs")
+RECIPE_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "lr_decay", "warmup_epochs",
+                 "batch_size", "augment")
+SWITCHES = ("resident_data", "cache_teacher", "cuda_graphs", "channels_last")
+CONFIG_FIELDS = tuple(name for name in RunConfig.model_fields if name not in ("kind", "params"))
+DATA_FIELDS = tuple(n for n in CONFIG_FIELDS if n not in (*KIND_FIELDS, *RECIPE_FIELDS, *SWITCHES))
+LAUNCH_FIELDS = ("kind", "teacher_run_id", "preset", *CONFIG_FIELDS, *METHOD_PARAMS)
 EXPERIMENT_FIELDS = ("dataset", "subset", "epochs", "device")
 # Shown when the catalog has no note: what the source means for the person choosing it.
 SOURCE_NOTES = {"imagefolder": "local images from the data directory; decoded once, then cached",
                 "torchvision": "already downloaded"}
 
 
-def label(name: str) -> str:
-    title = SCHEMA[name].get("title", name) if name in SCHEMA else name
+def label(name: str, schema: dict = SCHEMA) -> str:
+    title = schema[name].get("title", name) if name in schema else name
     return LABELS.get(name, title[:1] + title[1:].lower())
 
 
-def _field(name: str, value: Any, error: str | None) -> dict:
-    prop = SCHEMA[name]
+def _method_schema(kind: str) -> dict:
+    return METHODS[kind].params.model_json_schema()["properties"]
+
+
+def config_rows(kind: str, config: dict) -> list[tuple[str, str, Any, str | None]]:
+    """``(name, label, value, help)`` for each field of a stored config, the method's hyperparameters last."""
+    rows = [(n, label(n), config[n], SCHEMA[n].get("description")) for n in CONFIG_FIELDS if n in config]
+    params = config.get("params") or {}
+    schema = _method_schema(kind) if kind in METHODS else {}
+    rows += [(f"params.{n}", label(n, schema), value, schema.get(n, {}).get("description"))
+             for n, value in params.items()]
+    return rows
+
+
+def _field(name: str, value: Any, error: str | None, schema: dict = SCHEMA) -> dict:
+    prop = schema[name]
     spec = next((o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"), prop)
     kind = spec.get("type")
-    field = {"name": name, "label": label(name), "error": error,
+    if isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    field = {"name": name, "label": label(name, schema), "error": error,
              "help": HELP.get(name) or prop.get("description"), "value": "" if value is None else str(value),
              "required": "anyOf" not in prop and "default" not in prop}
     if "enum" in spec:
@@ -53,34 +78,57 @@ def _choose_kind(raw: str | None) -> str:
     return raw if raw in METHODS else KINDS[0]
 
 
+def _architecture_field(value: str, error: str | None, num_classes: int, teacher_label: str | None) -> dict:
+    described = catalog(num_classes)
+    choices = [(name, f"{name} · {fmt_params(info['parameters'])} params") for name, info in described.items()]
+    if value not in described:
+        choices.append((value, f"{value} (not found)"))
+    help_text = f"The student; the teacher's network comes from its run ({teacher_label})" if teacher_label \
+        else "Parameter counts at this dataset's class count"
+    return {"name": "architecture", "label": LABELS["architecture"], "input": "select", "value": value,
+            "error": error, "help": help_text, "choices": choices, "required": False}
+
+
 def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[DatasetInfo], teachers: list) -> dict:
     kind = _choose_kind(values.get("kind"))
     method = METHODS[kind]
-    defaults = RunConfig(kind=kind).to_json_dict()
+    preset = values.get("preset") if values.get("preset") in PRESETS else ""
+    defaults = RunConfig(kind=kind, **({"preset": preset} if preset else {})).to_json_dict()
 
-    def field(name: str) -> dict:
-        return _field(name, values.get(name, defaults.get(name)), errors.get(name))
+    def field(name: str, schema: dict = SCHEMA, default: Any = None) -> dict:
+        return _field(name, values.get(name, default if default is not None else defaults.get(name)),
+                      errors.get(name), schema)
 
-    dataset = _dataset_field(_field("dataset", values.get("dataset", default_dataset(datasets)),
-                                    errors.get("dataset")), datasets)
-    kind_fields = [field(n) for n in KIND_FIELDS if n == "epochs" or n in method.params]
+    dataset_name = values.get("dataset", default_dataset(datasets))
+    dataset = _dataset_field(_field("dataset", dataset_name, errors.get("dataset")), datasets)
+    num_classes = next((d.num_classes for d in datasets if d.name == dataset_name), 10)
     teacher = None
     if method.needs_teacher:
         teacher = {"name": "teacher_run_id", "label": LABELS["teacher_run_id"], "input": "select",
                    "value": values.get("teacher_run_id", str(teachers[0].id) if teachers else ""),
                    "error": errors.get("teacher_run_id"),
                    "help": "Completed teachers, or queued/running ones (this run then waits for it)",
-                   "choices": [(str(t.id), f"#{t.id} · {t.config.get('dataset')} · {t.status}"
+                   "choices": [(str(t.id), f"#{t.id} · {t.architecture or t.config.get('architecture', '?')} · "
+                                f"{t.config.get('dataset')} · {t.status}"
                                 + (f" · {fmt_pct(t.final_accuracy)}" if t.final_accuracy is not None else ""))
                                for t in teachers]}
-    others = [dataset] + [field(n) for n in CONFIG_FIELDS if n not in KIND_FIELDS and n != "dataset"]
+    architecture = _architecture_field(values.get("architecture") or defaults["architecture"],
+                                       errors.get("architecture"), num_classes,
+                                       "chosen above" if method.needs_teacher else None)
+    schema = _method_schema(kind)
+    params = [field(n, schema, defaults["params"][n]) for n in schema]
+    kind_fields = [architecture, field("epochs")] + ([field("teacher_weights")] if method.needs_teacher else [])
+    preset_field = {"name": "preset", "label": "Preset", "input": "select", "value": preset, "error": errors.get("preset"),
+                    "required": False, "help": PRESET_TITLES.get(preset, "The seed's recipe: Adam, constant learning rate"),
+                    "choices": [("", "seed recipe"), *((name, name) for name in PRESETS)]}
+    general = [dataset] + [field(n) for n in DATA_FIELDS if n != "dataset"]
     return {
         "kind": kind, "method": method, "error": errors.get("kind"),
         "kinds": [(k, m.title) for k, m in METHODS.items()],
-        "teacher_kind": next((k for k, m in METHODS.items() if m.architecture == "teacher"), kind),
-        "teacher": teacher, "kind_fields": kind_fields,
-        "general": [f for f in others if f["input"] != "checkbox"],
-        "switches": [f for f in others if f["input"] == "checkbox"],
+        "teacher_kind": next((k for k, m in METHODS.items() if m.teaches), kind),
+        "teacher": teacher, "kind_fields": kind_fields, "params": params,
+        "preset": preset_field, "recipe": [field(n) for n in RECIPE_FIELDS],
+        "general": general, "switches": [field(n) for n in SWITCHES],
     }
 
 
@@ -129,8 +177,14 @@ def _form_value(raw: str | None) -> str | None:
 
 
 def run_payload(values: dict[str, str]) -> dict:
-    """The form's strings as create_run's payload; empty means "the default" (pydantic parses the rest)."""
-    return {name: v for name in LAUNCH_FIELDS if (v := _form_value(values.get(name))) is not None}
+    """The form's strings as create_run's payload; empty means "the default" (pydantic parses the rest).
+    The chosen method's hyperparameters go under ``params``; other methods' fields are not on the form."""
+    kind = values.get("kind")
+    own = METHODS[kind].param_names() if kind in METHODS else ()
+    payload = {name: v for name in LAUNCH_FIELDS if name not in METHOD_PARAMS
+               and (v := _form_value(values.get(name))) is not None}
+    params = {name: v for name in own if (v := _form_value(values.get(name))) is not None}
+    return {**payload, "params": params} if params else payload
 
 
 def experiment_payload(values: dict[str, str]) -> dict:

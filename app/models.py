@@ -50,9 +50,10 @@ class Run(SQLModel, table=True):
     status: str = Field(default="queued", index=True)
     # RunConfig.to_json_dict(); rebuilt with RunConfig.model_validate in the worker.
     config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    # Copies of two config fields (a config never changes), so lists need not parse the JSON.
+    # Copies of config fields (a config never changes), so lists need not parse the JSON.
     dataset: str | None = Field(default=None, index=True)
     epochs: int | None = None
+    architecture: str | None = Field(default=None, index=True)
     # No foreign key: a finished student keeps naming its teacher even after the teacher is deleted.
     teacher_run_id: int | None = Field(default=None, index=True, sa_type=ID)
     experiment_id: int | None = Field(default=None, foreign_key="experiments.id", index=True, sa_type=ID)

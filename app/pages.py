@@ -92,6 +92,14 @@ def launch_fields(request: Request, session: SessionDep) -> HTMLResponse:
     return render(request, "_kind_fields.html", {"form": context["form"]})
 
 
+@router.get("/fragments/launch-recipe", response_class=HTMLResponse, name="launch_recipe")
+def launch_recipe(request: Request, session: SessionDep) -> HTMLResponse:
+    # A preset was chosen: redraw the recipe with its values (fields a person then changes win at submit).
+    values = {k: v for k, v in request.query_params.items() if k in ("kind", "preset")}
+    context = _launch_context(request, session, values, {})
+    return render(request, "_recipe_fields.html", {"form": context["form"]})
+
+
 async def _form_values(request: Request) -> dict[str, str]:
     return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
 

@@ -6,12 +6,14 @@ models carry no rules of their own beyond RunConfig's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import ConfigDict, Field, create_model
 
 from app.models import MAX_ID
-from kdcore.config import RunConfig
+from kdcore.config import METHOD_PARAMS, RunConfig
+from kdcore.recipe import PRESETS
+from kdcore.registry import METHODS
 
 
 class RunCreate(RunConfig):
@@ -20,9 +22,19 @@ class RunCreate(RunConfig):
     teacher_run_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
         None, description="Id of a completed, queued or running teacher run (KD kinds only)"
     )
+    preset: Literal[tuple(PRESETS)] | None = Field(  # type: ignore[valid-type]
+        None, description="Start from a named recipe; fields given beside it win"
+    )
 
 
-# Every RunConfig field but kind, optional: omitted fields take each kind's seed default.
+def _param_field(name: str):
+    """A method hyperparameter as an experiment's shared field, typed as its first declaring method has it."""
+    field = next(m.params.model_fields[name] for m in METHODS.values() if name in m.param_names())
+    return Optional[field.annotation], Field(None, description=f"{field.description} (the kinds that have it)")
+
+
+# Every RunConfig field but kind and params, and every method hyperparameter by its plain name, all
+# optional: omitted fields take each kind's seed default.
 ExperimentCreate = create_model(
     "ExperimentCreate",
     __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
@@ -31,7 +43,8 @@ ExperimentCreate = create_model(
     **{
         name: (Optional[field.annotation], Field(None, description=field.description))
         for name, field in RunConfig.model_fields.items()
-        if name != "kind"
+        if name not in ("kind", "params")
     },
+    **{name: _param_field(name) for name in METHOD_PARAMS},
     kinds=(Optional[dict[str, dict[str, Any]]], Field(None, description="Per-kind overrides")),
 )

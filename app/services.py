@@ -69,9 +69,7 @@ def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
 
     ``strict`` (JSON clients): every value must have its field's type; else strings are parsed (forms)."""
     valid = validate_run(session, payload, settings_of(session), strict=strict)
-    run = Run(kind=valid.config.kind, config=valid.config.to_json_dict(), dataset=valid.config.dataset,
-              epochs=valid.config.epochs,
-              teacher_run_id=valid.teacher_run_id, num_classes=valid.num_classes)
+    run = _new_run(valid.config, teacher_run_id=valid.teacher_run_id, num_classes=valid.num_classes)
     with _queue_room(session, 1):
         session.add(run)
     return run
@@ -88,14 +86,19 @@ def create_experiment(session: Session, payload: dict, *, strict: bool = False) 
         teacher: Run | None = None
         for kind, config in configs.items():
             needs_teacher = METHODS[kind].needs_teacher
-            run = Run(kind=kind, config=config.to_json_dict(), dataset=config.dataset, epochs=config.epochs,
-                      experiment_id=experiment.id, num_classes=info.num_classes,
-                      teacher_run_id=teacher.id if needs_teacher and teacher else None)
+            run = _new_run(config, experiment_id=experiment.id, num_classes=info.num_classes,
+                           teacher_run_id=teacher.id if needs_teacher and teacher else None)
             session.add(run)
             session.flush()
-            if teacher is None and METHODS[kind].architecture == "teacher":
+            if teacher is None and METHODS[kind].teaches:
                 teacher = run
     return experiment
+
+
+def _new_run(config, **fields) -> Run:
+    # The config's fields that lists filter and show are copied to columns (a config never changes).
+    return Run(kind=config.kind, config=config.to_json_dict(), dataset=config.dataset, epochs=config.epochs,
+               architecture=config.architecture, **fields)
 
 
 def get_experiment(session: Session, experiment_id: int) -> Experiment:
@@ -252,7 +255,8 @@ def run_to_dict(run: Run) -> dict[str, Any]:
     """The run as the API returns it, including live progress."""
     return {
         "id": run.id, "kind": run.kind, "title": _title(run.kind), "status": run.status,
-        "dataset": run.dataset or run.config.get("dataset"), "config": run.config,
+        "dataset": run.dataset or run.config.get("dataset"),
+        "architecture": run.architecture or run.config.get("architecture"), "config": run.config,
         "teacher_run_id": run.teacher_run_id, "experiment_id": run.experiment_id, "num_classes": run.num_classes,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
         "worker": run.worker, "heartbeat_at": _iso(run.heartbeat_at), "cancel_requested": run.cancel_requested,

@@ -18,16 +18,18 @@ from app.settings import Settings
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets
 from kdcore.errors import DatasetError
-from kdcore.registry import EXPERIMENT_KINDS, METHODS
+from kdcore.registry import EXPERIMENT_KINDS, METHODS, TEACHER_KINDS
 
 _DEFAULT_DATASET = RunConfig.model_fields["dataset"].default
 TEACHER_STATUSES = ("completed", *ACTIVE_STATUSES)
 RUN_ID = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID)] | None)
 _SUBSET = TypeAdapter(int | None)
 # Fields an experiment request may set for all its runs; each applies only to kinds that use it.
-EXPERIMENT_SHARED_FIELDS = tuple(name for name in RunConfig.model_fields if name != "kind")
+# An experiment's shared fields: RunConfig's, and each method hyperparameter by its plain name, which
+# applies to every kind of the experiment that has it.
+EXPERIMENT_SHARED_FIELDS = (*(name for name in RunConfig.model_fields if name not in ("kind", "params")),
+                            *METHOD_PARAMS)
 KINDS_NEEDING_TEACHER = tuple(kind for kind, method in METHODS.items() if method.needs_teacher)
-TEACHER_KINDS = tuple(kind for kind, method in METHODS.items() if method.architecture == "teacher")
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def _teacher(session: Session, raw: Any, kind: Any, strict: bool) -> tuple[Run |
     if teacher is None:
         return None, [field_error(loc, f"run {teacher_id} does not exist")]
     teacher_method = METHODS.get(teacher.kind)
-    if teacher_method is None or teacher_method.architecture != "teacher":
+    if teacher_method is None or not teacher_method.teaches:
         return None, [field_error(loc, f"run {teacher_id} is a {teacher.kind} run, not a teacher")]
     if teacher.status not in TEACHER_STATUSES:
         return None, [field_error(loc, f"teacher run {teacher_id} is {teacher.status}; choose a completed, queued or running teacher")]
@@ -108,6 +110,13 @@ def _class_count_errors(info: DatasetInfo | None, teacher: Run | None) -> list[d
     )]
 
 
+def _where_given(loc: list, given: dict) -> list:
+    """A hyperparameter's error where the client put it: ``params.temperature``, or plain ``temperature``."""
+    if loc[:1] == ["params"] and len(loc) > 1 and not isinstance(given.get("params"), dict) and loc[1] in given:
+        return loc[1:]
+    return loc
+
+
 def validate_run(session: Session, payload: Any, settings: Settings, *, strict: bool = False) -> ValidRun:
     """``strict``: values must have their field's JSON type (the REST API); else strings are parsed (forms)."""
     if not isinstance(payload, dict):
@@ -121,9 +130,9 @@ def validate_run(session: Session, payload: Any, settings: Settings, *, strict: 
         errors.append(field_error(["kind"], "Input should be a valid string", "string_type"))
     else:
         try:
-            config = RunConfig.model_validate(payload, strict=strict)
+            config = RunConfig.model_validate(payload, strict=strict, context={"strict": strict})
         except ValidationError as exc:
-            errors += pydantic_errors(exc)
+            errors += [{**error, "loc": _where_given(error["loc"], payload)} for error in pydantic_errors(exc)]
     teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"), strict)
     info, dataset_errors = None, []
     if not any(error["loc"][:1] == ["dataset"] for error in errors):
@@ -164,18 +173,21 @@ def validate_experiment(payload: Any, settings: Settings, *,
     seen: set[tuple] = set()
     for kind in EXPERIMENT_KINDS:
         own = per_kind.get(kind) if isinstance(per_kind.get(kind), dict) else {}
-        applicable = {k: v for k, v in shared.items() if k not in METHOD_PARAMS or k in METHODS[kind].params}
+        names = METHODS[kind].param_names()
+        applicable = {k: v for k, v in shared.items() if k not in METHOD_PARAMS or k in names}
         try:
-            configs[kind] = RunConfig.model_validate({**applicable, **own, "kind": kind}, strict=strict)
+            configs[kind] = RunConfig.model_validate({**applicable, **own, "kind": kind}, strict=strict,
+                                                     context={"strict": strict})
         except ValidationError as exc:
             for error in exc.errors():
-                field = error["loc"][0] if error["loc"] else None
-                loc = ["kinds", kind, *error["loc"]] if field in own or field == "kind" else list(error["loc"])
+                loc = _where_given(list(error["loc"]), own)
+                if loc[:1] == ["params"] or (loc and (loc[0] in own or loc[0] == "kind")):
+                    loc = ["kinds", kind, *loc]
                 if (tuple(loc), error["msg"]) not in seen:
                     seen.add((tuple(loc), error["msg"]))
                     errors.append(field_error(loc, error["msg"], error["type"]))
     for name in METHOD_PARAMS:
-        if name in shared and not any(name in METHODS[kind].params for kind in EXPERIMENT_KINDS):
+        if name in shared and not any(name in METHODS[kind].param_names() for kind in EXPERIMENT_KINDS):
             errors.append(field_error([name], f"{name} applies to no kind of the experiment"))
     info = None
     if not any(error["loc"][:1] == ["dataset"] for error in errors):

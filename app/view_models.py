@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from app import charts, services
 from app.errors import NotFound
-from app.forms import CONFIG_FIELDS, SCHEMA, label
+from app.forms import config_rows
 from kdcore.config import RunConfig
 from kdcore.figures import compression
 from kdcore.registry import KINDS, METHODS
@@ -90,7 +90,7 @@ def summary_view(session: Session, run, action_error: str | None = None) -> dict
     teacher = _teacher_of(session, run)
     distil_kind = next((k for k, m in METHODS.items() if m.needs_teacher), None)
     can_teach = run.status in ("completed", "queued", "running") and METHODS.get(run.kind) is not None \
-        and METHODS[run.kind].architecture == "teacher" and distil_kind is not None
+        and METHODS[run.kind].teaches and distil_kind is not None
     return {"run": data, "method": METHODS.get(run.kind), "color": charts.kind_color(run.kind), "teacher": teacher,
             "compression": compression((teacher or {}).get("parameters"), data["parameters"]),
             "distil_kind": distil_kind if can_teach else None, "action_error": action_error}
@@ -100,9 +100,8 @@ def run_view(session: Session, run, epochs: list) -> dict:
     rows = [services.epoch_to_dict(e) for e in epochs]
     method = METHODS.get(run.kind)
     terms = method.loss_terms if method else sorted({t for r in rows for t in r["train_terms"]})
-    config = [{"name": name, "label": label(name),
-               "value": run.config.get(name), "help": SCHEMA[name].get("description")}
-              for name in RunConfig.model_fields if name in run.config]
+    config = [{"name": name, "label": label, "value": value, "help": help_text}
+              for name, label, value, help_text in config_rows(run.kind, run.config)]
     return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows),
             "accuracy_chart": charts.accuracy_chart(rows), "epochs": rows, "after": rows[-1]["epoch"] if rows else 0}
 
@@ -143,8 +142,10 @@ def compare_view(session: Session, run_ids: list[int], experiment_id: int | None
 def _config_diff(runs: list[dict]) -> dict:
     rows = [{"label": "kind", "values": [r["kind"] for r in runs]},
             {"label": "teacher run", "values": [r["teacher_run_id"] for r in runs]}]
-    rows += [{"label": label(n), "values": [r["config"].get(n) for r in runs]}
-             for n in CONFIG_FIELDS]
+    by_run = [{name: (label, value) for name, label, value, _ in config_rows(r["kind"], r["config"])} for r in runs]
+    names = list(dict.fromkeys(name for fields in by_run for name in fields))
+    rows += [{"label": next(fields[n][0] for fields in by_run if n in fields),
+              "values": [fields[n][1] if n in fields else None for fields in by_run]} for n in names]
     for row in rows:
         row["differs"] = len({repr(v) for v in row["values"]}) > 1
     return {"differing": [r for r in rows if r["differs"]], "same": [r for r in rows if not r["differs"]]}

@@ -63,13 +63,13 @@ def fill(app, runs: int, epochs_per_run: int) -> dict[str, int]:
                 run = Run(kind=kind, status="completed", config=config, num_classes=10, dataset=config["dataset"],
                           epochs=config["epochs"],
                           teacher_run_id=teacher_id if method.needs_teacher else None,
-                          parameters=1_190_000 if method.architecture == "teacher" else 268_000,
+                          parameters=1_190_000 if method.teaches else 268_000,
                           final_accuracy=0.5 + (count % 97) / 250, best_accuracy=0.6, best_epoch=epochs_per_run,
                           train_seconds=30.0 + count % 13, started_at=utcnow(), finished_at=utcnow(),
                           checkpoint="/tmp/none.pt")
                 session.add(run)
                 session.flush()
-                if method.architecture == "teacher":
+                if method.teaches:
                     teacher_id = run.id
                 for n in range(1, epochs_per_run + 1):
                     terms = {t: 1.0 / n for t in method.loss_terms}

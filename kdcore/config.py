@@ -6,9 +6,10 @@ database, the trainer and the checkpoint. It is torch-free.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, ValidationInfo, WithJsonSchema,
+                      field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kdcore.methods.base import Hyperparameters, NoHyperparameters
@@ -28,9 +29,9 @@ class RunConfig(BaseModel):
         None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
         description="The network this run trains (a KD run's student); defaults to the method's",
     )
-    params: SerializeAsAny[Hyperparameters] = Field(
-        default_factory=NoHyperparameters, description="The method's own hyperparameters"
-    )
+    params: Annotated[SerializeAsAny[Hyperparameters], WithJsonSchema(
+        {"type": "object", "description": "The method's own hyperparameters (GET /api/methods lists each "
+         "method's); omitted ones take the method's defaults"})] = Field(default_factory=NoHyperparameters)
     dataset: str = Field("cifar10", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     subset: int | None = Field(
         None, ge=1, description="Train on N images stratified by class, and the same fraction of the test split"
@@ -62,16 +63,17 @@ class RunConfig(BaseModel):
     @field_validator("milestones", mode="before")
     @classmethod
     def _milestones_from_text(cls, value: Any) -> Any:
-        # Forms and flags give "150,180,210".
+        # Forms and flags give "150,180,210", JSON a list.
         if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+            return tuple(int(part) if part.strip().isdigit() else part.strip() for part in value.split(",")
+                         if part.strip())
+        return tuple(value) if isinstance(value, list) else value
 
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
         if kind not in METHODS:
-            raise ValueError(f"unknown method {kind!r}; choose one of: {', '.join(KINDS)}")
+            raise ValueError(f"unknown run kind {kind!r}; choose one of: {', '.join(KINDS)}")
         return kind
 
     @field_validator("architecture")
@@ -86,7 +88,7 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_method_defaults(cls, data: Any) -> Any:
+    def _fill_method_defaults(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or data["kind"] not in METHODS:
             return data  # field validation reports the bad kind
         method = METHODS[data["kind"]]
@@ -110,9 +112,11 @@ class RunConfig(BaseModel):
                     params.setdefault(name, value)
             elif value is not None:
                 users = ", ".join(k for k, m in METHODS.items() if name in m.param_names())
-                raise _field_error((name,), value, "not_applicable", f"{name} applies only to methods: {users}")
+                raise _field_error((name,), value, "not_applicable", f"{name} applies only to kinds: {users}")
         if isinstance(params, dict):
-            data["params"] = _method_params(method.params, params)
+            # Strict validation (JSON clients) reaches the method's own fields through the context.
+            strict = bool((info.context or {}).get("strict"))
+            data["params"] = _method_params(method.params, params, strict)
         if data.get("architecture") is None:
             data["architecture"] = method.default_architecture
         if data.get("epochs") is None:
@@ -153,9 +157,9 @@ class RunConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _method_params(model: type[Hyperparameters], values: dict) -> Hyperparameters:
+def _method_params(model: type[Hyperparameters], values: dict, strict: bool) -> Hyperparameters:
     try:
-        return model(**values)
+        return model.model_validate(values, strict=strict)
     except ValidationError as exc:
         raise ValidationError.from_exception_data("RunConfig", [
             InitErrorDetails(type=PydanticCustomError(error["type"], error["msg"]), loc=("params", *error["loc"]),

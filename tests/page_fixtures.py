@@ -21,8 +21,8 @@ from kdcore.config import RunConfig
 from kdcore.registry import METHODS
 from tests.app_fixtures import TEST_CLIENT_HOST
 
-TEACHER_KIND = next(k for k, m in METHODS.items() if m.architecture == "teacher")
-STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
+TEACHER_KIND = next(k for k, m in METHODS.items() if m.teaches)
+STUDENT_KIND = next(k for k, m in METHODS.items() if not m.teaches and not m.needs_teacher)
 KD_KINDS = [k for k, m in METHODS.items() if m.needs_teacher]
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -155,8 +155,9 @@ def add_run(session: Session, kind: str, *, status: str = "completed", accuracy:
     finished = status == "completed"
     done_epochs = epochs if finished else (1 if status == "running" else 0)
     if parameters is None:
-        parameters = 1_200_000 if METHODS[kind].architecture == "teacher" else 300_000
+        parameters = 1_200_000 if METHODS[kind].teaches else 300_000
     run = Run(kind=kind, status=status, config=cfg.to_json_dict(), dataset=cfg.dataset, epochs=cfg.epochs,
+              architecture=cfg.architecture,
               teacher_run_id=teacher, experiment_id=experiment,
               num_classes=10, error=error, created_at=utcnow(), started_at=utcnow() if status != "queued" else None,
               finished_at=utcnow() if status in ("completed", "failed", "cancelled") else None,

@@ -40,7 +40,8 @@ def test_create_run_takes_the_kinds_seed_defaults(client):
     run = post_run(client, kind="student", dataset="synthetic")
     assert run["status"] == "queued" and run["kind"] == "student"
     assert run["config"]["epochs"] == METHODS["student"].default_epochs
-    assert run["config"]["temperature"] is None and run["teacher_run_id"] is None
+    assert run["config"]["params"] == {} and run["teacher_run_id"] is None
+    assert run["architecture"] == run["config"]["architecture"] == METHODS["student"].default_architecture
     assert run["num_classes"] == 10 and run["progress"] is None
 
 
@@ -48,7 +49,7 @@ def test_create_kd_run_from_a_queued_teacher(client):
     teacher = post_run(client, **TEACHER)
     kd = post_run(client, kind="kd", dataset="synthetic", teacher_run_id=teacher["id"])
     assert kd["teacher_run_id"] == teacher["id"]
-    assert kd["config"]["temperature"] == METHODS["kd"].params["temperature"]
+    assert kd["config"]["params"]["temperature"] == METHODS["kd"].params().temperature
     assert kd["config"]["epochs"] == METHODS["kd"].default_epochs
 
 
@@ -221,7 +222,7 @@ def test_experiment_queues_the_seed_runs_with_overrides(client):
         assert run["config"]["subset"] == 100
         assert run["config"]["epochs"] == (3 if kind == "teacher" else 2)
         assert run["teacher_run_id"] == (teacher_id if METHODS[kind].needs_teacher else None)
-        assert run["config"]["temperature"] == (4 if "temperature" in METHODS[kind].params else None)
+        assert run["config"]["params"].get("temperature") == (4 if "temperature" in METHODS[kind].param_names() else None)
     assert client.get(f"/api/experiments/{experiment['id']}").json()["run_ids"] == experiment["run_ids"]
     assert client.get("/api/experiments").json()["total"] == 1
 
@@ -320,7 +321,7 @@ def test_one_422_lists_every_wrong_type_and_ints_are_fine_for_floats(client, ses
     assert count(session, Run) == 0 and count(session, Experiment) == 0
     run = post_run(client, kind="kd", dataset="synthetic", lr=1, temperature=2,
                    teacher_run_id=post_run(client, **TEACHER)["id"])
-    assert run["config"]["lr"] == 1.0 and run["config"]["temperature"] == 2.0
+    assert run["config"]["lr"] == 1.0 and run["config"]["params"]["temperature"] == 2.0
     assert client.post("/api/experiments", json={"dataset": "synthetic", "lr": 1, "subset": 100}).status_code == 201
 
 

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from app.models import Run
 from kdcore.config import METHOD_PARAMS
-from kdcore.registry import KINDS, METHODS
+from kdcore.registry import KINDS, EXPERIMENT_KINDS, METHODS
 from page_fixtures import (  # noqa: F401  (client and db are fixtures)
     KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run, client, db, make_client, session_of, well_formed,
 )
@@ -106,10 +106,14 @@ def test_launch_form_fields_follow_the_kind(client, db, kind):
     selected = doc.by_id("in-kind").find("option", selected=True)
     assert selected.attrs["value"] == kind
     names = {i.attrs.get("name") for i in form.find_all("input") + form.find_all("select")}
+    defaults = METHODS[kind].params()
     for param in METHOD_PARAMS:
-        assert (param in names) == (param in METHODS[kind].params)
-        if param in METHODS[kind].params:
-            assert float(doc.by_id(f"in-{param}").attrs["value"]) == METHODS[kind].params[param]
+        assert (param in names) == (param in METHODS[kind].param_names())
+        if param in METHODS[kind].param_names() and not isinstance(getattr(defaults, param), bool):
+            assert float(doc.by_id(f"in-{param}").attrs["value"]) == getattr(defaults, param)
+    chosen = doc.by_id("in-architecture").find("option", selected=True)
+    assert chosen.attrs["value"] == METHODS[kind].default_architecture
+    assert "resnet32x4" in {o.attrs["value"] for o in doc.by_id("in-architecture").find_all("option")}
     assert doc.by_id("in-epochs").attrs["value"] == str(METHODS[kind].default_epochs)
     assert ("teacher_run_id" in names) == METHODS[kind].needs_teacher
     if METHODS[kind].needs_teacher:
@@ -146,7 +150,7 @@ def test_launch_submit_creates_the_run_and_redirects_to_it(client, db):
     form = {"kind": KD_KINDS[0], "teacher_run_id": str(teacher.id), "dataset": "synthetic", "subset": "200",
             "epochs": "2", "batch_size": "64", "lr": "0.01", "seed": "7", "device": "cpu", "resident_data": "false",
             "cache_teacher": "false", "cuda_graphs": "false"}
-    form.update({p: str(v) for p, v in METHODS[KD_KINDS[0]].params.items()})
+    form.update({p: str(v) for p, v in METHODS[KD_KINDS[0]].params().model_dump().items()})
     response = client.post("/launch", data=form, follow_redirects=False)
     assert response.status_code == 303
     run_id = int(response.headers["location"].rsplit("/", 1)[1])
@@ -198,7 +202,7 @@ def test_seed_experiment_launch_and_its_errors(client, db):
     good = client.post("/launch/experiment", data={"dataset": "synthetic", "subset": "200", "epochs": "1",
                                                    "device": "cpu"}, follow_redirects=False)
     assert good.status_code == 303 and "/compare?experiment=" in good.headers["location"]
-    assert len(db.exec(select(Run)).all()) == len(KINDS)
+    assert len(db.exec(select(Run)).all()) == len(EXPERIMENT_KINDS)
 
 
 def test_assets_are_served_offline(client):

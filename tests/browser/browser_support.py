@@ -18,9 +18,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
-TEACHER_KIND = next(k for k, m in METHODS.items() if m.architecture == "teacher")
+TEACHER_KIND = next(k for k, m in METHODS.items() if m.teaches)
 # A KD kind with a temperature: the launch tests exercise a kind-specific field.
-KD_KIND = next(k for k, m in METHODS.items() if m.needs_teacher and "temperature" in m.params)
+KD_KIND = next(k for k, m in METHODS.items() if m.needs_teacher and "temperature" in m.param_names())
 LAPTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
 

@@ -9,7 +9,7 @@ from kdcore.registry import METHODS
 
 from browser_support import KD_KIND, SCREENSHOTS, TEACHER_KIND
 
-STUDENT_KIND = next(k for k, m in METHODS.items() if m.architecture == "student" and not m.needs_teacher)
+STUDENT_KIND = next(k for k, m in METHODS.items() if not m.teaches and not m.needs_teacher)
 POINTS = "id => { const el = document.getElementById(id); return el && el.data ? el.data[0].x.length : 0; }"
 STATUS = "() => document.querySelector('#run-summary .badge').dataset.status"
 
