@@ -1,0 +1,1 @@
+"""An example kdcore plugin: one method file, one architecture file."""

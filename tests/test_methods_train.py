@@ -1,0 +1,51 @@
+"""Every distilling method trains end to end with finite losses: on the seed's CNNs, and across the CIFAR
+ResNets (a wider teacher than its student, so taps differ in channels and widths)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kdcore.config import RunConfig
+from kdcore.engine import train
+from kdcore.registry import METHODS
+
+DISTILLING = [name for name, method in METHODS.items() if method.needs_teacher]
+SMALL = dict(dataset="synthetic", subset=200, epochs=1, batch_size=50, device="cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Two spinning OpenMP threads on a small shared CPU make these steps several times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def resnet_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("resnet8x4")
+    train(RunConfig(kind="teacher", architecture="resnet8x4", **SMALL), out_dir=out)
+    return out / "checkpoint.pt"
+
+
+def _check(result, kind):
+    metrics = result.epochs[0]
+    assert math.isfinite(metrics.train_loss) and set(metrics.train_terms) == set(METHODS[kind].loss_terms)
+    assert all(math.isfinite(value) for value in metrics.train_terms.values())
+
+
+@pytest.mark.parametrize("kind", DISTILLING)
+def test_each_method_trains_on_the_seed_cnns(kind, tmp_path, teacher_checkpoint):
+    _check(train(RunConfig(kind=kind, **SMALL), out_dir=tmp_path, teacher_checkpoint=teacher_checkpoint), kind)
+
+
+@pytest.mark.parametrize("kind", DISTILLING)
+def test_each_method_trains_a_resnet20_from_a_resnet8x4(kind, tmp_path, resnet_teacher):
+    result = train(RunConfig(kind=kind, architecture="resnet20", **SMALL), out_dir=tmp_path,
+                   teacher_checkpoint=resnet_teacher)
+    _check(result, kind)
+    assert result.parameters == 278_324 - 90 * 65  # resnet20 at 10 classes; a method's own modules excluded

@@ -1,0 +1,82 @@
+"""Third parties add methods and architectures without forking: the example package in
+tests/plugin_example is installed (into a folder of its own) and its method and network appear in the
+CLI, the API and the launch form, and train."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.browser.browser_support import LiveServer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "tests" / "plugin_example"
+
+
+@pytest.fixture(scope="module")
+def plugin_path(tmp_path_factory) -> str:
+    target = tmp_path_factory.mktemp("plugin-site")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(target), str(EXAMPLE)], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        pytest.fail(f"installing the example plugin failed:\n{result.stderr[-3000:]}")
+    return str(target)
+
+
+def _env(plugin_path: str, tmp_path: Path) -> dict[str, str]:
+    # The package is installed beside, not into, this environment: PYTHONPATH puts it in reach, the way
+    # `pip install kd-example-plugin` would. Its own cache folder keeps the architecture catalog apart.
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([plugin_path, os.environ.get("PYTHONPATH", "")]),
+            "KD_CACHE_DIR": str(tmp_path / "cache"), "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _kd(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kdcore.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=600)
+
+
+def test_the_plugin_method_and_architecture_reach_the_cli_and_train(plugin_path, tmp_path, teacher_checkpoint):
+    env = _env(plugin_path, tmp_path)
+    help_text = _kd(["train", "--help"], env).stdout
+    assert "logit_mse" in help_text and "--weight" in help_text
+    result = _kd(["train", "logit_mse", "--dataset", "synthetic", "--subset", "200", "--epochs", "1", "--device",
+                  "cpu", "--arch", "tiny_cnn", "--weight", "0.25", "--teacher", str(teacher_checkpoint),
+                  "--out", str(tmp_path / "run")], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["kind"] == "logit_mse" and summary["parameters"] == 8 * 27 + 8 + 16 * 72 + 16 + 2570
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics[0]["train_terms"]) == {"ce", "logit_mse"}
+    # Without the package, the method is unknown and nothing is written.
+    plain = {**env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    missing = _kd(["train", "logit_mse", "--dataset", "synthetic", "--out", str(tmp_path / "x")], plain)
+    assert missing.returncode != 0 and not (tmp_path / "x").exists()
+
+
+def test_the_plugin_method_reaches_the_api_and_the_launch_form(plugin_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", _env(plugin_path, tmp_path)["PYTHONPATH"])
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "cache"))
+    server = LiveServer(tmp_path, worker=False)
+    try:
+        methods = {m["name"]: m for m in server.api.get("/api/methods").json()["items"]}
+        assert methods["logit_mse"]["params"]["properties"]["weight"]["default"] == 0.5
+        architectures = {a["name"] for a in server.api.get("/api/architectures").json()["items"]}
+        assert "tiny_cnn" in architectures
+        form = server.api.get("/launch?kind=logit_mse").text
+        assert 'id="in-weight"' in form and '<option value="tiny_cnn"' in form
+        teacher = server.api.post("/api/runs", json={"kind": "teacher", "dataset": "synthetic"}).json()
+        run = server.api.post("/api/runs", json={"kind": "logit_mse", "dataset": "synthetic", "architecture": "tiny_cnn",
+                                                 "teacher_run_id": teacher["id"], "params": {"weight": 2.0}})
+        assert run.status_code == 201, run.text
+        assert run.json()["config"]["params"] == {"ce_weight": 1.0, "weight": 2.0}
+        bad = server.api.post("/api/runs", json={"kind": "logit_mse", "dataset": "synthetic",
+                                                 "teacher_run_id": teacher["id"], "params": {"weight": -1}})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "params", "weight"]
+    finally:
+        server.stop()
