@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
-from app.errors import Conflict, InputError, NotFound, QueueFull  # noqa: F401  (re-exported for app.pages)
+from app.errors import Conflict, NotFound
 from app.models import ACTIVE_STATUSES, Epoch, Experiment, Run, utcnow
 from app.queue import admission, cancel_orphans
 from app.settings import Settings

@@ -1,7 +1,5 @@
-"""A real ``python -m app.cli serve`` subprocess on 127.0.0.1 against any database URL.
-
-The browser tests' LiveServer is tied to SQLite; these tests also point the server at PostgreSQL.
-"""
+"""A real ``python -m app.cli serve`` subprocess on 127.0.0.1, against SQLite or any database URL: the
+browser tests' server, and the server that request-level tests (security, admission) talk to."""
 
 from __future__ import annotations
 
@@ -26,41 +24,68 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextmanager
-def live_server(root: Path, db_url: str, *, env: dict[str, str] | None = None,
-                start_timeout: float = 60) -> Iterator[httpx.Client]:
-    """Serve the dashboard without a worker; yields a client for it and stops the server after."""
-    port = _free_port()
-    environment = {**os.environ, "KD_DB_URL": db_url, "KD_RUNS_DIR": str(root / "runs"),
-                   "CUDA_VISIBLE_DEVICES": "", **(env or {})}
-    environment.pop("KD_API_TOKEN", None)
-    log_path = root / "server.log"
-    command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    try:
+class LiveServer:
+    """``python -m app.cli serve`` on 127.0.0.1 and a free port, with its own data, runs and cache folders
+    under ``root``; with ``worker`` its embedded CPU worker trains what is queued."""
+
+    def __init__(self, root: Path, *, worker: bool, token: str | None = None, db_url: str | None = None,
+                 env: dict[str, str] | None = None, start_timeout: float = 60):
+        self.root, self.port = root, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {**os.environ, "KD_DB_URL": db_url or f"sqlite:///{root / 'kd.sqlite'}",
+                       "KD_DATA_DIR": str(root / "data"), "KD_RUNS_DIR": str(root / "runs"),
+                       "KD_CACHE_DIR": str(root / "cache"), "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+        environment.pop("KD_API_TOKEN", None)
+        if token:
+            environment["KD_API_TOKEN"] = token
+        command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--gpus", ""] if worker else ["--no-worker"]
+        self.log = (root / "server.log").open("w")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT)
+        self.api = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + start_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {log_path.read_text()[-3000:]}")
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {(root / 'server.log').read_text()[-3000:]}")
             try:
-                if client.get("/api/datasets").status_code == 200:
-                    break
+                if self.api.get("/api/datasets").status_code == 200:
+                    return
             except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start within {start_timeout:.0f} s")
-            time.sleep(0.2)
-        yield client
-    finally:
-        client.close()
-        process.terminate()
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start within {start_timeout:.0f} s")
+
+    def run(self, run_id: int) -> dict:
+        return self.api.get(f"/api/runs/{run_id}").json()
+
+    def wait_for(self, run_id: int, statuses=("completed", "failed", "cancelled"), timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run(run_id)
+            if run["status"] in statuses:
+                return run
+            time.sleep(0.25)
+        raise AssertionError(f"run {run_id} still {run['status']} after {timeout} s")
+
+    def stop(self) -> None:
+        self.api.close()
+        self.process.terminate()
         try:
-            process.wait(20)
+            self.process.wait(20)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+            self.process.kill()
+            self.process.wait(10)
+        self.log.close()
+
+
+@contextmanager
+def live_server(root: Path, db_url: str, *, env: dict[str, str] | None = None) -> Iterator[httpx.Client]:
+    """Serve the dashboard without a worker against ``db_url``; yields a client for it."""
+    server = LiveServer(root, worker=False, db_url=db_url, env=env)
+    try:
+        yield server.api
+    finally:
+        server.stop()
 
 
 def post_at_once(base_url: str, requests: list[tuple[str, dict | None]], timeout: float = 60) -> list[int]:

@@ -15,7 +15,7 @@ from app.main import create_app
 from app.security import HostPolicy, cross_site_reason, is_loopback, split_host
 from app.throttle import FailureLimiter
 from page_fixtures import STUDENT_KIND, make_settings
-from tests.browser.browser_support import LiveServer
+from tests.live_server import LiveServer
 
 RUN = {"kind": STUDENT_KIND, "dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu"}
 EVIL = "http://evil.example"
