@@ -21,14 +21,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 import seed_loop  # noqa: E402
 
 from kdcore.config import RunConfig  # noqa: E402
 from kdcore.data.loader import load_dataset  # noqa: E402
 from kdcore.engine import resolve_device, train  # noqa: E402
-from kdcore.models import build_model  # noqa: E402
-from kdcore.checkpoint import load_teacher  # noqa: E402
+from kdcore.checkpoint import load_checkpoint  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
 
 
@@ -39,8 +38,14 @@ def _sync(device):
 
 def seed_epoch(kind, data, teacher_ckpt, device, workers):
     method = METHODS[kind]
-    student = build_model(method, data.num_classes, 42).to(device)
-    teacher = load_teacher(teacher_ckpt, data.num_classes, device) if method.needs_teacher else None
+    torch.manual_seed(42)
+    student = (seed_loop.Teacher(data.num_classes) if method.teaches
+               else seed_loop.Student(data.num_classes, regressor=kind == "fitnet")).to(device)
+    teacher = None
+    if method.needs_teacher:
+        teacher = seed_loop.Teacher(data.num_classes)
+        teacher.load_state_dict(load_checkpoint(teacher_ckpt)["model"])  # the same key names
+        teacher.to(device).eval()
     optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
     train_loader = seed_loop.loader(data.train_x, data.train_y, workers=workers)
     _sync(device)

@@ -32,6 +32,40 @@ class ArrayImages(torch.utils.data.Dataset):
         return NORMALIZE(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
+class Teacher(nn.Module):
+    """The seed's teacher CNN, as the tutorial defines it: ``(logits, feature_map)``."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 128, kernel_size=3, padding=1), nn.ReLU(), nn.Conv2d(128, 64, kernel_size=3, padding=1),
+            nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2), nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 32, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2))
+        self.classifier = nn.Sequential(nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, num_classes))
+
+    def forward(self, x):
+        feature_map = self.features(x)
+        return self.classifier(torch.flatten(feature_map, 1)), feature_map
+
+
+class Student(nn.Module):
+    """The seed's student CNN; with ``regressor`` the FitNets hint regressor, inside the student as the
+    tutorial has it: ``(logits, feature_map[, hint])``."""
+
+    def __init__(self, num_classes: int = 10, regressor: bool = False):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(16, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2))
+        self.regressor = nn.Conv2d(16, 32, kernel_size=3, padding=1) if regressor else None
+        self.classifier = nn.Sequential(nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, num_classes))
+
+    def forward(self, x):
+        feature_map = self.features(x)
+        logits = self.classifier(torch.flatten(feature_map, 1))
+        return (logits, feature_map) if self.regressor is None else (logits, feature_map, self.regressor(feature_map))
+
+
 def loader(images, labels, batch_size=32, shuffle=True, workers=2):
     return torch.utils.data.DataLoader(ArrayImages(images, labels), batch_size=batch_size, shuffle=shuffle,
                                        num_workers=workers, persistent_workers=False)

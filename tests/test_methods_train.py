@@ -49,3 +49,28 @@ def test_each_method_trains_a_resnet20_from_a_resnet8x4(kind, tmp_path, resnet_t
                    teacher_checkpoint=resnet_teacher)
     _check(result, kind)
     assert result.parameters == 278_324 - 90 * 65  # resnet20 at 10 classes; a method's own modules excluded
+
+
+@pytest.mark.parametrize("pair", [("seed_student", "seed_teacher"), ("resnet20", "resnet8x4"), ("vgg8", "vgg13"),
+                                  ("mobilenetv2", "resnet32x4"), ("shufflev2", "wrn_40_2")])
+def test_no_method_reads_back_to_the_host_in_a_step(pair):
+    from kdcore.graph_safety import meta_step
+
+    for kind in METHODS:
+        teacher = pair[1] if METHODS[kind].needs_teacher else None
+        terms = meta_step(kind, pair[0] if not METHODS[kind].teaches else None, teacher)
+        assert set(terms) == set(METHODS[kind].loss_terms) and all(shape == () for shape in terms.values())
+
+
+def test_the_host_read_check_catches_one(monkeypatch):
+    import dataclasses
+
+    from kdcore.graph_safety import meta_step
+
+    def reads_back(student, teacher, labels, params, progress, modules):
+        ce = torch.nn.functional.cross_entropy(student.logits, labels)
+        return (ce if ce.item() > 0 else ce), {"ce": ce, "soft_target": ce}
+
+    monkeypatch.setitem(METHODS, "kd", dataclasses.replace(METHODS["kd"], loss=reads_back))
+    with pytest.raises(RuntimeError, match="meta"):
+        meta_step("kd")

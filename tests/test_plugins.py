@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.browser_support import LiveServer
+from tests.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "tests" / "plugin_example"
