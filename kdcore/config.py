@@ -56,7 +56,8 @@ class RunConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Speed-ups, each with a switch; they do not change the mathematics.
     resident_data: bool = Field(True, description="Keep the dataset on the device, normalized once")
-    cache_teacher: bool = Field(True, description="Compute teacher outputs once and reuse them (not with augment)")
+    cache_teacher: bool = Field(True, description="Compute teacher outputs once and reuse them (exact only "
+                                "without augmentation, so augmented runs compute them online)")
     cuda_graphs: bool = Field(True, description="Replay each training step as a CUDA graph (CUDA only)")
     channels_last: bool = Field(True, description="NHWC memory layout for the convolutions (CUDA only)")
 
@@ -99,8 +100,6 @@ class RunConfig(BaseModel):
                 raise _field_error(("preset",), preset, "unknown_preset",
                                    f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
             data = {**PRESETS[preset], **{k: v for k, v in data.items() if v is not None}}
-        if data.get("augment") is True and data.get("cache_teacher") is None:
-            data["cache_teacher"] = False  # augmented images have no fixed teacher output to cache
         raw = data.get("params")
         params = dict(raw) if isinstance(raw, dict) else {} if raw is None else raw
         for name in METHOD_PARAMS:
@@ -137,9 +136,6 @@ class RunConfig(BaseModel):
             raise _field_error(("milestones",), self.milestones, "order", "milestones must be increasing epochs")
         if self.warmup_epochs >= self.epochs:
             raise _field_error(("warmup_epochs",), self.warmup_epochs, "too_long", "warm-up must be shorter than the run")
-        if self.method.needs_teacher and self.cache_teacher and self.augment:
-            raise _field_error(("cache_teacher",), True, "needs_fixed_images",
-                               "cache_teacher is exact only without augmentation; turn one of them off")
         return self
 
     @model_validator(mode="after")

@@ -93,6 +93,8 @@ def train(
         teacher_checkpoint = best_weights_of(teacher_checkpoint)
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
     notes = [dataset.note] if dataset.note else []
+    if method.needs_teacher and config.cache_teacher and config.augment:
+        notes.append("teacher outputs are computed online: augmentation changes every image")
     use_graph = device.type == "cuda" and config.cuda_graphs and config.resident_data
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True
@@ -209,7 +211,8 @@ def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, tr
     if not taps:
         return lambda batch, index: Outputs(None, {})
     feature_taps = tuple(t for t in taps if t != LOGITS)
-    if not config.cache_teacher:
+    # Augmented images differ every epoch, so their teacher outputs cannot be computed once.
+    if not config.cache_teacher or config.augment:
         def online(batch, index):
             with torch.no_grad():
                 logits, found = teacher(batch)

@@ -181,3 +181,31 @@ def test_home_shows_the_leaderboard_and_scatter(page, live_server, trained_pair)
     page.click("#leaderboard button[type=submit]")
     page.wait_for_selector("#compare-runs")
     assert page.locator("#compare-runs tbody tr").count() == 2
+
+
+def test_launch_a_new_method_on_a_cifar_resnet_with_the_benchmark_preset(page, live_server, trained_pair):
+    page.goto(f"{live_server.url}/launch")
+    page.select_option("#in-kind", "dkd")
+    page.wait_for_selector("#in-beta")  # the method's own hyperparameters follow the choice
+    assert page.input_value("#in-beta") == "8.0" and page.input_value("#in-warmup") == "20"
+    page.select_option("#in-teacher_run_id", str(trained_pair["teacher"]))
+    page.select_option("#in-architecture", "resnet20")
+    page.select_option("#in-preset", "crd-cifar")
+    page.wait_for_function("document.querySelector('#in-optimizer').value === 'sgd'")
+    assert page.input_value("#in-milestones") == "150,180,210" and page.is_checked("#in-augment")
+    page.fill("#in-epochs", "1")
+    page.fill("#in-beta", "6")
+    page.fill("#in-batch_size", "100")
+    page.select_option("#in-dataset", "synthetic")
+    page.fill("#in-subset", "200")
+    page.select_option("#in-device", "cpu")
+    page.screenshot(path=str(SCREENSHOTS / "launch-dkd-resnet20-preset-laptop-light.png"), full_page=True)
+    page.click("#launch-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run = live_server.wait_for(run_id_of(page), timeout=180)
+    assert run["status"] == "completed", run["error"]
+    assert run["architecture"] == "resnet20" and run["config"]["params"]["beta"] == 6.0
+    assert (run["config"]["optimizer"], run["config"]["augment"], run["config"]["milestones"]) == (
+        "sgd", True, [150, 180, 210])
+    epochs = live_server.api.get(f"/api/runs/{run['id']}/epochs").json()["items"]
+    assert set(epochs[0]["train_terms"]) == {"ce", "dkd"} and epochs[0]["train_loss"] is not None
