@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 echo "== decode the archive once (cached afterwards)"
 time python3 -c "from kdcore.data.loader import load_dataset; d = load_dataset('cifar10-jpg'); print(d.train_x.shape, d.test_x.shape)"
-SECTIONS=${SECTIONS:-"tests experiment sequential bench switches"}
+SECTIONS=${SECTIONS:-"tests experiment sequential bench losses switches"}
 on() { case " $SECTIONS " in *" $1 "*) return 0;; esac; return 1; }
 on tests && echo "== CUDA tests"
 on tests && python3 -m pytest -q -p no:cacheprovider --tb=short tests/test_cuda.py 2>&1 | tail -40
@@ -35,6 +35,8 @@ on experiment && experiment concurrent
 on sequential && experiment sequential --sequential
 on bench && echo "== one epoch per kind: seed-style loop vs engine, same process"
 on bench && python3 bench/bench_engine.py --dataset cifar10-jpg --device "$DEVICE" $QUICK_ARGS --workers 2 --json "$OUT/bench.json"
+on losses && echo "== each method's step beside kd, with the GPU's sync-debug check"
+on losses && python3 bench/bench_losses.py --device "$DEVICE" --steps 50 --batch 64
 on switches && echo "== speed-up switches off (one epoch each)"
 on switches && for run in "teacher" "teacher --no-channels-last" "student" "student --no-cuda-graphs" \
            "student --no-cuda-graphs --no-resident-data"; do
