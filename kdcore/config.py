@@ -89,7 +89,7 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_method_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+    def _fill_method_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or data["kind"] not in METHODS:
             return data  # field validation reports the bad kind
         method = METHODS[data["kind"]]
@@ -112,15 +112,24 @@ class RunConfig(BaseModel):
             elif value is not None:
                 users = ", ".join(k for k, m in METHODS.items() if name in m.param_names())
                 raise _field_error((name,), value, "not_applicable", f"{name} applies only to kinds: {users}")
-        if isinstance(params, dict):
-            # Strict validation (JSON clients) reaches the method's own fields through the context.
-            strict = bool((info.context or {}).get("strict"))
-            data["params"] = _method_params(method.params, params, strict)
+        data["params"] = params
         if data.get("architecture") is None:
             data["architecture"] = method.default_architecture
         if data.get("epochs") is None:
             data["epochs"] = method.default_epochs
         return data
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _method_params(cls, value: Any, info: ValidationInfo) -> Any:
+        # A field validator, after kind (declared first), so that its errors join the other fields'.
+        kind = info.data.get("kind")
+        if kind not in METHODS:
+            return NoHyperparameters()  # the kind's own error says what is wrong
+        if isinstance(value, Hyperparameters):
+            return value
+        # Strict validation (JSON clients) reaches the method's own fields through the context.
+        return METHODS[kind].params.model_validate(value, strict=bool((info.context or {}).get("strict")))
 
     @model_validator(mode="after")
     def _params_belong_to_the_method(self) -> "RunConfig":
@@ -151,17 +160,6 @@ class RunConfig(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-
-def _method_params(model: type[Hyperparameters], values: dict, strict: bool) -> Hyperparameters:
-    try:
-        return model.model_validate(values, strict=strict)
-    except ValidationError as exc:
-        raise ValidationError.from_exception_data("RunConfig", [
-            InitErrorDetails(type=PydanticCustomError(error["type"], error["msg"]), loc=("params", *error["loc"]),
-                             input=error.get("input"))
-            for error in exc.errors()
-        ]) from None
 
 
 def _field_error(loc: tuple, value: Any, kind: str, message: str) -> ValidationError:
