@@ -41,3 +41,34 @@ def test_a_short_kd_run_on_real_images(cifar_dir, tmp_path):
     student = train(RunConfig(kind="kd", dataset="cifar10-jpg", subset=1000, epochs=2, device="cpu"),
                     out_dir=tmp_path / "kd", data_root=cifar_dir, teacher_checkpoint=teacher.checkpoint)
     assert student.final_accuracy > 0.15 and all(np.isfinite(m.train_loss) for m in student.epochs)
+
+
+@pytest.fixture(scope="module")
+def real_resnet_teacher(cifar_dir, tmp_path_factory):
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("resnet-teacher")
+    result = subprocess.run([sys.executable, "-m", "kdcore.cli", "train", "teacher", "--arch", "resnet20",
+                             "--dataset", "cifar10-jpg", "--data-dir", str(cifar_dir), "--subset", "500",
+                             "--epochs", "1", "--batch-size", "100", "--device", "cpu", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out / "checkpoint.pt"
+
+
+@pytest.mark.parametrize("kind", ["dkd", "at", "pkt", "rkd", "dist"])
+def test_each_new_method_trains_from_the_cli_on_real_images(kind, cifar_dir, real_resnet_teacher, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "kdcore.cli", "train", kind, "--arch", "resnet20",
+                             "--teacher", str(real_resnet_teacher), "--dataset", "cifar10-jpg", "--data-dir",
+                             str(cifar_dir), "--subset", "500", "--epochs", "1", "--batch-size", "100", "--device",
+                             "cpu", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["kind"] == kind and summary["parameters"] == 278_324 - 90 * 65
+    metrics = json.loads((tmp_path / "metrics.json").read_text())[0]
+    assert np.isfinite(metrics["train_loss"]) and all(np.isfinite(v) for v in metrics["train_terms"].values())

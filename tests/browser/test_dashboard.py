@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+
+import pytest
 import time
 
 from kdcore.registry import METHODS
@@ -209,3 +211,18 @@ def test_launch_a_new_method_on_a_cifar_resnet_with_the_benchmark_preset(page, l
         "sgd", True, [150, 180, 210])
     epochs = live_server.api.get(f"/api/runs/{run['id']}/epochs").json()["items"]
     assert set(epochs[0]["train_terms"]) == {"ce", "dkd"} and epochs[0]["train_loss"] is not None
+
+
+@pytest.mark.parametrize("kind", ["at", "pkt", "rkd", "dist"])
+def test_each_new_method_trains_when_launched_from_the_dashboards_form(live_server, trained_pair, kind):
+    # The form's own post (what the browser sends, as the DKD test above does through the page).
+    form = {"kind": kind, "teacher_run_id": str(trained_pair["teacher"]), "architecture": "resnet20",
+            "dataset": "synthetic", "subset": "200", "epochs": "1", "batch_size": "100", "device": "cpu"}
+    response = live_server.api.post("/launch", data=form, headers={"Origin": live_server.url},
+                                    follow_redirects=False)
+    assert response.status_code == 303, response.text[-500:]
+    run = live_server.wait_for(int(response.headers["location"].rsplit("/", 1)[1]), timeout=180)
+    assert run["status"] == "completed", run["error"]
+    epochs = live_server.api.get(f"/api/runs/{run['id']}/epochs").json()["items"]
+    assert set(epochs[0]["train_terms"]) == set(METHODS[kind].loss_terms)
+    assert all(value is not None for value in epochs[0]["train_terms"].values())
