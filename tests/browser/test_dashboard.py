@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
-import time
 
 from kdcore.registry import METHODS
 
