@@ -114,6 +114,7 @@ class LeaderboardRowOut(_Response):
     run_id: int
     kind: str
     title: str
+    architecture: str | None
     dataset: str | None
     experiment_id: int | None
     teacher_run_id: int | None

@@ -185,7 +185,7 @@ def leaderboard(session: Session, limit: int | None = None) -> list[dict]:
     """Completed runs ranked by final test accuracy (ties: the earlier run first)."""
     # Plain columns rather than Run objects: the board may list every completed run, and loading
     # each run's whole config costs more than the rest of the request.
-    columns = (Run.id, Run.kind, Run.dataset, Run.epochs,
+    columns = (Run.id, Run.kind, Run.architecture, Run.dataset, Run.epochs,
                Run.experiment_id, Run.teacher_run_id, Run.parameters, Run.final_accuracy, Run.best_accuracy,
                Run.best_epoch, Run.train_seconds)
     query = (select(*columns).where(Run.status == "completed", Run.final_accuracy.is_not(None))
@@ -193,12 +193,13 @@ def leaderboard(session: Session, limit: int | None = None) -> list[dict]:
     rows = session.exec(query.limit(limit) if limit else query).all()
     return [
         {
-            "rank": rank, "run_id": run_id, "kind": kind, "title": _title(kind), "dataset": dataset,
+            "rank": rank, "run_id": run_id, "kind": kind, "title": _title(kind), "architecture": architecture,
+            "dataset": dataset,
             "experiment_id": experiment_id, "teacher_run_id": teacher_run_id, "parameters": parameters,
             "final_accuracy": finite_or_none(final), "best_accuracy": finite_or_none(best), "best_epoch": best_epoch,
             "epochs": epochs, "train_seconds": finite_or_none(seconds),
         }
-        for rank, (run_id, kind, dataset, epochs, experiment_id, teacher_run_id, parameters, final, best,
+        for rank, (run_id, kind, architecture, dataset, epochs, experiment_id, teacher_run_id, parameters, final, best,
                    best_epoch, seconds) in enumerate(rows, start=1)
     ]
 
