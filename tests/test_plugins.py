@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,11 @@ EXAMPLE = ROOT / "tests" / "plugin_example"
 
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory) -> str:
-    target = tmp_path_factory.mktemp("plugin-site")
+    target, source = tmp_path_factory.mktemp("plugin-site"), tmp_path_factory.mktemp("plugin-src") / "example"
+    shutil.copytree(EXAMPLE, source)  # setuptools builds in the source tree: keep its build/ out of the checkout
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(EXAMPLE)], capture_output=True, text=True, timeout=300)
+         "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         pytest.fail(f"installing the example plugin failed:\n{result.stderr[-3000:]}")
     return str(target)

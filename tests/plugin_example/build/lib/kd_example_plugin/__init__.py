@@ -1,1 +1,0 @@
-"""An example kdcore plugin: one method file, one architecture file."""
