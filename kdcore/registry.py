@@ -8,15 +8,13 @@ files import torch only inside the functions that train.
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
-from importlib.metadata import entry_points
 
 from kdcore import methods as _methods_package
 from kdcore.methods.base import Method
+from kdcore.plugins import add_plugins
 
 ENTRY_POINT_GROUP = "kdcore.methods"
-log = logging.getLogger(__name__)
 
 
 def _declared(obj) -> list[Method]:
@@ -35,18 +33,7 @@ def _discover() -> dict[str, Method]:
         if module.name != "base":
             for method in _declared(importlib.import_module(f"{_methods_package.__name__}.{module.name}")):
                 found[method.name] = method
-    for plugin in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            declared = _declared(plugin.load())
-        except Exception as exc:  # a broken plugin must not take the built-in methods down with it
-            log.warning("method plugin %s could not be loaded: %s", plugin.value, exc)
-            continue
-        for method in declared:
-            if method.name in found:
-                log.warning("method plugin %s: %r is already registered; ignored", plugin.value, method.name)
-            else:
-                found[method.name] = method
-    return found
+    return add_plugins(found, ENTRY_POINT_GROUP, lambda obj: {method.name: method for method in _declared(obj)})
 
 
 def _ordered(found: dict[str, Method]) -> dict[str, Method]:

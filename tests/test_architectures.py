@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 import torch.nn.functional as F
 
+from bench import seed_loop
 from kdcore.architectures import registry
 from kdcore.architectures.shapes import describe
 
@@ -154,44 +154,16 @@ def test_short_epoch(name):
     assert logits.shape == (16, classes) and torch.isfinite(logits).all()
 
 
-class _SeedTeacherBefore(nn.Module):
-    """The seed's teacher as kdcore.models defined it before architectures were plugins: the reference
-    that keeps the seed experiment's initial weights, and old checkpoints, unchanged."""
-
-    def __init__(self, num_classes):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 128, kernel_size=3, padding=1), nn.ReLU(), nn.Conv2d(128, 64, kernel_size=3, padding=1),
-            nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2), nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 32, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2))
-        self.classifier = nn.Sequential(nn.Linear(2048, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, num_classes))
-
-    def forward(self, x):
-        feature_map = self.features(x)
-        return self.classifier(torch.flatten(feature_map, 1)), feature_map
-
-
-class _SeedStudentBefore(nn.Module):
-    def __init__(self, num_classes):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
-            nn.Conv2d(16, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2))
-        self.classifier = nn.Sequential(nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, num_classes))
-
-    def forward(self, x):
-        feature_map = self.features(x)
-        return self.classifier(torch.flatten(feature_map, 1)), feature_map
-
-
 @pytest.mark.parametrize("seed", [0, 1234])
 @pytest.mark.parametrize("classes", [10, 100])
 def test_seed_wrappers_initialise_like_the_seeds_models(seed, classes):
+    """bench/seed_loop.py keeps the seed tutorial's own models: the reference for the seed's initial
+    weights and for checkpoints written before architectures were plugins."""
     from kdcore.architectures.seed_cnn import seed_student, seed_teacher
 
     pairs = [
-        (lambda: _SeedTeacherBefore(classes), lambda: seed_teacher(classes)),
-        (lambda: _SeedStudentBefore(classes), lambda: seed_student(classes)),
+        (lambda: seed_loop.Teacher(classes), lambda: seed_teacher(classes)),
+        (lambda: seed_loop.Student(classes), lambda: seed_student(classes)),
     ]
     x = torch.randn(2, 3, 32, 32)
     for old_factory, new_factory in pairs:

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 from pydantic import ValidationError
-from torch import nn
 
+from bench.seed_loop import Student
 from kdcore.augment import random_crop_flip
 from kdcore.checkpoint import load_checkpoint, save_checkpoint
 from kdcore.config import RunConfig
@@ -138,18 +138,6 @@ def test_generated_100_class_data_trains_a_100_class_model(tmp_path):
 
 # ---------------------------------------------------------------- checkpoints from before
 
-class _LegacyStudent(nn.Module):
-    """The seed student as checkpoints stored it before methods owned their modules: the FitNets
-    regressor built between the conv stack and the classifier, inside the student."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
-                                      nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2))
-        self.regressor = nn.Conv2d(16, 32, 3, padding=1)
-        self.classifier = nn.Sequential(nn.Linear(1024, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, 10))
-
-
 LEGACY_FITNET_CONFIG = {  # RunConfig.to_json_dict() as it was written then
     "kind": "fitnet", "dataset": "synthetic", "subset": 200, "epochs": 2, "batch_size": 32, "lr": 0.001,
     "temperature": None, "ce_weight": 0.75, "distill_weight": 0.25, "seed": 42, "device": "cpu",
@@ -158,7 +146,9 @@ LEGACY_FITNET_CONFIG = {  # RunConfig.to_json_dict() as it was written then
 
 
 def test_a_fitnet_checkpoint_from_before_resumes(tmp_path, teacher_checkpoint):
-    legacy = _LegacyStudent()
+    # The seed tutorial's student with its FitNets regressor inside, as checkpoints stored it before
+    # methods owned their modules (bench/seed_loop.py keeps the tutorial's models).
+    legacy = Student(10, regressor=True)
     optimizer = torch.optim.Adam(legacy.parameters(), lr=1e-3)
     loss = legacy.classifier(torch.flatten(legacy.features(torch.randn(4, 3, 32, 32)), 1)).sum() \
         + legacy.regressor(torch.randn(4, 16, 8, 8)).sum()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import logging
 import os
 import pkgutil
 import subprocess
@@ -23,9 +22,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from kdcore.plugins import add_plugins
+
 ENTRY_POINT_GROUP = "kdcore.architectures"
-_HELPERS = ("shapes", "__main__")
-log = logging.getLogger(__name__)
+_HELPERS = ("shapes", "staged", "__main__")
 _catalogs: dict[tuple[str, int], dict[str, dict]] = {}
 _lock = threading.Lock()
 
@@ -41,18 +41,7 @@ def registry() -> dict[str, tuple[Any, str]]:
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "seed_cnn", m.name)):
         if module.name not in _HELPERS:
             found.update(_declared(importlib.import_module(f"{__name__}.{module.name}")))
-    for plugin in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            declared = _declared(plugin.load())
-        except Exception as exc:  # a broken plugin must not take the built-in architectures down with it
-            log.warning("architecture plugin %s could not be loaded: %s", plugin.value, exc)
-            continue
-        for name, entry in declared.items():
-            if name in found:
-                log.warning("architecture plugin %s: %r is already registered; ignored", plugin.value, name)
-            else:
-                found[name] = entry
-    return found
+    return add_plugins(found, ENTRY_POINT_GROUP, _declared)
 
 
 def build(name: str, num_classes: int):

@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from kdcore.architectures.staged import StagedNet
+
 
 class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int):
@@ -41,7 +43,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(StagedNet):
     def __init__(self, depth: int, widths: tuple[int, int, int, int], num_classes: int = 100):
         super().__init__()
         if (depth - 2) % 6 != 0:
@@ -70,16 +72,6 @@ class CifarResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        taps: dict[str, torch.Tensor] = {}
-        out = self.stem(x)
-        for index, stage in enumerate(self.stages, start=1):
-            out = stage(out)
-            taps[f"stage{index}"] = out
-        embedding = torch.flatten(self.pool(out), 1)
-        taps["embedding"] = embedding
-        return self.fc(embedding), taps
 
 
 _PLAIN = (16, 16, 32, 64)

@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from kdcore.architectures.staged import StagedNet
+
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """(N, g·k, H, W) → interleave the g groups' channels: (N, k·g, H, W)."""
@@ -57,7 +59,7 @@ class ShuffleUnit(nn.Module):
         return self.relu(out)
 
 
-class ShuffleNetV1(nn.Module):
+class ShuffleNetV1(StagedNet):
     def __init__(self, widths=(240, 480, 960), blocks=(4, 8, 4), groups: int = 3, num_classes: int = 100):
         super().__init__()
         stem = 24
@@ -74,16 +76,6 @@ class ShuffleNetV1(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        taps: dict[str, torch.Tensor] = {}
-        out = self.stem(x)
-        for index, stage in enumerate(self.stages, start=1):
-            out = stage(out)
-            taps[f"stage{index}"] = out
-        embedding = torch.flatten(self.pool(out), 1)
-        taps["embedding"] = embedding
-        return self.fc(embedding), taps
 
 
 def shufflev1(num_classes: int = 100) -> nn.Module:

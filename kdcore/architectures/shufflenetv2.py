@@ -21,6 +21,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from kdcore.architectures.staged import StagedNet
+
 from kdcore.architectures.shufflenetv1 import channel_shuffle
 
 
@@ -68,7 +70,7 @@ class DownUnit(nn.Module):
         return channel_shuffle(torch.cat([self.left(x), self.right(x)], dim=1), 2)
 
 
-class ShuffleNetV2(nn.Module):
+class ShuffleNetV2(StagedNet):
     def __init__(self, widths=(116, 232, 464), blocks=(3, 7, 3), head: int = 1024, num_classes: int = 100):
         super().__init__()
         stem = 24
@@ -83,15 +85,8 @@ class ShuffleNetV2(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(head, num_classes)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        taps: dict[str, torch.Tensor] = {}
-        out = self.stem(x)
-        for index, stage in enumerate(self.stages, start=1):
-            out = stage(out)
-            taps[f"stage{index}"] = out
-        embedding = torch.flatten(self.pool(self.head(out)), 1)
-        taps["embedding"] = embedding
-        return self.fc(embedding), taps
+    def embed(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.head(out)), 1)
 
 
 def shufflev2(num_classes: int = 100) -> nn.Module:

@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from kdcore.architectures.staged import StagedNet
+
 
 class PreActBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int):
@@ -42,7 +44,7 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class WideResNet(nn.Module):
+class WideResNet(StagedNet):
     def __init__(self, depth: int, widen_factor: int, num_classes: int = 100):
         super().__init__()
         if (depth - 4) % 6 != 0:
@@ -74,15 +76,8 @@ class WideResNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        taps: dict[str, torch.Tensor] = {}
-        out = self.stem(x)
-        for index, stage in enumerate(self.stages, start=1):
-            out = stage(out)
-            taps[f"stage{index}"] = out
-        embedding = torch.flatten(self.pool(self.relu(self.bn(out))), 1)
-        taps["embedding"] = embedding
-        return self.fc(embedding), taps
+    def embed(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.relu(self.bn(out))), 1)
 
 
 def wrn_16_2(num_classes: int = 100) -> nn.Module:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from kdcore.methods.base import Hyperparameters, Method, logits_only
+from kdcore.methods.logit_standardization import logit_pair
 
 if TYPE_CHECKING:  # annotations only
     import torch
@@ -54,12 +55,8 @@ class DISTParams(Hyperparameters):
 def loss(student, teacher, labels, params: DISTParams, progress, modules):
     import torch.nn.functional as F
 
-    from kdcore.methods import standardize_logits
-
     ce = F.cross_entropy(student.logits, labels)
-    s, t = student.logits, teacher.logits
-    if params.standardize:
-        s, t = standardize_logits(s), standardize_logits(t)
+    s, t = logit_pair(student.logits, teacher.logits, params.standardize)
     term = dist_loss(s, t, params.beta, params.gamma, params.temperature)
     return params.ce_weight * ce + term, {"ce": ce, "dist": term}
 

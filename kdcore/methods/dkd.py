@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from kdcore.methods.base import Hyperparameters, Method, logits_only
+from kdcore.methods.logit_standardization import logit_pair
 
 if TYPE_CHECKING:  # annotations only
     import torch
@@ -84,12 +85,8 @@ class DKDParams(Hyperparameters):
 def loss(student, teacher, labels, params: DKDParams, progress, modules):
     import torch.nn.functional as F
 
-    from kdcore.methods import standardize_logits
-
     ce = F.cross_entropy(student.logits, labels)
-    s, t = student.logits, teacher.logits
-    if params.standardize:
-        s, t = standardize_logits(s), standardize_logits(t)
+    s, t = logit_pair(student.logits, teacher.logits, params.standardize)
     term = dkd_loss(s, t, labels, params.alpha, params.beta, params.temperature)
     return params.ce_weight * ce + dkd_warmup(progress.epoch, params.warmup) * term, {"ce": ce, "dkd": term}
 

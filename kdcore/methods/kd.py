@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from kdcore.methods.base import Method, SeedWeights, logits_only
+from kdcore.methods.logit_standardization import logit_pair
 
 
 class KDParams(SeedWeights):
@@ -25,12 +26,8 @@ def soft_target_loss(student_logits, teacher_logits, temperature):
 def loss(student, teacher, labels, params: KDParams, progress, modules):
     import torch.nn.functional as F
 
-    from kdcore.methods import standardize_logits
-
     ce = F.cross_entropy(student.logits, labels)
-    s, t = student.logits, teacher.logits
-    if params.standardize:
-        s, t = standardize_logits(s), standardize_logits(t)
+    s, t = logit_pair(student.logits, teacher.logits, params.standardize)
     soft = soft_target_loss(s, t, params.temperature)
     return params.ce_weight * ce + params.distill_weight * soft, {"ce": ce, "soft_target": soft}
 
