@@ -37,6 +37,8 @@ def fmt_value(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, (list, tuple)):  # milestones
+        return ", ".join(fmt_value(item) for item in value) or "—"
     return str(value)
 
 

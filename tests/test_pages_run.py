@@ -259,3 +259,10 @@ def test_event_stream_of_a_long_run_ends_now_and_then_for_a_reconnect(client, db
     assert time.monotonic() - started < 5  # a shutting-down server is not held open by the page
     assert text.startswith(f"retry: {run_events.RETRY_MS}")
     assert "event: end" not in text and "event: progress" in text  # the browser reconnects and resumes
+
+
+def test_run_page_lists_the_recipe_and_the_methods_own_hyperparameters(client, db):
+    run = add_run(db, "dkd", status="queued", schedule="step", milestones=(150, 180, 210), params={"beta": 6})
+    doc = well_formed(client.get(f"/runs/{run.id}").text)
+    text = doc.text()
+    assert "Milestones 150, 180, 210" in text and "Beta 6" in text and "Architecture seed_student" in text
