@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from app.errors import InputError, ServiceError, field_error
 from app.security import CrossSiteGuard, HostPolicy
 from app.settings import Settings
 from app.throttle import FailureLimiter
+from kdcore.architectures import catalog
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -46,6 +48,9 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # The architecture catalog comes from a subprocess the first time (seconds): describe the networks
+        # while the server starts rather than during the first launch page.
+        threading.Thread(target=catalog, args=(10,), name="architecture-catalog", daemon=True).start()
         if worker_pool is not None:
             worker_pool.start()
         try:
