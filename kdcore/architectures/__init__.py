@@ -10,6 +10,7 @@ computes once per set of architecture files and which is then kept on disk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -62,8 +63,11 @@ def describe_all(num_classes: int) -> dict[str, dict]:
             for name, (factory, description) in registry().items()}
 
 
+@functools.cache
 def _fingerprint() -> str:
-    """Changes whenever an architecture file or the set of plugins does, so the disk copy stays true."""
+    """Changes whenever an architecture file or the set of plugins does, so the disk copy stays true.
+    Once per process: every RunConfig validation asks the catalog, and files and plugins do not change
+    under a running process."""
     digest = hashlib.sha256(sys.version.encode())
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         path = Path(module.module_finder.path) / f"{module.name}.py"
