@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 
 from app import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from app.migrations import migrate_run_configs
+from app.migrations import fill_group_keys, migrate_run_configs
 from app.queue import ADMISSION_LOCK
 from app.settings import Settings
 
@@ -105,6 +105,7 @@ def init_db(settings: Settings) -> Engine:
     upgrade_schema(engine)
     ensure_lock_rows(engine)
     migrate_run_configs(engine)
+    fill_group_keys(engine)
     return engine
 
 

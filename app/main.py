@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import api
+from app import api, api_studies
 from app.db import init_db
 from app.errors import InputError, ServiceError, field_error
 from app.security import CrossSiteGuard, HostPolicy
@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
     app.add_exception_handler(ServiceError, _on_service_error)
     app.include_router(api.router)
     app.include_router(api.writes)
+    app.include_router(api_studies.router)
+    app.include_router(api_studies.writes)
     # The dashboard's HTML routes live in app.pages when present; an error inside it must still surface.
     if importlib.util.find_spec("app.pages") is not None:
         app.include_router(importlib.import_module("app.pages").router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -42,8 +42,28 @@ class Experiment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class Study(SQLModel, table=True):
+    """Runs submitted together: configurations (methods × grid × networks) over seeds (kdcore.study)."""
+
+    __tablename__ = "studies"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    name: str | None = None
+    dataset: str
+    subset: int | None = Field(default=None, sa_type=ID)
+    # The request as validated (kdcore.study.StudySpec), kept so the study can be shown and repeated.
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The teacher run its students distil from when the request named one (else the study trains its own).
+    teacher_run_id: int | None = Field(default=None, sa_type=ID)
+    total_runs: int = 0
+    cancel_requested: bool = False
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
+    # Covers the grouped leaderboard's GROUP BY over completed runs without reading the rows.
+    __table_args__ = (Index("ix_runs_status_group_accuracy", "status", "group_key", "final_accuracy"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     kind: str = Field(index=True)
@@ -57,6 +77,12 @@ class Run(SQLModel, table=True):
     # No foreign key: a finished student keeps naming its teacher even after the teacher is deleted.
     teacher_run_id: int | None = Field(default=None, index=True, sa_type=ID)
     experiment_id: int | None = Field(default=None, foreign_key="experiments.id", index=True, sa_type=ID)
+    study_id: int | None = Field(default=None, foreign_key="studies.id", index=True, sa_type=ID)
+    # Replicates share a group_key: the same configuration but for the seed (kdcore.study.group_key).
+    # baseline_key finds the baseline student that a run is measured against (kdcore.study.baseline_key).
+    group_key: str | None = Field(default=None, index=True)
+    baseline_key: str | None = Field(default=None, index=True)
+    seed: int | None = Field(default=None, sa_type=ID)
     num_classes: int | None = None
 
     created_at: datetime = Field(default_factory=utcnow, index=True)

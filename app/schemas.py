@@ -14,6 +14,7 @@ from app.models import MAX_ID
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.recipe import PRESETS
 from kdcore.registry import METHODS
+from kdcore.study import RECIPE_FIELDS, StudySpec
 
 
 class RunCreate(RunConfig):
@@ -47,4 +48,23 @@ ExperimentCreate = create_model(
     },
     **{name: _param_field(name) for name in METHOD_PARAMS},
     kinds=(Optional[dict[str, dict[str, Any]]], Field(None, description="Per-kind overrides")),
+)
+
+
+def _study_recipe_field(name: str):
+    field = RunConfig.model_fields[name]
+    return Optional[field.annotation], Field(None, description=field.description)
+
+
+# kdcore.study.StudySpec, the recipe fields it passes to every run, and the teacher run to distil from.
+StudyCreate = create_model(
+    "StudyCreate",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __doc__="A study: methods (each fixed, or swept by `grid`) × student networks × seeds, on one dataset with one "
+    "recipe, against one teacher (teacher_run_id, or one the study trains first). Accuracies come back as fractions.",
+    **{name: (field.annotation, field) for name, field in StudySpec.model_fields.items()},
+    **{name: _study_recipe_field(name) for name in RECIPE_FIELDS},
+    preset=(Optional[Literal[tuple(PRESETS)]], Field(None, description="Start from a named recipe")),  # type: ignore[valid-type]
+    teacher_run_id=(Annotated[int, Field(ge=1, le=MAX_ID)] | None,
+                    Field(None, description="Distil from this teacher run instead of training one")),
 )

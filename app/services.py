@@ -17,11 +17,13 @@ from sqlmodel import Session, select
 
 from app.errors import Conflict, NotFound
 from app.models import ACTIVE_STATUSES, Epoch, Experiment, Run, utcnow
+from app.migrations import teacher_key_of
 from app.queue import admission, cancel_orphans
 from app.settings import Settings
 from app.validation import TEACHER_KINDS, TEACHER_STATUSES, validate_experiment, validate_run
 from kdcore.figures import finite_or_none, fraction_done
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
+from kdcore.study import baseline_key, group_key
 
 
 def settings_of(session: Session) -> Settings:
@@ -69,7 +71,8 @@ def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
 
     ``strict`` (JSON clients): every value must have its field's type; else strings are parsed (forms)."""
     valid = validate_run(session, payload, settings_of(session), strict=strict)
-    run = _new_run(valid.config, teacher_run_id=valid.teacher_run_id, num_classes=valid.num_classes)
+    run = new_run(valid.config, teacher_key_of(session, valid.teacher_run_id), teacher_run_id=valid.teacher_run_id,
+                  num_classes=valid.num_classes)
     with _queue_room(session, 1):
         session.add(run)
     return run
@@ -86,8 +89,9 @@ def create_experiment(session: Session, payload: dict, *, strict: bool = False) 
         teacher: Run | None = None
         for kind, config in configs.items():
             needs_teacher = METHODS[kind].needs_teacher
-            run = _new_run(config, experiment_id=experiment.id, num_classes=info.num_classes,
-                           teacher_run_id=teacher.id if needs_teacher and teacher else None)
+            teacher_id = teacher.id if needs_teacher and teacher else None
+            run = new_run(config, teacher.group_key if teacher_id else None, experiment_id=experiment.id,
+                          num_classes=info.num_classes, teacher_run_id=teacher_id)
             session.add(run)
             session.flush()
             if teacher is None and METHODS[kind].teaches:
@@ -95,10 +99,12 @@ def create_experiment(session: Session, payload: dict, *, strict: bool = False) 
     return experiment
 
 
-def _new_run(config, **fields) -> Run:
+def new_run(config, teacher_key: str | None, **fields) -> Run:
+    """A queued run of ``config``; ``teacher_key`` is its teacher's group key (app.migrations.teacher_key_of)."""
     # The config's fields that lists filter and show are copied to columns (a config never changes).
     return Run(kind=config.kind, config=config.to_json_dict(), dataset=config.dataset, epochs=config.epochs,
-               architecture=config.architecture, **fields)
+               architecture=config.architecture, seed=config.seed, group_key=group_key(config, teacher_key),
+               baseline_key=baseline_key(config), **fields)
 
 
 def get_experiment(session: Session, experiment_id: int) -> Experiment:
@@ -222,7 +228,7 @@ def teacher_choices(session: Session) -> list[Run]:
     ).all())
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -237,7 +243,7 @@ def progress_of(run: Run, now: datetime | None = None) -> dict | None:
     if run.status == "completed":
         epochs = run.config.get("epochs")
         return {"epoch": epochs, "epochs": epochs, "step": None, "steps": None, "phase": "done", "fraction": 1.0,
-                "eta_seconds": 0.0, "updated_at": _iso(run.finished_at)}
+                "eta_seconds": 0.0, "updated_at": iso(run.finished_at)}
     if run.progress_epoch is None or not run.progress_epochs:
         return None
     fraction = fraction_done(run.progress_epoch, run.progress_epochs, run.progress_step, run.progress_steps)
@@ -249,7 +255,7 @@ def progress_of(run: Run, now: datetime | None = None) -> dict | None:
     return {"epoch": run.progress_epoch, "epochs": run.progress_epochs, "step": run.progress_step,
             "steps": run.progress_steps, "phase": "evaluating" if evaluating else "training",
             "fraction": min(1.0, max(0.0, fraction)), "eta_seconds": finite_or_none(eta),
-            "updated_at": _iso(run.progress_at)}
+            "updated_at": iso(run.progress_at)}
 
 
 def run_to_dict(run: Run) -> dict[str, Any]:
@@ -258,9 +264,10 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "id": run.id, "kind": run.kind, "title": _title(run.kind), "status": run.status,
         "dataset": run.dataset or run.config.get("dataset"),
         "architecture": run.architecture or run.config.get("architecture"), "config": run.config,
-        "teacher_run_id": run.teacher_run_id, "experiment_id": run.experiment_id, "num_classes": run.num_classes,
-        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "worker": run.worker, "heartbeat_at": _iso(run.heartbeat_at), "cancel_requested": run.cancel_requested,
+        "teacher_run_id": run.teacher_run_id, "experiment_id": run.experiment_id, "study_id": run.study_id,
+        "num_classes": run.num_classes,
+        "created_at": iso(run.created_at), "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
+        "worker": run.worker, "heartbeat_at": iso(run.heartbeat_at), "cancel_requested": run.cancel_requested,
         "resume": run.resume, "error": run.error,
         "has_checkpoint": bool(run.checkpoint),
         "checkpoint_url": f"/api/runs/{run.id}/checkpoint" if run.checkpoint else None,
@@ -282,7 +289,7 @@ def epoch_to_dict(epoch: Epoch) -> dict[str, Any]:
 def experiment_to_dict(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
     return {
         "id": experiment.id, "dataset": experiment.dataset, "subset": experiment.subset,
-        "overrides": experiment.overrides, "created_at": _iso(experiment.created_at),
+        "overrides": experiment.overrides, "created_at": iso(experiment.created_at),
         "run_ids": {run.kind: run.id for run in runs},
         "runs": [{"id": run.id, "kind": run.kind, "status": run.status, "teacher_run_id": run.teacher_run_id,
                   "final_accuracy": finite_or_none(run.final_accuracy)} for run in runs],

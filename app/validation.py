@@ -39,7 +39,7 @@ class ValidRun:
     num_classes: int
 
 
-def _dataset(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | None, list[dict]]:
+def dataset_info(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | None, list[dict]]:
     if not isinstance(name, str):
         return None, []  # RunConfig reports the type error
     available = [info.name for info in list_datasets(settings.data_dir)]
@@ -51,7 +51,7 @@ def _dataset(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | No
         return None, [field_error(loc, str(exc), "dataset")]
 
 
-def _subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]], errors: list[dict],
+def subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]], errors: list[dict],
                    strict: bool) -> list[dict]:
     """Each ``(loc, raw subset)`` must leave an image per class and fit the training split, when its
     size is known: the loader would refuse it only once the run starts."""
@@ -89,6 +89,20 @@ def _teacher(session: Session, raw: Any, kind: Any, strict: bool) -> tuple[Run |
         return None, [field_error(loc, f"teacher_run_id applies only to kinds: {', '.join(KINDS_NEEDING_TEACHER)}")]
     if teacher_id is None:
         return None, [field_error(loc, f"a {kind} run distils from a teacher: give teacher_run_id", "missing")]
+    return _teacher_row(session, teacher_id)
+
+
+def teacher_run(session: Session, raw: Any, strict: bool) -> tuple[Run | None, list[dict]]:
+    """An optional teacher_run_id (a study's): None, or a teacher run that is completed, queued or running."""
+    try:
+        teacher_id = RUN_ID.validate_python(raw, strict=strict)
+    except ValidationError as exc:
+        return None, pydantic_errors(exc, ("teacher_run_id",))
+    return (None, []) if teacher_id is None else _teacher_row(session, teacher_id)
+
+
+def _teacher_row(session: Session, teacher_id: int) -> tuple[Run | None, list[dict]]:
+    loc = ["teacher_run_id"]
     teacher = session.get(Run, teacher_id)
     if teacher is None:
         return None, [field_error(loc, f"run {teacher_id} does not exist")]
@@ -100,7 +114,7 @@ def _teacher(session: Session, raw: Any, kind: Any, strict: bool) -> tuple[Run |
     return teacher, []
 
 
-def _class_count_errors(info: DatasetInfo | None, teacher: Run | None) -> list[dict]:
+def class_count_errors(info: DatasetInfo | None, teacher: Run | None) -> list[dict]:
     if info is None or teacher is None or teacher.num_classes in (None, info.num_classes):
         return []
     return [field_error(
@@ -136,9 +150,9 @@ def validate_run(session: Session, payload: Any, settings: Settings, *, strict: 
     teacher, teacher_errors = _teacher(session, raw_teacher, payload.get("kind"), strict)
     info, dataset_errors = None, []
     if not any(error["loc"][:1] == ["dataset"] for error in errors):
-        info, dataset_errors = _dataset(payload.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
-    errors += teacher_errors + dataset_errors + _class_count_errors(info, teacher)
-    errors += _subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
+        info, dataset_errors = dataset_info(payload.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
+    errors += teacher_errors + dataset_errors + class_count_errors(info, teacher)
+    errors += subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
     if errors:
         raise InputError(errors)
     return ValidRun(config, teacher.id if teacher else None, info.num_classes)
@@ -191,13 +205,13 @@ def validate_experiment(payload: Any, settings: Settings, *,
             errors.append(field_error([name], f"{name} applies to no kind of the experiment"))
     info = None
     if not any(error["loc"][:1] == ["dataset"] for error in errors):
-        info, dataset_errors = _dataset(shared.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
+        info, dataset_errors = dataset_info(shared.get("dataset", _DEFAULT_DATASET), settings, ["dataset"])
         errors += dataset_errors
     subsets = [(["subset"], shared.get("subset"))] + [
         (["kinds", kind, "subset"], own["subset"]) for kind, own in per_kind.items()
         if kind in EXPERIMENT_KINDS and isinstance(own, dict) and "subset" in own
     ]
-    errors += _subset_errors(info, subsets, errors, strict)
+    errors += subset_errors(info, subsets, errors, strict)
     if errors:
         raise InputError(errors)
     return configs, info

@@ -48,3 +48,5 @@ METHODS: dict[str, Method] = _ordered(_discover())
 KINDS: tuple[str, ...] = tuple(METHODS)
 EXPERIMENT_KINDS: tuple[str, ...] = tuple(name for name in SEED_EXPERIMENT if name in METHODS)
 TEACHER_KINDS: tuple[str, ...] = tuple(name for name, method in METHODS.items() if method.teaches)
+# The student trained alone: what studies and the leaderboard measure distillation against.
+BASELINE_KIND: str | None = next((name for name, method in METHODS.items() if method.baseline), None)

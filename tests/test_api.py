@@ -386,7 +386,7 @@ def test_openapi_docs(client):
     assert {"/api/runs", "/api/runs/{run_id}", "/api/experiments", "/api/leaderboard", "/api/datasets"} <= set(paths)
     bodies = {path: op["requestBody"]["content"]["application/json"]["schema"]["title"]
               for path, ops in paths.items() for op in ops.values() if "requestBody" in op}
-    assert bodies == {"/api/runs": "RunCreate", "/api/experiments": "ExperimentCreate"}
+    assert bodies == {"/api/runs": "RunCreate", "/api/experiments": "ExperimentCreate", "/api/studies": "StudyCreate"}
 
 
 def test_every_api_operation_documents_what_it_returns(client):
@@ -420,6 +420,7 @@ def test_schema_upgrade_adds_columns_and_keeps_rows(app_settings, tmp_path):
     with sqlite3.connect(db_file) as connection:
         connection.execute("ALTER TABLE runs DROP COLUMN eta_seconds")
         connection.execute("DROP INDEX ix_runs_status")
+        connection.execute("DROP INDEX ix_runs_status_group_accuracy")
         connection.execute("ALTER TABLE runs DROP COLUMN status")
         connection.execute("INSERT INTO runs (kind, config, created_at, cancel_requested, resume) "
                            "VALUES ('student', '{\"kind\": \"student\", \"dataset\": \"synthetic\"}', "

@@ -100,6 +100,8 @@ class Method:
     needs_teacher: bool = False
     # Whether its runs can be distilled from (the teacher's own method).
     teaches: bool = False
+    # Whether it is the baseline that distillation is measured against: the student trained alone.
+    baseline: bool = False
     default_architecture: str = "seed_student"
     default_epochs: int = 20
     taps: Callable[[TapShapes, TapShapes | None, Hyperparameters], TapChoice] = no_taps

@@ -15,5 +15,5 @@ METHODS = (
            loss=loss, teaches=True, default_architecture="seed_teacher", default_epochs=20),
     Method(name="student", title="Student (baseline)",
            description="The student network trained with cross-entropy alone, no teacher.",
-           loss=loss, default_architecture="seed_student", default_epochs=20),
+           loss=loss, baseline=True, default_architecture="seed_student", default_epochs=20),
 )
