@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
+FLAT = 1e-12
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ def _interval(low: float, high: float) -> tuple[float, float] | None:
     return (low, high) if low is not None and high is not None else None
 
 
+def _flat(values: Sequence[float]) -> bool:
+    # Accuracies are ratios of counts: "equal" differences may differ in the last bit, which a t-test
+    # would read as near-zero variance and an absurdly small p-value.
+    return max(values) - min(values) <= FLAT
+
+
 def summarize(values: Sequence[float]) -> Summary:
     from scipy import stats
 
@@ -73,6 +80,8 @@ def summarize(values: Sequence[float]) -> Summary:
     mean = math.fsum(values) / n
     if n == 1:
         return Summary(1, mean, None, None)
+    if _flat(values):
+        return Summary(n, mean, 0.0, (mean, mean))
     std = float(stats.tstd(values))  # ddof=1
     sem = std / math.sqrt(n)
     if sem == 0:
@@ -118,13 +127,13 @@ def difference(values: Mapping[int, float], baseline: Mapping[int, float]) -> Di
     if set(mine) == set(theirs) and len(mine) >= 2:
         seeds = sorted(mine)
         diffs = [mine[s] - theirs[s] for s in seeds]
-        if len(set(diffs)) == 1:  # no spread: t is undefined
+        if _flat(diffs):  # no spread: t is undefined
             return Difference(mean, None, None, True, len(seeds), len(seeds))
         result = stats.ttest_rel([mine[s] for s in seeds], [theirs[s] for s in seeds])
         interval = result.confidence_interval(CONFIDENCE)
         return Difference(mean, _interval(interval.low, interval.high), _finite(result.pvalue), True,
                           len(seeds), len(seeds))
-    if len(a) < 2 or len(b) < 2 or (len(set(a)) == 1 and len(set(b)) == 1):
+    if len(a) < 2 or len(b) < 2 or (_flat(a) and _flat(b)):
         return Difference(mean, None, None, False, len(a), len(b))
     result = stats.ttest_ind(a, b, equal_var=False)
     interval = result.confidence_interval(CONFIDENCE)
