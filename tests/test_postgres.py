@@ -29,6 +29,10 @@ from tests.test_api import (  # noqa: F401  (collected again here, on PostgreSQL
     test_ids_beyond_64_bits_are_422_not_500, test_leaderboard_ranks_completed_runs,
     test_list_filters_newest_first_and_paginates, test_queue_cap_is_429, test_retry_resumes_from_the_checkpoint,
 )
+from tests.test_api_studies import (  # noqa: F401
+    test_a_full_queue_refuses_the_whole_study, test_cancelling_a_study_cancels_its_unfinished_runs_only,
+    test_groups_equal_the_statistics_recomputed_from_the_member_runs, test_one_teacher_per_seed,
+)
 from tests.test_worker_queue import (  # noqa: F401
     test_a_failed_teacher_cancels_its_waiting_runs, test_concurrent_workers_never_claim_a_run_twice,
     test_lost_workers_runs_fail_and_live_ones_stay, test_progress_heartbeat_and_eta, test_runs_wait_for_their_teacher,
