@@ -216,6 +216,27 @@ def study_epochs(session: Session, study_id: int) -> dict[int, list[Epoch]]:
     return by_run
 
 
+def group_runs(session: Session, keys: list[str], *, study_id: int | None = None, limit: int = 500) -> list[Run]:
+    """The runs of the given configurations (group keys), oldest first: the compare page's groups.
+    ``study_id`` keeps to one study's runs (a study page's heatmap links to its own replicates)."""
+    if not keys:
+        return []
+    query = select(Run).where(Run.group_key.in_(keys))
+    if study_id is not None:
+        query = query.where(Run.study_id == study_id)
+    return list(session.exec(query.order_by(Run.id).limit(limit)).all())
+
+
+def epochs_of_runs(session: Session, run_ids: list[int]) -> dict[int, list[Epoch]]:
+    """The epoch rows of the given runs, by run id (one query)."""
+    by_run: dict[int, list[Epoch]] = {run_id: [] for run_id in run_ids}
+    if run_ids:
+        rows = session.exec(select(Epoch).where(Epoch.run_id.in_(run_ids)).order_by(Epoch.run_id, Epoch.epoch)).all()
+        for row in rows:
+            by_run[row.run_id].append(row)
+    return by_run
+
+
 # ---------------------------------------------------------------- exports
 
 RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "final_accuracy", "best_accuracy",
