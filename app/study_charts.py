@@ -58,9 +58,10 @@ def group_curves(groups: list[dict], epochs_by_run: dict[int, list[dict]], prefi
                   for g in groups]
         series = [s for s in series if s["x"]]
         if series:
+            # The page draws one legend for all three charts: long labels would crowd each plot.
             charts.append({"id": f"{prefix}-{index}", "type": "line", "title": f"{title} · mean ± std",
                            "xTitle": "Epoch", "yTitle": y_title, "yFormat": y_format, "log": log,
-                           "series": series})
+                           "legend": False, "series": series})
     return charts
 
 
@@ -70,15 +71,15 @@ def with_group_bands(run_charts: list[dict], groups: list[dict], epochs_by_run: 
     if not groups:
         return run_charts
     charts = [dict(c, series=list(c["series"])) for c in run_charts]
-    for title, y_title, key, y_format, log in GROUP_METRICS:
-        series = [band_series(f"{g['label']} (mean, n={g['n'] or len(g['run_ids'])})", g["color"], key,
+    for index, (title, y_title, key, y_format, log) in enumerate(GROUP_METRICS):
+        series = [band_series(f"{g['tag']} {g['method']} (mean, n={len(g['run_ids'])})", g["color"], key,
                               [epochs_by_run.get(i, []) for i in g["run_ids"]]) for g in groups]
         series = [s for s in series if s["x"]]
         if not series:
             continue
         chart = next((c for c in charts if any(s.get("key") == key for s in c["series"])), None)
         if chart is None:
-            chart = {"id": f"compare-group-{key}", "type": "line", "title": title, "xTitle": "Epoch",
+            chart = {"id": f"compare-group-{index}", "type": "line", "title": title, "xTitle": "Epoch",
                      "yTitle": y_title, "yFormat": y_format, "log": log, "series": []}
             charts.append(chart)
         chart["series"] += series
@@ -86,12 +87,14 @@ def with_group_bands(run_charts: list[dict], groups: list[dict], epochs_by_run: 
 
 
 def finals_with_groups(finals: dict, groups: list[dict]) -> dict:
-    """The compare page's final-accuracy bars, and a bar per group at its mean with its 95 % interval."""
+    """The compare page's final-accuracy bars, and a bar per group at its mean with its 95 % interval.
+    Groups are named by their tag on the axis (labels are long) and in full on hover."""
     if not groups:
         return finals
     bars = finals["series"][0]
     shown = [g for g in groups if g["mean"] is not None]
-    series = {**bars, "x": [*bars["x"], *(g["label"] for g in shown)],
+    series = {**bars, "x": [*bars["x"], *(g["tag"] for g in shown)],
+              "names": [*bars["x"], *(f"{g['label']} (mean of {g['n']})" for g in shown)],
               "y": [*bars["y"], *(g["mean"] for g in shown)],
               "colors": [*bars["colors"], *(g["color"] for g in shown)],
               "links": [*bars["links"], *(None for _ in shown)],

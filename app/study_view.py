@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
 from urllib.parse import urlencode
 
 from sqlmodel import Session
@@ -18,17 +17,13 @@ from app import charts, services, studies, study_charts
 from app.errors import NotFound
 from app.models import ACTIVE_STATUSES, Run, Study
 from kdcore.registry import METHODS
-from kdcore.stats import ALPHA, difference
+from kdcore.stats import difference
 
 POLLING_STATUSES = ("queued", "running")
 # Curves of more configurations than this are unreadable; the table still lists them all.
 CURVE_GROUPS = 8
 COMPARE_MAX_GROUPS = 10
 CURVE_STATUSES = ("completed", "running")
-
-
-def study_url(study_id: int) -> str:
-    return f"/studies/{study_id}"
 
 
 def group_compare_url(study_id: int | None, key: str) -> str:
@@ -98,7 +93,9 @@ def _diff_text(diff: dict) -> str:
     if diff.get("ci95"):
         low, high = diff["ci95"]
         text += f", 95 % CI [{low * 100:+.1f}, {high * 100:+.1f}]"
-    return f"{text}, {_p_text(diff.get('p_value'))}"
+    if diff.get("p_value") is None:
+        return f"{text}; a t-test needs two finished runs a side, with some spread"
+    return f"{text}, {_p_text(diff['p_value'])}"
 
 
 def verdict(rows: list[dict], runs: list[Run]) -> dict | None:
@@ -121,7 +118,8 @@ def verdict(rows: list[dict], runs: list[Run]) -> dict | None:
             "beaten": [{"name": name, "text": _diff_text(diff)} for name, diff in beaten],
             "unclear": [{"name": name, "text": _diff_text(diff) if diff else "no completed runs to compare"}
                         for name, diff in unclear],
-            "n": top["n"], "alpha": ALPHA}
+            "untestable": bool(unclear) and all(diff is None or diff["p_value"] is None for _, diff in unclear),
+            "n": top["n"]}
 
 
 def _members(group: dict, runs_by_id: dict[int, Run]) -> list[dict]:
@@ -234,7 +232,7 @@ def results_view(session: Session, study: Study, runs: list[Run]) -> dict:
             "has_baseline": any(r["role"] == "baseline" for r in rows),
             "curves": study_charts.group_curves(curve_rows, history),
             "curves_truncated": len(curve_rows) < len([r for r in rows if r["run_ids"]]),
-            "curve_count": len(curve_rows), **sweeps,
+            "curve_count": len(curve_rows), "curve_rows": curve_rows, **sweeps,
             "tables": studies.paper_tables(groups) if any(g["n"] for g in groups) else None,
             "exports": exports(study.id)}
 
@@ -270,7 +268,7 @@ def compare_groups(session: Session, keys: list[str], study_id: int | None, firs
     runs_by_id = {run.id: run for run in runs}
     groups = []
     for index, group in enumerate(found):
-        groups.append({**group, "color": charts.nth_color(first_color + index),
+        groups.append({**group, "color": charts.nth_color(first_color + index), "tag": f"G{index + 1}",
                        "members": _members(group, runs_by_id),
                        "study_id": runs_by_id[group["run_ids"][0]].study_id if group["run_ids"] else None})
     wanted = [i for g in groups for i in g["run_ids"] if runs_by_id[i].status in CURVE_STATUSES]

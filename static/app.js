@@ -49,9 +49,11 @@
     const axis = { gridcolor: grid, zerolinecolor: grid, linecolor: grid, tickfont: { color: muted }, automargin: true };
     const logY = spec.log && prefs.log;
     const heatmap = spec.type === "heatmap";
+    // legend: false when the page shows its own (the study page's curves share one).
+    const legend = spec.series.length > 1 && !heatmap && spec.legend !== false;
     return {
       // Title and legend each get their own line above the plot, so they never overlap.
-      margin: { l: 8, r: 12, t: (spec.title ? 26 : 6) + (spec.series.length > 1 ? 24 : 0), b: 8 },
+      margin: { l: 8, r: 12, t: (spec.title ? 26 : 6) + (legend ? 24 : 0), b: 8 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { color: cssVar("--fg"), size: 12, family: getComputedStyle(document.body).fontFamily },
       title: spec.title ? { text: spec.title, x: 0, xanchor: "left", y: 1, yref: "container", yanchor: "top",
@@ -66,7 +68,7 @@
                 font: { size: narrow ? 10 : 12 } },
       hovermode: spec.type === "line" ? "x unified" : "closest",
       hoverlabel: { bgcolor: cssVar("--panel"), bordercolor: grid, font: { color: cssVar("--fg") } },
-      showlegend: spec.series.length > 1 && !heatmap,
+      showlegend: legend,
       bargap: 0.35,
       // Plotly.react keeps user zoom/pan while this stays the same; a log/linear switch resets the ranges.
       uirevision: logY ? "log" : "linear",
@@ -86,8 +88,9 @@
         // Groups' bars carry their 95 % interval as error bars; single runs have none (null).
         const error = s.errorPlus ? { type: "data", symmetric: false, array: s.errorPlus, arrayminus: s.errorMinus,
                                       color: cssVar("--fg"), thickness: 1.5, width: 6 } : undefined;
-        out.push({ type: "bar", name: s.name, x: s.x, y: s.y, customdata: s.links, error_y: error,
-                   marker: { color: s.colors || color }, hovertemplate: `%{x}<br>${hover}<extra></extra>` });
+        out.push({ type: "bar", name: s.name, x: s.x, y: s.y, customdata: s.links, error_y: error, hovertext: s.names,
+                   marker: { color: s.colors || color },
+                   hovertemplate: `${s.names ? "%{hovertext}" : "%{x}"}<br>${hover}<extra></extra>` });
       } else if (spec.type === "heatmap") {
         out.push({ type: "heatmap", x: s.x, y: s.y, z: s.z, text: s.text, texttemplate: "%{text}",
                    hovertext: s.hover, hovertemplate: "%{hovertext}<extra></extra>", customdata: s.links,
