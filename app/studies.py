@@ -227,13 +227,16 @@ def group_runs(session: Session, keys: list[str], *, study_id: int | None = None
     return list(session.exec(query.order_by(Run.id).limit(limit)).all())
 
 
-def epochs_of_runs(session: Session, run_ids: list[int]) -> dict[int, list[Epoch]]:
-    """The epoch rows of the given runs, by run id (one query)."""
-    by_run: dict[int, list[Epoch]] = {run_id: [] for run_id in run_ids}
+def epoch_metrics(session: Session, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The runs' per-epoch test accuracy, train loss and test loss, by run id: what a group's mean curves
+    need, read as plain columns (one query; no Epoch objects, no loss terms parsed)."""
+    by_run: dict[int, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
     if run_ids:
-        rows = session.exec(select(Epoch).where(Epoch.run_id.in_(run_ids)).order_by(Epoch.run_id, Epoch.epoch)).all()
-        for row in rows:
-            by_run[row.run_id].append(row)
+        rows = session.exec(select(Epoch.run_id, Epoch.epoch, Epoch.test_accuracy, Epoch.train_loss, Epoch.test_loss)
+                            .where(Epoch.run_id.in_(run_ids)).order_by(Epoch.run_id, Epoch.epoch)).all()
+        for run_id, epoch, test_accuracy, train_loss, test_loss in rows:
+            by_run[run_id].append({"epoch": epoch, "test_accuracy": finite_or_none(test_accuracy),
+                                   "train_loss": finite_or_none(train_loss), "test_loss": finite_or_none(test_loss)})
     return by_run
 
 

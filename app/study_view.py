@@ -119,7 +119,7 @@ def verdict(rows: list[dict], runs: list[Run]) -> dict | None:
             "unclear": [{"name": name, "text": _diff_text(diff) if diff else "no completed runs to compare"}
                         for name, diff in unclear],
             "untestable": bool(unclear) and all(diff is None or diff["p_value"] is None for _, diff in unclear),
-            "n": top["n"]}
+            "pending": any(run.status in ACTIVE_STATUSES for run in runs), "n": top["n"]}
 
 
 def _members(group: dict, runs_by_id: dict[int, Run]) -> list[dict]:
@@ -224,9 +224,8 @@ def results_view(session: Session, study: Study, runs: list[Run]) -> dict:
     curve_rows = _curve_rows(rows)
     wanted = [i for r in curve_rows for i in r["run_ids"]]
     by_id = {run.id: run for run in runs}
-    epochs = studies.study_epochs(session, study.id)
-    history = {i: [services.epoch_to_dict(e) for e in epochs.get(i, [])]
-               for i in wanted if by_id[i].status in CURVE_STATUSES}
+    # Only the drawn runs' epochs: a large study's others would be read for nothing.
+    history = studies.epoch_metrics(session, [i for i in wanted if by_id[i].status in CURVE_STATUSES])
     sweeps = sweep_charts(study.id, (study.spec or {}).get("grid") or {}, rows)
     return {"study_id": study.id, "rows": rows, "verdict": verdict(rows, runs),
             "has_baseline": any(r["role"] == "baseline" for r in rows),
@@ -272,8 +271,7 @@ def compare_groups(session: Session, keys: list[str], study_id: int | None, firs
                        "members": _members(group, runs_by_id),
                        "study_id": runs_by_id[group["run_ids"][0]].study_id if group["run_ids"] else None})
     wanted = [i for g in groups for i in g["run_ids"] if runs_by_id[i].status in CURVE_STATUSES]
-    epochs = studies.epochs_of_runs(session, wanted)
-    history = {i: [services.epoch_to_dict(e) for e in rows] for i, rows in epochs.items()}
+    history = studies.epoch_metrics(session, wanted)
     active = any(runs_by_id[i].status in ACTIVE_STATUSES for g in groups for i in g["run_ids"])
     return {"groups": groups, "group_history": history, "missing_groups": missing, "missing_study": None,
             "study": {"id": study.id, "name": study.name} if study else None, "groups_truncated": truncated,

@@ -32,6 +32,10 @@ def study_server(tmp_path_factory):
     with server.db() as db:
         server.grid = submit(server.api, grid=GRID_2D, name="KD: temperature × distill weight")
         finish(db, server.grid)
+        server.sweep = submit(server.api, grid={"kd.temperature": [1, 2, 4, 8]}, name="KD temperature sweep")
+        finish(db, server.sweep, lambda run: 0.8 if run.kind == "teacher" else 0.6 + 0.01 * run.seed +
+               (0.02 * min(run.config["params"]["temperature"], 4) ** 0.5 + 0.004 * ((run.seed * 7 + int(
+                   run.config["params"]["temperature"])) % 3) if run.kind == "kd" else 0))
         # Half done: a student and a kd run finished, one kd run training, the rest queued.
         server.running = submit(server.api, name="Student vs KD, 3 seeds")
         finish(db, server.running, only=lambda run: run.kind == "teacher" or run.seed == 1)
@@ -121,6 +125,7 @@ def test_progress_follows_the_runs_and_cancel_stops_the_polling(new_page, study_
 def test_study_pages_at_each_width_and_scheme(new_page, study_server, size, scheme):
     page = new_page(SIZES[size], scheme)
     pages = {"study": f"/studies/{study_server.grid}", "study-running": f"/studies/{study_server.running}",
+             "study-sweep": f"/studies/{study_server.sweep}",
              "studies": "/studies", "compare-groups": f"/compare?study={study_server.grid}"}
     for name, path in pages.items():
         page.goto(study_server.url + path)
