@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app import auth, forms, run_events, services, view_models
+from app import auth, forms, pages_studies, run_events, services, study_view, view_models
 from app.db import get_session
 from app.errors import Conflict, InputError, NotFound, QueueFull
 from app.ids import parse_ids, valid_id
@@ -29,6 +29,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # routes added later; sign-in itself lives in app.signin, outside this router.
 router = APIRouter(include_in_schema=False, dependencies=[Depends(auth.require_signed_in)])
 router.include_router(run_events.router)
+router.include_router(pages_studies.router)
 
 
 def _not_found(request: Request, message: str) -> HTMLResponse:
@@ -198,10 +199,13 @@ def _run_action(request: Request, session: Session, run_id: int, action, refused
 @router.get("/compare", response_class=HTMLResponse, name="compare_page")
 def compare_page(request: Request, session: SessionDep,
                  run: Annotated[list[str], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
-                 experiment: str | None = None) -> HTMLResponse:
+                 experiment: str | None = None,
+                 group: Annotated[list[str], Query()] = [],  # noqa: B006
+                 study: str | None = None) -> HTMLResponse:
     run_ids = parse_ids(run)
     experiment_id = parse_ids([experiment or ""])
+    study_id = parse_ids([study or ""])
     context = {"title": "Compare runs", "nav": "compare", "charts": True,
-               **view_models.compare_view(session, run_ids, experiment_id[0] if experiment_id else None)}
+               **view_models.compare_view(session, run_ids, experiment_id[0] if experiment_id else None,
+                                          study_view.group_keys(group), study_id[0] if study_id else None)}
     return render(request, "compare.html", context)
-

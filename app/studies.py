@@ -216,6 +216,30 @@ def study_epochs(session: Session, study_id: int) -> dict[int, list[Epoch]]:
     return by_run
 
 
+def group_runs(session: Session, keys: list[str], *, study_id: int | None = None, limit: int = 500) -> list[Run]:
+    """The runs of the given configurations (group keys), oldest first: the compare page's groups.
+    ``study_id`` keeps to one study's runs (a study page's heatmap links to its own replicates)."""
+    if not keys:
+        return []
+    query = select(Run).where(Run.group_key.in_(keys))
+    if study_id is not None:
+        query = query.where(Run.study_id == study_id)
+    return list(session.exec(query.order_by(Run.id).limit(limit)).all())
+
+
+def epoch_metrics(session: Session, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The runs' per-epoch test accuracy, train loss and test loss, by run id: what a group's mean curves
+    need, read as plain columns (one query; no Epoch objects, no loss terms parsed)."""
+    by_run: dict[int, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    if run_ids:
+        rows = session.exec(select(Epoch.run_id, Epoch.epoch, Epoch.test_accuracy, Epoch.train_loss, Epoch.test_loss)
+                            .where(Epoch.run_id.in_(run_ids)).order_by(Epoch.run_id, Epoch.epoch)).all()
+        for run_id, epoch, test_accuracy, train_loss, test_loss in rows:
+            by_run[run_id].append({"epoch": epoch, "test_accuracy": finite_or_none(test_accuracy),
+                                   "train_loss": finite_or_none(train_loss), "test_loss": finite_or_none(test_loss)})
+    return by_run
+
+
 # ---------------------------------------------------------------- exports
 
 RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "final_accuracy", "best_accuracy",

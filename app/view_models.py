@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app import charts, services
+from app import charts, services, studies, study_charts, study_view
 from app.errors import NotFound
 from app.forms import config_rows
 from kdcore.config import RunConfig
@@ -108,9 +108,13 @@ def run_view(session: Session, run, epochs: list) -> dict:
 
 # ---------------------------------------------------------------- compare
 
-def compare_view(session: Session, run_ids: list[int], experiment_id: int | None) -> dict:
+def compare_view(session: Session, run_ids: list[int], experiment_id: int | None,
+                 group_keys: list[str] | None = None, study_id: int | None = None) -> dict:
+    """Single runs (picked, or an experiment's) and groups of replicates (``group_keys``, or a study's
+    configurations): runs as lines, groups as a mean line in a ±std band, and a bar each."""
     experiments, _ = services.list_experiments(session, limit=50)
     recent, _ = services.list_runs(session, limit=100)
+    listed, _ = studies.list_studies(session, limit=50)
     missing: list[int] = []
     if experiment_id is not None:
         try:
@@ -133,9 +137,17 @@ def compare_view(session: Session, run_ids: list[int], experiment_id: int | None
     for run in picked:
         last = history[run["id"]][-1]["test_accuracy"] if history[run["id"]] else None
         run["shown_accuracy"] = run["final_accuracy"] if run["final_accuracy"] is not None else last
-    return {"runs": picked, "charts": charts.compare_charts(picked, history), "finals": charts.finals_chart(picked),
+    grouped = study_view.compare_groups(session, group_keys or [], study_id, len(picked))
+    groups = grouped["groups"]
+    return {"runs": picked, "groups": groups,
+            "charts": study_charts.with_group_bands(charts.compare_charts(picked, history), groups,
+                                                    grouped["group_history"]),
+            "finals": study_charts.finals_with_groups(charts.finals_chart(picked), groups),
             "diff": _config_diff(picked), "experiments": experiments, "recent": recent,
-            "experiment_id": experiment_id, "missing": missing,
+            "studies": [study for study, _ in listed], "study_id": grouped["study"]["id"] if grouped["study"] else None,
+            "experiment_id": experiment_id, "missing": missing, "missing_groups": grouped["missing_groups"],
+            "missing_study": grouped["missing_study"], "groups_truncated": grouped["groups_truncated"],
+            "any_active": grouped["groups_active"] or any(r["status"] in ("queued", "running") for r in picked),
             "selected": {r["id"] for r in picked}, "truncated": len(run_ids) > COMPARE_MAX_RUNS}
 
 

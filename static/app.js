@@ -28,29 +28,47 @@
     return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
   }
 
+  // "#4c78a8" -> "rgba(76,120,168,alpha)": a band in its line's colour.
+  function fade(hex, alpha) {
+    const m = /^#?([0-9a-f]{6})$/i.exec(hex || "");
+    if (!m) return `rgba(128,128,128,${alpha})`;
+    const n = parseInt(m[1], 16);
+    return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${alpha})`;
+  }
+
+  // A band's half-width in the chart's units: points for percentages, else 3 significant digits.
+  function fmt(spec, value) {
+    if (spec.yFormat && spec.yFormat.endsWith("%")) return `${(value * 100).toFixed(1)} pt`;
+    return Number(value).toPrecision(3);
+  }
+
   const maxX = (spec) => Math.max(0, ...spec.series.map((s) => (s.x.length ? s.x[s.x.length - 1] : 0)));
 
   function layout(spec, narrow) {
     const grid = cssVar("--grid"), muted = cssVar("--muted");
     const axis = { gridcolor: grid, zerolinecolor: grid, linecolor: grid, tickfont: { color: muted }, automargin: true };
     const logY = spec.log && prefs.log;
+    const heatmap = spec.type === "heatmap";
+    // legend: false when the page shows its own (the study page's curves share one).
+    const legend = spec.series.length > 1 && !heatmap && spec.legend !== false;
     return {
       // Title and legend each get their own line above the plot, so they never overlap.
-      margin: { l: 8, r: 12, t: (spec.title ? 26 : 6) + (spec.series.length > 1 ? 24 : 0), b: 8 },
+      margin: { l: 8, r: 12, t: (spec.title ? 26 : 6) + (legend ? 24 : 0), b: 8 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { color: cssVar("--fg"), size: 12, family: getComputedStyle(document.body).fontFamily },
       title: spec.title ? { text: spec.title, x: 0, xanchor: "left", y: 1, yref: "container", yanchor: "top",
                             pad: { t: 6 }, font: { size: 13 } } : undefined,
-      xaxis: { ...axis, title: { text: spec.xTitle || "" }, type: spec.xLog ? "log" : undefined,
+      xaxis: { ...axis, title: { text: spec.xTitle || "" },
+               type: heatmap ? "category" : spec.xLog ? "log" : undefined, showgrid: !heatmap,
                // Epochs are whole numbers: avoid ticks at 1.5 while a run is young.
-               dtick: spec.type === "line" && maxX(spec) <= 12 ? 1 : undefined },
-      yaxis: { ...axis, title: { text: spec.yTitle || "" }, type: logY ? "log" : "linear",
-               tickformat: logY ? undefined : spec.yFormat },
+               dtick: spec.type === "line" && spec.xTitle === "Epoch" && maxX(spec) <= 12 ? 1 : undefined },
+      yaxis: { ...axis, title: { text: spec.yTitle || "" }, type: heatmap ? "category" : logY ? "log" : "linear",
+               showgrid: !heatmap, tickformat: logY || heatmap ? undefined : spec.yFormat },
       legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",
                 font: { size: narrow ? 10 : 12 } },
       hovermode: spec.type === "line" ? "x unified" : "closest",
       hoverlabel: { bgcolor: cssVar("--panel"), bordercolor: grid, font: { color: cssVar("--fg") } },
-      showlegend: spec.series.length > 1,
+      showlegend: legend,
       bargap: 0.35,
       // Plotly.react keeps user zoom/pan while this stays the same; a log/linear switch resets the ranges.
       uirevision: logY ? "log" : "linear",
@@ -67,8 +85,32 @@
                    marker: { color, size: 10, line: { width: 1, color: cssVar("--panel") } },
                    hovertemplate: `%{text}<br>%{x:,} params<br>${hover}<extra>${s.name}</extra>` });
       } else if (spec.type === "bar") {
-        out.push({ type: "bar", name: s.name, x: s.x, y: s.y, customdata: s.links,
-                   marker: { color: s.colors || color }, hovertemplate: `%{x}<br>${hover}<extra></extra>` });
+        // Groups' bars carry their 95 % interval as error bars; single runs have none (null).
+        const error = s.errorPlus ? { type: "data", symmetric: false, array: s.errorPlus, arrayminus: s.errorMinus,
+                                      color: cssVar("--fg"), thickness: 1.5, width: 6 } : undefined;
+        out.push({ type: "bar", name: s.name, x: s.x, y: s.y, customdata: s.links, error_y: error, hovertext: s.names,
+                   marker: { color: s.colors || color },
+                   hovertemplate: `${s.names ? "%{hovertext}" : "%{x}"}<br>${hover}<extra></extra>` });
+      } else if (spec.type === "heatmap") {
+        out.push({ type: "heatmap", x: s.x, y: s.y, z: s.z, text: s.text, texttemplate: "%{text}",
+                   hovertext: s.hover, hovertemplate: "%{hovertext}<extra></extra>", customdata: s.links,
+                   colorscale: "Viridis", xgap: 2, ygap: 2, hoverongaps: false,
+                   colorbar: { tickformat: spec.zFormat, outlinewidth: 0, thickness: 12,
+                               tickfont: { color: cssVar("--muted") } } });
+      } else if (s.upper) {
+        // A group of runs: its mean inside a band (lower, then upper filled down to it).
+        const w = spec.smoothable === false ? 0 : prefs.smooth;
+        const fill = fade(color, 0.18);
+        const edge = { color: "rgba(0,0,0,0)", width: 0 };
+        out.push({ type: "scatter", mode: "lines", x: s.x, y: smooth(s.lower, w), line: edge, showlegend: false,
+                   hoverinfo: "skip", legendgroup: s.name, connectgaps: false });
+        out.push({ type: "scatter", mode: "lines", x: s.x, y: smooth(s.upper, w), line: edge, fill: "tonexty",
+                   fillcolor: fill, showlegend: false, hoverinfo: "skip", legendgroup: s.name, connectgaps: false });
+        const spread = s.upper.map((u, j) => (u == null ? "" : ` ± ${fmt(spec, u - s.y[j])}`));
+        out.push({ type: "scatter", mode: s.x.length > 30 ? "lines" : "lines+markers", name: s.name, x: s.x,
+                   y: smooth(s.y, w), line: { color, width: 2, dash: s.dash || "solid" }, marker: { size: 5 },
+                   legendgroup: s.name, customdata: s.x.map((_, j) => [spread[j], s.n ? s.n[j] : ""]),
+                   hovertemplate: `${hover}%{customdata[0]} (${s.band || "band"}, n=%{customdata[1]})<extra>${s.name}</extra>` });
       } else {
         const w = spec.smoothable === false ? 0 : prefs.smooth;
         const dash = s.dash || "solid";
@@ -87,7 +129,7 @@
   function draw(chart) {
     const { el, spec } = chart;
     const empty = el.parentElement.querySelector(":scope > .chart-empty");
-    const hasData = spec.series.some((s) => s.x.length > 0);
+    const hasData = spec.series.some((s) => s.x.length > 0 && (!s.z || s.z.some((row) => row.some((v) => v != null))));
     if (empty) empty.hidden = hasData;
     el.hidden = !hasData && !!empty;
     if (el.hidden) return;
@@ -95,9 +137,12 @@
       displaylogo: false, responsive: true,
       modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
     });
-    if (!chart.bound && (spec.type === "scatter" || spec.type === "bar")) {
+    if (!chart.bound && (spec.type === "scatter" || spec.type === "bar" || spec.type === "heatmap")) {
       chart.bound = true;
-      el.on("plotly_click", (ev) => { const link = ev.points[0] && ev.points[0].customdata; if (link) location.href = link; });
+      el.on("plotly_click", (ev) => {
+        const link = ev.points[0] && ev.points[0].customdata;
+        if (typeof link === "string" && link) location.href = link;
+      });
     }
   }
 
@@ -163,6 +208,30 @@
     if (!help) return;
     help.textContent = select.selectedOptions[0].dataset.note;
     help.hidden = !help.textContent;
+  });
+
+  // A [data-copy] button copies the text of the element it names (the study page's paper tables).
+  document.addEventListener("click", async (ev) => {
+    const button = ev.target.closest && ev.target.closest("[data-copy]");
+    if (!button) return;
+    const source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(source.textContent);
+      copied = true;
+    } catch {
+      // No clipboard API (an insecure origin): select the text so that Ctrl+C copies it.
+      const range = document.createRange();
+      range.selectNodeContents(source);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+    }
+    const label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    button.textContent = copied ? "Copied" : "Selected: press Ctrl+C";
+    setTimeout(() => { button.textContent = label; }, 1600);
   });
 
   function appendEpoch(epoch) {
