@@ -190,7 +190,7 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
     preset = _text(values, "preset")
     own_epochs = ", ".join(f"{m} {METHODS[m].default_epochs}" for m in STUDY_METHODS if m in checked)
     return {
-        "error": errors.get(""),
+        "error": errors.get(""), "invalid": bool(errors),
         "methods": [_method_choice(name, name in checked) for name in STUDY_METHODS],
         "methods_error": errors.get("methods"),
         "chosen": chosen_methods(values),

@@ -210,6 +210,7 @@ def test_a_bad_study_shows_its_error_beside_the_field_and_stores_nothing(client,
     assert message in error.text(), error.text()
     assert "invalid" in doc.by_id(f"study-field-{field}").classes
     assert doc.find(id="study-error") is None  # nothing left over above the form
+    assert "autofocus" in doc.by_id("study-invalid").attrs
     assert stored(db) == before
     # The person's input is kept.
     form = study_form(doc)
