@@ -197,13 +197,13 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
         "networks": networks, "networks_error": errors.get("architectures"),
         "seeds": text("seeds", "Seeds", "A list (1, 2, 3) or a count (3: seeds 1, 2, 3); each configuration "
                       "trains once per seed"),
-        "epochs": text("epochs", "Epochs (students)", f"Empty: each method's own ({own_epochs})" if own_epochs
-                       else "Empty: each method's own", "number"),
+        "epochs": text("epochs", "Epochs (students)", "Empty: the preset's, else each method's own"
+                       + (f" ({own_epochs})" if own_epochs else ""), "number"),
         "teacher": {"name": "teacher_run_id", "label": "Teacher", "input": "select", "value": teacher_value,
                     "choices": teacher_choices, "error": errors.get("teacher_run_id"), "required": False,
                     "help": "Distil from a completed, queued or running teacher run, or train one first"},
-        "teacher_epochs": text("teacher_epochs", "Teacher epochs",
-                               f"When the study trains it; empty: the teacher's own ({TEACHER_EPOCHS})", "number"),
+        "teacher_epochs": text("teacher_epochs", "Teacher epochs", "When the study trains it; empty: the "
+                               f"preset's, else the teacher's own ({TEACHER_EPOCHS})", "number"),
         "teacher_per_seed": {"name": "teacher_per_seed", "label": "One teacher per seed", "input": "checkbox",
                              "checked": _text(values, "teacher_per_seed") in ("true", "on"),
                              "error": errors.get("teacher_per_seed"), "value": "true",

@@ -51,8 +51,7 @@ class MethodEntry(BaseModel):
     method: str = Field(description="A method name (GET /api/methods)")
     params: dict[str, Any] = Field(default_factory=dict, description="Fixed hyperparameters of this entry")
     epochs: int | None = Field(None, ge=1, le=1000, description="This entry's epochs; default: the study's "
-                               "epochs, else the method's (the seed experiment trains its KD students for fewer "
-                               "epochs than the student)")
+                               "epochs, else the method's own")
 
 
 class StudySpec(BaseModel):

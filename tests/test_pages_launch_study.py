@@ -65,9 +65,9 @@ def test_bad_grid_lines_name_their_line_or_key(text, loc, message):
 
 
 def test_the_payload_keeps_only_what_was_given():
-    payload = study_payload({"methods": [STUDENT_KIND, KD], "seeds": ["3"], "epochs": [""], "teacher_per_seed":
-                             ["false", "true"], "architectures": ["resnet20", "resnet8x4"], "grid": ["kd.temperature=2"],
-                             "subset": [" 100 "], "teacher_run_id": [""], "preset": [""]})
+    payload = study_payload({"methods": [STUDENT_KIND, KD], "seeds": ["3"], "epochs": [""],
+                             "teacher_per_seed": ["false", "true"], "architectures": ["resnet20", "resnet8x4"],
+                             "grid": ["kd.temperature=2"], "subset": [" 100 "], "teacher_run_id": [""], "preset": [""]})
     assert payload == {"methods": [STUDENT_KIND, KD], "seeds": [1, 2, 3], "teacher_per_seed": True, "subset": "100",
                        "architectures": ["resnet20", "resnet8x4"], "grid": {"kd.temperature": [2]}}
     assert "teacher_per_seed" not in study_payload({"methods": [KD], "seeds": ["1"], "teacher_per_seed": ["false"]})
