@@ -123,6 +123,7 @@ def test_study_form_screenshots(new_page, study_server, size, scheme):
     page.locator(f"#study-form input[name=methods][value={OTHER}]").check()
     page.fill("#study-in-grid", f"{KD}.temperature = 1, 2, 4, 8\n{KD}.distill_weight = 0.25, 0.5, 0.9")
     page.wait_for_function("() => document.querySelector('#study-count-text').dataset.count === '43'")
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar at the top of the full-page shot
     shoot(page, "launch-study", size, scheme)
     _shoot_form(page, f"launch-study-form-{size}-{scheme}.png")
     page.fill("#study-in-seeds", "1, x")
