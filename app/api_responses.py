@@ -88,6 +88,7 @@ class EpochListOut(_Response):
 class ExperimentRunOut(_Response):
     id: int
     kind: str
+    seed: int | None
     status: Literal[STATUSES]
     teacher_run_id: int | None
     final_accuracy: Figure
@@ -99,8 +100,10 @@ class ExperimentOut(_Response):
     subset: int | None
     overrides: dict[str, Any] = Field(description="The request's fields beyond dataset and subset")
     created_at: Timestamp
-    run_ids: dict[str, int] = Field(description="Run id by kind")
-    runs: list[ExperimentRunOut]
+    study_id: int | None = Field(description="With two or more seeds, the study of its runs: GET /api/studies/{id} "
+                                 "gives each method's mean ± std over the seeds and its difference to the student")
+    run_ids: dict[str, int] = Field(description="Run id by kind (with several seeds, the first seed's run)")
+    runs: list[ExperimentRunOut] = Field(description="Every run, with its seed")
 
 
 class ExperimentListOut(_Response):

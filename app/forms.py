@@ -4,6 +4,7 @@ back into the payloads app.services validates."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.formatting import fmt_params, fmt_pct
@@ -29,6 +30,8 @@ CONFIG_FIELDS = tuple(name for name in RunConfig.model_fields if name not in ("k
 DATA_FIELDS = tuple(n for n in CONFIG_FIELDS if n not in (*KIND_FIELDS, *RECIPE_FIELDS, *SWITCHES))
 LAUNCH_FIELDS = ("kind", "teacher_run_id", "preset", *CONFIG_FIELDS, *METHOD_PARAMS)
 EXPERIMENT_FIELDS = ("dataset", "subset", "epochs", "device")
+EXPERIMENT_FORM_FIELDS = (*EXPERIMENT_FIELDS, "seeds")
+MAX_SEED_COUNT = 100
 # Shown when the catalog has no note: what the source means for the person choosing it.
 SOURCE_NOTES = {"imagefolder": "local images from the data directory; decoded once, then cached",
                 "torchvision": "already downloaded"}
@@ -168,6 +171,10 @@ def experiment_form(values: dict[str, str], errors: dict[str, str], datasets: li
         default = default_dataset(datasets) if name == "dataset" else RunConfig.model_fields[name].default
         f = _field(name, values.get(name, default), errors.get(name))
         fields.append(_dataset_field(f, datasets) if name == "dataset" else f)
+    fields.append({"name": "seeds", "label": "Seeds", "input": "text", "value": values.get("seeds", "1"),
+                   "error": errors.get("seeds"), "required": False,
+                   "help": "1: each kind once, as before. 3 (or 1,2,3): each kind over seeds 1, 2, 3, one teacher "
+                           "per seed, as a study with mean ± std and significance against the student"})
     return {"fields": fields, "error": errors.get("")}
 
 
@@ -187,8 +194,38 @@ def run_payload(values: dict[str, str]) -> dict:
     return {**payload, "params": params} if params else payload
 
 
+class FormError(Exception):
+    """Form text that cannot become a payload; ``errors`` as app.errors.InputError's."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__("; ".join(e["msg"] for e in errors))
+
+
+def parse_seeds(text: str, loc: tuple = ("seeds",)) -> list[int]:
+    """Seeds as a person types them: a list ("1,2,3" or "1 2 3"), or a count ("3": seeds 1 to 3)."""
+    parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
+    if not parts:
+        raise FormError([{"loc": list(loc), "msg": "give seeds, e.g. 1,2,3, or how many, e.g. 3", "type": "missing"}])
+    bad = next((part for part in parts if not re.fullmatch(r"\d+", part)), None)
+    if bad is not None:
+        raise FormError([{"loc": list(loc), "msg": f"seeds are whole numbers, e.g. 1,2,3; not {bad!r}",
+                          "type": "int_parsing"}])
+    if len(parts) == 1 and "," not in text:
+        count = int(parts[0])
+        if not 1 <= count <= MAX_SEED_COUNT:
+            raise FormError([{"loc": list(loc), "msg": f"count between 1 and {MAX_SEED_COUNT} seeds, or list "
+                              "them (one seed alone with a comma: 7,)", "type": "count"}])
+        return list(range(1, count + 1))
+    return [int(part) for part in parts]
+
+
 def experiment_payload(values: dict[str, str]) -> dict:
-    return {name: v for name in EXPERIMENT_FIELDS if (v := _form_value(values.get(name))) is not None}
+    """The seed experiment form's payload. Seeds "1" (one of each kind, as before) leave ``seeds`` out.
+    Raises FormError for seeds that are not numbers."""
+    payload = {name: v for name in EXPERIMENT_FIELDS if (v := _form_value(values.get(name))) is not None}
+    seeds = parse_seeds(values.get("seeds") or "1")
+    return payload if seeds == [1] and "," not in (values.get("seeds") or "") else {**payload, "seeds": seeds}
 
 
 def errors_by_field(errors: list[dict], fields: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app import auth, forms, pages_studies, run_events, services, study_view, view_models
+from app import auth, forms, pages_studies, run_events, services, studies, study_form, study_view, view_models
 from app.db import get_session
 from app.errors import Conflict, InputError, NotFound, QueueFull
 from app.ids import parse_ids, valid_id
@@ -69,14 +69,19 @@ def active_fragment(request: Request, session: SessionDep, done: int | None = No
 # ---------------------------------------------------------------- launch
 
 def _launch_context(request: Request, session: Session, values: dict[str, str], errors: dict[str, str],
-                    form_error: str | None = None, experiment: tuple[dict, dict, str | None] = ({}, {}, None)) -> dict:
+                    form_error: str | None = None, experiment: tuple[dict, dict, str | None] = ({}, {}, None),
+                    study: tuple[dict, dict, str | None] = ({}, {}, None)) -> dict:
     datasets = list_datasets(request.app.state.settings.data_dir)
+    teachers = services.teacher_choices(session)
     exp_values, exp_errors, exp_error = experiment
+    study_values, study_errors, study_error = study
     return {
         "title": "Launch a run", "nav": "launch",
-        "form": forms.launch_form(values, errors, datasets, services.teacher_choices(session)),
+        "form": forms.launch_form(values, errors, datasets, teachers),
         "form_error": form_error,
         "experiment": dict(forms.experiment_form(exp_values, exp_errors, datasets), error=exp_error),
+        "study": dict(study_form.study_form(study_values, study_errors, datasets, teachers,
+                                            request.app.state.settings.max_study_runs), error=study_error),
     }
 
 
@@ -103,6 +108,11 @@ def launch_recipe(request: Request, session: SessionDep) -> HTMLResponse:
 
 async def _form_values(request: Request) -> dict[str, str]:
     return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
+def _multi_values(data) -> dict[str, list[str]]:
+    # The study form checks several methods and networks under one name.
+    return {key: [v for v in data.getlist(key) if isinstance(v, str)] for key in data.keys()}
 
 
 @router.post("/launch", response_class=HTMLResponse, name="launch_submit")
@@ -135,14 +145,46 @@ async def launch_experiment(request: Request, session: SessionDep) -> Response:
 def _submit_experiment(request: Request, session: Session, values: dict[str, str]) -> Response:
     try:
         experiment = services.create_experiment(session, forms.experiment_payload(values))
-    except InputError as exc:
-        errors, general = forms.errors_by_field(exc.errors, forms.EXPERIMENT_FIELDS)
+    except (InputError, forms.FormError) as exc:
+        errors, general = forms.errors_by_field(exc.errors, forms.EXPERIMENT_FORM_FIELDS)
         context = _launch_context(request, session, {}, {}, experiment=(values, errors, "; ".join(general) or None))
         return render(request, "launch.html", context)
     except QueueFull as exc:
         context = _launch_context(request, session, {}, {}, experiment=(values, {}, str(exc)))
         return render(request, "launch.html", context)
+    study_id = services.experiment_study_id(session, experiment.id)
+    if study_id is not None:  # over several seeds: the study page compares them
+        return RedirectResponse(request.app.url_path_for("study_page", study_id=study_id), status_code=303)
     return RedirectResponse(request.app.url_path_for("compare_page") + f"?experiment={experiment.id}", status_code=303)
+
+
+@router.post("/launch/study", response_class=HTMLResponse, name="launch_study")
+async def launch_study(request: Request, session: SessionDep) -> Response:
+    values = _multi_values(await request.form())
+    return await anyio.to_thread.run_sync(_submit_study, request, session, values)
+
+
+def _submit_study(request: Request, session: Session, values: dict[str, list[str]]) -> Response:
+    payload = None
+    try:
+        payload = study_form.study_payload(values)
+        study = studies.create_study(session, payload)
+    except (InputError, forms.FormError) as exc:
+        errors, general = study_form.place_errors(exc.errors, payload)
+        context = _launch_context(request, session, {}, {}, study=(values, errors, "; ".join(general) or None))
+        return render(request, "launch.html", context)
+    except QueueFull as exc:
+        return render(request, "launch.html", _launch_context(request, session, {}, {}, study=(values, {}, str(exc))))
+    return RedirectResponse(request.app.url_path_for("study_page", study_id=study.id), status_code=303)
+
+
+@router.get("/fragments/study-count", response_class=HTMLResponse, name="study_count")
+def study_count(request: Request) -> HTMLResponse:
+    # The study form changed: how many runs it would train now, and what its grid may sweep.
+    values = _multi_values(request.query_params)
+    context = {"estimate": study_form.run_estimate(values, request.app.state.settings.max_study_runs),
+               "chosen": study_form.chosen_methods(values), "example": study_form.GRID_EXAMPLE}
+    return render(request, "_study_count.html", context)
 
 
 # ---------------------------------------------------------------- run page

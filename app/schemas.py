@@ -40,7 +40,11 @@ ExperimentCreate = create_model(
     "ExperimentCreate",
     __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
     __doc__="The seed experiment (teacher, student, kd, cosine, fitnet) on one dataset. Shared fields apply "
-    "to every kind that uses them; `kinds` overrides fields per kind, e.g. {\"teacher\": {\"epochs\": 5}}.",
+    "to every kind that uses them; `kinds` overrides fields per kind, e.g. {\"teacher\": {\"epochs\": 5}}. "
+    "With two or more `seeds` it is also a study (the answer's `study_id`; GET /api/studies/{id} gives mean ± std "
+    "and the difference to the student): every method over every seed, one teacher per seed. A study shares one "
+    "recipe, so its `kinds` may set only the teacher's epochs and architecture and each student method's epochs "
+    "and hyperparameters; any other per-kind field is a 422.",
     **{
         name: (Optional[field.annotation], Field(None, description=field.description))
         for name, field in RunConfig.model_fields.items()
@@ -48,6 +52,10 @@ ExperimentCreate = create_model(
     },
     **{name: _param_field(name) for name in METHOD_PARAMS},
     kinds=(Optional[dict[str, dict[str, Any]]], Field(None, description="Per-kind overrides")),
+    seeds=(Optional[list[Annotated[int, Field(ge=0, le=2**63 - 1)]]],
+           Field(None, min_length=1, max_length=100, description="Distinct seeds, e.g. [1, 2, 3]. Omitted: every "
+                 "run takes `seed` (default 42), as before; one seed: that seed for every run; two or more: a "
+                 "study with the experiment's runs once per seed (not together with `seed`)")),
 )
 
 

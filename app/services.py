@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InputError, NotFound, field_error
 from app.models import ACTIVE_STATUSES, Epoch, Experiment, Run, utcnow
 from app.migrations import teacher_key_of
 from app.queue import admission, cancel_orphans
 from app.settings import Settings
-from app.validation import TEACHER_KINDS, TEACHER_STATUSES, validate_experiment, validate_run
+from app.validation import (TEACHER_KINDS, TEACHER_STATUSES, experiment_seeds, experiment_study, validate_experiment,
+                            validate_run)
 from kdcore.figures import finite_or_none, fraction_done
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 from kdcore.study import baseline_key, group_key
@@ -79,10 +80,29 @@ def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
 
 
 def create_experiment(session: Session, payload: dict, *, strict: bool = False) -> Experiment:
-    """Queue the seed experiment: a teacher, then the runs that train alone or distil from it."""
-    configs, info = validate_experiment(payload, settings_of(session), strict=strict)
+    """Queue the seed experiment: a teacher, then the runs that train alone or distil from it.
+
+    ``seeds``: one seed is that seed for every run; two or more make the experiment a study (app.studies)
+    of its methods, one teacher per seed, whose runs the experiment also lists."""
+    if not isinstance(payload, dict):
+        raise InputError([field_error([], "expected a JSON object", "dict_type")])
+    seeds, errors = experiment_seeds(payload, strict)
+    request = {k: v for k, v in payload.items() if k != "seeds"}
+    if seeds is not None and len(seeds) == 1:
+        request["seed"] = seeds[0]
+    try:
+        configs, info = validate_experiment(request, settings_of(session), strict=strict)
+    except InputError as exc:
+        raise InputError(errors + exc.errors) from None
+    if errors:
+        raise InputError(errors)
     overrides = {k: v for k, v in payload.items() if k not in ("dataset", "subset")}
     experiment = Experiment(dataset=info.name, subset=configs[EXPERIMENT_KINDS[0]].subset, overrides=overrides)
+    if seeds is not None and len(seeds) > 1:
+        from app import studies  # app.studies builds on this module
+
+        studies.create_study(session, experiment_study(request, seeds), strict=strict, experiment=experiment)
+        return experiment
     with _queue_room(session, len(configs)):  # all the experiment's runs, or none
         session.add(experiment)
         session.flush()
@@ -118,6 +138,12 @@ def list_experiments(session: Session, *, limit: int = 50, offset: int = 0) -> t
     total = session.exec(select(func.count()).select_from(Experiment)).one()
     rows = session.exec(select(Experiment).order_by(Experiment.id.desc()).offset(offset).limit(limit)).all()
     return list(rows), total
+
+
+def experiment_study_id(session: Session, experiment_id: int) -> int | None:
+    """The study of an experiment over several seeds (its runs carry it); None for one seed."""
+    return session.exec(select(Run.study_id).where(Run.experiment_id == experiment_id, Run.study_id.is_not(None))
+                        .limit(1)).first()
 
 
 def experiment_runs(session: Session, experiment_id: int) -> list[Run]:
@@ -287,12 +313,17 @@ def epoch_to_dict(epoch: Epoch) -> dict[str, Any]:
 
 
 def experiment_to_dict(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
+    first_by_kind: dict[str, int] = {}
+    for run in runs:  # in id order: over several seeds, the first seed's run
+        first_by_kind.setdefault(run.kind, run.id)
     return {
         "id": experiment.id, "dataset": experiment.dataset, "subset": experiment.subset,
         "overrides": experiment.overrides, "created_at": iso(experiment.created_at),
-        "run_ids": {run.kind: run.id for run in runs},
-        "runs": [{"id": run.id, "kind": run.kind, "status": run.status, "teacher_run_id": run.teacher_run_id,
-                  "final_accuracy": finite_or_none(run.final_accuracy)} for run in runs],
+        "study_id": next((run.study_id for run in runs if run.study_id is not None), None),
+        "run_ids": first_by_kind,
+        "runs": [{"id": run.id, "kind": run.kind, "seed": run.seed, "status": run.status,
+                  "teacher_run_id": run.teacher_run_id, "final_accuracy": finite_or_none(run.final_accuracy)}
+                 for run in runs],
     }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from app.errors import Conflict, InputError, NotFound, field_error
-from app.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Run, Study, utcnow
+from app.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, utcnow
 from app.queue import admission, cancel_orphans
 from app.services import iso, new_run, settings_of
 from app.validation import class_count_errors, dataset_info, subset_errors, teacher_run
@@ -27,8 +27,10 @@ from kdcore.study import (Outcome, StudyInputError, expand, group_label, paper_t
                           summarize_groups, varying_params)
 
 
-def create_study(session: Session, payload: Any, *, strict: bool = False) -> Study:
-    """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named)."""
+def create_study(session: Session, payload: Any, *, strict: bool = False,
+                 experiment: Experiment | None = None) -> Study:
+    """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named).
+    ``experiment``: stored with the study, its runs joined to it (the seed experiment over several seeds)."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     settings = settings_of(session)
@@ -57,10 +59,13 @@ def create_study(session: Session, payload: Any, *, strict: bool = False) -> Stu
                   teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members))
     with admission(session, len(plan.members), settings.max_queued):
         session.add(study)
+        if experiment is not None:
+            session.add(experiment)
         session.flush()
+        joined = {"experiment_id": experiment.id if experiment is not None else None}
         own_teachers: dict[int, Run] = {}
         for member in plan.teachers:
-            run = new_run(member.config, None, study_id=study.id, num_classes=info.num_classes)
+            run = new_run(member.config, None, study_id=study.id, num_classes=info.num_classes, **joined)
             session.add(run)
             session.flush()  # the students name its id
             own_teachers[member.config.seed] = run
@@ -70,7 +75,7 @@ def create_study(session: Session, payload: Any, *, strict: bool = False) -> Stu
                 distils_from = teacher if teacher is not None else own_teachers[member.teacher_seed]
             session.add(new_run(member.config, distils_from.group_key if distils_from else None,
                                 teacher_run_id=distils_from.id if distils_from else None, study_id=study.id,
-                                num_classes=info.num_classes))
+                                num_classes=info.num_classes, **joined))
     return study
 
 

@@ -19,11 +19,14 @@ from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets
 from kdcore.errors import DatasetError
 from kdcore.registry import EXPERIMENT_KINDS, METHODS, TEACHER_KINDS
+from kdcore.study import RECIPE_FIELDS as STUDY_RECIPE_FIELDS
 
 _DEFAULT_DATASET = RunConfig.model_fields["dataset"].default
 TEACHER_STATUSES = ("completed", *ACTIVE_STATUSES)
 RUN_ID = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID)] | None)
 _SUBSET = TypeAdapter(int | None)
+_SEEDS = TypeAdapter(Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], Field(min_length=1, max_length=100)]
+                     | None)
 # Fields an experiment request may set for all its runs; each applies only to kinds that use it.
 # An experiment's shared fields: RunConfig's, and each method hyperparameter by its plain name, which
 # applies to every kind of the experiment that has it.
@@ -215,3 +218,66 @@ def validate_experiment(payload: Any, settings: Settings, *,
     if errors:
         raise InputError(errors)
     return configs, info
+
+
+def experiment_seeds(payload: dict, strict: bool) -> tuple[list[int] | None, list[dict]]:
+    """The seed experiment's optional ``seeds``: distinct seeds, one experiment's runs per seed. ``seed``
+    beside them would say the same thing twice."""
+    try:
+        seeds = _SEEDS.validate_python(payload.get("seeds"), strict=strict)
+    except ValidationError as exc:
+        return None, pydantic_errors(exc, ("seeds",))
+    if seeds is None:
+        return None, []
+    errors = []
+    if len(set(seeds)) != len(seeds):
+        errors.append(field_error(["seeds"], "seeds must be distinct: a repeated seed repeats the same runs"))
+    if payload.get("seed") is not None:
+        errors.append(field_error(["seed"], "give seeds or seed, not both", "extra_forbidden"))
+    if errors:
+        return None, errors
+    return seeds, []
+
+
+def experiment_study(payload: dict, seeds: list[int]) -> dict:
+    """The seed experiment over several seeds as a study request (kdcore.study): its methods without the
+    teacher, one teacher per seed, each method's default epochs. ``payload`` passed validate_experiment.
+
+    Shared fields keep their experiment meaning: ``epochs`` and ``architecture`` apply to the teachers too,
+    a hyperparameter to every method that has it, the rest to every run's recipe. Per-kind overrides a study
+    can express are the teacher's ``epochs`` and ``architecture`` and a student method's ``epochs`` and
+    hyperparameters; any other is an InputError, since a study shares one recipe across its runs."""
+    shared = {k: v for k, v in payload.items() if k in EXPERIMENT_SHARED_FIELDS and v is not None}
+    per_kind = payload.get("kinds") or {}
+    study: dict[str, Any] = {"name": f"Seed experiment over {len(seeds)} seeds", "seeds": seeds,
+                             "teacher_per_seed": True}
+    study.update({k: shared[k] for k in ("dataset", "subset", "epochs") if k in shared})
+    study.update({k: v for k, v in shared.items() if k in STUDY_RECIPE_FIELDS})
+    if "epochs" in shared:
+        study["teacher_epochs"] = shared["epochs"]
+    if "architecture" in shared:
+        study["architectures"] = [shared["architecture"]]
+        study["teacher_architecture"] = shared["architecture"]
+    errors: list[dict] = []
+    methods: list[str | dict] = []
+    for kind in EXPERIMENT_KINDS:
+        own = {k: v for k, v in (per_kind.get(kind) or {}).items() if v is not None}
+        if METHODS[kind].teaches:
+            renamed = {"epochs": "teacher_epochs", "architecture": "teacher_architecture"}
+            study.update({renamed[k]: v for k, v in own.items() if k in renamed})
+            inexpressible = [k for k in own if k not in renamed]
+        else:
+            names = METHODS[kind].param_names()
+            params = {k: v for k, v in shared.items() if k in names}
+            params.update(own.get("params") or {})
+            params.update({k: v for k, v in own.items() if k in names})
+            entry = {"method": kind, **({"params": params} if params else {}),
+                     **({"epochs": own["epochs"]} if "epochs" in own else {})}
+            methods.append(entry if len(entry) > 1 else kind)
+            inexpressible = [k for k in own if k not in (*names, "params", "epochs")]
+        errors += [field_error(["kinds", kind, name], "seeds sets every run's seed" if name == "seed" else
+                               f"with several seeds the experiment is a study, whose runs share one {name}: set "
+                               "it for every kind, or use one seed", "not_in_study") for name in inexpressible]
+    if errors:
+        raise InputError(errors)
+    return {**study, "methods": methods}

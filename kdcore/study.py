@@ -50,6 +50,8 @@ class MethodEntry(BaseModel):
 
     method: str = Field(description="A method name (GET /api/methods)")
     params: dict[str, Any] = Field(default_factory=dict, description="Fixed hyperparameters of this entry")
+    epochs: int | None = Field(None, ge=1, le=1000, description="This entry's epochs; default: the study's "
+                               "epochs, else the method's own")
 
 
 class StudySpec(BaseModel):
@@ -182,7 +184,7 @@ def expand(spec: StudySpec, *, external_teacher: bool = False, max_runs: int = D
             for architecture in spec.architectures or [None]:
                 for seed in spec.seeds:
                     config = build(_student_loc(index, entry, axes, params), kind=entry.method, params=params,
-                                   architecture=architecture, epochs=spec.epochs, seed=seed)
+                                   architecture=architecture, epochs=entry.epochs or spec.epochs, seed=seed)
                     if config is None:
                         break  # the other seeds would repeat the same errors
                     teacher_seed = None
@@ -210,11 +212,11 @@ def _entry_errors(entries: list[MethodEntry], spec: StudySpec, external_teacher:
             if unknown:
                 errors.append(_error([*loc, "params", unknown[0]], f"{entry.method} has no hyperparameter "
                                      f"{unknown[0]!r}; it has: {', '.join(method.param_names()) or 'none'}"))
-    keys = [(e.method, json.dumps(e.params, sort_keys=True, default=str)) for e in entries]
+    keys = [(e.method, json.dumps(e.params, sort_keys=True, default=str), e.epochs) for e in entries]
     for index, key in enumerate(keys):
         if key in keys[:index]:
             errors.append(_error(["methods", index], f"{entries[index].method} is listed twice with the same "
-                                 "hyperparameters", "duplicate"))
+                                 "hyperparameters and epochs", "duplicate"))
     names = {e.method for e in entries}
     for key, values in spec.grid.items():
         method_name, dot, param = key.partition(".")
