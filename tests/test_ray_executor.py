@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 FINISHED = ("completed", "failed", "cancelled")
 OBJECT_STORE = 80 * 1024 * 1024
 # Seconds an epoch (the teacher's network, small batches): what interrupts it does so in its first epoch.
-SLOW_RUN = {**SYNTHETIC_RUN, "kind": "teacher", "subset": 400, "epochs": 50, "batch_size": 8}
+SLOW_RUN = {**SYNTHETIC_RUN, "kind": "teacher", "subset": 1000, "epochs": 50, "batch_size": 8}
 # Well under a second an epoch, for many epochs: time to interrupt it after some came back.
 EPOCHS_RUN = {**SYNTHETIC_RUN, "kind": "student", "epochs": 30}
 
@@ -235,6 +235,8 @@ def test_a_server_restart_mid_run_resumes_the_run_from_its_returned_checkpoint(l
         assert response.status_code == 201, response.text
         run_id = response.json()["id"]
         wait_for(lambda: api.get(f"/api/runs/{run_id}/epochs").json()["items"], 120, what="a first epoch")
+        # Written just after the epoch's row.
+        wait_for((tmp_path / "runs" / str(run_id) / CHECKPOINT).is_file, 10, what="its checkpoint back")
         assert api.get(f"/api/runs/{run_id}").json()["worker"].startswith("ray:")
     finally:
         process.kill()  # no shutdown of any kind: Ray ends the tasks of the driver that died
@@ -293,7 +295,8 @@ def test_serve_chooses_the_executor_from_flags_or_environment(monkeypatch, tmp_p
     from app.worker.pool import WorkerPool
 
     assert isinstance(_serve_args(monkeypatch, tmp_path, "--gpus", ""), WorkerPool)
-    chosen = _serve_args(monkeypatch, tmp_path, "--executor", "ray", "--ray-address", "head:6379", "--runs-per-gpu", "4")
+    chosen = _serve_args(monkeypatch, tmp_path, "--executor", "ray", "--ray-address", "head:6379",
+                         "--runs-per-gpu", "4")
     assert isinstance(chosen, RayExecutor) and chosen.settings.ray_address == "head:6379"
     assert chosen.runs_per_gpu == 4 and not chosen.settings.shared_runs_dir
     from_env = _serve_args(monkeypatch, tmp_path, env={"KD_EXECUTOR": "ray", "KD_RAY_ADDRESS": "10.0.0.1:6379",
@@ -331,7 +334,8 @@ def test_a_removed_node_fails_its_run_and_the_next_node_trains_the_queue(ray_ses
         cluster.remove_node(node, allow_graceful=False)
         lost = wait_finished(client, victim, timeout=90)
         assert lost["status"] == "failed", lost["error"]
-        assert lost["error"] == f"the Ray node training it died (Ray node {node.node_ip_address} ({node.node_id[:8]}), CPU)"
+        place = f"Ray node {node.node_ip_address} ({node.node_id[:8]}), CPU"
+        assert lost["error"] == f"the Ray node training it died ({place})"
 
         next_run = queue_run(client, kind="student")
         replacement = cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
