@@ -5,6 +5,11 @@
 # Bound to 0.0.0.0 without KD_API_TOKEN, the server generates a token at each start and prints the
 # sign-in URL (docker logs); pass -e KD_API_TOKEN=... to choose one, -e KD_ALLOWED_HOSTS=name for DNS names.
 # The base image already holds CUDA, PyTorch and torchvision, so pip keeps them.
+# With Ray, the same image is every machine of a cluster (README, "Scale out"); host networking, for Ray's ports:
+#   head:   docker run --network host -v kd-db:/var/lib/kd/db -v kd-runs:/var/lib/kd/runs kd-dashboard \
+#             sh -c 'ray start --head --port=6379 --num-gpus=0 && exec kd serve --host 0.0.0.0 --executor ray --ray-address 127.0.0.1:6379'
+#   GPUs:   docker run --gpus all --network host -v kd-data:/var/lib/kd/data kd-dashboard \
+#             ray start --address=HEAD:6379 --block
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 
 ENV PYTHONUNBUFFERED=1 \
@@ -18,7 +23,7 @@ WORKDIR /opt/kd
 COPY pyproject.toml README.md ./
 COPY kdcore/__init__.py kdcore/__init__.py
 COPY app/__init__.py app/__init__.py
-RUN pip install -e .
+RUN pip install -e '.[ray]'
 COPY kdcore kdcore
 COPY app app
 COPY templates templates

@@ -74,19 +74,44 @@ def _guard_exposed_server(settings, host: str, port: int, no_auth: bool):
     return replace(settings, api_token=token)
 
 
+def _executor_settings(settings, args: argparse.Namespace):
+    """--executor, --ray-address and --shared-runs-dir over KD_EXECUTOR, KD_RAY_ADDRESS and KD_SHARED_RUNS_DIR."""
+    changes = {name: value for name, value in (("executor", args.executor), ("ray_address", args.ray_address))
+               if value is not None}
+    if args.shared_runs_dir:
+        changes["shared_runs_dir"] = True
+    return replace(settings, **changes)
+
+
+def _executor(settings, args: argparse.Namespace):
+    """The embedded worker pool, or the Ray executor (Ray is imported only then); None with --no-worker."""
+    if args.no_worker:
+        return None
+    if settings.executor == "ray":
+        if args.gpus is not None:
+            raise SystemExit("--gpus chooses the local pool's GPUs; with --executor ray, Ray assigns them")
+        try:
+            from app.ray_executor.executor import RayExecutor
+        except ImportError as exc:
+            raise SystemExit(f"--executor ray needs Ray: pip install -e '.[ray]' ({exc})") from None
+        return RayExecutor(settings, runs_per_gpu=args.runs_per_gpu)
+    from app.worker.pool import WorkerPool
+
+    return WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.main import create_app
     from app.settings import Settings
-    from app.worker.pool import WorkerPool
 
     _logging()
     settings = Settings.from_env(bind_host=args.host)
     settings = replace(settings, allowed_hosts=(*settings.allowed_hosts, *args.allowed_host))
     settings = _guard_exposed_server(settings, args.host, args.port, args.no_auth)
-    pool = None if args.no_worker else WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
-    app = create_app(settings, worker_pool=pool)
+    settings = _executor_settings(settings, args)
+    app = create_app(settings, worker_pool=_executor(settings, args))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
 
@@ -110,7 +135,8 @@ def worker(args: argparse.Namespace) -> int:
 def register_serve(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="start the web server and its embedded worker",
                                    description="Start the dashboard and REST API (OpenAPI at /docs) with "
-                                   "one embedded worker per visible GPU, else one CPU worker.")
+                                   "one embedded worker per visible GPU, else one CPU worker; or, with "
+                                   "--executor ray, training the queue on a Ray cluster.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-worker", action="store_true", help="serve only; run `kd worker` separately")
@@ -121,6 +147,15 @@ def register_serve(subparsers) -> None:
                         help="on a non-loopback --host without KD_API_TOKEN, serve without a token instead of "
                         "generating one (anyone who reaches the port can launch runs)")
     _add_worker_options(parser)
+    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="who trains the queued runs: local (worker slots on this machine; the default, "
+                        "or KD_EXECUTOR) or ray (one Ray task per run on a cluster; pip install -e '.[ray]')")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="the Ray cluster's head, e.g. HEAD:6379 (or KD_RAY_ADDRESS; default: start a "
+                        "local Ray instance)")
+    parser.add_argument("--shared-runs-dir", action="store_true",
+                        help="every Ray node sees KD_RUNS_DIR at the same path (or KD_SHARED_RUNS_DIR=1); "
+                        "otherwise checkpoints travel through Ray's object store")
     parser.set_defaults(func=serve)
 
 

@@ -43,7 +43,8 @@ async def _on_service_error(request: Request, exc: ServiceError) -> JSONResponse
 
 
 def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI:
-    """Build the app. ``worker_pool`` (an app.worker.pool.WorkerPool) runs inside it when given."""
+    """Build the app. ``worker_pool`` runs inside it when given: the local pool (app.worker.pool.WorkerPool)
+    or the Ray executor (app.ray_executor.executor.RayExecutor), which share start() and stop()."""
     settings = settings or Settings.from_env()
 
     @asynccontextmanager

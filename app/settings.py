@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DB_PATH = Path("db") / "kd.sqlite"
+EXECUTORS = ("local", "ray")
 
 
 def _env_number(name: str, default: float, cast=float, minimum: float = 0) -> float:
@@ -27,6 +28,17 @@ def _env_flag(name: str) -> bool | None:
     if raw in ("", "auto"):
         return None
     return raw not in ("0", "false", "no", "off")
+
+
+def _env_bool(name: str) -> bool:
+    return (os.environ.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or "").strip().lower() or default
+    if raw not in choices:
+        raise SystemExit(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    return raw
 
 
 def _env_list(name: str) -> tuple[str, ...]:
@@ -55,6 +67,13 @@ class Settings:
     # Start the next training process (and its torch import) while the current run trains.
     # None: on GPU workers only.
     prestart_child: bool | None = None
+    # Who trains the queued runs inside `kd serve`: "local" (worker slots on this machine) or "ray"
+    # (one Ray task per run on the cluster at ray_address; None: a local Ray instance). See app.ray_executor.
+    executor: str = "local"
+    ray_address: str | None = None
+    # Whether every Ray node sees runs_dir at the same path (shared storage). If not, checkpoints travel
+    # through Ray's object store instead.
+    shared_runs_dir: bool = False
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -68,6 +87,9 @@ class Settings:
             max_study_runs=int(_env_number("KD_MAX_STUDY_RUNS", cls.max_study_runs, int, 1)),
             stale_after_s=_env_number("KD_STALE_AFTER", cls.stale_after_s, float, 1),
             prestart_child=_env_flag("KD_PRESTART_CHILD"),
+            executor=_env_choice("KD_EXECUTOR", cls.executor, EXECUTORS),
+            ray_address=os.environ.get("KD_RAY_ADDRESS") or None,
+            shared_runs_dir=_env_bool("KD_SHARED_RUNS_DIR"),
         )
         values.update(overrides)
         return cls(**values)

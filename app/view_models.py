@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app import charts, services, studies, study_charts, study_view
 from app.errors import NotFound
 from app.forms import config_rows
+from app.ray_executor import capacity, names
 from kdcore.config import RunConfig
 from kdcore.figures import compression
 from kdcore.registry import KINDS, METHODS
@@ -68,9 +69,12 @@ def active_view(session: Session) -> dict:
     queued, queued_total = services.list_runs(session, status="queued", limit=50)
     _, done_count = services.list_runs(session, status="completed", limit=1)
     _, all_count = services.list_runs(session, limit=1)
-    as_dicts = [dict(services.run_to_dict(r), color=charts.kind_color(r.kind)) for r in [*running, *reversed(queued)]]
+    as_dicts = [dict(services.run_to_dict(r), color=charts.kind_color(r.kind), where=names.where(r.worker))
+                for r in [*running, *reversed(queued)]]
+    settings = session.info.get("settings")
     return {"active": as_dicts, "running_total": running_total, "queued_total": queued_total,
-            "done_count": done_count, "all_count": all_count}
+            "done_count": done_count, "all_count": all_count,
+            "cluster": capacity.current(settings.db_url) if settings else None}
 
 
 # ---------------------------------------------------------------- run page
@@ -93,7 +97,8 @@ def summary_view(session: Session, run, action_error: str | None = None) -> dict
         and METHODS[run.kind].teaches and distil_kind is not None
     return {"run": data, "method": METHODS.get(run.kind), "color": charts.kind_color(run.kind), "teacher": teacher,
             "compression": compression((teacher or {}).get("parameters"), data["parameters"]),
-            "distil_kind": distil_kind if can_teach else None, "action_error": action_error}
+            "distil_kind": distil_kind if can_teach else None, "action_error": action_error,
+            "where": names.where(run.worker)}
 
 
 def run_view(session: Session, run, epochs: list) -> dict:

@@ -1,0 +1,186 @@
+"""The Ray executor: a thread in the server that claims queued runs while the cluster has room and
+trains each as one Ray task (app.ray_executor.run supervises it).
+
+It offers the local pool's interface (start, stop, maybe_recover), so ``create_app(worker_pool=...)``
+runs either. One server per database runs it: at start-up it settles every run left on Ray.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import ray
+from sqlalchemy import Engine
+
+from app.db import init_db, new_session
+from app.queue import HOST, cancel_orphans, claim_next, recover_lost
+from app.ray_executor import capacity
+from app.ray_executor.capacity import ClusterCapacity
+from app.ray_executor.names import claim_name
+from app.ray_executor.records import settle_left_runs
+from app.ray_executor.run import RayRun
+from app.settings import Settings
+from kdcore.run_files import BEST
+
+log = logging.getLogger("kd.ray")
+RECOVERY_INTERVAL_S = 10.0
+CAPACITY_INTERVAL_S = 2.0
+# Teachers whose weights stay in the object store for the KD runs that follow them (a study's students).
+TEACHERS_KEPT = 4
+
+
+def connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` (None: start a local one). Returns whether this call connected."""
+    if ray.is_initialized():
+        return False
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    ray.init(address=address)
+    if main:
+        # ray.init makes SIGTERM exit the process at once; the server's own handler stops it gracefully
+        # (running runs back to the queue), and ray.shutdown in stop() then ends a local cluster.
+        signal.signal(signal.SIGTERM, previous)
+    return True
+
+
+class RayExecutor:
+    def __init__(self, settings: Settings, *, runs_per_gpu: int = 1, engine: Engine | None = None):
+        self.settings, self.runs_per_gpu = settings, runs_per_gpu
+        self.engine = engine or init_db(settings)
+        self.shutdown = threading.Event()
+        self.active: dict[int, RayRun] = {}
+        self.capacity: ClusterCapacity | None = None
+        self._lock = threading.Lock()
+        self._claims = itertools.count(1)
+        self._teachers: dict[tuple, tuple] = {}
+        self._connected = False
+        self._last_recovery = float("-inf")
+        self._thread = threading.Thread(target=self._loop, name="kd-ray-executor", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._connected = connect(self.settings.ray_address)
+        self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        with new_session(self.engine, self.settings) as session:
+            settle_left_runs(session, self.settings.runs_dir)
+        self.maybe_recover(force=True)
+        self.refresh_capacity()
+        self._thread.start()
+        log.info("Ray executor: %s", self.capacity)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming; running runs are stopped and queued again to resume later."""
+        self.shutdown.set()
+        timeout = timeout if timeout is not None else self.settings.cancel_grace_s + 15
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        for run in list(self.active.values()):
+            run.thread.join(timeout)
+        capacity.withdraw(self.settings.db_url)
+        self._teachers.clear()
+        if self._connected:
+            ray.shutdown()
+            self._connected = False
+
+    def forget(self, run: RayRun) -> None:
+        with self._lock:
+            self.active.pop(run.run.id, None)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _loop(self) -> None:
+        next_refresh = 0.0
+        while not self.shutdown.is_set():
+            try:
+                if time.monotonic() >= next_refresh:
+                    self.refresh_capacity()
+                    next_refresh = time.monotonic() + CAPACITY_INTERVAL_S
+                self.maybe_recover()
+                if self._has_room() and self._claim_one():
+                    continue
+            except Exception:  # noqa: BLE001  (a database or cluster hiccup must not end the executor)
+                log.exception("Ray executor loop error; retrying")
+            self.shutdown.wait(self.settings.poll_s)
+
+    def _has_room(self) -> bool:
+        with self._lock:
+            running = len(self.active)
+        return self.capacity is not None and running < self.capacity.slots
+
+    def _claim_one(self) -> bool:
+        name = claim_name(HOST, os.getpid(), next(self._claims))
+        with new_session(self.engine, self.settings) as session:
+            cancel_orphans(session)
+            run = claim_next(session, name)
+        if run is None:
+            return False
+        ray_run = RayRun(self, run, name)
+        with self._lock:
+            self.active[run.id] = ray_run
+        log.info("run %s (%s) claimed for Ray", run.id, run.kind)
+        ray_run.thread.start()
+        return True
+
+    def maybe_recover(self, force: bool = False) -> list[int]:
+        """End runs of dead workers (stale heartbeats), as the local pool does."""
+        now = time.monotonic()
+        if not force and now - self._last_recovery < RECOVERY_INTERVAL_S:
+            return []
+        self._last_recovery = now
+        with new_session(self.engine, self.settings) as session:
+            lost = recover_lost(session, self.settings.stale_after_s)
+        if lost:
+            log.warning("runs %s were left running by a lost worker; marked failed", lost)
+        return lost
+
+    # ------------------------------------------------------------------ the cluster
+
+    def refresh_capacity(self) -> ClusterCapacity:
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        free = ray.available_resources()
+
+        def total(key: str) -> float:
+            return sum(node.get("Resources", {}).get(key, 0.0) for node in nodes)
+
+        gpus, cpus = total("GPU"), total("CPU")
+        slots = int(gpus * self.runs_per_gpu) if gpus else int(cpus)
+        self.capacity = ClusterCapacity(nodes=len(nodes), gpus_total=gpus, gpus_free=free.get("GPU", 0.0),
+                                        cpus_total=cpus, cpus_free=free.get("CPU", 0.0), slots=slots)
+        capacity.publish(self.settings.db_url, self.capacity)
+        return self.capacity
+
+    def resources_for(self, config: dict) -> dict:
+        """A run on a GPU cluster asks for its share of a GPU (and no CPU: a CPU apiece would cap the runs
+        per GPU at the node's core count); a CPU run, or any run on a cluster without GPUs, one CPU."""
+        options: dict = {"max_retries": 0}
+        if self.capacity is not None and self.capacity.gpus_total > 0 and config.get("device") != "cpu":
+            return {**options, "num_gpus": 1 / self.runs_per_gpu, "num_cpus": 0}
+        return {**options, "num_cpus": 1, "num_gpus": 0}
+
+    def teacher_objects(self, checkpoint: Path) -> tuple:
+        """A teacher's checkpoint and best weights in the object store, put once for all its students."""
+        stat = checkpoint.stat()
+        key = (str(checkpoint), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            found = self._teachers.get(key)
+        if found is None:
+            best = checkpoint.with_name(BEST)
+            found = (ray.put(checkpoint.read_bytes()), ray.put(best.read_bytes()) if best.is_file() else None)
+            with self._lock:
+                self._teachers[key] = found
+                while len(self._teachers) > TEACHERS_KEPT:
+                    self._teachers.pop(next(iter(self._teachers)))
+        return found
+
+    def placement(self, run_id: int) -> dict | None:
+        """Where a run of this executor trains (ip, node_id, gpus, pid), once its task has started."""
+        with self._lock:
+            run = self.active.get(run_id)
+        return run.placement if run else None

@@ -1,0 +1,88 @@
+"""The Ray task that trains one run on whichever node Ray picked, reporting through a streaming generator.
+
+The server consumes what it yields, in order: ("started", where), then ("step", StepProgress) about
+once a second, ("epoch", EpochMetrics, files) after each epoch, and last exactly one of
+("completed", RunResult summary), ("failed", reason) or ("cancelled", None); all plain data. ``files``
+holds the run files that changed (app.ray_executor.files), empty when the runs directory is shared.
+The task never touches the database. torch is imported here, inside the task, never by the server.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+
+import ray
+
+from app.ray_executor.files import changed_files, write_files
+# The local pool's trainer loop and its message protocol, shared so that both executors train alike.
+from app.worker.child import _train as train_and_report
+from kdcore.run_files import BEST, CHECKPOINT
+
+OUTCOMES = ("completed", "failed", "cancelled")
+WAIT_S = 0.5
+
+
+def _where() -> dict:
+    context = ray.get_runtime_context()
+    return {"ip": ray.util.get_node_ip_address(), "node_id": context.get_node_id(),
+            "gpus": [str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])], "pid": os.getpid()}
+
+
+def _data_root(server_data_dir: str) -> str:
+    # A node may keep its datasets elsewhere than the server: its own KD_DATA_DIR (set when it joined) wins.
+    return os.environ.get("KD_DATA_DIR") or server_data_dir
+
+
+@ray.remote(num_returns="streaming", max_retries=0)
+def train_run(job: dict, teacher_checkpoint: bytes | None, teacher_best: bytes | None,
+              resume_checkpoint: bytes | None):
+    """Train ``job`` (see RayRun.job) and yield its messages. Retries stay off (max_retries=0): Ray would
+    restart the run from scratch and splice two runs into one curve."""
+    yield ("started", _where())
+    with tempfile.TemporaryDirectory(prefix=f"kd-run{job['run_id']}-") as scratch:
+        scratch = Path(scratch)
+        out_dir = Path(job["out_dir"]) if job["shared"] else scratch / "run"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        teacher = job["teacher_checkpoint"]
+        if teacher_checkpoint is not None:
+            teacher_dir = scratch / "teacher"
+            write_files(teacher_dir, {CHECKPOINT: teacher_checkpoint,
+                                      **({BEST: teacher_best} if teacher_best is not None else {})})
+            teacher = str(teacher_dir / CHECKPOINT)
+        if resume_checkpoint is not None:
+            write_files(out_dir, {CHECKPOINT: resume_checkpoint})
+        seen: dict[str, tuple[int, int]] = {}
+        changed_files(out_dir, seen)  # the checkpoint it resumes from is the server's already
+
+        messages: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        trainer = threading.Thread(target=train_and_report, name="kd-train", daemon=True, args=(
+            {"config": job["config"], "out_dir": str(out_dir), "data_root": _data_root(job["data_root"]),
+             "teacher_checkpoint": teacher, "resume": job["resume"]}, messages, stop))
+        trainer.start()
+        try:
+            while True:
+                try:
+                    message = messages.get(timeout=WAIT_S)
+                except queue.Empty:
+                    if trainer.is_alive() or not messages.empty():
+                        continue
+                    yield ("failed", "the training thread ended without a result")
+                    return
+                if message[0] == "epoch":
+                    # The trainer saved the epoch's checkpoint before reporting it.
+                    message = ("epoch", message[1], {} if job["shared"] else changed_files(out_dir, seen))
+                yield message
+                if message[0] in OUTCOMES:
+                    return
+        finally:
+            # Reached on ray.cancel too (a KeyboardInterrupt here): the trainer stops at its next step.
+            stop.set()
+            trainer.join(timeout=job["stop_grace_s"])
+            if trainer.is_alive():
+                # Ray reuses worker processes: one still training must not live on beside the next task.
+                os._exit(1)
