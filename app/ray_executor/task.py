@@ -19,7 +19,7 @@ import ray
 
 from app.ray_executor.files import changed_files, write_files
 # The local pool's trainer loop and its message protocol, shared so that both executors train alike.
-from app.worker.child import _train as train_and_report
+from app.worker.child import train_job as train_and_report
 from kdcore.run_files import BEST, CHECKPOINT
 
 OUTCOMES = ("completed", "failed", "cancelled")

@@ -69,7 +69,7 @@ def train_in_child(worker_pid: int, gpu: str | None, jobs, messages, stop) -> No
     if failure is not None:
         messages.put(("failed", f"cannot load the trainer: {failure}"))
         return
-    _train(job, messages, stop)
+    train_job(job, messages, stop)
 
 
 def step_reporter(messages, interval_s: float = STEP_REPORT_INTERVAL_S):
@@ -87,7 +87,7 @@ def step_reporter(messages, interval_s: float = STEP_REPORT_INTERVAL_S):
     return on_step
 
 
-def _train(job: dict, messages, stop) -> None:
+def train_job(job: dict, messages, stop) -> None:
     on_step = step_reporter(messages)
 
     def on_epoch(metrics) -> None:
