@@ -88,7 +88,8 @@ class SweepRun:
     best_accuracy: float | None = None
     best_epoch: int | None = None
     parameters: int | None = None
-    seconds: float | None = None
+    seconds: float | None = None  # the training loop's, as RunResult counts it
+    wall_seconds: float | None = None  # the whole run's: data, teacher outputs, checkpoints included
     checkpoint: str | None = None
 
     @property
@@ -106,7 +107,7 @@ class SweepRun:
                 "architecture": self.config.architecture, "params": config["params"], "epochs": self.config.epochs,
                 "status": self.status, "error": self.error, "final_accuracy": self.final_accuracy,
                 "best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch, "parameters": self.parameters,
-                "seconds": self.seconds, "group": self.group, "teacher": teacher, "out": str(self.out),
+                "seconds": self.seconds, "wall_seconds": self.wall_seconds, "group": self.group, "teacher": teacher, "out": str(self.out),
                 "config": config}
 
     def outcome(self) -> Outcome:
@@ -211,6 +212,7 @@ def run_sweep(sweep: Sweep, *, data_root: str | os.PathLike | None = None,
             teacher = run.teacher.checkpoint if run.teacher else sweep.teacher_checkpoint
             bar = progress(run, len(sweep.runs)) if progress else None
             run.status = "running"
+            run_started = time.perf_counter()
             try:
                 result = engine.train(run.config, out_dir=run.out, data_root=data_root,
                                       teacher_checkpoint=teacher if run.config.method.needs_teacher else None,
@@ -228,6 +230,7 @@ def run_sweep(sweep: Sweep, *, data_root: str | os.PathLike | None = None,
                 run.checkpoint, device = result.checkpoint, result.device
                 sweep.notes.extend(n for n in result.notes if n not in sweep.notes)
             finally:
+                run.wall_seconds = time.perf_counter() - run_started
                 if bar:
                     bar.close()
             _write(sweep, "running", time.perf_counter() - started, device)

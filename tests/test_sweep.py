@@ -42,6 +42,7 @@ def test_sweep_trains_teacher_first_then_students_each_in_its_folder(study):
     for run in runs:
         assert run["status"] == "completed" and run["error"] is None
         assert 0 <= run["final_accuracy"] <= run["best_accuracy"] <= 1 and run["epochs"] == 1
+        assert 0 < run["seconds"] <= run["wall_seconds"]
         assert (Path(run["out"]) / "checkpoint.pt").is_file() and (Path(run["out"]) / "metrics.json").is_file()
         metrics = json.loads((Path(run["out"]) / "metrics.json").read_text())
         assert metrics[-1]["test_accuracy"] == run["final_accuracy"]
