@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -53,6 +54,7 @@ def main_bench() -> None:
     if args.data_dir:
         data += ["--data-dir", args.data_dir]
 
+    load_before = os.getloadavg()
     started = time.perf_counter()
     load_dataset(args.dataset, args.data_dir, args.subset)  # decodes the archive into the cache once
     decode_s = time.perf_counter() - started
@@ -66,6 +68,9 @@ def main_bench() -> None:
 
     print(f"\n{args.dataset}, {args.subset:,} images, students {args.epochs} epochs, teacher {args.teacher_epochs} "
           f"epochs, device {summary['device']}")
+    load_after = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before {' '.join(f'{v:.1f}' for v in load_before)}, after "
+          f"{' '.join(f'{v:.1f}' for v in load_after)} on {os.cpu_count()} CPUs: other work slows every figure")
     print(f"decode / load the data      {decode_s:8.1f} s")
     print(f"teacher (kd train teacher)  {teacher_s:8.1f} s")
     print(f"study of 12 runs (kd sweep) {study_s:8.1f} s   ({study_s / len(runs):.1f} s per run)")
@@ -83,7 +88,7 @@ def main_bench() -> None:
         Path(args.json).write_text(json.dumps({
             "dataset": args.dataset, "subset": args.subset, "epochs": args.epochs,
             "teacher_epochs": args.teacher_epochs, "device": summary["device"], "decode_s": decode_s,
-            "teacher_s": teacher_s, "study_s": study_s, "per_method_s": per_method,
+            "teacher_s": teacher_s, "study_s": study_s, "load_before": load_before, "load_after": load_after, "per_method_s": per_method,
             "runs": [{k: r[k] for k in ("method", "seed", "status", "seconds", "wall_seconds", "final_accuracy")}
                      for r in runs], "table": summary["tables"]["markdown"]}, indent=1))
 
