@@ -1,4 +1,4 @@
-"""The ``kd`` command: ``kd train`` and ``kd experiment``, plus commands other packages
+"""The ``kd`` command: ``kd train``, ``kd experiment`` and ``kd sweep``, plus commands other packages
 register under the ``kdcore.commands`` entry-point group (the dashboard adds serve, worker)."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from kdcore.errors import KDError
 from kdcore.recipe import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
 from kdcore.run_files import CHECKPOINT
+from kdcore.study import DEFAULT_MAX_RUNS
+from kdcore.sweep import SUMMARY, methods_with_params, parse_grid, parse_list
 
 
 # Flags whose names differ from their field's; every other flag is --field-name.
@@ -63,14 +65,15 @@ def _defaults_by_method(defaults: dict[str, object]) -> str:
                      for value, methods in groups.items())
 
 
-def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field and per method hyperparameter, generated from their declarations."""
+def _add_hyperparameters(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per RunConfig field and per method hyperparameter, generated from their declarations;
+    ``skip``: fields the command takes in its own form (``kd sweep`` takes lists of seeds and networks)."""
     parser.add_argument("--data-dir", default=None, help="where datasets live (default: $KD_DATA_DIR or ./data)")
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
                         help="start from a named recipe; flags given beside it win: "
                         + "; ".join(f"{name}: {title}" for name, title in PRESET_TITLES.items()))
     for name, field in RunConfig.model_fields.items():
-        if name not in _NOT_FLAGS:
+        if name not in (*_NOT_FLAGS, *skip):
             flags, options = _flag_spec(name, field)
             parser.add_argument(*flags, **options)
     group = parser.add_argument_group("method hyperparameters (each applies only to the methods named)")
@@ -130,9 +133,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from kdcore.experiment import experiment_configs, format_table, run_experiment, summary_rows
+    from kdcore.experiment import experiment_configs, experiment_study, format_table, run_experiment, summary_rows
 
     overrides = _overrides(args)
+    seeds = parse_list(args.seeds) if args.seeds is not None else None
+    if seeds is not None and "seed" in overrides:
+        raise KDError("give --seeds or --seed, not both")
+    if seeds is not None and len(seeds) > 1:
+        payload = experiment_study(overrides.pop("dataset", "cifar10"), overrides.pop("subset", None), seeds,
+                                   **overrides)
+        return _sweep(payload, None, DEFAULT_MAX_RUNS, args.data_dir, args.out, "experiment")
+    if seeds is not None:
+        overrides["seed"] = seeds[0]
     configs = experiment_configs(overrides.pop("dataset", "cifar10"), overrides.pop("subset", None), **overrides)
     out = Path(args.out or f"runs/experiment-{time.strftime('%Y%m%d-%H%M%S')}")
     started = time.perf_counter()
@@ -158,6 +170,56 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_payload(args: argparse.Namespace) -> dict:
+    """The study request the sweep's flags describe (kdcore.study.StudySpec checks it)."""
+    overrides = _overrides(args)
+    fixed = {name: overrides.pop(name) for name in _method_param_fields() if name in overrides}
+    payload = {"dataset": overrides.pop("dataset", "cifar10"), "subset": overrides.pop("subset", None),
+               "methods": methods_with_params(parse_list(args.methods), fixed), "seeds": parse_list(args.seeds),
+               "epochs": overrides.pop("epochs", None), "teacher_epochs": args.teacher_epochs,
+               "teacher_architecture": args.teacher_arch, "teacher_per_seed": args.teacher_per_seed,
+               "grid": parse_grid(args.grid), "name": args.name, **overrides}
+    if args.arch is not None:
+        payload["architectures"] = parse_list(args.arch)
+    return payload
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    return _sweep(_sweep_payload(args), args.teacher, args.max_runs, args.data_dir, args.out, "sweep")
+
+
+def _sweep(payload: dict, teacher: str | None, max_runs: int, data_dir: str | None, out: str | None,
+           name: str) -> int:
+    """Check the study, train it here run by run with a bar each, and print its comparison table."""
+    from kdcore.sweep import prepare, run_sweep, significance_notes
+
+    out_dir = Path(out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    sweep = prepare(payload, out_dir, teacher_checkpoint=teacher, max_runs=max_runs, data_root=data_dir)
+
+    def bar(run, total):
+        return _Progress(f"[{run.index}/{total}] {run.config.kind} seed {run.config.seed}")
+
+    def note(text):
+        print(f"note: {text}", file=sys.stderr)
+
+    try:
+        summary = run_sweep(sweep, data_root=data_dir, progress=bar, on_note=note)
+    except KeyboardInterrupt:
+        print(f"note: the runs finished before the interrupt are in {out_dir / SUMMARY}", file=sys.stderr)
+        raise
+    for text in summary["notes"]:
+        note(text)
+    print(summary["tables"]["markdown"], end="")
+    for line in significance_notes(summary["groups"]):
+        print(line)
+    where = f" on {summary['device']}" if summary["device"] else ""
+    print(f"whole {name}: {summary['total']} runs ({summary['completed']} completed, {summary['failed']} failed) "
+          f"in {summary['seconds']:.1f} s{where}")
+    print(json.dumps({"summary": str(out_dir / SUMMARY), "seconds": round(summary["seconds"], 2),
+                      "runs": summary["total"], "completed": summary["completed"], "failed": summary["failed"]}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kd", description="Knowledge-distillation runs: train, compare, serve.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -177,8 +239,37 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_parser.add_argument("--out", default=None, help="output folder (default: runs/experiment-TIMESTAMP)")
     experiment_parser.add_argument("--sequential", action="store_true",
                                    help="on a GPU, train one run at a time instead of each phase concurrently")
+    experiment_parser.add_argument("--seeds", default=None, metavar="1,2,3",
+                                   help="repeat the experiment over these seeds, one teacher per seed, and print "
+                                   "mean ± std with significance against the student (default: one run)")
     _add_hyperparameters(experiment_parser)
     experiment_parser.set_defaults(func=_cmd_experiment)
+
+    sweep_parser = commands.add_parser(
+        "sweep", help="a study: methods × grid × networks × seeds against one teacher, trained here, "
+        "compared by mean ± std", description="Train a study locally, teachers first, one run after another: "
+        f"each run in OUT/INDEX-METHOD-SEED/, then OUT/{SUMMARY} (runs and per-configuration statistics) and "
+        "the paper table in OUT/table.md and OUT/table.tex.")
+    sweep_parser.add_argument("--methods", required=True, metavar="student,kd",
+                              help="methods to compare: " + ", ".join(k for k, m in METHODS.items() if not m.teaches))
+    sweep_parser.add_argument("--seeds", required=True, metavar="1,2,3", help="one run per seed and configuration")
+    sweep_parser.add_argument("--arch", default=None, metavar="A,B",
+                              help="student networks (default: each method's own)")
+    sweep_parser.add_argument("--grid", action="append", default=[], metavar="METHOD.PARAM=V1,V2",
+                              help="values to sweep, e.g. kd.temperature=1,2,4 (repeatable: every combination runs)")
+    sweep_parser.add_argument("--epochs", type=int, default=None, help="the students' epochs (default: each method's)")
+    sweep_parser.add_argument("--teacher", default=None, metavar="CKPT",
+                              help=f"distil from this teacher {CHECKPOINT} instead of training one")
+    sweep_parser.add_argument("--teacher-epochs", type=int, default=None, help="epochs of the teacher the sweep trains")
+    sweep_parser.add_argument("--teacher-arch", default=None, help="network of the teacher the sweep trains")
+    sweep_parser.add_argument("--teacher-per-seed", action="store_true",
+                              help="train one teacher per seed (default: one, with the first seed)")
+    sweep_parser.add_argument("--max-runs", type=int, default=DEFAULT_MAX_RUNS,
+                              help="refuse a study that expands to more runs (default: %(default)s)")
+    sweep_parser.add_argument("--name", default=None, help="a label for the study")
+    sweep_parser.add_argument("--out", default=None, help="output folder (default: runs/sweep-TIMESTAMP)")
+    _add_hyperparameters(sweep_parser, skip=("architecture", "seed"))
+    sweep_parser.set_defaults(func=_cmd_sweep)
 
     for plugin in entry_points(group="kdcore.commands"):
         try:

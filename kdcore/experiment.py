@@ -97,3 +97,21 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{row['parameters']:>10,} {ratio:>7} {row['seconds']:>8.1f}"
         )
     return "\n".join(lines)
+
+
+def experiment_study(dataset: str, subset: int | None, seeds: list, **overrides: Any) -> dict[str, Any]:
+    """The seed experiment repeated over seeds, as a study request (kdcore.study): one teacher per seed,
+    each seed's students distilled from their own, every method at its own default epochs unless
+    ``epochs`` is given (which, as in the single experiment, sets every run's, the teacher's included)."""
+    epochs = overrides.pop("epochs", None)
+    architecture = overrides.pop("architecture", None)
+    fixed = {k: overrides.pop(k) for k in list(overrides) if k in METHOD_PARAMS}
+    methods = []
+    for kind in EXPERIMENT_KINDS:
+        method = METHODS[kind]
+        if not method.teaches:
+            params = {k: v for k, v in fixed.items() if k in method.param_names()}
+            methods.append({"method": kind, "params": params} if params else kind)
+    return {"dataset": dataset, "subset": subset, "methods": methods, "seeds": seeds, "epochs": epochs,
+            "teacher_epochs": epochs, "teacher_per_seed": True,
+            **({"architectures": [architecture]} if architecture else {}), **overrides}

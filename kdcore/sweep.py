@@ -1,0 +1,294 @@
+"""``kd sweep``: a study (kdcore.study) trained here, one run after another, teachers first.
+
+Each run writes its own folder ``OUT/<index>-<method>-<seed>/``; ``OUT/summary.json`` holds every run and
+every configuration's statistics across its seeds (kdcore.study.summarize_groups), rewritten after each
+run, so an interrupted or crashed sweep still leaves what it finished. A run that fails (a non-finite
+loss, say) is recorded as failed and the sweep goes on: one bad grid point must not cost the others.
+
+Torch is imported only inside the functions that train or read a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from kdcore.config import RunConfig
+from kdcore.errors import CheckpointError, DatasetError, KDError
+from kdcore.study import (DEFAULT_MAX_RUNS, Member, Outcome, StudySpec, expand, group_key, group_label, paper_table,
+                          parse_spec, summarize_groups, varying_params)
+
+SUMMARY = "summary.json"
+TABLES = {"markdown": "table.md", "latex": "table.tex"}
+
+
+def parse_list(text: str) -> list[str]:
+    """``"a,b, c"`` → ``["a", "b", "c"]``; an empty text is an empty list (which the spec then refuses)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _value(text: str) -> Any:
+    # "2" → 2, "0.5" → 0.5, "true" → True; anything else stays text for the hyperparameter to judge.
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["kd.temperature=1,2,4", …]`` → ``{"kd.temperature": [1, 2, 4], …}``."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, equals, values = item.partition("=")
+        if not equals or not key.strip():
+            raise KDError(f"--grid {item!r}: expected method.param=value,value,… e.g. kd.temperature=1,2,4")
+        if key.strip() in grid:
+            raise KDError(f"--grid {key.strip()} is given twice; list all its values once")
+        grid[key.strip()] = [_value(v) for v in parse_list(values)]
+    return grid
+
+
+def methods_with_params(methods: list[str], fixed: dict[str, Any]) -> list[str | dict[str, Any]]:
+    """Study method entries with the hyperparameters given once for all (``--temperature 4``): each
+    method takes those it has. A hyperparameter that no listed method has is an error."""
+    from kdcore.registry import METHODS
+
+    entries: list[str | dict[str, Any]] = []
+    used: set[str] = set()
+    for name in methods:
+        own = METHODS[name].param_names() if name in METHODS else ()
+        params = {key: value for key, value in fixed.items() if key in own}
+        used.update(params)
+        entries.append({"method": name, "params": params} if params else name)
+    unused = [key for key in fixed if key not in used]
+    if unused:
+        raise KDError(f"--{unused[0].replace('_', '-')}: no method of this sweep ({', '.join(methods)}) has "
+                      f"the hyperparameter {unused[0]!r}")
+    return entries
+
+
+@dataclass
+class SweepRun:
+    """One run of the sweep and, once trained, its result. ``status`` uses the dashboard's words."""
+
+    index: int
+    member: Member
+    out: Path
+    group: str
+    teacher: "SweepRun | None" = None  # the study's teacher it distils from, if any
+    status: str = "queued"  # queued, running, completed, failed, cancelled
+    error: str | None = None
+    final_accuracy: float | None = None
+    best_accuracy: float | None = None
+    best_epoch: int | None = None
+    parameters: int | None = None
+    seconds: float | None = None  # the training loop's, as RunResult counts it
+    wall_seconds: float | None = None  # the whole run's: data, teacher outputs, checkpoints included
+    checkpoint: str | None = None
+
+    @property
+    def config(self) -> RunConfig:
+        return self.member.config
+
+    @property
+    def label(self) -> str:
+        return self.out.name
+
+    def to_json_dict(self, teacher_checkpoint: str | None) -> dict[str, Any]:
+        config = self.config.to_json_dict()
+        teacher = self.teacher.label if self.teacher else teacher_checkpoint if self.config.method.needs_teacher else None
+        return {"index": self.index, "method": self.config.kind, "role": self.member.role, "seed": self.config.seed,
+                "architecture": self.config.architecture, "params": config["params"], "epochs": self.config.epochs,
+                "status": self.status, "error": self.error, "final_accuracy": self.final_accuracy,
+                "best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch, "parameters": self.parameters,
+                "seconds": self.seconds, "wall_seconds": self.wall_seconds, "group": self.group, "teacher": teacher, "out": str(self.out),
+                "config": config}
+
+    def outcome(self) -> Outcome:
+        return Outcome(group=self.group, kind=self.config.kind, role=self.member.role,
+                       architecture=self.config.architecture, params=self.config.to_json_dict()["params"],
+                       seed=self.config.seed, status=self.status, final_accuracy=self.final_accuracy,
+                       best_accuracy=self.best_accuracy, run_id=self.index)
+
+
+@dataclass
+class Sweep:
+    """A validated study, expanded into the runs it will train."""
+
+    spec: StudySpec
+    runs: list[SweepRun]
+    out_dir: Path
+    teacher_checkpoint: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_checkpoint: str | os.PathLike | None = None,
+            max_runs: int = DEFAULT_MAX_RUNS, data_root: str | os.PathLike | None = None) -> Sweep:
+    """Check everything a sweep needs before it trains anything: the request (kdcore.study), the dataset
+    and the subset, and a given teacher checkpoint. Raises KDError (StudyInputError for the request)."""
+    spec = parse_spec(payload)
+    plan = expand(spec, external_teacher=teacher_checkpoint is not None, max_runs=max_runs)
+    num_classes = _check_dataset(spec, data_root)
+    external_key = None
+    if teacher_checkpoint is not None:
+        external_key = _teacher_key(teacher_checkpoint, num_classes)
+        teacher_checkpoint = str(teacher_checkpoint)
+    out_dir = Path(out_dir)
+    width = len(str(len(plan.members)))
+    runs: list[SweepRun] = []
+    teachers: dict[int, SweepRun] = {}
+    for index, member in enumerate(plan.members, start=1):
+        config = member.config
+        teacher = teachers.get(member.teacher_seed) if member.teacher_seed is not None else None
+        if member.role == "teacher":
+            key = group_key(config)
+        elif config.method.needs_teacher:
+            key = group_key(config, teacher.group if teacher else external_key)
+        else:
+            key = group_key(config)
+        run = SweepRun(index, member, out_dir / f"{index:0{width}d}-{config.kind}-{config.seed}", key, teacher)
+        if member.role == "teacher":
+            teachers[config.seed] = run
+        runs.append(run)
+    return Sweep(spec, runs, out_dir, teacher_checkpoint)
+
+
+def _check_dataset(spec: StudySpec, data_root) -> int:
+    from kdcore.data.catalog import find_dataset
+
+    info = find_dataset(spec.dataset, data_root)  # DatasetError names the ones there are
+    if spec.subset is not None and info.train_size is not None:
+        if spec.subset > info.train_size:
+            raise DatasetError(f"subset must be at most {info.train_size}: dataset {info.name!r} has "
+                               f"{info.train_size} training images")
+        if spec.subset < info.num_classes:
+            raise DatasetError(f"subset must be at least {info.num_classes}: one training image for each class "
+                               f"of dataset {info.name!r}")
+    return info.num_classes
+
+
+def _teacher_key(path: str | os.PathLike, num_classes: int) -> str:
+    """What the students' group key says of a given teacher: the group key of the configuration that
+    trained it, as the dashboard keys a student by its teacher run's configuration."""
+    from kdcore.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    config = RunConfig.model_validate(payload["config"])
+    if not config.method.teaches:
+        raise CheckpointError(f"checkpoint {path} holds a {config.kind!r} run, not a teacher")
+    if payload["num_classes"] != num_classes:
+        raise CheckpointError(f"teacher checkpoint {path} has {payload['num_classes']} classes but the dataset "
+                              f"has {num_classes}")
+    return group_key(config)
+
+
+def run_sweep(sweep: Sweep, *, data_root: str | os.PathLike | None = None,
+              progress: Callable[[SweepRun, int], Any] | None = None,
+              on_note: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train every run of the sweep, teachers first; returns the summary it wrote to OUT/summary.json.
+
+    ``progress(run, total)`` makes a display for one run (on_step, on_epoch, close). On KeyboardInterrupt the
+    summary is written with the unfinished runs cancelled, and the interrupt goes on to the caller.
+    """
+    from kdcore import engine  # looked up at call time, so that tests can replace engine.train
+
+    note = on_note or (lambda text: None)
+    sweep.out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    device = None
+    _write(sweep, "running", 0.0, device)
+    try:
+        for run in sweep.runs:
+            if run.teacher is not None and run.teacher.status != "completed":
+                run.status, run.error = "failed", f"its teacher {run.teacher.label} did not complete"
+                note(f"{run.label}: skipped, {run.error}")
+                continue
+            teacher = run.teacher.checkpoint if run.teacher else sweep.teacher_checkpoint
+            bar = progress(run, len(sweep.runs)) if progress else None
+            run.status = "running"
+            run_started = time.perf_counter()
+            try:
+                result = engine.train(run.config, out_dir=run.out, data_root=data_root,
+                                      teacher_checkpoint=teacher if run.config.method.needs_teacher else None,
+                                      on_step=bar.on_step if bar else None, on_epoch=bar.on_epoch if bar else None)
+            except KeyboardInterrupt:
+                run.status, run.error = "cancelled", "interrupted"
+                raise
+            except Exception as exc:  # noqa: BLE001  (recorded, and the other runs still train)
+                run.status, run.error = "failed", str(exc) if isinstance(exc, KDError) else f"{type(exc).__name__}: {exc}"
+                note(f"{run.label}: failed: {run.error}")
+            else:
+                run.status = "completed"
+                run.final_accuracy, run.best_accuracy = _finite(result.final_accuracy), _finite(result.best_accuracy)
+                run.best_epoch, run.parameters, run.seconds = result.best_epoch, result.parameters, result.seconds
+                run.checkpoint, device = result.checkpoint, result.device
+                sweep.notes.extend(n for n in result.notes if n not in sweep.notes)
+            finally:
+                run.wall_seconds = time.perf_counter() - run_started
+                if bar:
+                    bar.close()
+            _write(sweep, "running", time.perf_counter() - started, device)
+    except KeyboardInterrupt:
+        for run in sweep.runs:
+            if run.status in ("queued", "running"):
+                run.status, run.error = "cancelled", "interrupted"
+        _write(sweep, "interrupted", time.perf_counter() - started, device)
+        raise
+    return _write(sweep, "completed", time.perf_counter() - started, device)
+
+
+def _finite(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def labelled_groups(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """kdcore.study.summarize_groups, each group with the label tables show (the dashboard's labels)."""
+    groups = summarize_groups(outcomes)
+    varying = varying_params(groups)
+    networks_vary = len({g["architecture"] for g in groups if g["role"] != "teacher"}) > 1
+    for group in groups:
+        group["label"] = group_label(group, varying, networks_vary)
+    return groups
+
+
+def summary(sweep: Sweep, status: str, seconds: float, device: str | None) -> dict[str, Any]:
+    groups = labelled_groups([run.outcome() for run in sweep.runs])
+    counts = {s: sum(run.status == s for run in sweep.runs) for s in ("completed", "failed", "cancelled")}
+    return {"status": status, "study": sweep.spec.model_dump(mode="json", exclude_defaults=True),
+            "teacher_checkpoint": sweep.teacher_checkpoint, "device": device, "seconds": seconds,
+            "total": len(sweep.runs), **counts, "notes": sweep.notes,
+            "runs": [run.to_json_dict(sweep.teacher_checkpoint) for run in sweep.runs], "groups": groups,
+            "tables": {fmt: paper_table(groups, fmt) for fmt in TABLES}}
+
+
+def _write(sweep: Sweep, status: str, seconds: float, device: str | None) -> dict[str, Any]:
+    data = summary(sweep, status, seconds, device)
+    _atomic_write(sweep.out_dir / SUMMARY, json.dumps(data, indent=1))
+    for fmt, name in TABLES.items():
+        _atomic_write(sweep.out_dir / name, data["tables"][fmt])
+    return data
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def significance_notes(groups: list[dict[str, Any]]) -> list[str]:
+    """One line per compared configuration whose difference to the baseline is inside the noise."""
+    lines = []
+    for group in groups:
+        diff = group["vs_baseline"]
+        if group["role"] == "teacher" or not group["n"] or diff is None or diff["significant"]:
+            continue
+        why = f"p = {diff['p_value']:.3f}" if diff["p_value"] is not None else "too few seeds for a test"
+        lines.append(f"not significant at 5 %: {group['label']} vs the student ({100 * diff['mean']:+.2f} pt, {why})")
+    return lines
