@@ -20,10 +20,10 @@ from app.models import ACTIVE_STATUSES, Epoch, Experiment, Run, utcnow
 from app.migrations import teacher_key_of
 from app.queue import admission, cancel_orphans
 from app.settings import Settings
-from app.validation import (TEACHER_KINDS, TEACHER_STATUSES, experiment_seeds, experiment_study, validate_experiment,
+from app.validation import (TEACHER_STATUSES, experiment_seeds, experiment_study, validate_experiment,
                             validate_run)
 from kdcore.figures import finite_or_none, fraction_done
-from kdcore.registry import EXPERIMENT_KINDS, METHODS
+from kdcore.registry import EXPERIMENT_KINDS, METHODS, TEACHER_KINDS
 from kdcore.study import baseline_key, group_key
 
 
@@ -197,7 +197,7 @@ def retry_run(session: Session, run_id: int) -> Run:
 
 def delete_run(session: Session, run_id: int) -> None:
     """Delete a run that is not running, with its epochs and checkpoint directory."""
-    run = get_run(session, run_id)
+    get_run(session, run_id)
     dependents = session.exec(
         select(Run.id).where(Run.teacher_run_id == run_id, Run.status.in_(ACTIVE_STATUSES))
     ).all()

@@ -23,8 +23,7 @@ from app.services import iso, new_run, settings_of
 from app.validation import class_count_errors, dataset_info, subset_errors, teacher_run
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
-from kdcore.study import (Outcome, StudyInputError, expand, group_label, paper_table, parse_spec,
-                          summarize_groups, varying_params)
+from kdcore.study import Outcome, StudyInputError, expand, labelled_groups, paper_table, parse_spec
 
 
 def create_study(session: Session, payload: Any, *, strict: bool = False,
@@ -145,13 +144,8 @@ def outcomes(runs: list[Run]) -> list[Outcome]:
 
 
 def study_groups(runs: list[Run]) -> list[dict[str, Any]]:
-    """The study's configurations with their statistics (kdcore.study.summarize_groups), each labelled."""
-    groups = summarize_groups(outcomes(runs))
-    varying = varying_params(groups)
-    networks_vary = len({g["architecture"] for g in groups if g["role"] != "teacher"}) > 1
-    for group in groups:
-        group["label"] = group_label(group, varying, networks_vary)
-    return groups
+    """The study's configurations with their statistics and labels (kdcore.study.labelled_groups)."""
+    return labelled_groups(outcomes(runs))
 
 
 def progress(runs: list[Run], now: datetime | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from app.settings import Settings
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets
 from kdcore.errors import DatasetError
-from kdcore.registry import EXPERIMENT_KINDS, METHODS, TEACHER_KINDS
+from kdcore.registry import EXPERIMENT_KINDS, METHODS
 from kdcore.study import RECIPE_FIELDS as STUDY_RECIPE_FIELDS
 
 _DEFAULT_DATASET = RunConfig.model_fields["dataset"].default

@@ -16,7 +16,6 @@ from app import charts, services, studies, study_charts, study_view
 from app.errors import NotFound
 from app.forms import config_rows
 from app.ray_executor import capacity, names
-from kdcore.config import RunConfig
 from kdcore.figures import compression
 from kdcore.registry import KINDS, METHODS
 

@@ -373,6 +373,17 @@ def summarize_groups(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
     return summaries
 
 
+def labelled_groups(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
+    """summarize_groups, each group with the label tables show (the hyperparameters that vary, and the
+    network when the study trains several)."""
+    groups = summarize_groups(outcomes)
+    varying = varying_params(groups)
+    networks_vary = len({g["architecture"] for g in groups if g["role"] != "teacher"}) > 1
+    for group in groups:
+        group["label"] = group_label(group, varying, networks_vary)
+    return groups
+
+
 def varying_params(groups: list[dict]) -> dict[str, list[str]]:
     """By method, the hyperparameters whose values differ between that method's groups."""
     by_method: dict[str, list[dict]] = {}

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 from kdcore.config import RunConfig
 from kdcore.errors import CheckpointError, DatasetError, KDError
-from kdcore.study import (DEFAULT_MAX_RUNS, Member, Outcome, StudySpec, expand, group_key, group_label, paper_table,
-                          parse_spec, summarize_groups, varying_params)
+from kdcore.study import (DEFAULT_MAX_RUNS, Member, Outcome, StudySpec, expand, group_key, labelled_groups,
+                          paper_table, parse_spec)
 
 SUMMARY = "summary.json"
 TABLES = {"markdown": "table.md", "latex": "table.tex"}
@@ -245,16 +245,6 @@ def run_sweep(sweep: Sweep, *, data_root: str | os.PathLike | None = None,
 
 def _finite(value: float) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-def labelled_groups(outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """kdcore.study.summarize_groups, each group with the label tables show (the dashboard's labels)."""
-    groups = summarize_groups(outcomes)
-    varying = varying_params(groups)
-    networks_vary = len({g["architecture"] for g in groups if g["role"] != "teacher"}) > 1
-    for group in groups:
-        group["label"] = group_label(group, varying, networks_vary)
-    return groups
 
 
 def summary(sweep: Sweep, status: str, seconds: float, device: str | None) -> dict[str, Any]:
