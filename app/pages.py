@@ -44,15 +44,24 @@ def plotly_js() -> FileResponse:
 # ---------------------------------------------------------------- home / leaderboard
 
 @router.get("/", response_class=HTMLResponse, name="home")
-def home(request: Request, session: SessionDep) -> HTMLResponse:
+def home(request: Request, session: SessionDep, view: str = "groups", all: bool = False) -> HTMLResponse:
     context = {"title": "Leaderboard", "nav": "home", "charts": True,
-               **view_models.cached_leaderboard_view(session), **view_models.active_view(session)}
+               **view_models.home_view(session, view, show_all=all)}
     return render(request, "home.html", context)
 
 
 @router.get("/fragments/leaderboard", response_class=HTMLResponse, name="leaderboard_fragment")
-def leaderboard_fragment(request: Request, session: SessionDep, all: bool = False) -> HTMLResponse:
-    return render(request, "_leaderboard.html", view_models.cached_leaderboard_view(session, show_all=all))
+def leaderboard_fragment(request: Request, session: SessionDep, view: str = "groups", all: bool = False) -> HTMLResponse:
+    return render(request, "_leaderboard.html", view_models.cached_leaderboard_view(session, show_all=all, view=view))
+
+
+@router.get("/fragments/leaderboard/group/{key}", response_class=HTMLResponse, name="leaderboard_group_fragment")
+def leaderboard_group_fragment(request: Request, key: str, session: SessionDep) -> HTMLResponse:
+    try:
+        context = view_models.group_runs_view(session, key)
+    except NotFound as exc:
+        return _not_found(request, str(exc))
+    return render(request, "_leaderboard_group.html", context)
 
 
 @router.get("/fragments/active", response_class=HTMLResponse, name="active_fragment")
