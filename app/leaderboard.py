@@ -15,7 +15,9 @@ import math
 import threading
 import weakref
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from bisect import bisect_left, insort
+from operator import attrgetter
 from typing import Any, Iterable, NamedTuple
 
 from sqlalchemy import func
@@ -33,13 +35,15 @@ from kdcore.study import group_label, varying_params
 LOOSE_PREFIX = "run-"
 # Keys per IN (...) list, so that "show all" over thousands of groups stays within every database's limits.
 CHUNK = 500
+# Describing up to this many groups at once keeps what it read for the next time (Memo).
+MEMO_GROUPS = 1000
 ACCURACY = Run.final_accuracy
 # Completed runs with a result; the status as an expression so that each query walks the index it
 # needs rather than every completed run (app.services.IS_COMPLETED).
 COMPLETED = (IS_COMPLETED, ACCURACY.is_not(None))
 RUN_COLUMNS = (Run.id, Run.group_key, Run.seed, Run.final_accuracy, Run.best_accuracy, Run.best_epoch,
                Run.parameters, Run.train_seconds, Run.teacher_run_id, Run.study_id, Run.experiment_id,
-               Run.architecture, Run.dataset, Run.epochs, Run.baseline_key, Run.finished_at)
+               Run.architecture, Run.dataset, Run.epochs, Run.baseline_key)
 
 
 class Ranked(NamedTuple):
@@ -58,12 +62,37 @@ def _ranked(key: str, kind: str, n: int, total: float, squares: float) -> Ranked
 
 
 @dataclass
+class Memo:
+    """What describe read for a ranking, kept while it holds: a group's runs (while its count is the same),
+    its configuration (for good), and which student group is the baseline of a network, data and recipe
+    (until a baseline student completes). A completion then costs the queries of the groups it touched."""
+
+    runs: dict[str, tuple[int, list]] = field(default_factory=dict)
+    configs: dict[str, dict] = field(default_factory=dict)
+    baselines: dict[str, str | None] = field(default_factory=dict)
+    # Teacher runs by id: their group key and size (a student completes only after its teacher did).
+    teachers: dict[int, Any] = field(default_factory=dict)
+
+    def carried(self, touched_kinds: set[str]) -> "Memo":
+        return Memo(dict(self.runs), dict(self.configs), {} if BASELINE_KIND in touched_kinds else dict(self.baselines),
+                    dict(self.teachers))
+
+
+@dataclass
 class Ranking:
-    groups: list[Ranked]  # best mean first; ties: more runs, then the key
+    groups: list[Ranked]  # best mean first; ties: more runs, then the key (_sort_key)
     by_key: dict[str, Ranked]
-    rank_of: dict[str, int]
     best_of_kind: list[Ranked]  # each method's best configuration, in the registry's order
     runs: int  # the completed runs ranked
+    memo: Memo = field(default_factory=Memo)
+
+    def rank(self, key: str) -> int | None:
+        group = self.by_key.get(key)
+        return None if group is None else bisect_left(self.groups, _sort_key(group), key=_sort_key) + 1
+
+
+def _sort_key(group: Ranked) -> tuple:
+    return -group.mean, -group.n, group.key
 
 
 # engine -> (leaderboard_version, Ranking); per engine so that apps on different databases never share one.
@@ -72,7 +101,8 @@ _LOCK = threading.Lock()
 
 
 def ranking(session: Session, version: tuple | None = None) -> Ranking:
-    """Every configuration ranked, reused until ``version`` (services.leaderboard_version) changes."""
+    """Every configuration ranked, reused until ``version`` (services.leaderboard_version) changes; when
+    runs only completed since, the ranking moves on by those runs rather than being summed again."""
     # The version is read before the rows: a run completing in between makes the next call recompute.
     version = version if version is not None else leaderboard_version(session)
     engine = session.get_bind()
@@ -80,7 +110,9 @@ def ranking(session: Session, version: tuple | None = None) -> Ranking:
         cached = _RANKINGS.get(engine)
     if cached is not None and cached[0] == version:
         return cached[1]
-    result = _rank(session)
+    result = _advance(session, cached, version) if cached is not None else None
+    if result is None:
+        result = _rank(session)
     with _LOCK:
         _RANKINGS[engine] = (version, result)
     return result
@@ -92,9 +124,8 @@ def forget_rankings() -> None:
 
 
 def _rank(session: Session) -> Ranking:
-    # Grouped by kind too: ix_runs_status_kind_group_accuracy covers the whole query, and each
-    # method's best configuration falls out of the same pass.
-    # No condition on the accuracy (count and sum skip NULLs): the query then has nothing to look up, and
+    # Grouped by kind too, so that each method's best configuration falls out of the same pass. No
+    # condition on the accuracy (count and sum skip NULLs): the query then has nothing to look up, and
     # reads ix_runs_kind_group_status_accuracy from end to end in GROUP BY order, never a row.
     rows = session.exec(select(Run.kind, Run.group_key, func.count(ACCURACY), func.sum(ACCURACY),
                                func.sum(ACCURACY * ACCURACY))
@@ -104,20 +135,55 @@ def _rank(session: Session) -> Ranking:
     if any(key is None for _, key, *_ in rows):  # rare: read those runs one by one
         loose = session.exec(select(Run.id, Run.kind, ACCURACY).where(*COMPLETED, Run.group_key.is_(None))).all()
         groups += [_ranked(f"{LOOSE_PREFIX}{run_id}", kind, 1, value, value * value) for run_id, kind, value in loose]
+    return _ranking(groups)
+
+
+def _advance(session: Session, cached: tuple, version: tuple) -> Ranking | None:
+    """The cached ranking moved on by the runs completed since it was made, or None when more changed.
+
+    A completed run never changes, so when the runs that finished after the cached latest finish account
+    for the whole rise in the count, nothing was deleted and only their groups move. Anything else (a
+    deletion, a clock that went back) leaves it to a full recount."""
+    (count, latest), board = cached
+    new_count, new_latest = version
+    if latest is None or new_latest is None or new_count <= count:
+        return None
+    rows = session.exec(select(Run.id, Run.kind, Run.group_key, ACCURACY)
+                        .where(IS_COMPLETED, Run.finished_at > latest)).all()
+    if len(rows) != new_count - count:
+        return None
+    groups, by_key = list(board.groups), dict(board.by_key)
+    for run_id, kind, key, value in rows:
+        if value is None or not math.isfinite(value):
+            continue
+        key = key if key is not None else f"{LOOSE_PREFIX}{run_id}"
+        old = by_key.get(key)
+        if old is not None:
+            del groups[bisect_left(groups, _sort_key(old), key=_sort_key)]
+        n, total, squares = (old.n, old.total, old.squares) if old is not None else (0, 0.0, 0.0)
+        by_key[key] = _ranked(key, kind, n + 1, total + value, squares + value * value)
+        insort(groups, by_key[key], key=_sort_key)
+    return Ranking(groups=groups, by_key=by_key, best_of_kind=_best_of_kind(groups),
+                   runs=board.runs + sum(1 for row in rows if row[3] is not None and math.isfinite(row[3])),
+                   memo=board.memo.carried({row[1] for row in rows}))
+
+
+def _ranking(groups: list[Ranked]) -> Ranking:
     groups = [g for g in groups if math.isfinite(g.total) and math.isfinite(g.squares)]
-    groups.sort(key=_order)
+    # The order of _sort_key in three stable sorts on C-level keys: thousands of groups in milliseconds.
+    groups.sort(key=attrgetter("key"))
+    groups.sort(key=attrgetter("n"), reverse=True)
+    groups.sort(key=attrgetter("mean"), reverse=True)
+    return Ranking(groups=groups, by_key={g.key: g for g in groups}, best_of_kind=_best_of_kind(groups),
+                   runs=sum(g.n for g in groups))
+
+
+def _best_of_kind(groups: list[Ranked]) -> list[Ranked]:
     best: dict[str, Ranked] = {}
     for group in groups:
         best.setdefault(group.kind, group)
     order = {kind: index for index, kind in enumerate(KINDS)}
-    return Ranking(groups=groups, by_key={g.key: g for g in groups},
-                   rank_of={g.key: rank for rank, g in enumerate(groups, start=1)},
-                   best_of_kind=sorted(best.values(), key=lambda g: order.get(g.kind, len(order))),
-                   runs=sum(g.n for g in groups))
-
-
-def _order(group: Ranked) -> tuple:
-    return -group.mean, -group.n, group.key
+    return sorted(best.values(), key=lambda g: order.get(g.kind, len(order)))
 
 
 def group_page(session: Session, limit: int | None, offset: int = 0,
@@ -134,11 +200,11 @@ def group_runs(session: Session, key: str) -> tuple[dict, list[dict]]:
     group = board.by_key.get(key)
     if group is None:
         raise NotFound(f"no completed runs share the configuration {key!r}")
-    runs = _runs_of(session, [key]).get(key, [])
+    runs = _known_runs(session, board, board.memo, [key])[key]
     rows = [{"run_id": r.id, "seed": r.seed, "final_accuracy": finite_or_none(r.final_accuracy),
              "best_accuracy": finite_or_none(r.best_accuracy), "best_epoch": r.best_epoch,
              "train_seconds": finite_or_none(r.train_seconds), "teacher_run_id": r.teacher_run_id,
-             "study_id": r.study_id, "experiment_id": r.experiment_id, "finished_at": r.finished_at}
+             "study_id": r.study_id, "experiment_id": r.experiment_id}
             for r in runs]
     rows.sort(key=lambda r: (-(r["final_accuracy"] or 0.0), r["run_id"]))
     return describe(session, board, [group], runs_of={key: runs})[0], rows
@@ -173,36 +239,52 @@ def _runs_of(session: Session, keys: Iterable[str]) -> dict[str, list]:
     return found
 
 
-def _configs(session: Session, run_ids: list[int]) -> dict[int, dict]:
-    found = {}
-    for part in _chunks(run_ids):
-        found.update(session.exec(select(Run.id, Run.config).where(Run.id.in_(part))).all())
-    return found
+def _known_runs(session: Session, board: Ranking, memo: Memo, keys: Iterable[str]) -> dict[str, list]:
+    """_runs_of, reading only the groups whose runs ``memo`` does not hold at their current count."""
+    keys = list(dict.fromkeys(keys))
+    found = {key: memo.runs[key][1] for key in keys
+             if key in memo.runs and key in board.by_key and memo.runs[key][0] == board.by_key[key].n}
+    fetched = _runs_of(session, [key for key in keys if key not in found])
+    for key, rows in fetched.items():
+        if key in board.by_key and len(rows) == board.by_key[key].n:
+            memo.runs[key] = (len(rows), rows)
+    return {**found, **fetched}
 
 
-def _baselines(session: Session, board: Ranking, baseline_keys: set[str]) -> dict[str, str]:
+def _configs(session: Session, memo: Memo, first: dict[str, Any]) -> dict[str, dict]:
+    """Each group's configuration (from its first run: replicates share it), as far as the board shows it."""
+    missing = {row.id: key for key, row in first.items() if key not in memo.configs}
+    for part in _chunks(list(missing)):
+        for run_id, config in session.exec(select(Run.id, Run.config).where(Run.id.in_(part))).all():
+            memo.configs[missing[run_id]] = {"params": dict(config.get("params") or {}), "subset": config.get("subset")}
+    return {key: memo.configs.get(key, {}) for key in first}
+
+
+def _baselines(session: Session, board: Ranking, memo: Memo, baseline_keys: set[str]) -> dict[str, str | None]:
     """baseline_key -> the baseline student's group: of kind BASELINE_KIND with that key, the one with
-    the most completed runs (ties: the better mean, then the key)."""
-    if BASELINE_KIND is None or not baseline_keys:
-        return {}
-    candidates: dict[str, set[str]] = {}
-    for part in _chunks(sorted(baseline_keys)):
-        rows = session.exec(select(Run.baseline_key, Run.group_key)
-                            .where(*COMPLETED, Run.kind == BASELINE_KIND, Run.baseline_key.in_(part),
-                                   Run.group_key.is_not(None)).distinct()).all()
-        for baseline_key, key in rows:
-            if key in board.by_key:
-                candidates.setdefault(baseline_key, set()).add(key)
-    return {b: min(keys, key=lambda k: (-board.by_key[k].n, -board.by_key[k].mean, k))
-            for b, keys in candidates.items()}
+    the most completed runs (ties: the better mean, then the key); None where there is none."""
+    missing = sorted(b for b in baseline_keys if b not in memo.baselines)
+    if BASELINE_KIND is not None and missing:
+        candidates: dict[str, set[str]] = {}
+        for part in _chunks(missing):
+            rows = session.exec(select(Run.baseline_key, Run.group_key)
+                                .where(*COMPLETED, Run.kind == BASELINE_KIND, Run.baseline_key.in_(part),
+                                       Run.group_key.is_not(None)).distinct()).all()
+            for baseline_key, key in rows:
+                if key in board.by_key:
+                    candidates.setdefault(baseline_key, set()).add(key)
+        for b in missing:
+            keys = candidates.get(b)
+            memo.baselines[b] = min(keys, key=lambda k: (-board.by_key[k].n, -board.by_key[k].mean, k)) \
+                if keys else None
+    return {b: memo.baselines.get(b) for b in baseline_keys}
 
 
-def _teachers(session: Session, run_ids: set[int]) -> dict[int, Any]:
-    found = {}
-    for part in _chunks(sorted(run_ids)):
+def _teachers(session: Session, memo: Memo, run_ids: set[int]) -> dict[int, Any]:
+    for part in _chunks(sorted(i for i in run_ids if i not in memo.teachers)):
         for row in session.exec(select(Run.id, Run.group_key, Run.parameters).where(Run.id.in_(part))).all():
-            found[row.id] = row
-    return found
+            memo.teachers[row.id] = row
+    return {i: memo.teachers[i] for i in run_ids if i in memo.teachers}
 
 
 def _by_seed(runs: list) -> dict:
@@ -224,24 +306,27 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
     """Each group of ``shown`` as the leaderboard shows it (see app.api_responses.GroupRowOut)."""
     if not shown:
         return []
-    runs_of = runs_of if runs_of is not None else _runs_of(session, [g.key for g in shown])
-    first = {key: rows[0] for key, rows in runs_of.items() if rows}
-    configs = _configs(session, [row.id for row in first.values()])
+    # "Show all" (thousands of groups) reads afresh rather than keeping every run in memory.
+    memo = board.memo if len(shown) <= MEMO_GROUPS else Memo()
+    runs_of = {**(runs_of or {})}
+    runs_of.update(_known_runs(session, board, memo, [g.key for g in shown if g.key not in runs_of]))
+    first = {g.key: runs_of[g.key][0] for g in shown if runs_of.get(g.key)}
+    configs = _configs(session, memo, first)
     wanted = {first[g.key].baseline_key for g in shown
               if g.kind != BASELINE_KIND and g.key in first and first[g.key].baseline_key}
-    baseline_of = _baselines(session, board, wanted)
-    missing = [key for key in set(baseline_of.values()) if key not in runs_of]
-    runs_of = {**runs_of, **_runs_of(session, missing)}
-    teachers = _teachers(session, {r.teacher_run_id for g in shown for r in runs_of.get(g.key, [])
+    baseline_of = _baselines(session, board, memo, wanted)
+    runs_of.update(_known_runs(session, board, memo, [k for k in set(baseline_of.values()) if k and k not in runs_of]))
+    teachers = _teachers(session, memo, {r.teacher_run_id for g in shown for r in runs_of.get(g.key, [])
                                    if r.teacher_run_id is not None})
+    values_of: dict[str, dict] = {}  # per-seed values, once per group (many groups share a baseline)
     entries = []
     for group in shown:
         runs = runs_of.get(group.key, [])
         head = first.get(group.key)
-        config = configs.get(head.id, {}) if head else {}
+        config = configs.get(group.key, {})
         summary = summarize_moments(group.n, group.total, group.squares)
         entry: dict[str, Any] = {
-            "rank": board.rank_of.get(group.key), "key": group.key, "kind": group.kind,
+            "rank": board.rank(group.key), "key": group.key, "kind": group.kind,
             "title": METHODS[group.kind].title if group.kind in METHODS else group.kind, "label": None,
             "role": _role(group.kind), "architecture": head.architecture if head else None,
             "dataset": head.dataset if head else None, "subset": config.get("subset"),
@@ -259,7 +344,10 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
         baseline = baseline_of.get(head.baseline_key) if head and group.kind != BASELINE_KIND else None
         if baseline is not None and baseline != group.key:
             theirs = runs_of.get(baseline, [])
-            diff = difference(_by_seed(runs), _by_seed(theirs)) if runs and theirs else None
+            for key, rows in ((group.key, runs), (baseline, theirs)):
+                if key not in values_of:
+                    values_of[key] = _by_seed(rows)
+            diff = difference(values_of[group.key], values_of[baseline]) if runs and theirs else None
             entry.update(baseline_key=baseline, baseline_n=board.by_key[baseline].n,
                          baseline_mean=board.by_key[baseline].mean,
                          vs_baseline=diff.to_json_dict() if diff else None)

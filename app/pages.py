@@ -13,13 +13,14 @@ import anyio
 import plotly
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from sqlmodel import Session
 
 from app import auth, forms, run_events, services, view_models
 from app.db import get_session
 from app.errors import Conflict, InputError, NotFound, QueueFull
 from app.ids import parse_ids, valid_id
-from app.rendering import render
+from app.rendering import render, render_fragment
 from kdcore.data.catalog import list_datasets
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -45,14 +46,23 @@ def plotly_js() -> FileResponse:
 
 @router.get("/", response_class=HTMLResponse, name="home")
 def home(request: Request, session: SessionDep, view: str = "groups", all: bool = False) -> HTMLResponse:
-    context = {"title": "Leaderboard", "nav": "home", "charts": True,
-               **view_models.home_view(session, view, show_all=all)}
+    board, active = view_models.home_view(session, view, show_all=all)
+    context = {"title": "Leaderboard", "nav": "home", "charts": True, **board, **active,
+               "board_html": _board_html(request, board)}
     return render(request, "home.html", context)
 
 
 @router.get("/fragments/leaderboard", response_class=HTMLResponse, name="leaderboard_fragment")
 def leaderboard_fragment(request: Request, session: SessionDep, view: str = "groups", all: bool = False) -> HTMLResponse:
-    return render(request, "_leaderboard.html", view_models.cached_leaderboard_view(session, show_all=all, view=view))
+    return HTMLResponse(_board_html(request, view_models.cached_leaderboard_view(session, show_all=all, view=view)))
+
+
+def _board_html(request: Request, board: dict) -> Markup:
+    # The board changes only when a run completes or is deleted (view_models keeps it until then), and its
+    # HTML is a hundred rows: rendered once per change rather than on every page view and refresh.
+    if "html" not in board:
+        board["html"] = Markup(render_fragment(request, "_leaderboard.html", board))
+    return board["html"]
 
 
 @router.get("/fragments/leaderboard/group/{key}", response_class=HTMLResponse, name="leaderboard_group_fragment")

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from app import charts, leaderboard, services, studies
 from app.errors import NotFound
 from app.forms import config_rows
+from app.formatting import fmt_value
 from kdcore.config import RunConfig
 from kdcore.figures import compression
 from kdcore.registry import KINDS, METHODS
@@ -125,15 +126,17 @@ def forget_leaderboards() -> None:
     leaderboard.forget_rankings()
 
 
-def home_view(session: Session, view: str = "groups", show_all: bool = False) -> dict:
+def home_view(session: Session, view: str = "groups", show_all: bool = False) -> tuple[dict, dict]:
+    """The leaderboard (the cached dictionary itself) and the queue, from one count of the completed runs."""
     version = services.leaderboard_version(session)
-    return {**cached_leaderboard_view(session, show_all, view, version), **active_view(session, version[0])}
+    return cached_leaderboard_view(session, show_all, view, version), active_view(session, version[0])
 
 
 def group_runs_view(session: Session, key: str) -> dict:
     """One configuration of the leaderboard opened to its runs. Raises NotFound."""
     group, runs = leaderboard.group_runs(session, key)
     group["color"] = charts.kind_color(group["kind"])
+    group["settings"] = ", ".join(f"{name}={fmt_value(value)}" for name, value in sorted(group["params"].items()))
     return {"group": group, "runs": runs[:GROUP_RUNS_SHOWN], "more_runs": max(0, len(runs) - GROUP_RUNS_SHOWN),
             "compare_url": "/compare?" + "&".join(f"run={r['run_id']}" for r in runs[:COMPARE_MAX_RUNS])}
 

@@ -357,3 +357,50 @@ def test_the_grouped_board_on_postgresql(pg_url, tmp_path):
             assert client.get(page).status_code == 200, page
         services.delete_run(db, kd[0].id)
         assert by_kind(groups(client))[KD]["n"] == 2
+
+
+def test_completions_move_the_cached_ranking_on_without_a_recount(client, db, monkeypatch):
+    teacher = add_run(db, TEACHER_KIND, accuracy=0.8)
+    for seed in (1, 2):
+        add_run(db, KD, accuracy=0.70 + seed / 100, seed=seed, teacher=teacher.id)
+        add_run(db, STUDENT_KIND, accuracy=0.69 + seed / 100, seed=seed)
+    pending = [add_run(db, kind, status="running", seed=3, teacher=teacher.id if kind == KD else None)
+               for kind in (KD, STUDENT_KIND, STUDENT_KIND)]
+    pending[2] = db.get(Run, pending[2].id)
+    pending[2].group_key = None  # a run without a group key completes too
+    db.commit()
+    groups(client)  # ranked and cached
+    recounts = []
+    full = leaderboard._rank
+    monkeypatch.setattr(leaderboard, "_rank", lambda session: recounts.append(1) or full(session))
+    for run, accuracy in zip(pending, (0.75, 0.66, 0.61)):
+        row = db.get(Run, run.id)
+        row.status, row.final_accuracy, row.finished_at = "completed", accuracy, utcnow()
+    db.commit()
+    moved = groups(client)
+    assert recounts == []  # moved on by the three runs alone
+    view_models.forget_leaderboards()
+    recounted = groups(client)
+    assert recounts == [1]
+    # The same board as a recount, to the last run id and p-value (what it kept of the database included).
+    assert [(g["key"], g["n"], g["rank"]) for g in moved] == [(g["key"], g["n"], g["rank"]) for g in recounted]
+    assert all(same(a, b) for a, b in zip(moved, recounted))
+    assert {g["key"] for g in moved} >= {f"run-{pending[2].id}"}
+    # A deletion is not a completion: the next read counts again.
+    services.delete_run(db, pending[0].id)
+    assert by_kind_n(groups(client), KD) == 2 and recounts == [1, 1]
+
+
+def same(a, b) -> bool:
+    """Equal, floats to 1e-12 (a running sum and the database's differ in the last bits)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=0, abs_tol=1e-12)
+    return a == b
+
+
+def by_kind_n(items: list[dict], kind: str) -> int:
+    return sum(g["n"] for g in items if g["kind"] == kind)
