@@ -4,9 +4,10 @@ to the baseline student (kdcore.stats.difference: paired t-test when the seeds m
 to its teacher's configuration. Also the queries of the single-run board that only it needs.
 
 It stays fast with 100,000 runs: one aggregate over a covering index ranks every configuration
-(count, sum and sum of squares, which kdcore.stats.summarize_moments turns into the statistics) and is
-kept until services.leaderboard_version changes; per-run values are read only for the groups shown
-and for their baselines. Like app.services, functions take a Session and raise app.errors.
+(count, sum and sum of squares, which kdcore.stats.summarize_moments turns into the statistics), kept
+until services.leaderboard_version changes and then moved on by the runs completed since (a deletion
+sums again); per-run values are read only for the groups shown and for their baselines, and kept while
+their counts hold. Like app.services, functions take a Session and raise app.errors.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+from bisect import bisect_left, insort
 from collections import Counter
 from dataclasses import dataclass, field
-from bisect import bisect_left, insort
 from operator import attrgetter
 from typing import Any, Iterable, NamedTuple
 
@@ -303,7 +304,7 @@ def _mean(values: list) -> float | None:
 
 def describe(session: Session, board: Ranking, shown: list[Ranked],
              runs_of: dict[str, list] | None = None) -> list[dict]:
-    """Each group of ``shown`` as the leaderboard shows it (see app.api_responses.GroupRowOut)."""
+    """Each group of ``shown`` as the leaderboard shows it (app.api_responses.LeaderboardGroupOut)."""
     if not shown:
         return []
     # "Show all" (thousands of groups) reads afresh rather than keeping every run in memory.

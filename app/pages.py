@@ -53,7 +53,8 @@ def home(request: Request, session: SessionDep, view: str = "groups", all: bool 
 
 
 @router.get("/fragments/leaderboard", response_class=HTMLResponse, name="leaderboard_fragment")
-def leaderboard_fragment(request: Request, session: SessionDep, view: str = "groups", all: bool = False) -> HTMLResponse:
+def leaderboard_fragment(request: Request, session: SessionDep, view: str = "groups",
+                         all: bool = False) -> HTMLResponse:
     return HTMLResponse(_board_html(request, view_models.cached_leaderboard_view(session, show_all=all, view=view)))
 
 

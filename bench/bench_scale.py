@@ -286,7 +286,7 @@ def targets(client: TestClient) -> dict[str, tuple[str, float | None]]:
     if _has(client, f"/studies/{big['id']}"):
         paths[f"page /studies/{{id}} ({big['total']} runs)"] = (f"/studies/{big['id']}", 100)
     else:
-        print(f"(no /studies/{{id}} page in this tree: measure it after the study page is merged)")
+        print("(no /studies/{id} page in this tree: measure it after the study page is merged)")
     return paths
 
 
@@ -294,11 +294,13 @@ def complete_one(path: Path) -> None:
     """Finish the oldest queued or running run, as the worker would (the database then holds one more)."""
     connection = sqlite3.connect(path)
     try:
-        row = connection.execute("SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1").fetchone()
+        row = connection.execute("SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1"
+                                 ).fetchone()
         if row is None:
             raise SystemExit("no queued run left to complete: refill the database (drop --reuse)")
         connection.execute("UPDATE runs SET status = 'completed', final_accuracy = 0.65, best_accuracy = 0.66, "
-                           "parameters = 268000, finished_at = ? WHERE id = ?", (_when(datetime.now(timezone.utc)), row[0]))
+                           "parameters = 268000, finished_at = ? WHERE id = ?",
+                           (_when(datetime.now(timezone.utc)), row[0]))
         connection.commit()
     finally:
         connection.close()
