@@ -13,13 +13,14 @@ import anyio
 import plotly
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from sqlmodel import Session
 
 from app import auth, forms, pages_studies, run_events, services, studies, study_form, study_view, view_models
 from app.db import get_session
 from app.errors import Conflict, InputError, NotFound, QueueFull
 from app.ids import parse_ids, valid_id
-from app.rendering import render
+from app.rendering import render, render_fragment
 from kdcore.data.catalog import list_datasets
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -45,15 +46,34 @@ def plotly_js() -> FileResponse:
 # ---------------------------------------------------------------- home / leaderboard
 
 @router.get("/", response_class=HTMLResponse, name="home")
-def home(request: Request, session: SessionDep) -> HTMLResponse:
-    context = {"title": "Leaderboard", "nav": "home", "charts": True,
-               **view_models.cached_leaderboard_view(session), **view_models.active_view(session)}
+def home(request: Request, session: SessionDep, view: str = "groups", all: bool = False) -> HTMLResponse:
+    board, active = view_models.home_view(session, view, show_all=all)
+    context = {"title": "Leaderboard", "nav": "home", "charts": True, **board, **active,
+               "board_html": _board_html(request, board)}
     return render(request, "home.html", context)
 
 
 @router.get("/fragments/leaderboard", response_class=HTMLResponse, name="leaderboard_fragment")
-def leaderboard_fragment(request: Request, session: SessionDep, all: bool = False) -> HTMLResponse:
-    return render(request, "_leaderboard.html", view_models.cached_leaderboard_view(session, show_all=all))
+def leaderboard_fragment(request: Request, session: SessionDep, view: str = "groups",
+                         all: bool = False) -> HTMLResponse:
+    return HTMLResponse(_board_html(request, view_models.cached_leaderboard_view(session, show_all=all, view=view)))
+
+
+def _board_html(request: Request, board: dict) -> Markup:
+    # The board changes only when a run completes or is deleted (view_models keeps it until then), and its
+    # HTML is a hundred rows: rendered once per change rather than on every page view and refresh.
+    if "html" not in board:
+        board["html"] = Markup(render_fragment(request, "_leaderboard.html", board))
+    return board["html"]
+
+
+@router.get("/fragments/leaderboard/group/{key}", response_class=HTMLResponse, name="leaderboard_group_fragment")
+def leaderboard_group_fragment(request: Request, key: str, session: SessionDep) -> HTMLResponse:
+    try:
+        context = view_models.group_runs_view(session, key)
+    except NotFound as exc:
+        return _not_found(request, str(exc))
+    return render(request, "_leaderboard_group.html", context)
 
 
 @router.get("/fragments/active", response_class=HTMLResponse, name="active_fragment")

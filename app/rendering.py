@@ -51,3 +51,8 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
     # The top bar offers sign-in or sign-out when the server has a token.
     context = {"auth": {"required": auth.required(request), "signed_in": auth.has_cookie(request)}, **context}
     return templates.TemplateResponse(request, name, context, status_code=status_code, **kw)
+
+
+def render_fragment(request: Request, name: str, context: dict[str, Any]) -> str:
+    """A template's HTML as a string, for a part of a page that is kept and reused (app.pages' leaderboard)."""
+    return templates.get_template(name).render({**context, "request": request})

@@ -206,8 +206,12 @@ def study_summary(study: Study, counts: Counter) -> dict[str, Any]:
 
 
 def study_epochs(session: Session, study_id: int) -> dict[int, list[Epoch]]:
-    """Every member run's epoch rows, by run id (one query)."""
-    rows = session.exec(select(Epoch).join(Run, Run.id == Epoch.run_id).where(Run.study_id == study_id)
+    """Every member run's epoch rows, by run id (one query), in epoch order.
+
+    The rows are the table's columns (read by attribute, as an Epoch's), not Epoch objects: a study of 500
+    runs × 20 epochs is 10,000 rows, which the ORM takes several times longer to build than to read."""
+    members = select(Run.id).where(Run.study_id == study_id)
+    rows = session.exec(select(*Epoch.__table__.columns).where(Epoch.run_id.in_(members))
                         .order_by(Epoch.run_id, Epoch.epoch)).all()
     by_run: dict[int, list[Epoch]] = {}
     for row in rows:

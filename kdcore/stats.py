@@ -1,6 +1,12 @@
 """Statistics over repeated runs: a configuration's mean, sample std and Student-t interval across its
 seeds, and its difference to a baseline (a paired t-test on per-seed differences when both share their
-seeds, else Welch's test). SciPy computes every quantile, test and interval; nothing here is hand-rolled.
+seeds, else Welch's test).
+
+Every probability and quantile is SciPy's Student t distribution (scipy.special.stdtr and stdtrit, the
+functions behind scipy.stats.t). The t statistics and Welch's degrees of freedom are the textbook ones
+that scipy.stats.ttest_rel and ttest_ind compute, written out here because those functions cost about a
+millisecond a call in argument handling: a study page or a leaderboard of a hundred configurations would
+spend most of its time there. tests/test_stats.py holds every result to SciPy's own functions.
 
 Torch-free: the web process uses it.
 """
@@ -64,15 +70,36 @@ def _interval(low: float, high: float) -> tuple[float, float] | None:
     return (low, high) if low is not None and high is not None else None
 
 
+def _t_interval(mean: float, sem: float, df: float) -> tuple[float, float] | None:
+    """mean ± t(0.975; df) · sem, as scipy.stats.t.interval(CONFIDENCE, df, loc=mean, scale=sem)."""
+    from scipy import special
+
+    half = float(special.stdtrit(df, 1 - ALPHA / 2)) * sem
+    return _interval(mean - half, mean + half)
+
+
+def _two_sided_p(t: float, df: float) -> float | None:
+    """P(|T| ≥ |t|) for Student's T with ``df`` degrees of freedom."""
+    from scipy import special
+
+    return _finite(2 * special.stdtr(df, -abs(t)))
+
+
 def _flat(values: Sequence[float]) -> bool:
-    # Accuracies are ratios of counts: "equal" differences may differ in the last bit, which a t-test
-    # would read as near-zero variance and an absurdly small p-value.
+    # Accuracies are ratios of counts: "equal" values or differences may differ in the last bit, which a
+    # t-test would read as a near-zero variance and an absurdly small p-value.
     return max(values) - min(values) <= FLAT
 
 
-def summarize(values: Sequence[float]) -> Summary:
-    from scipy import stats
+def _variance(values: Sequence[float], mean: float) -> float:
+    # Two-pass sample variance (ddof=1), as numpy's var: no cancellation between large sums. Equal values
+    # have none at all, whatever the rounding of their mean.
+    if _flat(values):
+        return 0.0
+    return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
+
+def summarize(values: Sequence[float]) -> Summary:
     values = [float(v) for v in values if v is not None and math.isfinite(v)]
     n = len(values)
     if n == 0:
@@ -80,13 +107,11 @@ def summarize(values: Sequence[float]) -> Summary:
     mean = math.fsum(values) / n
     if n == 1:
         return Summary(1, mean, None, None)
-    if _flat(values):
-        return Summary(n, mean, 0.0, (mean, mean))
-    std = float(stats.tstd(values))  # ddof=1
+    std = math.sqrt(_variance(values, mean))
     sem = std / math.sqrt(n)
     if sem == 0:
         return Summary(n, mean, std, (mean, mean))
-    return Summary(n, mean, std, _interval(*stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sem)))
+    return Summary(n, mean, std, _t_interval(mean, sem, n - 1))
 
 
 def summarize_moments(n: int, total: float, total_squares: float) -> Summary:
@@ -95,8 +120,6 @@ def summarize_moments(n: int, total: float, total_squares: float) -> Summary:
     The sample variance from sums loses digits only when the spread is tiny against the mean: for
     accuracies in [0, 1] over a few hundred runs, far below anything a table prints.
     """
-    from scipy import stats
-
     if n == 0:
         return Summary(0, None, None, None)
     mean = total / n
@@ -107,7 +130,7 @@ def summarize_moments(n: int, total: float, total_squares: float) -> Summary:
     sem = std / math.sqrt(n)
     if sem == 0:
         return Summary(n, mean, std, (mean, mean))
-    return Summary(n, mean, std, _interval(*stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sem)))
+    return Summary(n, mean, std, _t_interval(mean, sem, n - 1))
 
 
 def difference(values: Mapping[int, float], baseline: Mapping[int, float]) -> Difference | None:
@@ -116,25 +139,27 @@ def difference(values: Mapping[int, float], baseline: Mapping[int, float]) -> Di
     Paired when both sides have exactly the same seeds (and at least two): each seed shares its data
     order and, in a study, its teacher, so the per-seed difference removes that shared noise.
     """
-    from scipy import stats
-
     mine = {seed: float(v) for seed, v in values.items() if v is not None and math.isfinite(v)}
     theirs = {seed: float(v) for seed, v in baseline.items() if v is not None and math.isfinite(v)}
     if not mine or not theirs:
         return None
     a, b = list(mine.values()), list(theirs.values())
-    mean = math.fsum(a) / len(a) - math.fsum(b) / len(b)
+    mean_a, mean_b = math.fsum(a) / len(a), math.fsum(b) / len(b)
+    mean = mean_a - mean_b
     if set(mine) == set(theirs) and len(mine) >= 2:
         seeds = sorted(mine)
         diffs = [mine[s] - theirs[s] for s in seeds]
         if _flat(diffs):  # no spread: t is undefined
             return Difference(mean, None, None, True, len(seeds), len(seeds))
-        result = stats.ttest_rel([mine[s] for s in seeds], [theirs[s] for s in seeds])
-        interval = result.confidence_interval(CONFIDENCE)
-        return Difference(mean, _interval(interval.low, interval.high), _finite(result.pvalue), True,
-                          len(seeds), len(seeds))
+        # ttest_rel: t = mean(d) / (std(d) / √n), n − 1 degrees of freedom.
+        n = len(diffs)
+        mean_d = math.fsum(diffs) / n
+        sem = math.sqrt(_variance(diffs, mean_d) / n)
+        return Difference(mean, _t_interval(mean_d, sem, n - 1), _two_sided_p(mean_d / sem, n - 1), True, n, n)
     if len(a) < 2 or len(b) < 2 or (_flat(a) and _flat(b)):
         return Difference(mean, None, None, False, len(a), len(b))
-    result = stats.ttest_ind(a, b, equal_var=False)
-    interval = result.confidence_interval(CONFIDENCE)
-    return Difference(mean, _interval(interval.low, interval.high), _finite(result.pvalue), False, len(a), len(b))
+    # ttest_ind(equal_var=False): Welch's t with the Welch–Satterthwaite degrees of freedom.
+    share_a, share_b = _variance(a, mean_a) / len(a), _variance(b, mean_b) / len(b)
+    sem = math.sqrt(share_a + share_b)
+    df = (share_a + share_b) ** 2 / (share_a ** 2 / (len(a) - 1) + share_b ** 2 / (len(b) - 1))
+    return Difference(mean, _t_interval(mean, sem, df), _two_sided_p(mean / sem, df), False, len(a), len(b))

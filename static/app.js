@@ -284,3 +284,15 @@
   if (window.htmx) window.htmx.onLoad(init);
   else document.addEventListener("DOMContentLoaded", () => init(document.body));
 })();
+
+// The leaderboard's configuration rows open to their runs: htmx loads them on the first click
+// (hx-trigger "click once"); this shows or hides the row that holds them.
+document.addEventListener("click", (ev) => {
+  const button = ev.target instanceof Element && ev.target.closest("button[data-expand][aria-controls]");
+  if (!button) return;
+  const row = document.getElementById(button.getAttribute("aria-controls"));
+  if (!row) return;
+  const open = button.getAttribute("aria-expanded") !== "true";
+  button.setAttribute("aria-expanded", String(open));
+  row.hidden = !open;
+});

@@ -19,6 +19,7 @@ from app.models import Epoch, Experiment, Run, utcnow
 from app.settings import Settings
 from kdcore.config import RunConfig
 from kdcore.registry import METHODS
+from kdcore.study import baseline_key, group_key
 from tests.app_fixtures import TEST_CLIENT_HOST
 
 TEACHER_KIND = next(k for k, m in METHODS.items() if m.teaches)
@@ -149,16 +150,21 @@ def session_of(client: TestClient) -> Session:
 
 def add_run(session: Session, kind: str, *, status: str = "completed", accuracy: float | None = 0.5,
             parameters: int | None = None, teacher: int | None = None, epochs: int = 3,
-            experiment: int | None = None, error: str | None = None, **config) -> Run:
-    """Store a run as the worker would leave it, with one epoch row per finished epoch."""
+            experiment: int | None = None, error: str | None = None, study: int | None = None, **config) -> Run:
+    """Store a run as the worker would leave it, with one epoch row per finished epoch. Runs given the same
+    ``config`` (seed aside) and the same teacher configuration are replicates: one leaderboard group."""
     cfg = RunConfig(kind=kind, dataset="synthetic", subset=200, epochs=epochs, device="cpu", **config)
     finished = status == "completed"
     done_epochs = epochs if finished else (1 if status == "running" else 0)
     if parameters is None:
         parameters = 1_200_000 if METHODS[kind].teaches else 300_000
+    # Replicates share a group key, as app.services.new_run gives them (the teacher's own key inside).
+    teacher_run = session.get(Run, teacher) if teacher is not None else None
+    teacher_key = teacher_run.group_key if teacher_run else None
     run = Run(kind=kind, status=status, config=cfg.to_json_dict(), dataset=cfg.dataset, epochs=cfg.epochs,
-              architecture=cfg.architecture,
-              teacher_run_id=teacher, experiment_id=experiment,
+              architecture=cfg.architecture, seed=cfg.seed, group_key=group_key(cfg, teacher_key),
+              baseline_key=baseline_key(cfg),
+              teacher_run_id=teacher, experiment_id=experiment, study_id=study,
               num_classes=10, error=error, created_at=utcnow(), started_at=utcnow() if status != "queued" else None,
               finished_at=utcnow() if status in ("completed", "failed", "cancelled") else None,
               parameters=parameters if finished else None, final_accuracy=accuracy if finished else None,

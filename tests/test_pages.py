@@ -34,11 +34,12 @@ def test_home_empty_state_offers_the_seed_experiment(client):
 
 
 def test_home_ranks_completed_runs_with_compression_and_scatter(client, db):
+    # The single-run view (the default groups replicates: tests/test_leaderboard_groups.py).
     teacher = add_run(db, TEACHER_KIND, accuracy=0.80, parameters=1_000_000)
     kd = add_run(db, KD_KINDS[0], accuracy=0.85, parameters=250_000, teacher=teacher.id)
     student = add_run(db, STUDENT_KIND, accuracy=0.70, parameters=250_000)
     add_run(db, STUDENT_KIND, status="failed", error="boom")
-    doc = well_formed(client.get("/").text)
+    doc = well_formed(client.get("/?view=runs").text)
     rows = doc.by_id("leaderboard-table").find("tbody").find_all("tr")
     assert [int(r.attrs["data-run-id"]) for r in rows] == [kd.id, teacher.id, student.id]
     kd_cells = [td.text() for td in rows[0].find_all("td")]
@@ -87,12 +88,15 @@ def test_leaderboard_fragment_shows_the_best_rows_then_all(client, db, monkeypat
 
     monkeypatch.setattr(view_models, "LEADERBOARD_ROWS", 2)
     for accuracy in (0.1, 0.2, 0.3):
-        add_run(db, STUDENT_KIND, accuracy=accuracy)
-    top = well_formed(client.get("/fragments/leaderboard").text)
+        add_run(db, STUDENT_KIND, accuracy=accuracy, seed=int(accuracy * 10))
+    top = well_formed(client.get("/fragments/leaderboard?view=runs").text)
     assert len(top.by_id("leaderboard-table").find("tbody").find_all("tr")) == 2
-    assert len(json.loads(top.by_id("scatter-spec").text())["series"][0]["x"]) == 3  # the chart shows every run
-    every = well_formed(client.get("/fragments/leaderboard?all=true").text)
+    # The chart shows the runs listed: with 100,000 runs, one point each would be megabytes of page.
+    assert len(json.loads(top.by_id("scatter-spec").text())["series"][0]["x"]) == 2
+    assert "3 completed, best 2 shown" in top.by_id("board-count").text()
+    every = well_formed(client.get("/fragments/leaderboard?view=runs&all=true").text)
     assert len(every.by_id("leaderboard-table").find("tbody").find_all("tr")) == 3
+    assert every.by_id("leaderboard").attrs["hx-get"].endswith("?view=runs&all=1")  # a refresh keeps the view
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -234,7 +238,7 @@ def test_best_run_of_each_kind_is_summarised(client, db):
     teacher = add_run(db, TEACHER_KIND, accuracy=0.60, parameters=1_000_000)
     add_run(db, KD_KINDS[0], accuracy=0.50, parameters=200_000, teacher=teacher.id)
     best_kd = add_run(db, KD_KINDS[0], accuracy=0.65, parameters=250_000, teacher=teacher.id)
-    doc = well_formed(client.get("/").text)
+    doc = well_formed(client.get("/?view=runs").text)
     rows = doc.by_id("best-by-kind").find("tbody").find_all("tr")
     assert [int(r.attrs["data-run-id"]) for r in rows] == [teacher.id, best_kd.id]  # registry order
     assert [td.text() for td in rows[1].find_all("td")][1:] == ["65.0%", "+5.0 pt", "250k", "4.0×"]
@@ -244,7 +248,7 @@ def test_cached_leaderboard_follows_completions_and_deletions(client, db):
     from app import services
 
     def ranked() -> list[int]:
-        doc = well_formed(client.get("/").text)
+        doc = well_formed(client.get("/?view=runs").text)
         table = doc.find(id="leaderboard-table")
         return [int(r.attrs["data-run-id"]) for r in table.find("tbody").find_all("tr")] if table else []
 

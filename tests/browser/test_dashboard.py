@@ -169,7 +169,10 @@ def test_compare_refresh_keeps_the_users_zoom(page, live_server, trained_pair):
 
 
 def test_home_shows_the_leaderboard_and_scatter(page, live_server, trained_pair):
+    # The single-run view, a toggle away from the configurations (tests/browser/test_leaderboard_groups.py).
     page.goto(live_server.url)
+    page.click("#view-runs")
+    page.wait_for_selector("#leaderboard-table")
     page.wait_for_selector("#scatter .main-svg")
     ranked = page.locator("#leaderboard-table tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.runId)")
     assert set(trained_pair.values()) <= set(ranked)
