@@ -23,6 +23,11 @@ Each run writes its checkpoint and metrics in the engine's format, so ``engine.t
 continues a packed run on its own. A run that fails (a non-finite loss in its epoch sums) or is cancelled
 leaves the pack, whose stack is rebuilt without it, and the others train on unchanged. An out-of-memory
 error in a pack's first step retries it as two packs of half the size before failing any run.
+
+On CUDA the pack's step is replayed as one CUDA graph under the engine's conditions (``cuda_graphs`` and
+``resident_data``). ``channels_last`` does not apply to a pack: its weights are stacked 5-d tensors. On a
+CPU packing does not pay: the arithmetic is the same, and K runs' activations no longer fit the caches
+that one run's do (see bench/bench_packed.py).
 """
 
 from __future__ import annotations
@@ -138,16 +143,20 @@ def train_packed(
             continue
         try:
             _train_pack([(i, configs[i], out_dirs[i], teachers[i]) for i in group], shared, results, callbacks)
+            continue
         except _PackTooLarge as too_large:
-            _release_memory(device)
-            if len(group) == 1:
-                results[group[0]] = too_large.error
-                continue
-            # Later packs would not fit either: they start at the size that is tried next.
-            limit = len(group) // 2
-            waiting[:0] = [group[:limit], group[limit:]]
-            for i in group:
-                results[i] = None
+            error = too_large.error.with_traceback(None)
+        # Out of the except clause, the exceptions are gone, and with their tracebacks the failed pack's
+        # frames and tensors: the memory can be returned before the smaller packs start.
+        _release_memory(device)
+        if len(group) == 1:
+            results[group[0]] = error
+            continue
+        # Later packs would not fit either: they start at the size that is tried next.
+        limit = len(group) // 2
+        waiting[:0] = [group[:limit], group[limit:]]
+        for i in group:
+            results[i] = None
     return results
 
 
@@ -233,7 +242,8 @@ def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks:
                     return
     except Exception as exc:  # the step itself failed: no run can be told apart, so it ends them all
         for run in pack.runs:
-            results[run.index] = exc
+            if results[run.index] is None:
+                results[run.index] = exc
         return
     for run in pack.runs:
         best = max(run.history, key=lambda m: m.test_accuracy)

@@ -29,8 +29,8 @@ from kdcore.packed_key import differing_fields, pack_key
 from kdcore.packed_step import PackedStep
 from kdcore.registry import METHODS
 
-# 30 images in batches of 12: two full steps and a partial one per epoch; 10 test images.
-EXACT = dict(dataset="synthetic", subset=30, batch_size=12, epochs=1, device="cpu", architecture="resnet20")
+# 20 images in batches of 8: two full steps and a partial one per epoch; 10 test images.
+EXACT = dict(dataset="synthetic", subset=20, batch_size=8, epochs=1, device="cpu", architecture="resnet20")
 SMALL = dict(dataset="synthetic", subset=20, batch_size=10, epochs=1, device="cpu", architecture="seed_student")
 TIGHT = dict(rtol=1e-9, atol=1e-11)
 
@@ -302,3 +302,59 @@ def test_the_pack_works_without_resident_data(tmp_path, float64):
     results = train_packed(configs, out_dirs=[tmp_path / "packed1", tmp_path / "packed2"])
     alone = train(configs[1], out_dir=tmp_path / "alone2")
     _assert_same_run(results[1], tmp_path / "packed2", alone, tmp_path / "alone2", "not resident")
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture()
+def deterministic_cuda(monkeypatch):
+    # As tests/test_cuda.py: no dropout, fixed FP32 algorithms, so graph replay and eager steps must agree.
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
+
+@pytest.fixture(scope="module")
+def cuda_teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cuda-teacher")
+    train(RunConfig(kind="teacher", dataset="synthetic", subset=500, epochs=1, device="cuda"), out_dir=out)
+    return out / "checkpoint.pt"
+
+
+@cuda
+def test_cuda_graph_packs_equal_eager_packs(tmp_path, deterministic_cuda, cuda_teacher):
+    # 500 images in batches of 32: 15 steps replayed from the pack's graph, then an eager partial batch.
+    kinds = ["student", "kd", "fitnet", "dkd"]
+
+    def pack(label, **switches):
+        configs = [RunConfig(kind=kind, seed=i, dataset="synthetic", subset=500, epochs=2, device="cuda", **switches)
+                   for i, kind in enumerate(kinds)]
+        teachers = [_teacher_for(c, cuda_teacher) for c in configs]
+        return train_packed(configs, out_dirs=[tmp_path / f"{label}{i}" for i in range(len(kinds))],
+                            teacher_checkpoints=teachers)
+
+    graph, eager = pack("graph"), pack("eager", cuda_graphs=False)
+    for i, kind in enumerate(kinds):
+        assert isinstance(graph[i], RunResult) and isinstance(eager[i], RunResult), (graph[i], eager[i])
+        for g, e in zip(graph[i].epochs, eager[i].epochs):
+            assert g.train_loss == pytest.approx(e.train_loss, rel=1e-4, abs=1e-5), kind
+        torch.testing.assert_close(load_checkpoint(tmp_path / f"graph{i}/checkpoint.pt")["model"],
+                                   load_checkpoint(tmp_path / f"eager{i}/checkpoint.pt")["model"], rtol=1e-3, atol=1e-4)
+
+
+@cuda
+def test_cuda_packs_train_as_runs_alone(tmp_path, deterministic_cuda, cuda_teacher):
+    # SGD: in float32 Adam turns rounding differences into lr-sized steps where a gradient is near zero.
+    base = dict(dataset="synthetic", subset=500, epochs=2, device="cuda", architecture="resnet20", optimizer="sgd",
+                lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="step", milestones=(1,))
+    configs = [RunConfig(kind="student", seed=1, **base), RunConfig(kind="at", seed=2, **base)]
+    teachers = [None, cuda_teacher]
+    packed = train_packed(configs, out_dirs=[tmp_path / "packed0", tmp_path / "packed1"], teacher_checkpoints=teachers)
+    for i, config in enumerate(configs):
+        alone = train(config, out_dir=tmp_path / f"alone{i}", teacher_checkpoint=teachers[i])
+        for p, a in zip(packed[i].epochs, alone.epochs):
+            assert p.train_loss == pytest.approx(a.train_loss, rel=1e-3), config.kind
+            assert p.test_accuracy == pytest.approx(a.test_accuracy, abs=0.02), config.kind
