@@ -91,7 +91,8 @@ def main() -> int:
         alone_times.append(time.perf_counter() - start)
         alone_cpu.append(time.process_time() - cpu)
         start, cpu = time.perf_counter(), time.process_time()
-        packed = train_packed(configs, out_dirs=[out / f"packed-{repeat}-{c.seed}" for c in configs], data_root=data_dir)
+        packed = train_packed(configs, out_dirs=[out / f"packed-{repeat}-{c.seed}" for c in configs],
+                              data_root=data_dir)
         packed_times.append(time.perf_counter() - start)
         packed_cpu.append(time.process_time() - cpu)
         failed = [r for r in packed if isinstance(r, BaseException)]
@@ -111,15 +112,17 @@ def main() -> int:
         print(f"{config.seed:>4} {100 * a.final_accuracy:>9.2f}% {100 * p.final_accuracy:>10.2f}% "
               f"{differences[-1]:>+14.2f}")
     accuracy = statistics.mean(a.final_accuracy for a in alone)
-    print(f"({len(data.test_y)} test images: one image is {100 / len(data.test_y):.2f} points; a seed's accuracy has a "
-          f"sampling error of about {100 * (accuracy * (1 - accuracy) / len(data.test_y)) ** 0.5:.1f} points)")
+    print(f"({len(data.test_y)} test images: one image is {100 / len(data.test_y):.2f} points; a seed's accuracy "
+          f"has a sampling error of about {100 * (accuracy * (1 - accuracy) / len(data.test_y)) ** 0.5:.1f} points)")
     ratio = statistics.median(alone_times) / statistics.median(packed_times)
     within = all(abs(d) <= 1.0 for d in differences)
     print(f"end to end (median of {args.repeats}): one by one {statistics.median(alone_times):.1f} s, packed "
           f"{statistics.median(packed_times):.1f} s: {ratio:.2f}× faster (target ≥ 1.3×: "
-          f"{'met' if ratio >= 1.3 else 'not met'}); every seed within 1 point of its twin: {'yes' if within else 'no'}")
+          f"{'met' if ratio >= 1.3 else 'not met'}); every seed within 1 point of its twin: "
+          f"{'yes' if within else 'no'}")
+    cpu_ratio = statistics.median(alone_cpu) / statistics.median(packed_cpu)
     print(f"CPU time (median): one by one {statistics.median(alone_cpu):.1f} s, packed "
-          f"{statistics.median(packed_cpu):.1f} s: {statistics.median(alone_cpu) / statistics.median(packed_cpu):.2f}×")
+          f"{statistics.median(packed_cpu):.1f} s: {cpu_ratio:.2f}×")
     print(f"mean final accuracy: one by one {100 * statistics.mean(a.final_accuracy for a in alone):.2f}%, "
           f"packed {100 * statistics.mean(p.final_accuracy for p in packed):.2f}%")
     if args.json:

@@ -32,6 +32,7 @@ that one run's do (see bench/bench_packed.py).
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ def train_packed(
 
 
 def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks: tuple) -> None:
-    on_step, on_epoch, should_stop = callbacks
+    """Train one pack to its end, writing each run's outcome into ``results``."""
     try:
         runs, models = [], []
         for index, config, out_dir, teacher_checkpoint in members:
@@ -176,83 +177,106 @@ def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks:
             models.append(model)
         if not runs:
             return
-        config = runs[0].config
-        steps = math.ceil(len(shared.train) / config.batch_size)
+        steps = math.ceil(len(shared.train) / runs[0].config.batch_size)
         progress = Progress(epoch=torch.zeros((), device=shared.device), step=torch.zeros((), device=shared.device),
-                            epochs=config.epochs, steps_per_epoch=steps)
-        pack = PackedStep.stack(runs, models, shared.train, progress)
+                            epochs=runs[0].config.epochs, steps_per_epoch=steps)
+        trainer = _PackTrainer(PackedStep.stack(runs, models, shared.train, progress), shared, results, callbacks)
         del models
         # The first step is where a pack too large for the device's memory shows it.
-        started = epoch_start = time.perf_counter()
-        pack.begin_epoch(1)
-        pack.step(0)
+        trainer.begin_epoch(1)
+        trainer.pack.step(0)
     except torch.OutOfMemoryError as exc:
         raise _PackTooLarge(exc) from exc
-    size = len(runs)
     try:
-        for epoch in range(1, config.epochs + 1):
-            if epoch > 1:
-                epoch_start = time.perf_counter()
-                pack.begin_epoch(epoch)
-            for step in range(steps):
-                if epoch > 1 or step > 0:
-                    pack.step(step)
-                leaving = []
-                for run in pack.runs:
-                    failure = _call(on_step, run.index, StepProgress(epoch, config.epochs, step + 1, steps))
-                    if failure is None and should_stop is not None:
-                        try:
-                            if should_stop(run.index):
-                                failure = RunCancelled(f"cancelled during epoch {epoch}")
-                        except Exception as exc:
-                            failure = exc
-                    if failure is not None:
-                        results[run.index] = failure
-                        leaving.append(run)
-                if leaving:
-                    pack = pack.without(leaving)
-                    if pack is None:
-                        return
-            sums = pack.take_sums(steps)
-            train_seconds = time.perf_counter() - epoch_start
-            leaving = []
-            for run, values in zip(pack.runs, sums):
-                if not all(math.isfinite(v) for v in values):
-                    results[run.index] = NonFiniteLoss(f"training loss became non-finite in epoch {epoch} ({values[0]})")
-                    leaving.append(run)
-            if leaving:
-                sums = [values for run, values in zip(pack.runs, sums) if run not in leaving]
-                pack = pack.without(leaving)
-                if pack is None:
+        trainer.train()
+    finally:
+        trainer.close()
+
+
+class _PackTrainer:
+    """A pack's epochs: the engine's loop, once for all its runs, with each run's outcome its own."""
+
+    def __init__(self, pack: PackedStep, shared: _Shared, results: list, callbacks: tuple):
+        self.pack, self.shared, self.results = pack, shared, results
+        self.on_step, self.on_epoch, self.should_stop = callbacks
+        self.config = pack.config
+        self.steps = pack.progress.steps_per_epoch
+        self.size = len(pack.runs)
+        self.started = self.epoch_start = time.perf_counter()
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.epoch_start = time.perf_counter()
+        self.pack.begin_epoch(epoch)
+
+    def train(self) -> None:
+        try:
+            for epoch in range(1, self.config.epochs + 1):
+                if epoch > 1:
+                    self.begin_epoch(epoch)
+                if not self._epoch(epoch):
                     return
-            losses, accuracies = pack.evaluate(shared.test)
-            seconds = time.perf_counter() - epoch_start
-            leaving = []
-            for j, run in enumerate(pack.runs):
-                metrics = EpochMetrics(epoch, config.epochs, sums[j][0], dict(zip(run.config.method.loss_terms, sums[j][1:])),
-                                       losses[j], accuracies[j], seconds, len(shared.train) / train_seconds)
-                failure = _finish_epoch(run, pack, j, metrics, shared)
-                failure = failure or _call(on_epoch, run.index, metrics)
+        except Exception as exc:  # the step itself failed: no run can be told apart, so it ends them all
+            for run in self.pack.runs:
+                if self.results[run.index] is None:
+                    self.results[run.index] = exc
+            return
+        for run in self.pack.runs:
+            best = max(run.history, key=lambda m: m.test_accuracy)
+            others = self.size - 1
+            self.results[run.index] = RunResult(
+                final_accuracy=run.history[-1].test_accuracy, best_accuracy=best.test_accuracy, best_epoch=best.epoch,
+                parameters=self.pack.parameters, seconds=time.perf_counter() - self.started,
+                checkpoint=str(run.out_dir / CHECKPOINT), device=str(self.shared.device), epochs=run.history,
+                notes=[*run.notes, f"trained packed with {others} other run{'s' if others > 1 else ''}"] if others
+                else run.notes,
+            )
+
+    def _epoch(self, epoch: int) -> bool:
+        """One epoch of every run still training; False when none is left."""
+        for step in range(self.steps):
+            if epoch > 1 or step > 0:  # the first step was taken with the pack's start
+                self.pack.step(step)
+            failures = {}
+            for run in self.pack.runs:
+                failure = _call(self.on_step, run.index, StepProgress(epoch, self.config.epochs, step + 1, self.steps))
+                if failure is None and self.should_stop is not None:
+                    try:
+                        if self.should_stop(run.index):
+                            failure = RunCancelled(f"cancelled during epoch {epoch}")
+                    except Exception as exc:
+                        failure = exc
                 if failure is not None:
-                    results[run.index] = failure
-                    leaving.append(run)
-            if leaving:
-                pack = pack.without(leaving)
-                if pack is None:
-                    return
-    except Exception as exc:  # the step itself failed: no run can be told apart, so it ends them all
-        for run in pack.runs:
-            if results[run.index] is None:
-                results[run.index] = exc
-        return
-    for run in pack.runs:
-        best = max(run.history, key=lambda m: m.test_accuracy)
-        results[run.index] = RunResult(
-            final_accuracy=run.history[-1].test_accuracy, best_accuracy=best.test_accuracy, best_epoch=best.epoch,
-            parameters=pack.parameters, seconds=time.perf_counter() - started, checkpoint=str(run.out_dir / CHECKPOINT),
-            device=str(shared.device), epochs=run.history,
-            notes=[*run.notes, f"trained packed with {size - 1} other run{'s' if size != 2 else ''}"] if size > 1 else run.notes,
-        )
+                    failures[run] = failure
+            if failures and not self._drop(failures):
+                return False
+        sums = dict(zip(self.pack.runs, self.pack.take_sums(self.steps)))
+        train_seconds = time.perf_counter() - self.epoch_start
+        diverged = {run: NonFiniteLoss(f"training loss became non-finite in epoch {epoch} ({values[0]})")
+                    for run, values in sums.items() if not all(math.isfinite(v) for v in values)}
+        if diverged and not self._drop(diverged):
+            return False
+        losses, accuracies = self.pack.evaluate(self.shared.test)
+        seconds = time.perf_counter() - self.epoch_start
+        failures = {}
+        for j, run in enumerate(self.pack.runs):
+            total, *terms = sums[run]
+            metrics = EpochMetrics(epoch, self.config.epochs, total, dict(zip(run.config.method.loss_terms, terms)),
+                                   losses[j], accuracies[j], seconds, len(self.shared.train) / train_seconds)
+            failure = _finish_epoch(run, self.pack, j, metrics, self.shared) or _call(self.on_epoch, run.index, metrics)
+            if failure is not None:
+                failures[run] = failure
+        return not failures or self._drop(failures)
+
+    def _drop(self, failures: dict) -> bool:
+        """Record why these runs ended and train on without them; False when none is left."""
+        for run, failure in failures.items():
+            self.results[run.index] = failure
+        self.pack = self.pack.without(list(failures))
+        return self.pack is not None
+
+    def close(self) -> None:
+        if self.pack is not None:
+            self.pack.close()
 
 
 def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, shared: _Shared):
@@ -281,7 +305,8 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
     _check_taps(config, wanted, student_shapes, teacher_shapes)
     # The model, then at once its method's modules: both draw from the generator the seed has just set.
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
-    modules = method.modules(student_shapes, teacher_shapes, config.params).to(shared.device) if method.modules else None
+    modules = (method.modules(student_shapes, teacher_shapes, config.params).to(shared.device)
+               if method.modules else None)
     teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, shared.train,
                                   shared.dataset.fingerprint, shared.data_root)
     run = _Run(index, config, Path(out_dir), wanted, modules, teacher_of, torch.Generator().manual_seed(config.seed),
@@ -293,8 +318,9 @@ def _finish_epoch(run: _Run, pack: PackedStep, j: int, metrics: EpochMetrics, sh
     """Record the epoch and write the run's files as the engine does; a failure is the run's alone."""
     try:
         run.history.append(metrics)
+        modules_state = _state(run.modules) if run.modules is not None else None
         write_run_files(run.out_dir, run.config, shared.dataset, model_state=pack.model_state(j),
-                        parameters=pack.parameters, modules_state=_state(run.modules) if run.modules is not None else None,
+                        parameters=pack.parameters, modules_state=modules_state,
                         optimizer_state=pack.optimizer_state(j), shuffle=run.shuffle, history=run.history)
         if run.config.method.teaches and metrics.test_accuracy > max(
                 (m.test_accuracy for m in run.history[:-1]), default=-1.0):
@@ -316,4 +342,5 @@ def _call(callback, index: int, value) -> BaseException | None:
 
 def _release_memory(device: torch.device) -> None:
     if device.type == "cuda":
+        gc.collect()  # a pack's step and its runner refer to each other: only the collector frees them
         torch.cuda.empty_cache()

@@ -138,6 +138,7 @@ class PackedStep:
         epoch's loss sums sliced, so each remaining run continues exactly where it was."""
         keep = [j for j, run in enumerate(self.runs) if run not in leaving]
         if not keep:
+            self.close()
             return None
         index = torch.tensor(keep, device=self.device)
         with torch.no_grad():
@@ -155,7 +156,14 @@ class PackedStep:
                              lr=self.lr, optimizer_states=states)
         smaller.runner.sums[1:].copy_(sums)
         smaller.orders = self.orders.index_select(0, index) if self.orders is not None else None
+        self.close()
         return smaller
+
+    def close(self) -> None:
+        """Let go of the stacks, moments and CUDA graph now: the step and its runner refer to each other,
+        a cycle that only the garbage collector would break."""
+        self.runner = self.optimizer = self._forward = self.orders = None
+        self.params, self.buffers = {}, {}
 
 
 def _per_run(value, parameter: torch.Tensor) -> bool:
