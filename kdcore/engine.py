@@ -238,25 +238,38 @@ def best_weights_of(checkpoint: str | os.PathLike) -> Path:
 
 
 def _save_best(out_dir: Path, config, dataset, model, epoch: int) -> None:
+    write_best(out_dir, config, dataset, _state(model), deployed_parameters(model), epoch)
+
+
+def write_best(out_dir: Path, config, dataset, model_state: dict, parameters: int, epoch: int) -> None:
     # A teacher's weights at its best test accuracy so far: what a KD run may distil from instead of the last.
     save_checkpoint(out_dir / BEST, {
         "config": config.to_json_dict(), "num_classes": dataset.num_classes, "classes": list(dataset.classes),
-        "data_fingerprint": dataset.fingerprint, "parameters": deployed_parameters(model), "epoch": epoch,
-        "model": _state(model), "modules": None,
+        "data_fingerprint": dataset.fingerprint, "parameters": parameters, "epoch": epoch,
+        "model": model_state, "modules": None,
     })
 
 
 def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history) -> None:
+    write_run_files(out_dir, config, dataset, model_state=_state(model), parameters=deployed_parameters(model),
+                    modules_state=_state(modules) if modules is not None else None,
+                    optimizer_state=optimizer.state_dict(), shuffle=shuffle, history=history)
+
+
+def write_run_files(out_dir: Path, config, dataset, *, model_state: dict, parameters: int, modules_state: dict | None,
+                    optimizer_state: dict, shuffle: torch.Generator, history: list[EpochMetrics]) -> None:
+    """checkpoint.pt and metrics.json, each written atomically: what ``train(..., resume=True)`` reads back.
+    The packed trainer writes its runs' files through here too, so either can resume the other's."""
     save_checkpoint(out_dir / CHECKPOINT, {
         "config": config.to_json_dict(),
         "num_classes": dataset.num_classes,
         "classes": list(dataset.classes),
         "data_fingerprint": dataset.fingerprint,
-        "parameters": deployed_parameters(model),
+        "parameters": parameters,
         "epoch": len(history),
-        "model": _state(model),
-        "modules": _state(modules) if modules is not None else None,
-        "optimizer": _to_cpu(optimizer.state_dict()),
+        "model": model_state,
+        "modules": modules_state,
+        "optimizer": _to_cpu(optimizer_state),
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,

@@ -1,0 +1,30 @@
+"""Which runs may train together in one pack (see kdcore.packed). Torch-free, so that a scheduler that
+never imports torch (the worker's supervisor, the web process) can group queued runs.
+
+Runs pack together when they train the same network on the same data in the same steps: one
+architecture, dataset and subset, batch size and epoch count, one recipe (the optimiser and its
+learning-rate schedule act on the stacked weights as one), one device and data placement, one step
+mode. Everything else may differ run by run: the method and its hyperparameters, the seed, the teacher
+and which of its weights, whether its outputs are cached.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+PACK_FIELDS: tuple[str, ...] = (
+    "architecture", "dataset", "subset", "batch_size", "epochs",
+    "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "lr_decay", "warmup_epochs", "augment",
+    "device", "resident_data", "cuda_graphs",
+)
+
+
+def pack_key(config) -> tuple[tuple[str, Any], ...]:
+    """Equal for two RunConfigs exactly when they can train in one pack; hashable, for grouping."""
+    return tuple((name, getattr(config, name)) for name in PACK_FIELDS)
+
+
+def differing_fields(configs: Iterable) -> list[str]:
+    """The pack fields on which these configurations disagree (empty: they can train together)."""
+    keys = [dict(pack_key(config)) for config in configs]
+    return [name for name in PACK_FIELDS if any(key[name] != keys[0][name] for key in keys[1:])]
