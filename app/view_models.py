@@ -49,7 +49,8 @@ def _groups_board(session: Session, show_all: bool, version: tuple | None) -> di
     for row in described:
         row["color"] = charts.kind_color(row["kind"])
         row["settings"] = _settings(row)
-        row["compare_url"] = "/compare?" + "&".join(f"run={i}" for i in row["run_ids"][:COMPARE_MAX_RUNS])
+        # The compare page draws a configuration as its mean and band over all its runs.
+        row["compare_url"] = f"/compare?group={row['key']}"
     rows = described[:len(shown)]
     return {"view": "groups", "show_all": show_all, "groups": rows, "total_groups": len(board.groups),
             "total_done": board.runs, "scatter": group_scatter(rows),
@@ -138,7 +139,7 @@ def group_runs_view(session: Session, key: str) -> dict:
     group["color"] = charts.kind_color(group["kind"])
     group["settings"] = ", ".join(f"{name}={fmt_value(value)}" for name, value in sorted(group["params"].items()))
     return {"group": group, "runs": runs[:GROUP_RUNS_SHOWN], "more_runs": max(0, len(runs) - GROUP_RUNS_SHOWN),
-            "compare_url": "/compare?" + "&".join(f"run={r['run_id']}" for r in runs[:COMPARE_MAX_RUNS])}
+            "compare_url": f"/compare?group={key}"}
 
 
 def active_view(session: Session, done_count: int | None = None) -> dict:
