@@ -92,8 +92,10 @@ def test_a_configuration_opens_to_its_runs(new_page, board):
     button.click()
     assert runs.is_visible() and runs.locator("tbody tr").count() == 3
     runs.locator("a.btn", has_text="Compare").click()
-    page.wait_for_selector("#compare-runs")
-    assert page.locator("#compare-runs tbody tr").count() == 3
+    page.wait_for_selector("#compare-groups")  # the configuration as one group: its mean and band
+    group = page.locator(f"#compare-groups tr[data-group='{key}']")
+    members = group.locator(".member-links a").evaluate_all("links => links.map(a => +a.textContent.slice(1))")
+    assert group.count() == 1 and set(board.fill["kd_ids"]) <= set(members)  # and its runs that did not complete
 
 
 def test_the_single_run_view_is_a_toggle_away(new_page, board):
