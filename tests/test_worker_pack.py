@@ -12,6 +12,7 @@ from app.queue import claim_next, claim_pack_mates
 from app.settings import Settings
 from app.worker.pool import WorkerPool
 from kdcore.config import RunConfig
+from kdcore.packed_key import pack_key
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, session, wait_for  # noqa: F401
 
 FINISHED = ("completed", "failed", "cancelled")
@@ -106,3 +107,45 @@ def test_pack_size_defaults_per_device_and_reads_kd_pack(monkeypatch, app_settin
     assert Settings.from_env().pack == 4
     monkeypatch.delenv("KD_PACK")
     assert Settings.from_env().pack is None
+
+
+def _teacher_run(session, checkpoint) -> int:
+    config = RunConfig(kind="teacher", dataset="synthetic", subset=200, epochs=1, device="cpu")
+    return _add(session, config, status="completed", checkpoint=str(checkpoint))
+
+
+def test_a_failing_run_fails_alone_and_its_pack_mates_complete(client, session, app, app_settings,
+                                                               teacher_checkpoint):
+    # At temperature 1e-40 the soft-target loss is NaN from the first step (see tests/test_sweep.py).
+    teacher = _teacher_run(session, teacher_checkpoint)
+    base = dict(dataset="synthetic", subset=100, epochs=2, device="cpu", batch_size=50)
+    ids = [_add(session, RunConfig(kind="student", seed=1, **base)),
+           _add(session, RunConfig(kind="kd", seed=2, params={"temperature": 1e-40}, **base), teacher_run_id=teacher),
+           _add(session, RunConfig(kind="kd", seed=3, params={"temperature": 2.0}, **base), teacher_run_id=teacher)]
+    configs = [RunConfig.model_validate(session.get(Run, i).config) for i in ids]
+    assert len({pack_key(c) for c in configs}) == 1  # so the slot claims all three into one pack
+    pool = WorkerPool(replace(app_settings, pack=3), gpus=[], engine=app.state.engine)
+    pool.start()
+    try:
+        runs = [wait_for(lambda i=i: (r := _run(client, i))["status"] in FINISHED and r, 120, what=f"run {i}")
+                for i in ids]
+    finally:
+        pool.stop()
+    assert runs[1]["status"] == "failed" and "non-finite" in runs[1]["error"] and not _epochs(client, ids[1])
+    for i in (0, 2):
+        assert runs[i]["status"] == "completed", runs[i]["error"]
+        assert _epochs(client, ids[i]) == [1, 2]
+
+
+def test_stopping_the_worker_puts_every_run_of_its_pack_back_in_the_queue(client, app, app_settings):
+    ids = [_queue(client, seed=seed, epochs=300) for seed in (1, 2)]
+    pool = WorkerPool(replace(app_settings, pack=2), gpus=[], engine=app.state.engine)
+    pool.start()
+    try:
+        wait_for(lambda: all(_epochs(client, i) for i in ids), 120, what="a first epoch of each run")
+    finally:
+        pool.stop()
+    for i in ids:
+        run = _run(client, i)
+        assert run["status"] == "queued" and run["resume"] is True and run["worker"] is None, run
+        assert _epochs(client, i)  # kept for the resumed run
