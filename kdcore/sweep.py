@@ -236,9 +236,13 @@ def run_sweep(sweep: Sweep, *, data_root: str | os.PathLike | None = None,
 
 def _default_pack(config: RunConfig) -> int:
     from kdcore.engine import resolve_device
+    from kdcore.errors import ConfigError
     from kdcore.packed_key import default_pack
 
-    return default_pack(resolve_device(config.device).type)
+    try:
+        return default_pack(resolve_device(config.device).type)
+    except ConfigError:
+        return 1  # no such device here: the run trains alone, and fails with the engine's clear error
 
 
 def _pack_mates(sweep: Sweep, run: SweepRun, wanted: int) -> list[SweepRun]:

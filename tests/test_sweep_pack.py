@@ -106,3 +106,13 @@ def test_pack_must_be_positive(tmp_path, capsys):
                  "--out", str(tmp_path / "out")])
     assert code == 2 and "--pack must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_missing_device_fails_the_runs_not_the_sweep(tmp_path):
+    # The default pack size depends on the device: one that is not there leaves each run to fail alone.
+    code = main(["sweep", "--methods", "student", "--seeds", "1,2", "--dataset", "synthetic", "--subset", "20",
+                 "--epochs", "1", "--device", "cuda", "--out", str(tmp_path)])
+    runs = _summary(tmp_path)["runs"]
+    assert code == 0 and [r["status"] for r in runs] == ["failed", "failed"]
+    assert all("no CUDA GPU is visible" in r["error"] for r in runs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from sqlmodel import select
 
 from app.models import Run
@@ -149,3 +151,32 @@ def test_stopping_the_worker_puts_every_run_of_its_pack_back_in_the_queue(client
         run = _run(client, i)
         assert run["status"] == "queued" and run["resume"] is True and run["worker"] is None, run
         assert _epochs(client, i)  # kept for the resumed run
+
+
+def _served_pool(monkeypatch, tmp_path, *argv):
+    """The executor ``kd serve ARGV`` would start (no server is started)."""
+    import argparse
+
+    import uvicorn
+
+    import app.main
+    from app import cli
+
+    made = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.setattr(app.main, "create_app", lambda settings, worker_pool=None: made.append(worker_pool))
+    monkeypatch.setenv("KD_DB_URL", f"sqlite:///{tmp_path / 'kd.sqlite'}")
+    parser = argparse.ArgumentParser()
+    cli.register_serve(parser.add_subparsers())
+    args = parser.parse_args(["serve", *argv])
+    assert args.func(args) == 0
+    return made[0]
+
+
+def test_serve_pack_flag_reaches_the_slots_and_is_refused_with_ray(monkeypatch, tmp_path):
+    pool = _served_pool(monkeypatch, tmp_path, "--gpus", "", "--pack", "3")
+    assert pool.settings.pack == 3 and [slot.pack for slot in pool.slots] == [3]
+    monkeypatch.setenv("KD_PACK", "2")
+    assert [slot.pack for slot in _served_pool(monkeypatch, tmp_path, "--gpus", "").slots] == [2]
+    with pytest.raises(SystemExit, match="the Ray executor trains one run per task"):
+        _served_pool(monkeypatch, tmp_path, "--executor", "ray", "--pack", "2")
