@@ -142,7 +142,9 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     if seeds is not None and len(seeds) > 1:
         payload = experiment_study(overrides.pop("dataset", "cifar10"), overrides.pop("subset", None), seeds,
                                    **overrides)
-        return _sweep(payload, None, DEFAULT_MAX_RUNS, args.data_dir, args.out, "experiment")
+        return _sweep(payload, None, DEFAULT_MAX_RUNS, args.data_dir, args.out, "experiment", args.pack)
+    if args.pack is not None:
+        raise KDError("--pack applies to an experiment over several --seeds")
     if seeds is not None:
         overrides["seed"] = seeds[0]
     configs = experiment_configs(overrides.pop("dataset", "cifar10"), overrides.pop("subset", None), **overrides)
@@ -185,8 +187,6 @@ def _sweep_payload(args: argparse.Namespace) -> dict:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    if args.pack is not None and args.pack < 1:
-        raise KDError(f"--pack must be at least 1, got {args.pack}")
     return _sweep(_sweep_payload(args), args.teacher, args.max_runs, args.data_dir, args.out, "sweep", args.pack)
 
 
@@ -222,6 +222,20 @@ def _sweep(payload: dict, teacher: str | None, max_runs: int, data_dir: str | No
     return 0
 
 
+def _pack_size(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _add_pack_option(parser: argparse.ArgumentParser, when: str = "") -> None:
+    parser.add_argument("--pack", type=_pack_size, default=None, metavar="N",
+                        help=f"{when}train up to N runs of one network, data and recipe together in one vectorised "
+                        "step, each still its own run, once its teacher has completed (default: 1 on a CPU, "
+                        "where packing does not pay, 8 on a GPU; 1: one run after another)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kd", description="Knowledge-distillation runs: train, compare, serve.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_parser.add_argument("--seeds", default=None, metavar="1,2,3",
                                    help="repeat the experiment over these seeds, one teacher per seed, and print "
                                    "mean ± std with significance against the student (default: one run)")
+    _add_pack_option(experiment_parser, "with several --seeds, ")
     _add_hyperparameters(experiment_parser)
     experiment_parser.set_defaults(func=_cmd_experiment)
 
@@ -268,10 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="train one teacher per seed (default: one, with the first seed)")
     sweep_parser.add_argument("--max-runs", type=int, default=DEFAULT_MAX_RUNS,
                               help="refuse a study that expands to more runs (default: %(default)s)")
-    sweep_parser.add_argument("--pack", type=int, default=None, metavar="N",
-                              help="train up to N runs of one network, data and recipe together in one vectorised "
-                              "step, each still its own run (default: 1 on a CPU, where packing does not pay, 8 "
-                              "on a GPU; 1: one run after another)")
+    _add_pack_option(sweep_parser)
     sweep_parser.add_argument("--name", default=None, help="a label for the study")
     sweep_parser.add_argument("--out", default=None, help="output folder (default: runs/sweep-TIMESTAMP)")
     _add_hyperparameters(sweep_parser, skip=("architecture", "seed"))

@@ -102,10 +102,23 @@ def test_a_failing_run_fails_alone_in_its_pack(tmp_path, teacher_checkpoint, pac
 
 
 def test_pack_must_be_positive(tmp_path, capsys):
-    code = main(["sweep", "--methods", "student", "--seeds", "1", "--dataset", "synthetic", "--pack", "0",
-                 "--out", str(tmp_path / "out")])
-    assert code == 2 and "--pack must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "--methods", "student", "--seeds", "1", "--dataset", "synthetic", "--pack", "0",
+              "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "--pack: must be at least 1" in capsys.readouterr().err
+    assert main(["experiment", "--dataset", "synthetic", "--pack", "2", "--out", str(tmp_path / "out")]) == 2
+    assert "--pack applies to an experiment over several --seeds" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_experiment_with_seeds_packs_its_students(tmp_path, pack_calls):
+    code = main(["experiment", "--seeds", "1,2", "--dataset", "synthetic", "--subset", "20", "--epochs", "1",
+                 "--device", "cpu", "--pack", "8", "--out", str(tmp_path)])
+    assert code == 0 and _summary(tmp_path)["completed"] == 10
+    # Two teachers (another network: they pack together), then the eight students of both seeds.
+    assert [len(call) for call in pack_calls] == [2, 8]
+    assert sorted(pack_calls[1]) == sorted(f"{kind}{seed}" for kind in ("student", "kd", "cosine", "fitnet")
+                                           for seed in (1, 2))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")

@@ -1,10 +1,11 @@
 """Worker slots: one per visible GPU (optionally several per GPU), else one on the CPU.
 
 Each slot is a thread that claims a queued run, supervises its training child until the run
-ends, and polls again. With a pack size above 1 (``--pack``, KD_PACK; by default 8 on a GPU slot, 1 on
-the CPU one) it also claims up to that many compatible queued runs and trains them in one child,
-packed (kdcore.packed): each run still has its own row, progress, cancel and ending. The threads only do database bookkeeping, so they can live inside the
-web server process (``kd serve``) or on their own (``kd worker``).
+ends, and polls again. With a pack size N above 1 (``--pack``, KD_PACK; by default 8 on a GPU slot,
+1 on the CPU one) it also claims up to N-1 more queued runs that can share the first's step and trains
+them in one child, packed (kdcore.packed): each run still has its own row, progress, cancel and ending.
+The threads only do database bookkeeping, so they can live inside the web server process (``kd serve``)
+or on their own (``kd worker``).
 """
 
 from __future__ import annotations
