@@ -96,9 +96,6 @@ def _executor(settings, args: argparse.Namespace):
     if settings.executor == "ray":
         if args.gpus is not None:
             raise SystemExit("--gpus chooses the local pool's GPUs; with --executor ray, Ray assigns them")
-        if (settings.pack or 1) > 1:
-            raise SystemExit("--pack (KD_PACK) packs runs in the local pool; the Ray executor trains one run per "
-                             "task")
         try:
             from app.ray_executor.executor import RayExecutor
         except ImportError as exc:

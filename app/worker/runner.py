@@ -278,8 +278,11 @@ class RunSupervisor:
                     child.stop.set()
                     stop_deadline = now + self.settings.cancel_grace_s
             stopping = [i for i in pack.unfinished() if i in pack.stop_reasons]
-            if stopping and stop_deadline is not None and now > stop_deadline and self.process.is_alive():
-                # The child checks the flags every step: one that ignores them is stuck for every run.
+            if not stopping:
+                stop_deadline = None
+            elif len(stopping) < len(pack.unfinished()):
+                pass  # a slow step (a loaded machine) must not cost the runs still training: wait for it
+            elif stop_deadline is not None and now > stop_deadline and self.process.is_alive():
                 if terminated_at is None:
                     log.warning("runs %s ignored the stop flag for %.0f s; terminating their pack",
                                 [pack.runs[i].id for i in stopping], self.settings.cancel_grace_s)
@@ -287,8 +290,6 @@ class RunSupervisor:
                     terminated_at = now
                 elif now - terminated_at > KILL_AFTER_TERMINATE_S:
                     self.process.kill()
-            elif not stopping:
-                stop_deadline = None
 
     def _reap(self, child: Child) -> None:
         """Wait for the child to exit (killing it if it hangs), in the background once it has reported:
