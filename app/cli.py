@@ -30,6 +30,10 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
                         help="concurrent runs per GPU (small models leave a GPU mostly idle); default 1")
     parser.add_argument("--gpus", type=_gpu_list, default=None, metavar="IDS",
                         help="comma-separated GPU ids to use (default: every visible GPU; none: one CPU worker)")
+    parser.add_argument("--pack", type=_positive_int, default=None, metavar="N",
+                        help="train up to N compatible queued runs (one network, data and recipe) together in one "
+                        "vectorised step, each still its own run (or KD_PACK; default: 1 on a CPU worker, where "
+                        "packing does not pay, 8 on a GPU worker)")
 
 
 # Uvicorn waits for open responses before it exits; an open event stream (or a slow client) would
@@ -80,6 +84,8 @@ def _executor_settings(settings, args: argparse.Namespace):
                if value is not None}
     if args.shared_runs_dir:
         changes["shared_runs_dir"] = True
+    if args.pack is not None:
+        changes["pack"] = args.pack
     return replace(settings, **changes)
 
 
@@ -121,7 +127,8 @@ def worker(args: argparse.Namespace) -> int:
     from app.worker.pool import WorkerPool
 
     _logging()
-    pool = WorkerPool(Settings.from_env(), gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
+    settings = Settings.from_env(**({"pack": args.pack} if args.pack is not None else {}))
+    pool = WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
 
     def _interrupt(_signum, _frame):
         raise KeyboardInterrupt

@@ -100,6 +100,60 @@ def claim_next(session: Session, worker: str) -> Run | None:
     return None
 
 
+# How many ready queued runs claim_pack_mates reads to find a pack's mates: packs form from the front of
+# the queue; a compatible run further back waits for its own turn.
+PACK_SCAN = 200
+
+
+def pack_key_of(run: Run):
+    """The run's kdcore.packed_key.pack_key, or None when its stored configuration no longer validates."""
+    from pydantic import ValidationError
+
+    from kdcore.config import RunConfig
+    from kdcore.packed_key import pack_key
+
+    try:
+        return pack_key(RunConfig.model_validate(run.config))
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
+def claim_pack_mates(session: Session, worker: str, first: Run, limit: int) -> list[Run]:
+    """Atomically take up to ``limit`` more queued runs that can train in one pack with ``first`` (already
+    claimed by ``worker``): the same kdcore.packed_key, ready (their teacher completed), and not resuming
+    (a resumed run continues alone, from its checkpoint)."""
+    key = pack_key_of(first)
+    if limit < 1 or key is None or first.resume:
+        return []
+    teacher = aliased(Run)
+    query = (
+        select(Run)
+        .join(teacher, Run.teacher_run_id == teacher.id, isouter=True)
+        .where(Run.status == "queued", Run.resume.is_not(True))
+        .where(or_(Run.teacher_run_id.is_(None), teacher.status == "completed"))
+    )
+    if first.architecture is not None:  # the indexed copy narrows the scan; the pack key decides
+        query = query.where(Run.architecture == first.architecture)
+    candidates = session.exec(query.order_by(Run.id).limit(PACK_SCAN)).all()
+    mates = []
+    for run in candidates:
+        if len(mates) == limit:
+            break
+        if pack_key_of(run) != key:
+            continue
+        now = utcnow()
+        result = session.execute(
+            update(Run)
+            .where(and_(Run.id == run.id, Run.status == "queued"))
+            .values(status="running", worker=worker, started_at=now, heartbeat_at=now, finished_at=None,
+                    error=None, cancel_requested=False, progress_at=None, eta_seconds=None)
+        )
+        session.commit()
+        if result.rowcount == 1:
+            mates.append(session.get(Run, run.id, populate_existing=True))
+    return mates
+
+
 def heartbeat(session: Session, run_id: int, worker: str, **progress) -> bool | None:
     """Renew the run's heartbeat (and store ``progress`` fields). Returns whether a cancel was requested,
     or None if the run is no longer held by this worker."""

@@ -74,6 +74,9 @@ class Settings:
     # Whether every Ray node sees runs_dir at the same path (shared storage). If not, checkpoints travel
     # through Ray's object store instead.
     shared_runs_dir: bool = False
+    # The most compatible queued runs a worker slot trains together in one packed step (KD_PACK, kd worker
+    # --pack). None: kdcore.packed_key.default_pack for the slot's device (1 on a CPU, 8 on a GPU).
+    pack: int | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -90,6 +93,7 @@ class Settings:
             executor=_env_choice("KD_EXECUTOR", cls.executor, EXECUTORS),
             ray_address=os.environ.get("KD_RAY_ADDRESS") or None,
             shared_runs_dir=_env_bool("KD_SHARED_RUNS_DIR"),
+            pack=_env_number("KD_PACK", None, int, 1),
         )
         values.update(overrides)
         return cls(**values)

@@ -142,7 +142,9 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     if seeds is not None and len(seeds) > 1:
         payload = experiment_study(overrides.pop("dataset", "cifar10"), overrides.pop("subset", None), seeds,
                                    **overrides)
-        return _sweep(payload, None, DEFAULT_MAX_RUNS, args.data_dir, args.out, "experiment")
+        return _sweep(payload, None, DEFAULT_MAX_RUNS, args.data_dir, args.out, "experiment", args.pack)
+    if args.pack is not None:
+        raise KDError("--pack applies to an experiment over several --seeds")
     if seeds is not None:
         overrides["seed"] = seeds[0]
     configs = experiment_configs(overrides.pop("dataset", "cifar10"), overrides.pop("subset", None), **overrides)
@@ -185,25 +187,25 @@ def _sweep_payload(args: argparse.Namespace) -> dict:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    return _sweep(_sweep_payload(args), args.teacher, args.max_runs, args.data_dir, args.out, "sweep")
+    return _sweep(_sweep_payload(args), args.teacher, args.max_runs, args.data_dir, args.out, "sweep", args.pack)
 
 
 def _sweep(payload: dict, teacher: str | None, max_runs: int, data_dir: str | None, out: str | None,
-           name: str) -> int:
+           name: str, pack: int | None = None) -> int:
     """Check the study, train it here run by run with a bar each, and print its comparison table."""
     from kdcore.sweep import prepare, run_sweep, significance_notes
 
     out_dir = Path(out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     sweep = prepare(payload, out_dir, teacher_checkpoint=teacher, max_runs=max_runs, data_root=data_dir)
 
-    def bar(run, total):
-        return _Progress(f"[{run.index}/{total}] {run.config.kind} seed {run.config.seed}")
+    def bar(run, total, position=0):
+        return _Progress(f"[{run.index}/{total}] {run.config.kind} seed {run.config.seed}", position)
 
     def note(text):
         print(f"note: {text}", file=sys.stderr)
 
     try:
-        summary = run_sweep(sweep, data_root=data_dir, progress=bar, on_note=note)
+        summary = run_sweep(sweep, data_root=data_dir, progress=bar, on_note=note, pack=pack)
     except KeyboardInterrupt:
         print(f"note: the runs finished before the interrupt are in {out_dir / SUMMARY}", file=sys.stderr)
         raise
@@ -218,6 +220,20 @@ def _sweep(payload: dict, teacher: str | None, max_runs: int, data_dir: str | No
     print(json.dumps({"summary": str(out_dir / SUMMARY), "seconds": round(summary["seconds"], 2),
                       "runs": summary["total"], "completed": summary["completed"], "failed": summary["failed"]}))
     return 0
+
+
+def _pack_size(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _add_pack_option(parser: argparse.ArgumentParser, when: str = "") -> None:
+    parser.add_argument("--pack", type=_pack_size, default=None, metavar="N",
+                        help=f"{when}train up to N runs of one network, data and recipe together in one vectorised "
+                        "step, each still its own run, once its teacher has completed (default: 1 on a CPU, "
+                        "where packing does not pay, 8 on a GPU; 1: one run after another)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_parser.add_argument("--seeds", default=None, metavar="1,2,3",
                                    help="repeat the experiment over these seeds, one teacher per seed, and print "
                                    "mean ± std with significance against the student (default: one run)")
+    _add_pack_option(experiment_parser, "with several --seeds, ")
     _add_hyperparameters(experiment_parser)
     experiment_parser.set_defaults(func=_cmd_experiment)
 
@@ -266,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="train one teacher per seed (default: one, with the first seed)")
     sweep_parser.add_argument("--max-runs", type=int, default=DEFAULT_MAX_RUNS,
                               help="refuse a study that expands to more runs (default: %(default)s)")
+    _add_pack_option(sweep_parser)
     sweep_parser.add_argument("--name", default=None, help="a label for the study")
     sweep_parser.add_argument("--out", default=None, help="output folder (default: runs/sweep-TIMESTAMP)")
     _add_hyperparameters(sweep_parser, skip=("architecture", "seed"))

@@ -28,3 +28,13 @@ def differing_fields(configs: Iterable) -> list[str]:
     """The pack fields on which these configurations disagree (empty: they can train together)."""
     keys = [dict(pack_key(config)) for config in configs]
     return [name for name in PACK_FIELDS if any(key[name] != keys[0][name] for key in keys[1:])]
+
+
+# Runs per pack when none is asked for. On a CPU packing is not faster at equal threads (0.8-0.9x on
+# the 2-core VM, bench/bench_packed.py): one run at a time. On a GPU small networks leave it mostly idle.
+DEFAULT_PACK = {"cpu": 1, "cuda": 8}
+
+
+def default_pack(device_type: str) -> int:
+    """The pack size for runs on this kind of device ("cpu", "cuda")."""
+    return DEFAULT_PACK.get(device_type, 1)

@@ -1,5 +1,9 @@
 """``kd sweep``: a study (kdcore.study) trained here, one run after another, teachers first.
 
+With ``pack`` above 1, runs that can share a step (kdcore.packed_key) and are ready (their teacher has
+completed) train together through kdcore.packed, up to ``pack`` at a time; each keeps its own folder,
+display, summary entry and failure.
+
 Each run writes its own folder ``OUT/<index>-<method>-<seed>/``; ``OUT/summary.json`` holds every run and
 every configuration's statistics across its seeds (kdcore.study.summarize_groups), rewritten after each
 run, so an interrupted or crashed sweep still leaves what it finished. A run that fails (a non-finite
@@ -189,58 +193,148 @@ def _teacher_key(path: str | os.PathLike, num_classes: int) -> str:
 
 
 def run_sweep(sweep: Sweep, *, data_root: str | os.PathLike | None = None,
-              progress: Callable[[SweepRun, int], Any] | None = None,
-              on_note: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[..., Any] | None = None,
+              on_note: Callable[[str], None] | None = None, pack: int | None = None) -> dict[str, Any]:
     """Train every run of the sweep, teachers first; returns the summary it wrote to OUT/summary.json.
 
-    ``progress(run, total)`` makes a display for one run (on_step, on_epoch, close). On KeyboardInterrupt the
-    summary is written with the unfinished runs cancelled, and the interrupt goes on to the caller.
+    ``progress(run, total, position)`` makes a display for one run (on_step, on_epoch, close); ``position``
+    is its line among the runs training at once. ``pack``: at most this many compatible runs train
+    together (None: kdcore.packed_key.default_pack for the device; 1: one run after another through
+    engine.train). On KeyboardInterrupt the summary is written with the unfinished runs cancelled, and
+    the interrupt goes on to the caller.
     """
-    from kdcore import engine  # looked up at call time, so that tests can replace engine.train
-
+    if pack is not None and pack < 1:
+        raise KDError(f"--pack must be at least 1, got {pack}")
     note = on_note or (lambda text: None)
     sweep.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    device = None
-    _write(sweep, "running", 0.0, device)
+    state = {"device": None}
+    _write(sweep, "running", 0.0, None)
     try:
         for run in sweep.runs:
+            if run.status != "queued":
+                continue  # trained in an earlier run's pack
             if run.teacher is not None and run.teacher.status != "completed":
                 run.status, run.error = "failed", f"its teacher {run.teacher.label} did not complete"
                 note(f"{run.label}: skipped, {run.error}")
                 continue
-            teacher = run.teacher.checkpoint if run.teacher else sweep.teacher_checkpoint
-            bar = progress(run, len(sweep.runs)) if progress else None
-            run.status = "running"
-            run_started = time.perf_counter()
-            try:
-                result = engine.train(run.config, out_dir=run.out, data_root=data_root,
-                                      teacher_checkpoint=teacher if run.config.method.needs_teacher else None,
-                                      on_step=bar.on_step if bar else None, on_epoch=bar.on_epoch if bar else None)
-            except KeyboardInterrupt:
-                run.status, run.error = "cancelled", "interrupted"
-                raise
-            except Exception as exc:  # noqa: BLE001  (recorded, and the other runs still train)
-                run.status, run.error = "failed", str(exc) if isinstance(exc, KDError) else f"{type(exc).__name__}: {exc}"
-                note(f"{run.label}: failed: {run.error}")
+            size = pack if pack is not None else _default_pack(run.config)
+            members = [run, *_pack_mates(sweep, run, size - 1)] if size > 1 else [run]
+            if len(members) == 1:
+                _train_alone(sweep, run, data_root, progress, note, state)
             else:
-                run.status = "completed"
-                run.final_accuracy, run.best_accuracy = _finite(result.final_accuracy), _finite(result.best_accuracy)
-                run.best_epoch, run.parameters, run.seconds = result.best_epoch, result.parameters, result.seconds
-                run.checkpoint, device = result.checkpoint, result.device
-                sweep.notes.extend(n for n in result.notes if n not in sweep.notes)
-            finally:
-                run.wall_seconds = time.perf_counter() - run_started
-                if bar:
-                    bar.close()
-            _write(sweep, "running", time.perf_counter() - started, device)
+                _train_together(sweep, members, data_root, progress, note, state)
+            _write(sweep, "running", time.perf_counter() - started, state["device"])
     except KeyboardInterrupt:
         for run in sweep.runs:
             if run.status in ("queued", "running"):
                 run.status, run.error = "cancelled", "interrupted"
-        _write(sweep, "interrupted", time.perf_counter() - started, device)
+        _write(sweep, "interrupted", time.perf_counter() - started, state["device"])
         raise
-    return _write(sweep, "completed", time.perf_counter() - started, device)
+    return _write(sweep, "completed", time.perf_counter() - started, state["device"])
+
+
+def _default_pack(config: RunConfig) -> int:
+    from kdcore.engine import resolve_device
+    from kdcore.errors import ConfigError
+    from kdcore.packed_key import default_pack
+
+    try:
+        return default_pack(resolve_device(config.device).type)
+    except ConfigError:
+        return 1  # no such device here: the run trains alone, and fails with the engine's clear error
+
+
+def _pack_mates(sweep: Sweep, run: SweepRun, wanted: int) -> list[SweepRun]:
+    """Up to ``wanted`` later queued runs that can share ``run``'s step and are ready to train."""
+    from kdcore.packed_key import pack_key
+
+    key, mates = pack_key(run.config), []
+    for other in sweep.runs[run.index:]:  # indices start at 1: these are the runs after this one
+        if len(mates) == wanted:
+            break
+        ready = other.teacher is None or other.teacher.status == "completed"
+        if other.status == "queued" and ready and pack_key(other.config) == key:
+            mates.append(other)
+    return mates
+
+
+def _teacher_of(sweep: Sweep, run: SweepRun) -> str | None:
+    if not run.config.method.needs_teacher:
+        return None
+    return run.teacher.checkpoint if run.teacher else sweep.teacher_checkpoint
+
+
+def _train_alone(sweep: Sweep, run: SweepRun, data_root, progress, note, state: dict) -> None:
+    from kdcore import engine  # looked up at call time, so that tests can replace engine.train
+
+    bar = progress(run, len(sweep.runs), 0) if progress else None
+    run.status = "running"
+    run_started = time.perf_counter()
+    try:
+        result = engine.train(run.config, out_dir=run.out, data_root=data_root,
+                              teacher_checkpoint=_teacher_of(sweep, run),
+                              on_step=bar.on_step if bar else None, on_epoch=bar.on_epoch if bar else None)
+    except KeyboardInterrupt:
+        run.status, run.error = "cancelled", "interrupted"
+        raise
+    except Exception as exc:  # noqa: BLE001  (recorded, and the other runs still train)
+        result = exc
+    finally:
+        run.wall_seconds = time.perf_counter() - run_started
+        if bar:
+            bar.close()
+    _record(sweep, run, result, note, state)
+
+
+def _train_together(sweep: Sweep, runs: list[SweepRun], data_root, progress, note, state: dict) -> None:
+    from kdcore import packed  # looked up at call time, so that tests can replace packed.train_packed
+
+    bars = [progress(run, len(sweep.runs), position) if progress else None for position, run in enumerate(runs)]
+
+    def on_step(index, step):
+        if bars[index]:
+            bars[index].on_step(step)
+
+    def on_epoch(index, metrics):
+        if bars[index]:
+            bars[index].on_epoch(metrics)
+
+    for run in runs:
+        run.status = "running"
+    pack_started = time.perf_counter()
+    try:
+        results = packed.train_packed([run.config for run in runs], out_dirs=[run.out for run in runs],
+                                      data_root=data_root, teacher_checkpoints=[_teacher_of(sweep, r) for r in runs],
+                                      on_step=on_step, on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        for run in runs:
+            run.status, run.error = "cancelled", "interrupted"
+        raise
+    except Exception as exc:  # noqa: BLE001  (a problem the whole pack shares: each of its runs fails with it)
+        results = [exc] * len(runs)
+    finally:
+        for run, bar in zip(runs, bars):
+            # The pack's runs shared every second of it.
+            run.wall_seconds = time.perf_counter() - pack_started
+            if bar:
+                bar.close()
+    for run, result in zip(runs, results):
+        _record(sweep, run, result, note, state)
+
+
+def _record(sweep: Sweep, run: SweepRun, result, note, state: dict) -> None:
+    """Store how one run ended: its RunResult, or the exception that ended it (the others still train)."""
+    if isinstance(result, BaseException):
+        run.status = "failed"
+        run.error = str(result) if isinstance(result, KDError) else f"{type(result).__name__}: {result}"
+        note(f"{run.label}: failed: {run.error}")
+        return
+    run.status = "completed"
+    run.final_accuracy, run.best_accuracy = _finite(result.final_accuracy), _finite(result.best_accuracy)
+    run.best_epoch, run.parameters, run.seconds = result.best_epoch, result.parameters, result.seconds
+    run.checkpoint, state["device"] = result.checkpoint, result.device
+    sweep.notes.extend(n for n in result.notes if n not in sweep.notes)
 
 
 def _finite(value: float) -> float | None:

@@ -1,5 +1,7 @@
 """The Ray executor: a thread in the server that claims queued runs while the cluster has room and
-trains each as one Ray task (app.ray_executor.run supervises it).
+trains each as one Ray task (app.ray_executor.run supervises it). With a pack size above 1
+(``--pack``, KD_PACK; by default 8 on a cluster with GPUs, 1 without) it claims compatible queued runs
+with each and trains them together as one task (app.ray_executor.pack), in one slot.
 
 It offers the local pool's interface (start, stop, maybe_recover), so ``create_app(worker_pool=...)``
 runs either. One server per database runs it: at start-up it settles every run left on Ray.
@@ -19,13 +21,15 @@ import ray
 from sqlalchemy import Engine
 
 from app.db import init_db, new_session
-from app.queue import HOST, cancel_orphans, claim_next, recover_lost
+from app.queue import HOST, cancel_orphans, claim_next, claim_pack_mates, recover_lost
 from app.ray_executor import capacity
 from app.ray_executor.capacity import ClusterCapacity
 from app.ray_executor.names import claim_name
+from app.ray_executor.pack import RayPack
 from app.ray_executor.records import settle_left_runs
 from app.ray_executor.run import RayRun
 from app.settings import Settings
+from kdcore.packed_key import default_pack
 from kdcore.run_files import BEST
 
 log = logging.getLogger("kd.ray")
@@ -54,7 +58,7 @@ class RayExecutor:
         self.settings, self.runs_per_gpu = settings, runs_per_gpu
         self.engine = engine or init_db(settings)
         self.shutdown = threading.Event()
-        self.active: dict[int, RayRun] = {}
+        self.active: dict[int, RayRun | RayPack] = {}  # by run id: a pack is there once per run
         self.capacity: ClusterCapacity | None = None
         self._lock = threading.Lock()
         self._claims = itertools.count(1)
@@ -81,17 +85,18 @@ class RayExecutor:
         timeout = timeout if timeout is not None else self.settings.cancel_grace_s + 15
         if self._thread.is_alive():
             self._thread.join(timeout)
-        for run in list(self.active.values()):
-            run.thread.join(timeout)
+        for unit in set(self.active.values()):
+            unit.thread.join(timeout)
         capacity.withdraw(self.settings.db_url)
         self._teachers.clear()
         if self._connected:
             ray.shutdown()
             self._connected = False
 
-    def forget(self, run: RayRun) -> None:
+    def forget(self, unit: RayRun | RayPack) -> None:
         with self._lock:
-            self.active.pop(run.run.id, None)
+            for run_id in unit.run_ids:
+                self.active.pop(run_id, None)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -111,21 +116,30 @@ class RayExecutor:
 
     def _has_room(self) -> bool:
         with self._lock:
-            running = len(self.active)
+            running = len(set(self.active.values()))  # a pack trains in one slot
         return self.capacity is not None and running < self.capacity.slots
+
+    def pack_size(self) -> int:
+        if self.settings.pack is not None:
+            return self.settings.pack
+        return default_pack("cuda" if self.capacity is not None and self.capacity.gpus_total > 0 else "cpu")
 
     def _claim_one(self) -> bool:
         name = claim_name(HOST, os.getpid(), next(self._claims))
         with new_session(self.engine, self.settings) as session:
             cancel_orphans(session)
             run = claim_next(session, name)
+            size = self.pack_size()
+            mates = claim_pack_mates(session, name, run, size - 1) if run is not None and size > 1 else []
         if run is None:
             return False
-        ray_run = RayRun(self, run, name)
+        unit = RayPack(self, [run, *mates], name) if mates else RayRun(self, run, name)
         with self._lock:
-            self.active[run.id] = ray_run
-        log.info("run %s (%s) claimed for Ray", run.id, run.kind)
-        ray_run.thread.start()
+            for run_id in unit.run_ids:
+                self.active[run_id] = unit
+        log.info("run%s %s claimed for Ray", "s" if mates else "",
+                 ", ".join(f"{r.id} ({r.kind})" for r in [run, *mates]))
+        unit.thread.start()
         return True
 
     def maybe_recover(self, force: bool = False) -> list[int]:

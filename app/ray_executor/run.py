@@ -62,6 +62,10 @@ class RayRun:
         self.status: str | None = None
         self.thread = threading.Thread(target=self._main, name=f"kd-ray-run{run.id}", daemon=True)
 
+    @property
+    def run_ids(self) -> list[int]:
+        return [self.run.id]
+
     def _session(self):
         return new_session(self.executor.engine, self.settings)
 

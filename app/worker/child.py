@@ -3,6 +3,11 @@
 It reports back to the supervising worker through a multiprocessing queue and never touches
 the database. Messages: ("step", StepProgress), ("epoch", EpochMetrics), then exactly one of
 ("completed", RunResult), ("failed", message) or ("cancelled", None); all as plain dicts.
+
+A pack job (several runs trained together by kdcore.packed) reports the same messages with the run's
+index in the job between kind and payload: ("step", index, StepProgress), ..., one ending per run. The
+worker cancels one run of a pack by sending ("cancel", index) on the jobs queue; the stop event still
+stops them all (a worker shutdown).
 """
 
 from __future__ import annotations
@@ -69,12 +74,16 @@ def train_in_child(worker_pid: int, gpu: str | None, jobs, messages, stop) -> No
     if failure is not None:
         messages.put(("failed", f"cannot load the trainer: {failure}"))
         return
-    train_job(job, messages, stop)
+    if "runs" in job:
+        train_pack_job(job, messages, stop, jobs)
+    else:
+        train_job(job, messages, stop)
 
 
-def step_reporter(messages, interval_s: float = STEP_REPORT_INTERVAL_S):
+def step_reporter(messages, interval_s: float = STEP_REPORT_INTERVAL_S, index: int | None = None):
     """An on_step callback that sends about one step a second, and always an epoch's last step: the test
-    evaluation starts then, and the page shows that phase instead of a step from a second earlier."""
+    evaluation starts then, and the page shows that phase instead of a step from a second earlier.
+    ``index``: the run's place in a pack job, sent with each message."""
     last_report = -float("inf")
 
     def on_step(progress) -> None:
@@ -82,7 +91,7 @@ def step_reporter(messages, interval_s: float = STEP_REPORT_INTERVAL_S):
         now = time.monotonic()
         if now - last_report >= interval_s or progress.step >= progress.steps:
             last_report = now
-            messages.put(("step", asdict(progress)))
+            messages.put(("step", asdict(progress)) if index is None else ("step", index, asdict(progress)))
 
     return on_step
 
@@ -112,3 +121,59 @@ def train_job(job: dict, messages, stop) -> None:
     except BaseException as exc:  # noqa: BLE001  (every failure must reach the worker as a message)
         traceback.print_exc(file=sys.stderr)
         messages.put(("failed", describe_failure(exc)))
+
+
+def _listen_for_cancels(jobs, cancelled: set) -> None:
+    # After its job the jobs queue carries ("cancel", index) for the pack's runs; None or a closed queue ends it.
+    while True:
+        try:
+            item = jobs.get()
+        except (EOFError, OSError, ValueError):
+            return
+        if item is None:
+            return
+        if item[0] == "cancel":
+            cancelled.add(item[1])
+
+
+def train_pack_job(job: dict, messages, stop, jobs) -> None:
+    """Train a pack job's runs together (kdcore.packed.train_packed); each run reports and ends on its own."""
+    runs = job["runs"]
+    cancelled: set[int] = set()
+    threading.Thread(target=_listen_for_cancels, args=(jobs, cancelled), name="kd-cancels", daemon=True).start()
+    reporters = [step_reporter(messages, index=i) for i in range(len(runs))]
+
+    def on_step(index, progress) -> None:
+        reporters[index](progress)
+
+    def on_epoch(index, metrics) -> None:
+        messages.put(("epoch", index, asdict(metrics)))
+
+    def should_stop(index) -> bool:
+        return stop.is_set() or index in cancelled
+
+    try:
+        from kdcore.config import RunConfig
+        from kdcore.errors import RunCancelled
+        from kdcore.packed import train_packed
+
+        try:
+            results = train_packed(
+                [RunConfig.model_validate(run["config"]) for run in runs], out_dirs=[run["out_dir"] for run in runs],
+                data_root=job["data_root"], teacher_checkpoints=[run["teacher_checkpoint"] for run in runs],
+                on_step=on_step, on_epoch=on_epoch, should_stop=should_stop, max_pack=len(runs),
+            )
+        except Exception as exc:  # noqa: BLE001  (a problem the whole pack shares: each run fails with it)
+            traceback.print_exc(file=sys.stderr)
+            results = [exc] * len(runs)
+        for index, result in enumerate(results):
+            if isinstance(result, RunCancelled):
+                messages.put(("cancelled", index, None))
+            elif isinstance(result, BaseException):
+                messages.put(("failed", index, describe_failure(result)))
+            else:
+                messages.put(("completed", index, {k: v for k, v in asdict(result).items() if k != "epochs"}))
+    except BaseException as exc:  # noqa: BLE001  (every failure must reach the worker as a message)
+        traceback.print_exc(file=sys.stderr)
+        for index in range(len(runs)):
+            messages.put(("failed", index, describe_failure(exc)))

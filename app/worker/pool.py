@@ -1,8 +1,11 @@
 """Worker slots: one per visible GPU (optionally several per GPU), else one on the CPU.
 
 Each slot is a thread that claims a queued run, supervises its training child until the run
-ends, and polls again. The threads only do database bookkeeping, so they can live inside the
-web server process (``kd serve``) or on their own (``kd worker``).
+ends, and polls again. With a pack size N above 1 (``--pack``, KD_PACK; by default 8 on a GPU slot,
+1 on the CPU one) it also claims up to N-1 more queued runs that can share the first's step and trains
+them in one child, packed (kdcore.packed): each run still has its own row, progress, cancel and ending.
+The threads only do database bookkeeping, so they can live inside the web server process (``kd serve``)
+or on their own (``kd worker``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import time
 from sqlalchemy import Engine
 
 from app.db import init_db, new_session
-from app.queue import HOST, cancel_orphans, claim_next, recover_lost
+from app.queue import HOST, cancel_orphans, claim_next, claim_pack_mates, recover_lost
 from app.settings import Settings
 from app.worker.records import finish_run
 from app.worker.runner import RunSupervisor
+from kdcore.packed_key import default_pack
 
 log = logging.getLogger("kd.worker")
 RECOVERY_INTERVAL_S = 10.0
@@ -43,6 +47,8 @@ class Slot:
 
     def __init__(self, pool: "WorkerPool", label: str, gpu: str | None):
         self.pool, self.gpu = pool, gpu
+        configured = pool.settings.pack
+        self.pack = configured if configured is not None else default_pack("cuda" if gpu is not None else "cpu")
         self.name = f"{HOST}:{os.getpid()}:{label}"
         self.supervisor = RunSupervisor(pool.engine, pool.settings, self.name, gpu, pool.shutdown)
         self.thread = threading.Thread(target=self._loop, name=f"kd-worker-{label}", daemon=True)
@@ -55,15 +61,22 @@ class Slot:
                 with new_session(self.pool.engine, settings) as session:
                     cancel_orphans(session)
                     run = claim_next(session, self.name)
+                    mates = claim_pack_mates(session, self.name, run, self.pack - 1) if run and self.pack > 1 else []
                 if run is None:
                     shutdown.wait(settings.poll_s)
                     continue
-                log.info("%s: run %s (%s) started", self.name, run.id, run.kind)
+                runs = [run, *mates]
+                log.info("%s: run%s %s started", self.name, "s" if mates else "",
+                         ", ".join(f"{r.id} ({r.kind})" for r in runs))
                 try:
-                    self.supervisor.execute(run)
+                    if mates:
+                        self.supervisor.execute_pack(runs)
+                    else:
+                        self.supervisor.execute(run)
                 except Exception as exc:
                     with new_session(self.pool.engine, settings) as session:
-                        finish_run(session, run.id, self.name, "failed", error=f"worker error: {exc}")
+                        for held in runs:  # conditional: a run already ended keeps its state
+                            finish_run(session, held.id, self.name, "failed", error=f"worker error: {exc}")
                     raise
             except Exception:  # noqa: BLE001  (a database hiccup must not end the worker)
                 log.exception("%s: worker loop error; retrying", self.name)

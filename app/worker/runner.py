@@ -194,6 +194,103 @@ class RunSupervisor:
                 elif now - terminated_at > KILL_AFTER_TERMINATE_S:
                     self.process.kill()
 
+    def execute_pack(self, runs: list[Run]) -> dict[int, str]:
+        """Train ``runs`` (claimed by this worker, compatible: app.queue.claim_pack_mates) in one child,
+        packed. Each run keeps its own epochs, progress, heartbeat, cancel and ending. Returns each run's
+        final status by id."""
+        statuses: dict[int, str] = {}
+        members = []
+        for run in runs:
+            try:
+                members.append((run, self._teacher_checkpoint(run)))
+            except FileNotFoundError as exc:
+                with self._session() as session:
+                    finish_run(session, run.id, self.worker, "failed", error=str(exc))
+                statuses[run.id] = "failed"
+        if not members:
+            return statuses
+        out_dirs = [self.settings.runs_dir / str(run.id) for run, _ in members]
+        for out_dir in out_dirs:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        child = self._take_child()
+        self.process = child.process
+        child.jobs.put({
+            "data_root": str(self.settings.data_dir),
+            "runs": [{"config": run.config, "out_dir": str(out_dir), "teacher_checkpoint": teacher}
+                     for (run, teacher), out_dir in zip(members, out_dirs)],
+        })
+        try:
+            pack = _Pack([run for run, _ in members], [out_dir / CHECKPOINT for out_dir in out_dirs])
+            self._supervise_pack(pack, child)
+            statuses.update(pack.statuses)
+            return statuses
+        finally:
+            self._reap(child)
+
+    def _supervise_pack(self, pack: "_Pack", child: Child) -> None:
+        """As _supervise, once for every run of the pack: relay each run's messages, renew each run's
+        heartbeat, pass each run's cancel to the child, and record each run's end as it comes."""
+        stop_deadline, terminated_at, next_beat, quiet_after_exit = None, None, 0.0, 0
+        while pack.training():
+            try:
+                kind, index, payload = child.messages.get(timeout=0.2)
+            except (queue.Empty, EOFError, OSError):
+                kind, index, payload = None, None, None
+            if kind is not None and index in pack.ended:
+                pass  # lost to another worker, or a duplicate ending: nothing more is written for it
+            elif kind == "step":
+                pack.pending[index] = payload
+            elif kind == "epoch":
+                with self._session() as session:
+                    record_epoch(session, pack.runs[index].id, self.worker, payload)
+                step = pack.pending.get(index)
+                if step is not None and step["epoch"] <= payload["epoch"]:
+                    pack.pending[index] = None
+            elif kind is not None:
+                pack.end(index, self._record_end(pack.runs[index], (kind, payload), pack.stop_reasons.get(index),
+                                                 pack.checkpoints[index]))
+            elif not self.process.is_alive():
+                quiet_after_exit += 1
+                if quiet_after_exit >= 3:
+                    for i in pack.unfinished():
+                        pack.end(i, self._record_end(pack.runs[i], None, pack.stop_reasons.get(i),
+                                                     pack.checkpoints[i]))
+                    return
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + self.settings.heartbeat_s
+                for i in pack.unfinished():
+                    with self._session() as session:
+                        cancel = record_progress(session, pack.runs[i].id, self.worker, pack.pending.get(i))
+                    pack.pending[i] = None
+                    if cancel is None:
+                        log.warning("run %s was taken from worker %s; its result is dropped", pack.runs[i].id,
+                                    self.worker)
+                        child.jobs.put(("cancel", i))
+                        pack.end(i, "lost")
+                    elif cancel and i not in pack.stop_reasons:
+                        pack.stop_reasons[i] = "cancel"
+                        child.jobs.put(("cancel", i))  # this run only: the others train on
+                        stop_deadline = stop_deadline or now + self.settings.cancel_grace_s
+                if self.shutdown.is_set() and not child.stop.is_set():
+                    for i in pack.unfinished():
+                        pack.stop_reasons.setdefault(i, "shutdown")
+                    child.stop.set()
+                    stop_deadline = now + self.settings.cancel_grace_s
+            stopping = [i for i in pack.unfinished() if i in pack.stop_reasons]
+            if not stopping:
+                stop_deadline = None
+            elif len(stopping) < len(pack.unfinished()):
+                pass  # a slow step (a loaded machine) must not cost the runs still training: wait for it
+            elif stop_deadline is not None and now > stop_deadline and self.process.is_alive():
+                if terminated_at is None:
+                    log.warning("runs %s ignored the stop flag for %.0f s; terminating their pack",
+                                [pack.runs[i].id for i in stopping], self.settings.cancel_grace_s)
+                    self.process.terminate()
+                    terminated_at = now
+                elif now - terminated_at > KILL_AFTER_TERMINATE_S:
+                    self.process.kill()
+
     def _reap(self, child: Child) -> None:
         """Wait for the child to exit (killing it if it hangs), in the background once it has reported:
         tearing down torch takes seconds that the next run need not wait for."""
@@ -219,3 +316,24 @@ class RunSupervisor:
         )
         session.commit()
         return "queued"
+
+
+class _Pack:
+    """The supervisor's view of a pack's runs, by their index in the pack job."""
+
+    def __init__(self, runs: list[Run], checkpoints: list[Path]):
+        self.runs, self.checkpoints = runs, checkpoints
+        self.pending: dict[int, dict | None] = {}
+        self.stop_reasons: dict[int, str] = {}
+        self.ended: set[int] = set()
+        self.statuses: dict[int, str] = {}
+
+    def unfinished(self) -> list[int]:
+        return [i for i in range(len(self.runs)) if i not in self.ended]
+
+    def training(self) -> bool:
+        return len(self.ended) < len(self.runs)
+
+    def end(self, index: int, status: str) -> None:
+        self.ended.add(index)
+        self.statuses[self.runs[index].id] = status
