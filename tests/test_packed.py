@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from kdcore import device_data
 from kdcore.checkpoint import load_checkpoint
 from kdcore.config import RunConfig
 from kdcore.engine import RunResult, train
@@ -28,6 +26,7 @@ from kdcore.packed import train_packed
 from kdcore.packed_key import differing_fields, pack_key
 from kdcore.packed_step import PackedStep
 from kdcore.registry import METHODS
+from tests.float64 import in_float64
 
 # 20 images in batches of 8: two full steps and a partial one per epoch; 10 test images.
 EXACT = dict(dataset="synthetic", subset=20, batch_size=8, epochs=1, device="cpu", architecture="resnet20")
@@ -44,27 +43,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _normalize64(images_uint8):
-    mean = torch.tensor(device_data.MEAN, dtype=torch.float64, device=images_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(device_data.STD, dtype=torch.float64, device=images_uint8.device).view(1, 3, 1, 1)
-    return images_uint8.double().div_(255).sub_(mean).div_(std)
-
-
-@contextmanager
-def _in_float64():
-    dtype, normalize = torch.get_default_dtype(), device_data.normalize
-    torch.set_default_dtype(torch.float64)
-    device_data.normalize = _normalize64
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(dtype)
-        device_data.normalize = normalize
-
-
 @pytest.fixture()
 def float64():
-    with _in_float64():
+    with in_float64():
         yield
 
 
@@ -72,7 +53,7 @@ def float64():
 def teacher64(tmp_path_factory):
     """A tiny teacher (the seed's student network, one epoch) that every distilling method can use."""
     out = tmp_path_factory.mktemp("teacher64")
-    with _in_float64():
+    with in_float64():
         train(RunConfig(kind="teacher", **{**EXACT, "architecture": "seed_student"}, seed=5), out_dir=out)
     return out / "checkpoint.pt"
 

@@ -11,10 +11,10 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.
 
 from app.ray_executor.executor import RayExecutor  # noqa: E402
 from kdcore.run_files import CHECKPOINT  # noqa: E402
-from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, wait_for  # noqa: E402,F401
+from tests.app_fixtures import app, app_settings, client, wait_for  # noqa: E402,F401
+from tests.test_worker_pack import PACKED_RUN, _epochs, _queue, _run  # noqa: E402
 
 FINISHED = ("completed", "failed", "cancelled")
-PACKED_RUN = {**SYNTHETIC_RUN, "kind": "student", "subset": 300, "epochs": 4, "batch_size": 20}
 
 
 @pytest.fixture
@@ -25,20 +25,6 @@ def local_ray():
     yield
     if started:
         ray.shutdown()
-
-
-def _queue(client, **body) -> int:
-    response = client.post("/api/runs", json={**PACKED_RUN, **body})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-def _run(client, run_id) -> dict:
-    return client.get(f"/api/runs/{run_id}").json()
-
-
-def _epochs(client, run_id) -> list[int]:
-    return [e["epoch"] for e in client.get(f"/api/runs/{run_id}/epochs").json()["items"]]
 
 
 def test_three_runs_train_as_one_task_and_one_is_cancelled_midway(local_ray, client, app, app_settings):

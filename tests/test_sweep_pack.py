@@ -8,38 +8,20 @@ move a test prediction. resnet20 has no dropout, whose masks a pack draws from o
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
-from kdcore import device_data, packed
+from kdcore import packed
 from kdcore.cli import main
+from tests.float64 import in_float64
 
 # The teacher is a resnet20 trained as long as the students: it shares their pack key, so the
 # students that need no teacher can train in its pack, and the kd students only after it.
 SWEEP = ["sweep", "--methods", "student,kd", "--seeds", "1,2", "--arch", "resnet20", "--teacher-arch", "resnet20",
          "--teacher-epochs", "1", "--epochs", "1", "--dataset", "synthetic", "--subset", "40", "--batch-size", "16",
          "--device", "cpu"]
-
-
-@contextmanager
-def _float64():
-    dtype, normalize = torch.get_default_dtype(), device_data.normalize
-
-    def normalize64(images):
-        mean = torch.tensor(device_data.MEAN, dtype=torch.float64).view(1, 3, 1, 1)
-        std = torch.tensor(device_data.STD, dtype=torch.float64).view(1, 3, 1, 1)
-        return images.double().div_(255).sub_(mean).div_(std)
-
-    torch.set_default_dtype(torch.float64)
-    device_data.normalize = normalize64
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(dtype)
-        device_data.normalize = normalize
 
 
 @pytest.fixture()
@@ -60,7 +42,7 @@ def _summary(out: Path) -> dict:
 
 
 def test_packed_sweep_equals_the_one_by_one_sweep(tmp_path, pack_calls):
-    with _float64():
+    with in_float64():
         assert main([*SWEEP, "--pack", "1", "--out", str(tmp_path / "alone")]) == 0
         assert pack_calls == []
         assert main([*SWEEP, "--pack", "3", "--out", str(tmp_path / "packed")]) == 0

@@ -21,7 +21,7 @@ import ray
 from sqlalchemy import Engine
 
 from app.db import init_db, new_session
-from app.queue import HOST, cancel_orphans, claim_next, claim_pack_mates, recover_lost
+from app.queue import HOST, cancel_orphans, claim_next, claim_pack_mates
 from app.ray_executor import capacity
 from app.ray_executor.capacity import ClusterCapacity
 from app.ray_executor.names import claim_name
@@ -29,6 +29,7 @@ from app.ray_executor.pack import RayPack
 from app.ray_executor.records import settle_left_runs
 from app.ray_executor.run import RayRun
 from app.settings import Settings
+from app.worker.records import recover_lost_runs
 from kdcore.packed_key import default_pack
 from kdcore.run_files import BEST
 
@@ -148,11 +149,7 @@ class RayExecutor:
         if not force and now - self._last_recovery < RECOVERY_INTERVAL_S:
             return []
         self._last_recovery = now
-        with new_session(self.engine, self.settings) as session:
-            lost = recover_lost(session, self.settings.stale_after_s)
-        if lost:
-            log.warning("runs %s were left running by a lost worker; marked failed", lost)
-        return lost
+        return recover_lost_runs(self.engine, self.settings)
 
     # ------------------------------------------------------------------ the cluster
 

@@ -17,7 +17,7 @@ import ray
 from ray import exceptions as ray_errors
 
 from app.models import Run
-from app.ray_executor.run import END, FORCED_END_WAIT_S, WAIT_S, RayRun
+from app.ray_executor.run import END, FORCED_END_WAIT_S, RayRun, next_message
 from app.ray_executor.task import Cancels, train_pack
 from app.worker.records import finish_run, record_progress
 
@@ -93,14 +93,7 @@ class RayPack:
         return self.statuses
 
     def _next(self) -> Any:
-        ready, _ = ray.wait([self.generator], timeout=WAIT_S)
-        if not ready:
-            return None
-        try:
-            ref = next(self.generator)
-        except StopIteration:
-            return END
-        return ray.get(ref)
+        return next_message(self.generator)
 
     def _end(self, index: int, outcome: tuple | None, stop_reason: str | None, error: BaseException | None):
         member = self.members[index]

@@ -127,15 +127,7 @@ class RayRun:
         return self._record_end(outcome, stop_reason, error)
 
     def _next(self) -> Any:
-        """The task's next message, None if none is ready yet, END once it has ended; raises Ray's error."""
-        ready, _ = ray.wait([self.generator], timeout=WAIT_S)
-        if not ready:
-            return None
-        try:
-            ref = next(self.generator)
-        except StopIteration:
-            return END
-        return ray.get(ref)
+        return next_message(self.generator)
 
     def _relay(self) -> tuple[tuple | None, str | None, BaseException | None, bool]:
         """Write messages until the task reports an outcome or ends. Returns (outcome, stop_reason, error, lost)."""
@@ -234,3 +226,15 @@ class RayRun:
                 finish_run(session, run_id, worker, status, error=reason, checkpoint=kept)
         log.info("run %s %s", run_id, status)
         return status
+
+
+def next_message(generator) -> Any:
+    """A task's next message, None if none is ready yet, END once it has ended; raises Ray's error."""
+    ready, _ = ray.wait([generator], timeout=WAIT_S)
+    if not ready:
+        return None
+    try:
+        ref = next(generator)
+    except StopIteration:
+        return END
+    return ray.get(ref)

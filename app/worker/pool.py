@@ -19,9 +19,9 @@ import time
 from sqlalchemy import Engine
 
 from app.db import init_db, new_session
-from app.queue import HOST, cancel_orphans, claim_next, claim_pack_mates, recover_lost
+from app.queue import HOST, cancel_orphans, claim_next, claim_pack_mates
 from app.settings import Settings
-from app.worker.records import finish_run
+from app.worker.records import finish_run, recover_lost_runs
 from app.worker.runner import RunSupervisor
 from kdcore.packed_key import default_pack
 
@@ -105,11 +105,7 @@ class WorkerPool:
             if not force and now - self._last_recovery < RECOVERY_INTERVAL_S:
                 return []
             self._last_recovery = now
-            with new_session(self.engine, self.settings) as session:
-                lost = recover_lost(session, self.settings.stale_after_s)
-        if lost:
-            log.warning("runs %s were left running by a lost worker; marked failed", lost)
-        return lost
+            return recover_lost_runs(self.engine, self.settings)
 
     def start(self) -> None:
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)

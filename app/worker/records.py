@@ -6,6 +6,7 @@ worker, so a run that was recovered as "worker lost" is never overwritten by a l
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,21 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from app.models import Epoch, Run, utcnow
-from app.queue import cancel_orphans, heartbeat
+from app.queue import cancel_orphans, heartbeat, recover_lost
 from kdcore.figures import finite_or_none, fraction_done
+
+log = logging.getLogger(__name__)
+
+
+def recover_lost_runs(engine, settings) -> list[int]:
+    """End the runs of workers that died (app.queue.recover_lost), saying so in the log."""
+    from app.db import new_session  # app.db imports app.queue: import here, not at the top
+
+    with new_session(engine, settings) as session:
+        lost = recover_lost(session, settings.stale_after_s)
+    if lost:
+        log.warning("runs %s were left running by a lost worker; marked failed", lost)
+    return lost
 
 
 def _eta(started: datetime | None, done: float, now: datetime) -> float | None:
