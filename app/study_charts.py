@@ -106,24 +106,25 @@ def finals_with_groups(finals: dict, groups: list[dict]) -> dict:
 
 # ---------------------------------------------------------------- sweeps
 
-def same_value(a: Any, b: Any) -> bool:
-    """Grid values as the request gave them against a run's params (2 and 2.0 are the same temperature)."""
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
-            and not isinstance(b, bool):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-
 def value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _cell_group(groups: list[dict], assignment: dict[str, Any]) -> dict | None:
+def _value_key(value: Any) -> Any:
+    # Grid values as the request gave them against a run's params: numbers by their float value (2 and 2.0
+    # are the same temperature), anything else by its JSON.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _cells(groups: list[dict], names: tuple[str, ...]) -> dict[tuple, dict]:
+    """The groups by their values of ``names`` (the first group of each), so that each cell is one lookup."""
+    cells: dict[tuple, dict] = {}
     for group in groups:
-        if all(name in group["params"] and same_value(group["params"][name], value)
-               for name, value in assignment.items()):
-            return group
-    return None
+        if all(name in group["params"] for name in names):
+            cells.setdefault(tuple(_value_key(group["params"][name]) for name in names), group)
+    return cells
 
 
 def _hover(group: dict) -> str:
@@ -144,10 +145,11 @@ def grid_heatmap(title: str, x_name: str, x_values: list, y_name: str, y_values:
     """Mean final accuracy of each (x, y) configuration; each cell names its mean and n, and links to
     ``link(group)``. Cells without a finished run stay empty."""
     z, text, hover, links = [], [], [], []
+    cells = _cells(groups, (x_name, y_name))
     for y in y_values:
         z_row, text_row, hover_row, link_row = [], [], [], []
         for x in x_values:
-            group = _cell_group(groups, {x_name: x, y_name: y})
+            group = cells.get((_value_key(x), _value_key(y)))
             has_mean = group is not None and group["mean"] is not None
             z_row.append(group["mean"] if has_mean else None)
             text_row.append(f"{fmt_pct(group['mean'])}<br>n={group['n']}" if has_mean else
@@ -167,7 +169,8 @@ def sweep_line(title: str, name: str, values: list, groups: list[dict], color: s
                baseline: dict | None = None) -> dict:
     """Mean final accuracy against one swept hyperparameter, its 95 % interval as the band, and the
     baseline student's mean as a dashed reference."""
-    points = [(v, _cell_group(groups, {name: v})) for v in values]
+    cells = _cells(groups, (name,))
+    points = [(v, cells.get((_value_key(v),))) for v in values]
     points = [(v, g) for v, g in points if g is not None and g["mean"] is not None]
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in points)
     x = [v if numeric else value_text(v) for v, _ in points]
