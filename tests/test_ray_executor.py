@@ -28,9 +28,9 @@ from app.ray_executor.records import settle_left_runs  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
 from kdcore.run_files import BEST, CHECKPOINT  # noqa: E402
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, session, wait_for  # noqa: E402,F401
+from tests.test_worker import FINISHED, queue_run, run_json, wait_finished  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-FINISHED = ("completed", "failed", "cancelled")
 OBJECT_STORE = 80 * 1024 * 1024
 # Seconds an epoch (the teacher's network, small batches): what interrupts it does so in its first epoch.
 SLOW_RUN = {**SYNTHETIC_RUN, "kind": "teacher", "subset": 1000, "epochs": 50, "batch_size": 8}
@@ -61,23 +61,8 @@ def executor(local_ray, app, app_settings):
     ray_executor.stop()
 
 
-def run_json(client, run_id):
-    return client.get(f"/api/runs/{run_id}").json()
-
-
 def epochs_of(client, run_id):
     return client.get(f"/api/runs/{run_id}/epochs").json()["items"]
-
-
-def wait_finished(client, run_id, timeout=120.0):
-    return wait_for(lambda: (r := run_json(client, run_id))["status"] in FINISHED and r,
-                    timeout, what=f"run {run_id} to finish")
-
-
-def queue_run(client, **body):
-    response = client.post("/api/runs", json={**SYNTHETIC_RUN, **body})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def placed(executor, run_id, timeout=90.0) -> dict:
