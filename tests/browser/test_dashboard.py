@@ -25,7 +25,8 @@ def test_launch_through_the_form_and_watch_the_curves_grow(page, live_server):
     page.select_option("#in-kind", STUDENT_KIND)
     page.wait_for_selector("#in-teacher_run_id", state="detached")
     page.select_option("#in-dataset", "synthetic")
-    page.fill("#in-subset", "400")
+    # Big enough that an epoch lasts longer than the page's polling below (400 images trained in 0.1 s).
+    page.fill("#in-subset", "2000")
     page.fill("#in-epochs", "4")
     page.select_option("#in-device", "cpu")
     page.click("#launch-form button[type=submit]")
@@ -47,7 +48,7 @@ def test_launch_through_the_form_and_watch_the_curves_grow(page, live_server):
             break
         page.wait_for_timeout(200)
     assert page.evaluate(STATUS) == "completed"
-    assert any(0 < n < 4 for n in seen_page), seen_page  # the chart grew while the run trained
+    assert any(0 < n < 4 for n in seen_page), (seen_page, seen_api)  # the chart grew while the run trained
     # From the moment the API holds epoch n to the moment the open page shows it.
     first_page = {n: min(t for count, t in seen_page.items() if count >= n) for n in range(1, 5)}
     first_api = {n: min(t for count, t in seen_api.items() if count >= n) for n in range(1, 5)}
