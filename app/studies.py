@@ -205,20 +205,6 @@ def study_summary(study: Study, counts: Counter) -> dict[str, Any]:
             "queued": counts["queued"], "failed": counts["failed"], "cancelled": counts["cancelled"]}
 
 
-def study_epochs(session: Session, study_id: int) -> dict[int, list[Epoch]]:
-    """Every member run's epoch rows, by run id (one query), in epoch order.
-
-    The rows are the table's columns (read by attribute, as an Epoch's), not Epoch objects: a study of 500
-    runs × 20 epochs is 10,000 rows, which the ORM takes several times longer to build than to read."""
-    members = select(Run.id).where(Run.study_id == study_id)
-    rows = session.exec(select(*Epoch.__table__.columns).where(Epoch.run_id.in_(members))
-                        .order_by(Epoch.run_id, Epoch.epoch)).all()
-    by_run: dict[int, list[Epoch]] = {}
-    for row in rows:
-        by_run.setdefault(row.run_id, []).append(row)
-    return by_run
-
-
 def group_runs(session: Session, keys: list[str], *, study_id: int | None = None, limit: int = 500) -> list[Run]:
     """The runs of the given configurations (group keys), oldest first: the compare page's groups.
     ``study_id`` keeps to one study's runs (a study page's heatmap links to its own replicates)."""

@@ -39,7 +39,7 @@ from app import view_models  # noqa: E402
 from app.db import init_db  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from bench_pages import Timed  # noqa: E402
+from bench_pages import Timed, measure  # noqa: E402
 from kdcore.config import seed_config  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
 from kdcore.study import baseline_key, expand, group_key, parse_spec  # noqa: E402
@@ -241,16 +241,6 @@ def fill(path: Path, runs: int = RUNS) -> None:
           f"in {time.perf_counter() - started:.1f} s (rows built in {built - started:.1f} s)")
 
 
-def measure(client: TestClient, timed: Timed, url: str, repeat: int, before=lambda: None) -> list[float]:
-    assert client.get(url).status_code == 200, url  # warm-up: template compilation, caches
-    timed.samples.clear()
-    for _ in range(repeat):
-        before()
-        response = client.get(url)
-        assert response.status_code == 200, (url, response.status_code)
-    return sorted(s * 1000 for s in timed.samples)
-
-
 def targets(client: TestClient) -> dict[str, tuple[str, float | None]]:
     """What to time: name -> (path, target ms or None)."""
     study = client.get("/api/studies?limit=500").json()["items"]
@@ -340,7 +330,7 @@ def main() -> int:
                 # completes a queued run before each request, as the worker does.
                 before = (forget if "cold" in name else
                           (lambda: complete_one(path)) if "completes" in name else (lambda: None))
-                samples = measure(client, timed, url, args.repeat if target or "cold:" in name else 3, before)
+                samples = sorted(measure(client, timed, url, args.repeat if target or "cold:" in name else 3, before))
                 p50 = statistics.median(samples)
                 p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
                 ok = target is None or p50 < target

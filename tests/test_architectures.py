@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from bench import seed_loop
 from kdcore.architectures import registry
 from kdcore.architectures.shapes import describe
+from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
 
 # name: (classes, parameters)
 EXPECTED = {
@@ -39,16 +40,6 @@ STAGES = {
 }
 ARCHITECTURES = registry()
 NAMES = list(EXPECTED)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a small, shared CPU, OpenMP's two spinning threads made these
-    steps 5-20× slower than one thread (measured on the 2-core dev machine under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build(name: str, seed: int = 0) -> torch.nn.Module:

@@ -11,18 +11,10 @@ import torch
 from kdcore.config import RunConfig
 from kdcore.engine import train
 from kdcore.registry import METHODS
+from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
 
 DISTILLING = [name for name, method in METHODS.items() if method.needs_teacher]
 SMALL = dict(dataset="synthetic", subset=200, epochs=1, batch_size=50, device="cpu")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two spinning OpenMP threads on a small shared CPU make these steps several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

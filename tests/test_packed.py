@@ -27,20 +27,12 @@ from kdcore.packed_key import differing_fields, pack_key
 from kdcore.packed_step import PackedStep
 from kdcore.registry import METHODS
 from tests.float64 import in_float64
+from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
 
 # 20 images in batches of 8: two full steps and a partial one per epoch; 10 test images.
 EXACT = dict(dataset="synthetic", subset=20, batch_size=8, epochs=1, device="cpu", architecture="resnet20")
 SMALL = dict(dataset="synthetic", subset=20, batch_size=10, epochs=1, device="cpu", architecture="seed_student")
 TIGHT = dict(rtol=1e-9, atol=1e-11)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Spinning OpenMP threads on a small shared CPU make these steps several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture()

@@ -190,9 +190,11 @@ def test_mean_curves_have_a_std_band_from_the_member_runs(client, db):
     assert accuracy["yFormat"] == ".1%" and loss["log"] is True
     student = next(g for g in groups_of(db, study_id) if g["role"] == "baseline")
     series = next(s for s in accuracy["series"] if s["name"] == student["label"])
-    epochs = {run_id: {e.epoch: e for e in rows} for run_id, rows in studies.study_epochs(db, study_id).items()}
+    # The reference: each member run's epochs as the API serves them.
+    epochs = {run_id: {e["epoch"]: e for e in client.get(f"/api/runs/{run_id}/epochs").json()["items"]}
+              for run_id in student["run_ids"]}
     for index, epoch in enumerate(series["x"]):
-        values = [epochs[run_id][epoch].test_accuracy for run_id in student["run_ids"]]
+        values = [epochs[run_id][epoch]["test_accuracy"] for run_id in student["run_ids"]]
         mean, std = statistics.fmean(values), statistics.stdev(values)
         assert series["y"][index] == pytest.approx(mean)
         assert (series["lower"][index], series["upper"][index]) == pytest.approx((mean - std, mean + std))
