@@ -59,7 +59,7 @@ class RunConfig(BaseModel):
     cache_teacher: bool = Field(True, description="Compute teacher outputs once and reuse them (exact only "
                                 "without augmentation, so augmented runs compute them online)")
     cuda_graphs: bool = Field(True, description="Replay each training step as a CUDA graph (CUDA only)")
-    channels_last: bool = Field(True, description="NHWC memory layout for the convolutions (CUDA only)")
+    channels_last: bool = Field(True, description="NHWC memory layout for the convolutions (on GPUs and CPUs)")
 
     @field_validator("milestones", mode="before")
     @classmethod

@@ -106,7 +106,7 @@ def train(
     _check_taps(config, wanted, student_shapes, teacher_shapes)
     model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
     modules = method.modules(student_shapes, teacher_shapes, config.params).to(device) if method.modules else None
-    if device.type == "cuda" and config.channels_last:
+    if config.channels_last:  # faster on GPUs and on CPUs (oneDNN's pooling above all; bench/bench_engine.py)
         model = model.to(memory_format=torch.channels_last)
         modules = modules.to(memory_format=torch.channels_last) if modules is not None else None
     trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
@@ -257,9 +257,11 @@ def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, hi
 
 
 def write_run_files(out_dir: Path, config, dataset, *, model_state: dict, parameters: int, modules_state: dict | None,
-                    optimizer_state: dict, shuffle: torch.Generator, history: list[EpochMetrics]) -> None:
+                    optimizer_state: dict, shuffle: torch.Generator, history: list[EpochMetrics],
+                    rng_state: torch.Tensor | None = None) -> None:
     """checkpoint.pt and metrics.json, each written atomically: what ``train(..., resume=True)`` reads back.
-    The packed trainer writes its runs' files through here too, so either can resume the other's."""
+    The packed trainer writes its runs' files through here too, so either can resume the other's;
+    ``rng_state`` is a packed run's own generator state (default: torch's)."""
     save_checkpoint(out_dir / CHECKPOINT, {
         "config": config.to_json_dict(),
         "num_classes": dataset.num_classes,
@@ -271,7 +273,7 @@ def write_run_files(out_dir: Path, config, dataset, *, model_state: dict, parame
         "modules": modules_state,
         "optimizer": _to_cpu(optimizer_state),
         "rng": {
-            "torch": torch.get_rng_state(),
+            "torch": torch.get_rng_state() if rng_state is None else rng_state,
             "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
             "shuffle": shuffle.get_state(),
         },
@@ -296,6 +298,7 @@ def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle, 
     if modules is not None:
         modules.load_state_dict(payload["modules"])
     optimizer.load_state_dict(payload["optimizer"])
+    _match_layouts(optimizer)
     for group in optimizer.param_groups:  # a learning rate saved as a tensor comes back on the CPU
         if torch.is_tensor(group["lr"]):
             group["lr"] = torch.tensor(float(group["lr"]), device=device)
@@ -304,6 +307,16 @@ def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle, 
         torch.cuda.set_rng_state(payload["rng"]["cuda"])
     shuffle.set_state(payload["rng"]["shuffle"])
     return [EpochMetrics(**m) for m in payload["metrics"]]
+
+
+def _match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded moment its parameter's memory layout. A checkpoint written from another layout (a
+    vmapped pack's, a run without channels_last) loads as it was saved, and the fused kernels pair
+    parameter, gradient and moments element by element in memory order."""
+    for parameter, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == parameter.shape and value.stride() != parameter.stride():
+                state[key] = torch.empty_like(parameter).copy_(value)
 
 
 def _to_cpu(value):

@@ -52,6 +52,7 @@ from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import Progress, TapChoice
 from kdcore.models import build_model
 from kdcore.packed_key import differing_fields, pack_key
+from kdcore.packed_loop import LoopedStep
 from kdcore.packed_step import PackedStep
 from kdcore.run_files import CHECKPOINT
 
@@ -68,6 +69,7 @@ class _Shared:
     test: Split
     described: dict
     data_root: object
+    step_kind: type  # PackedStep (vmapped) or LoopedStep
     teachers: dict[str, torch.nn.Module] = field(default_factory=dict)
 
 
@@ -80,6 +82,7 @@ class _Run:
     modules: torch.nn.Module | None
     teacher_of: Callable
     shuffle: torch.Generator
+    rng: torch.Tensor  # torch's generator state once the run's network and modules were built
     notes: list[str]
     history: list[EpochMetrics] = field(default_factory=list)
 
@@ -100,7 +103,7 @@ def train_packed(
     on_step: Callable[[int, StepProgress], None] | None = None,
     on_epoch: Callable[[int, EpochMetrics], None] | None = None,
     should_stop: Callable[[int], bool] | None = None,
-    max_pack: int | None = None,
+    max_pack: int | None = None, vectorised: bool | None = None,
 ) -> list[RunResult | BaseException]:
     """Train ``configs`` (pairwise packable: see ``kdcore.packed_key``) together; one entry per run, in order:
     its ``RunResult``, or the exception that ended it (``NonFiniteLoss``, ``RunCancelled``, a bad teacher
@@ -109,7 +112,9 @@ def train_packed(
     ``out_dirs[i]`` and ``teacher_checkpoints[i]`` are run i's, as ``engine.train`` takes them. The callbacks
     get the run's index first and otherwise behave as the engine's: ``on_step`` after each step,
     ``should_stop`` right after it, ``on_epoch`` once the epoch's files are written. At most ``max_pack``
-    runs train at once (default: all); the rest wait for the next pack. Problems every run shares
+    runs train at once (default: all); the rest wait for the next pack. ``vectorised`` chooses the vmapped
+    step (kdcore.packed_step) or the looped one (kdcore.packed_loop); by default the vmapped one on a GPU
+    and the looped one on a CPU, where it is the faster. Problems every run shares
     (incompatible configurations, a missing dataset or device) raise before anything is written.
     """
     configs, out_dirs = list(configs), [Path(d) for d in out_dirs]
@@ -132,7 +137,7 @@ def train_packed(
         torch.backends.cudnn.benchmark = True
     shared = _Shared(device, dataset, Split(dataset.train_x, dataset.train_y, device, config.resident_data),
                      Split(dataset.test_x, dataset.test_y, device, config.resident_data),
-                     catalog(dataset.num_classes), data_root)
+                     catalog(dataset.num_classes), data_root, _step_kind(device, vectorised))
     callbacks = (on_step, on_epoch, should_stop)
     results: list[RunResult | BaseException | None] = [None] * len(configs)
     limit = max_pack or len(configs)
@@ -161,6 +166,12 @@ def train_packed(
     return results
 
 
+def _step_kind(device: torch.device, vectorised: bool | None) -> type:
+    if vectorised is None:
+        vectorised = device.type != "cpu"
+    return PackedStep if vectorised else LoopedStep
+
+
 def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks: tuple) -> None:
     """Train one pack to its end, writing each run's outcome into ``results``."""
     try:
@@ -180,7 +191,8 @@ def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks:
         steps = math.ceil(len(shared.train) / runs[0].config.batch_size)
         progress = Progress(epoch=torch.zeros((), device=shared.device), step=torch.zeros((), device=shared.device),
                             epochs=runs[0].config.epochs, steps_per_epoch=steps)
-        trainer = _PackTrainer(PackedStep.stack(runs, models, shared.train, progress), shared, results, callbacks)
+        trainer = _PackTrainer(shared.step_kind.stack(runs, models, shared.train, progress), shared, results,
+                               callbacks)
         del models
         # The first step is where a pack too large for the device's memory shows it.
         trainer.begin_epoch(1)
@@ -196,7 +208,7 @@ def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks:
 class _PackTrainer:
     """A pack's epochs: the engine's loop, once for all its runs, with each run's outcome its own."""
 
-    def __init__(self, pack: PackedStep, shared: _Shared, results: list, callbacks: tuple):
+    def __init__(self, pack: PackedStep | LoopedStep, shared: _Shared, results: list, callbacks: tuple):
         self.pack, self.shared, self.results = pack, shared, results
         self.on_step, self.on_epoch, self.should_stop = callbacks
         self.config = pack.config
@@ -307,21 +319,24 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
     modules = (method.modules(student_shapes, teacher_shapes, config.params).to(shared.device)
                if method.modules else None)
+    rng = torch.get_rng_state()
     teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, shared.train,
                                   shared.dataset.fingerprint, shared.data_root)
     run = _Run(index, config, Path(out_dir), wanted, modules, teacher_of, torch.Generator().manual_seed(config.seed),
-               notes)
+               rng, notes)
     return run, model
 
 
-def _finish_epoch(run: _Run, pack: PackedStep, j: int, metrics: EpochMetrics, shared: _Shared) -> BaseException | None:
+def _finish_epoch(run: _Run, pack: PackedStep | LoopedStep, j: int, metrics: EpochMetrics,
+                  shared: _Shared) -> BaseException | None:
     """Record the epoch and write the run's files as the engine does; a failure is the run's alone."""
     try:
         run.history.append(metrics)
         modules_state = _state(run.modules) if run.modules is not None else None
         write_run_files(run.out_dir, run.config, shared.dataset, model_state=pack.model_state(j),
                         parameters=pack.parameters, modules_state=modules_state,
-                        optimizer_state=pack.optimizer_state(j), shuffle=run.shuffle, history=run.history)
+                        optimizer_state=pack.optimizer_state(j), shuffle=run.shuffle, history=run.history,
+                        rng_state=pack.rng_state(j))
         if run.config.method.teaches and metrics.test_accuracy > max(
                 (m.test_accuracy for m in run.history[:-1]), default=-1.0):
             write_best(run.out_dir, run.config, shared.dataset, pack.model_state(j), pack.parameters, metrics.epoch)

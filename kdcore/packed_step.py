@@ -20,7 +20,51 @@ from kdcore.recipe import lr_at, make_optimizer, set_lr
 from kdcore.steps import StepRunner
 
 
-class PackedStep:
+class PackSteps:
+    """What both kinds of pack step share: each epoch's data orders (one per run, drawn as engine.train
+    draws them), the step through them, and the runs' loss sums (after the pack's total, each run's
+    weighted total then its terms, as StepRunner sums them)."""
+
+    runs: list
+    split: Split
+    progress: Progress
+    config: object
+    device: torch.device
+    runner: StepRunner | None
+    optimizer: torch.optim.Optimizer | None
+    orders: torch.Tensor | None
+
+    def _lay_out_sums(self) -> None:
+        self.widths = [1 + len(run.config.method.loss_terms) for run in self.runs]
+        self.offsets = [1 + sum(self.widths[:j]) for j in range(len(self.runs))]
+        self.orders = None
+
+    def _begin_epoch(self, epoch: int) -> None:
+        self.progress.epoch.fill_(epoch)
+        self.lr = lr_at(self.config, epoch)
+        set_lr(self.optimizer, self.lr)
+        self.orders = torch.stack([torch.randperm(len(self.split), generator=run.shuffle)
+                                   for run in self.runs]).to(self.device)
+
+    def step(self, step: int) -> None:
+        size = self.config.batch_size
+        self.runner.step(self.orders[:, step * size : (step + 1) * size].reshape(-1))
+
+    def take_sums(self, steps: int) -> list[list[float]]:
+        """Each run's total and terms averaged over the epoch's ``steps``, as the engine reports them (one host
+        sync)."""
+        values = (self.runner.take_sums() / steps).tolist()
+        return [values[offset : offset + width] for offset, width in zip(self.offsets, self.widths)]
+
+    def _carry_to(self, smaller: "PackSteps", keep: list[int]) -> None:
+        """Give the pack of the runs in ``keep`` their data orders and this epoch's loss sums."""
+        sums = torch.cat([self.runner.sums[self.offsets[j] : self.offsets[j] + self.widths[j]] for j in keep])
+        smaller.runner.sums[1:].copy_(sums)
+        if self.orders is not None:
+            smaller.orders = self.orders.index_select(0, torch.tensor(keep, device=self.device))
+
+
+class PackedStep(PackSteps):
     def __init__(self, runs: list, base: torch.nn.Module, params: dict[str, torch.Tensor],
                  buffers: dict[str, torch.Tensor], split: Split, progress: Progress, *, lr: float | None = None,
                  optimizer_states: list[dict | None] | None = None):
@@ -38,10 +82,7 @@ class PackedStep:
         self.lr = lr
         if lr is not None:
             set_lr(self.optimizer, lr)
-        # Per run: its weighted total, then its terms; after the pack's total, as StepRunner sums them.
-        self.widths = [1 + len(run.config.method.loss_terms) for run in runs]
-        self.offsets = [1 + sum(self.widths[:j]) for j in range(len(runs))]
-        self.orders: torch.Tensor | None = None
+        self._lay_out_sums()
         self.state_keys = list(base.state_dict().keys())
         self.parameters = sum(p[0].numel() for p in params.values())  # one run's deployed network
         self._forward = vmap(self._one, randomness="different")
@@ -80,22 +121,7 @@ class PackedStep:
 
     def begin_epoch(self, epoch: int) -> None:
         self.base.train()
-        self.progress.epoch.fill_(epoch)
-        self.lr = lr_at(self.config, epoch)
-        set_lr(self.optimizer, self.lr)
-        # Each run's own permutation, drawn as engine.train draws it.
-        self.orders = torch.stack([torch.randperm(len(self.split), generator=run.shuffle)
-                                   for run in self.runs]).to(self.device)
-
-    def step(self, step: int) -> None:
-        size = self.config.batch_size
-        self.runner.step(self.orders[:, step * size : (step + 1) * size].reshape(-1))
-
-    def take_sums(self, steps: int) -> list[list[float]]:
-        """Each run's total and terms averaged over the epoch's ``steps``, as the engine reports them (one host
-        sync)."""
-        values = (self.runner.take_sums() / steps).tolist()
-        return [values[offset : offset + width] for offset, width in zip(self.offsets, self.widths)]
+        self._begin_epoch(epoch)
 
     @torch.inference_mode()
     def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
@@ -117,6 +143,10 @@ class PackedStep:
         named = {**self.params, **self.buffers}
         return {name: named[name][j].detach().to("cpu", copy=True) for name in self.state_keys}
 
+    def rng_state(self, j: int) -> None:
+        """vmap draws the pack's random numbers from torch's own generator: there is no run's own to save."""
+        return None
+
     def optimizer_state(self, j: int) -> dict:
         """Run j's optimiser state_dict as engine.train's optimiser would hold it: the network's parameters
         in their order, then its method modules'."""
@@ -124,13 +154,13 @@ class PackedStep:
         state = {}
         for i, parameter in enumerate(stacked):
             if self.optimizer.state.get(parameter):
-                state[i] = {k: _cpu(v[j] if _per_run(v, parameter) else v)
+                state[i] = {k: cpu_copy(v[j] if _per_run(v, parameter) else v)
                             for k, v in self.optimizer.state[parameter].items()}
         for i, parameter in enumerate(own, start=len(stacked)):
             if self.optimizer.state.get(parameter):
-                state[i] = {k: _cpu(v) for k, v in self.optimizer.state[parameter].items()}
+                state[i] = {k: cpu_copy(v) for k, v in self.optimizer.state[parameter].items()}
         (group,) = self.optimizer.param_groups
-        options = {k: _cpu(v) for k, v in group.items() if k != "params"}
+        options = {k: cpu_copy(v) for k, v in group.items() if k != "params"}
         return {"state": state, "param_groups": [{**options, "params": list(range(len(stacked) + len(own)))}]}
 
     def without(self, leaving: list) -> "PackedStep | None":
@@ -151,11 +181,9 @@ class PackedStep:
                           if state else None)
         for j in keep:
             states.extend(self.optimizer.state.get(p) for p in self.runs[j].module_parameters())
-        sums = torch.cat([self.runner.sums[self.offsets[j] : self.offsets[j] + self.widths[j]] for j in keep])
         smaller = PackedStep([self.runs[j] for j in keep], self.base, params, buffers, self.split, self.progress,
                              lr=self.lr, optimizer_states=states)
-        smaller.runner.sums[1:].copy_(sums)
-        smaller.orders = self.orders.index_select(0, index) if self.orders is not None else None
+        self._carry_to(smaller, keep)
         self.close()
         return smaller
 
@@ -171,5 +199,6 @@ def _per_run(value, parameter: torch.Tensor) -> bool:
     return torch.is_tensor(value) and value.dim() > 0 and value.shape == parameter.shape
 
 
-def _cpu(value):
+def cpu_copy(value):
+    """A checkpoint's copy of an optimiser state value: detached, on the CPU, not a view of the pack's."""
     return value.detach().to("cpu", copy=True) if torch.is_tensor(value) else value

@@ -1,11 +1,12 @@
-"""Packed training (kdcore.packed) against the same runs trained alone (kdcore.engine.train).
+"""Packed training (kdcore.packed) against the same runs trained alone (kdcore.engine.train), with both
+kinds of pack step: looped (a CPU's) and vmapped (a GPU's, which runs on a CPU too).
 
 The equivalence tests run in float64. In float32 the stacked (grouped) convolutions round differently
 from a single run's, by about 1e-8 in a gradient; Adam's first steps turn that into weight differences of
 up to a learning rate wherever a gradient is near zero (its update is about lr·sign(g)). In float64 the
 same code agrees with the engine to about 1e-15, so these tests can ask for 1e-9 and still fail on any
-real difference. They use resnet20 (batch norm, no dropout: dropout masks are only statistically
-equal, see test_dropout_networks_learn_packed_as_alone).
+real difference. They use resnet20 (batch norm, no dropout): a looped pack draws each run's dropout
+masks and crops as the run draws them alone, but a vmapped one draws them from another stream.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from kdcore.errors import CheckpointError, ConfigError, NonFiniteLoss, RunCancel
 from kdcore.methods.base import Method
 from kdcore.packed import train_packed
 from kdcore.packed_key import differing_fields, pack_key
-from kdcore.packed_step import PackedStep
+from kdcore.packed_step import PackSteps
 from kdcore.registry import METHODS
 from tests.float64 import in_float64
 from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
@@ -39,6 +40,12 @@ TIGHT = dict(rtol=1e-9, atol=1e-11)
 def float64():
     with in_float64():
         yield
+
+
+@pytest.fixture(params=[False, True], ids=["looped", "vectorised"])
+def vectorised(request):
+    """Both kinds of pack step: looped (a CPU's default) and vmapped (a GPU's)."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +93,15 @@ def _assert_same_run(packed: RunResult, packed_dir, alone: RunResult, alone_dir,
     assert size < 1.1 * (alone_dir / "checkpoint.pt").stat().st_size, label
 
 
-def test_every_method_trains_packed_as_it_trains_alone(tmp_path, float64, teacher64):
+def test_every_method_trains_packed_as_it_trains_alone(tmp_path, float64, teacher64, vectorised):
     configs = [RunConfig(kind=kind, seed=10 + i, **EXACT) for i, kind in enumerate(METHODS)]
     # Two runs of one method with other hyperparameters: kd at another temperature, standardised.
     configs.append(RunConfig(kind="kd", seed=3, params={"temperature": 6.0, "standardize": True}, **EXACT))
     teachers = [_teacher_for(c, teacher64) for c in configs]
     steps = []
     results = train_packed(configs, out_dirs=[tmp_path / f"packed{i}" for i in range(len(configs))],
-                           teacher_checkpoints=teachers, on_step=lambda i, s: steps.append((i, s.step, s.steps)))
+                           teacher_checkpoints=teachers, on_step=lambda i, s: steps.append((i, s.step, s.steps)),
+                           vectorised=vectorised)
     assert [i for i, _, _ in steps] == list(range(len(configs))) * 3
     assert {(step, total) for _, step, total in steps} == {(1, 3), (2, 3), (3, 3)}
     for i, (config, result, teacher) in enumerate(zip(configs, results, teachers)):
@@ -134,7 +142,7 @@ def test_a_diverging_run_fails_alone_and_the_others_train_on_unchanged(tmp_path,
         _assert_same_run(results[i], tmp_path / f"packed{i}", alone, tmp_path / f"alone{i}", configs[i].kind)
 
 
-def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path, float64, teacher64):
+def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path, float64, teacher64, vectorised):
     configs = [RunConfig(kind="kd", seed=4, **dict(EXACT, epochs=2)),
                RunConfig(kind="fitnet", seed=5, **dict(EXACT, epochs=2))]
     teachers = [teacher64, teacher64]
@@ -145,7 +153,8 @@ def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path, float64, te
         return index == 1 and (last.epoch, last.step) == (2, 2)
 
     results = train_packed(configs, out_dirs=[tmp_path / "packed0", tmp_path / "packed1"], teacher_checkpoints=teachers,
-                           on_step=lambda i, s: seen[i].append(s), should_stop=stop_fitnet_in_epoch_two)
+                           on_step=lambda i, s: seen[i].append(s), should_stop=stop_fitnet_in_epoch_two,
+                           vectorised=vectorised)
     assert isinstance(results[1], RunCancelled) and str(results[1]) == "cancelled during epoch 2"
     assert (len(seen[0]), len(seen[1])) == (6, 5)
     assert load_checkpoint(tmp_path / "packed1" / "checkpoint.pt")["epoch"] == 1
@@ -161,7 +170,7 @@ def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path, float64, te
 def _pack_sizes(monkeypatch, fits: int | None):
     """Record the size of every pack's steps; packs larger than ``fits`` run out of memory."""
     sizes = []
-    step = PackedStep.step
+    step = PackSteps.step
 
     def spying(self, index):
         sizes.append(len(self.runs))
@@ -169,7 +178,7 @@ def _pack_sizes(monkeypatch, fits: int | None):
             raise torch.OutOfMemoryError("out of memory (simulated)")
         return step(self, index)
 
-    monkeypatch.setattr(PackedStep, "step", spying)
+    monkeypatch.setattr(PackSteps, "step", spying)
     return sizes
 
 
@@ -237,32 +246,55 @@ def test_pack_key_is_torch_free():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_the_seed_cnns_train_packed_as_alone_without_dropout(tmp_path, float64, teacher64, monkeypatch):
+def test_looped_packs_draw_the_dropout_masks_and_crops_each_run_draws_alone(tmp_path, float64, teacher64):
+    # The seed's CNNs have dropout; augmentation crops and flips; a cancelled run resumes alone.
+    base = dict(EXACT, architecture="seed_student", augment=True, epochs=2)
+    configs = [RunConfig(kind="fitnet", seed=1, **base), RunConfig(kind="kd", seed=2, **base),
+               RunConfig(kind="student", seed=3, **base)]
+    teachers = [teacher64, teacher64, None]
+    steps = [0, 0, 0]
+
+    def count(i, _):
+        steps[i] += 1
+
+    # The student stops after its first step of epoch 2.
+    results = train_packed(configs, out_dirs=[tmp_path / f"packed{i}" for i in range(3)], teacher_checkpoints=teachers,
+                           on_step=count, should_stop=lambda i: i == 2 and steps[i] == 4, vectorised=False)
+    for i in (0, 1):
+        alone = train(configs[i], out_dir=tmp_path / f"alone{i}", teacher_checkpoint=teachers[i])
+        _assert_same_run(results[i], tmp_path / f"packed{i}", alone, tmp_path / f"alone{i}", configs[i].kind)
+    assert isinstance(results[2], RunCancelled)
+    resumed = train(configs[2], out_dir=tmp_path / "packed2", resume=True)
+    whole = train(configs[2], out_dir=tmp_path / "alone2")
+    _assert_same_run(resumed, tmp_path / "packed2", whole, tmp_path / "alone2", "student resumed")
+
+
+def test_the_seed_cnns_train_vmapped_as_alone_without_dropout(tmp_path, float64, teacher64, monkeypatch):
     """Dropout aside (vmap draws its masks per run, from another stream), the seed's CNNs pack exactly too."""
     monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
     base = dict(EXACT, architecture="seed_student")
     configs = [RunConfig(kind="fitnet", seed=1, **base), RunConfig(kind="cosine", seed=2, **base)]
     results = train_packed(configs, out_dirs=[tmp_path / "packed0", tmp_path / "packed1"],
-                           teacher_checkpoints=[teacher64, teacher64])
+                           teacher_checkpoints=[teacher64, teacher64], vectorised=True)
     for i, config in enumerate(configs):
         alone = train(config, out_dir=tmp_path / f"alone{i}", teacher_checkpoint=teacher64)
         _assert_same_run(results[i], tmp_path / f"packed{i}", alone, tmp_path / f"alone{i}", config.kind)
 
 
-def test_each_run_of_a_pack_draws_its_own_dropout_masks(tmp_path):
+def test_each_run_of_a_vmapped_pack_draws_its_own_dropout_masks(tmp_path):
     # Twins: one seed, so the same initial weights and data order. Only their dropout masks can differ.
     twins = [RunConfig(kind="student", seed=3, **SMALL)] * 2
-    results = train_packed(twins, out_dirs=[tmp_path / "a", tmp_path / "b"])
+    results = train_packed(twins, out_dirs=[tmp_path / "a", tmp_path / "b"], vectorised=True)
     assert results[0].epochs[0].train_loss != results[1].epochs[0].train_loss
     a, b = (load_checkpoint(tmp_path / name / "checkpoint.pt")["model"] for name in "ab")
     assert not torch.equal(a["classifier.0.weight"], b["classifier.0.weight"])
 
 
-def test_dropout_networks_learn_packed_as_alone(tmp_path):
-    """With dropout the runs agree statistically: each learns, and about as well as its twin alone."""
+def test_dropout_networks_learn_vmapped_as_alone(tmp_path):
+    """With dropout vmapped runs agree statistically: each learns, and about as well as its twin alone."""
     base = dict(dataset="synthetic", subset=1000, epochs=2, device="cpu")
     configs = [RunConfig(kind="student", seed=s, **base) for s in (1, 2)]
-    packed = train_packed(configs, out_dirs=[tmp_path / "p1", tmp_path / "p2"])
+    packed = train_packed(configs, out_dirs=[tmp_path / "p1", tmp_path / "p2"], vectorised=True)
     for config, result in zip(configs, packed):
         alone = train(config, out_dir=tmp_path / f"alone{config.seed}")
         assert result.final_accuracy > 0.3, "10 classes: chance is 0.1"

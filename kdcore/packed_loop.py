@@ -1,0 +1,131 @@
+"""A pack's step on a CPU: each run keeps its own network; one step trains them all (kdcore.packed uses it).
+
+On a CPU the vmapped step (kdcore.packed_step) is slower than the runs one after another: vmap turns the
+convolutions into grouped ones in NCHW, whose backward oneDNN computes about 3× slower than the
+separate convolutions, and the stacked activations are copied between layouts (bench/bench_packed.py).
+Here the runs' forward passes run one after another, each on its own channels-last network as
+``engine.train`` runs it, into one loss: one backward pass and one fused optimiser step for the pack.
+What the pack saves is what does not grow with the data: the optimiser's, the autograd engine's and
+the step loop's fixed costs, once per step instead of once per run.
+
+Each run draws its random numbers (dropout masks, augmentation crops) from its own copy of torch's
+generator, in the order it would alone, so a packed run on a CPU is the run trained alone: dropout
+networks included, to float tolerance.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kdcore.augment import random_crop_flip
+from kdcore.device_data import Split
+from kdcore.engine import deployed_parameters, evaluate
+from kdcore.methods.base import Outputs, Progress
+from kdcore.packed_step import PackSteps, cpu_copy
+from kdcore.recipe import make_optimizer, set_lr
+from kdcore.steps import StepRunner
+
+
+class LoopedStep(PackSteps):
+    def __init__(self, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress, *,
+                 lr: float | None = None, optimizer_states: list[dict | None] | None = None):
+        """``runs`` (kdcore.packed's): config, wanted taps, modules, teacher_of, shuffle and ``rng``, the
+        state torch's generator had once the run's network and modules were built."""
+        self.runs, self.models, self.split, self.progress = runs, models, split, progress
+        self.config = runs[0].config
+        self.device = split.device
+        self.owned = [[*model.parameters(), *run.module_parameters()] for run, model in zip(runs, models)]
+        trained = [p for own in self.owned for p in own]
+        self.optimizer = make_optimizer(self.config, trained, self.device)
+        for parameter, state in zip(trained, optimizer_states or ()):
+            if state:
+                self.optimizer.state[parameter] = state
+        self.lr = lr
+        if lr is not None:
+            set_lr(self.optimizer, lr)
+        self._lay_out_sums()
+        self.parameters = deployed_parameters(models[0])
+        self.runner = StepRunner(trained, self.optimizer, self._loss, split, len(runs) * self.config.batch_size,
+                                 sum(self.widths), use_graph=False, counters=(progress.step,))
+
+    @classmethod
+    def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress) -> "LoopedStep":
+        if runs[0].config.channels_last:
+            models = [model.to(memory_format=torch.channels_last) for model in models]
+            for run in runs:
+                if run.modules is not None:
+                    run.modules.to(memory_format=torch.channels_last)
+        return cls(runs, models, split, progress)
+
+    def _loss(self, batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
+        """StepRunner's loss: ``batch`` holds each run's batch in turn; returns the sum of the runs' totals
+        (their parameters are disjoint, so one backward gives each its own gradients) and every run's
+        total and terms."""
+        count = len(self.runs)
+        batch, labels, index = (t.unflatten(0, (count, -1)) for t in (batch, labels, index))
+        total, parts = None, {}
+        outside = torch.get_rng_state()
+        try:
+            for j, (run, model) in enumerate(zip(self.runs, self.models)):
+                torch.set_rng_state(run.rng)
+                images = random_crop_flip(batch[j]) if self.config.augment else batch[j]
+                logits, taps = model(images)
+                student = Outputs(logits, {name: taps[name] for name in run.wanted.student})
+                own, terms = run.config.method.loss(student, run.teacher_of(images, index[j]), labels[j],
+                                                    run.config.params, self.progress, run.modules)
+                run.rng = torch.get_rng_state()
+                parts[str(j)] = own
+                parts.update({f"{j}/{name}": term for name, term in terms.items()})
+                total = own if total is None else total + own
+        finally:
+            torch.set_rng_state(outside)
+        self.progress.step.add_(1)
+        return total, parts
+
+    def begin_epoch(self, epoch: int) -> None:
+        for model in self.models:
+            model.train()
+        self._begin_epoch(epoch)
+
+    def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
+        """Each run's mean test cross-entropy and accuracy, by engine.evaluate itself."""
+        scores = [evaluate(model, split) for model in self.models]
+        for model in self.models:
+            model.train()
+        return [loss for loss, _ in scores], [accuracy for _, accuracy in scores]
+
+    def model_state(self, j: int) -> dict[str, torch.Tensor]:
+        return {name: value.detach().to("cpu", copy=True) for name, value in self.models[j].state_dict().items()}
+
+    def rng_state(self, j: int) -> torch.Tensor:
+        """Run j's generator state, which its checkpoint keeps so that it resumes alone with the same draws."""
+        return self.runs[j].rng
+
+    def optimizer_state(self, j: int) -> dict:
+        """Run j's optimiser state_dict as engine.train's optimiser would hold it: the network's parameters
+        in their order, then its method modules'."""
+        own = self.owned[j]
+        state = {i: {k: cpu_copy(v) for k, v in self.optimizer.state[p].items()}
+                 for i, p in enumerate(own) if self.optimizer.state.get(p)}
+        (group,) = self.optimizer.param_groups
+        options = {k: cpu_copy(v) for k, v in group.items() if k != "params"}
+        return {"state": state, "param_groups": [{**options, "params": list(range(len(own)))}]}
+
+    def without(self, leaving: list) -> "LoopedStep | None":
+        """The pack of the other runs (None when none is left), each continuing exactly where it was:
+        its optimiser state, data order and this epoch's loss sums."""
+        keep = [j for j, run in enumerate(self.runs) if run not in leaving]
+        if not keep:
+            self.close()
+            return None
+        states = [self.optimizer.state.get(p) for j in keep for p in self.owned[j]]
+        smaller = LoopedStep([self.runs[j] for j in keep], [self.models[j] for j in keep], self.split, self.progress,
+                             lr=self.lr, optimizer_states=states)
+        self._carry_to(smaller, keep)
+        self.close()
+        return smaller
+
+    def close(self) -> None:
+        """Let go of the networks and moments now: the step and its runner refer to each other."""
+        self.runner = self.optimizer = self.orders = None
+        self.models, self.owned = [], []
