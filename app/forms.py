@@ -24,7 +24,7 @@ HELP = {"subset": "Empty: the whole training split", "epochs": "Empty: the metho
 # sits beside the method chooser; the recipe, the data and the speed-ups follow.
 KIND_FIELDS = ("teacher_weights", "architecture", "epochs")
 RECIPE_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "lr_decay", "warmup_epochs",
-                 "batch_size", "augment")
+                 "batch_size", "augment", "precision")
 SWITCHES = ("resident_data", "cache_teacher", "cuda_graphs", "channels_last")
 CONFIG_FIELDS = tuple(name for name in RunConfig.model_fields if name not in ("kind", "params"))
 DATA_FIELDS = tuple(n for n in CONFIG_FIELDS if n not in (*KIND_FIELDS, *RECIPE_FIELDS, *SWITCHES))

@@ -2,6 +2,7 @@
 
     python bench/bench_packed.py                          # 4 seeds of the baseline student, 2,000 CIFAR-10 images
     python bench/bench_packed.py --synthetic              # no archive needed
+    python bench/bench_packed.py --step vmapped --precision bfloat16   # the other step, the other arithmetic
     python bench/bench_packed.py --device cuda --seeds 8 --subset 0 --epochs 10
 
 The issue's CPU target: 4 seeds of the baseline student (seed_student) on a 2,000-image subset, packed
@@ -37,7 +38,7 @@ from kdcore.packed import train_packed  # noqa: E402
 ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-jpg.tar.xz"
 
 
-def _data_dir(args) -> tuple[str, str | None]:
+def dataset_and_folder(args) -> tuple[str, str | None]:
     """The dataset name and the data folder that holds it."""
     if args.synthetic:
         return "synthetic", args.data_dir
@@ -63,6 +64,9 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's own)")
     parser.add_argument("--repeats", type=int, default=1, help="alternate both sides this many times")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--step", default="default", choices=("default", "looped", "vmapped"),
+                        help="the pack's step (default: train_packed's choice, looped on a CPU)")
     parser.add_argument("--synthetic", action="store_true", help="generated data instead of the CIFAR-10 archive")
     parser.add_argument("--archive", default=str(ARCHIVE))
     parser.add_argument("--data-dir", default=None)
@@ -71,17 +75,20 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dataset, data_dir = _data_dir(args)
+    dataset, data_dir = dataset_and_folder(args)
     device = resolve_device(args.device)
     subset = args.subset or None
     data = load_dataset(dataset, data_dir, subset)  # decoded and cached once, outside both timings
     configs = [RunConfig(kind=args.kind, architecture=args.architecture, dataset=dataset, subset=subset,
-                         epochs=args.epochs, batch_size=args.batch_size, device=device.type, seed=seed)
+                         epochs=args.epochs, batch_size=args.batch_size, device=device.type, seed=seed,
+                         precision=args.precision)
                for seed in range(1, args.seeds + 1)]
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    vectorised = {"default": None, "looped": False, "vmapped": True}[args.step]
     print(f"device: {name}; {dataset}, {len(data.train_y)} train / {len(data.test_y)} test images; "
           f"{args.seeds} seeds of {args.kind} ({configs[0].architecture}), {args.epochs} epochs, "
-          f"batch {args.batch_size}, {configs[0].optimizer} {configs[0].lr}", flush=True)
+          f"batch {args.batch_size}, {configs[0].optimizer} {configs[0].lr}, {args.precision}, "
+          f"{args.step} pack step", flush=True)
     out = Path(tempfile.mkdtemp(prefix="kd-bench-packed-"))
 
     alone_times, packed_times, alone_cpu, packed_cpu, rounds = [], [], [], [], []
@@ -92,7 +99,7 @@ def main() -> int:
         alone_cpu.append(time.process_time() - cpu)
         start, cpu = time.perf_counter(), time.process_time()
         packed = train_packed(configs, out_dirs=[out / f"packed-{repeat}-{c.seed}" for c in configs],
-                              data_root=data_dir)
+                              data_root=data_dir, vectorised=vectorised)
         packed_times.append(time.perf_counter() - start)
         packed_cpu.append(time.process_time() - cpu)
         failed = [r for r in packed if isinstance(r, BaseException)]

@@ -49,6 +49,9 @@ class RunConfig(BaseModel):
     lr_decay: float = Field(0.1, gt=0, le=1, description="Factor of each step of a step schedule")
     warmup_epochs: int = Field(0, ge=0, le=1000, description="Epochs of linear learning-rate warm-up")
     augment: bool = Field(False, description="Random crop (4-pixel padding) and horizontal flip, on the device")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="The networks' arithmetic: float32, or bfloat16 autocast (faster on GPUs and on CPUs "
+        "with bfloat16 units; weights, optimiser and losses stay float32)")
     teacher_weights: Literal["final", "best"] = Field(
         "final", description="Which weights of the teacher a KD run distils from: its last or its best epoch"
     )

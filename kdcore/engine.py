@@ -28,6 +28,7 @@ from kdcore.device_data import Split
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.models import build_model
+from kdcore.precision import autocast, widened, widened_outputs
 from kdcore.recipe import lr_at, make_optimizer, set_lr
 from kdcore.run_files import BEST, CHECKPOINT, METRICS
 from kdcore.steps import StepRunner
@@ -127,9 +128,11 @@ def train(
     def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
         if config.augment:
             batch = random_crop_flip(batch)
-        logits, taps = model(batch)
-        student = Outputs(logits, {name: taps[name] for name in wanted.student})
-        total, terms = method.loss(student, teacher_of(batch, index), labels, config.params, progress, modules)
+        with autocast(config.precision, device):
+            logits, taps = model(batch)
+            teacher = teacher_of(batch, index)
+        student = widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
+        total, terms = method.loss(student, widened_outputs(teacher), labels, config.params, progress, modules)
         progress.step.add_(1)
         return total, terms
 
@@ -152,7 +155,7 @@ def train(
         train_seconds = time.perf_counter() - epoch_start
         if not all(math.isfinite(v) for v in sums):
             raise NonFiniteLoss(f"training loss became non-finite in epoch {epoch} ({sums[0]})")
-        test_loss, test_accuracy = evaluate(model, test_split)
+        test_loss, test_accuracy = evaluate(model, test_split, config.precision)
         metrics = EpochMetrics(
             epoch, config.epochs, sums[0], dict(zip(method.loss_terms, sums[1:])), test_loss, test_accuracy,
             time.perf_counter() - epoch_start, len(train_split) / train_seconds,
@@ -173,13 +176,14 @@ def train(
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, split: Split) -> tuple[float, float]:
+def evaluate(model: torch.nn.Module, split: Split, precision: str = "float32") -> tuple[float, float]:
     """Mean cross-entropy per test image and accuracy, with one host sync."""
     model.eval()
     loss_sum = torch.zeros((), device=split.device)
     correct = torch.zeros((), device=split.device, dtype=torch.long)
     for images, labels in split.chunks():
-        logits = model(images)[0]
+        with autocast(precision, split.device):
+            logits = widened(model(images)[0])
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         correct += (logits.argmax(dim=1) == labels).sum()
     return loss_sum.item() / len(split), correct.item() / len(split)

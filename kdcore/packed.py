@@ -1,33 +1,34 @@
-"""Packed training: runs of one architecture train together, one vectorised step for all of them.
+"""Packed training: runs of one architecture train together, one step for all of them.
 
-Their weights are stacked (``torch.func.stack_module_state``) and one forward pass, ``vmap``-ped over the
-stack, trains every run on its own batch: small networks that leave a device mostly idle one by one fill
-it together. Each run keeps what makes it a run of its own:
+Each run keeps what makes it a run of its own:
 
 - its seed: its initial weights (``build_model`` then its method's modules, as ``engine.train`` builds
-  them) and its data order (its own shuffling generator);
+  them), its data order (its own shuffling generator) and its dropout masks and crops;
 - its method, hyperparameters and teacher (the teacher's cached outputs are shared by the runs that use
   it), its own method modules (a FitNets regressor), loss terms, metrics and checkpoint;
-- its optimiser state and its batch-norm statistics (buffers are stacked too, so batch statistics and
-  running statistics stay per run).
+- its optimiser state and its batch-norm statistics (batch statistics and running statistics stay per run).
 
-The runs' losses are computed one by one on their slices of the vmapped outputs and summed: the runs'
-parameters are disjoint, so one backward pass gives each run exactly its own gradients, and one
-optimiser (Adam or SGD, both elementwise) over the stacked parameters steps each run as its own would.
-A run trained packed therefore equals the same run trained alone to float tolerance, except where
-randomness enters a step: dropout masks (vmap draws them per run, but not from the stream the run
-would have used alone) and augmentation crops (drawn from the shared global generator) are only
-statistically equivalent.
+A pack's step takes one of two forms:
+
+- **vmapped** (``kdcore.packed_step``, a GPU's): the runs' weights are stacked
+  (``torch.func.stack_module_state``) and one forward pass, ``vmap``-ped over the stack, trains every run
+  on its own batch: small networks that leave a GPU mostly idle one by one fill it together. On CUDA
+  the step is replayed as one CUDA graph under the engine's conditions (``cuda_graphs`` and
+  ``resident_data``). Dropout masks and crops are drawn per run but from torch's shared generator, so
+  they are only statistically those of the run alone; ``channels_last`` and bfloat16 do not apply.
+- **looped** (``kdcore.packed_loop``, a CPU's, and any pack in bfloat16): each run keeps its own network
+  and the step runs their forward passes one after another into one loss, one backward pass and one
+  optimiser step. Each run draws from its own copy of torch's generator, so it is the run alone.
+
+Either way the runs' losses are summed: their parameters are disjoint, so one backward pass gives each
+run exactly its own gradients, and one optimiser (Adam or SGD, both elementwise) steps each run as its
+own would. A packed run therefore equals the same run trained alone to float tolerance (the looped
+step: dropout and augmentation included).
 
 Each run writes its checkpoint and metrics in the engine's format, so ``engine.train(..., resume=True)``
 continues a packed run on its own. A run that fails (a non-finite loss in its epoch sums) or is cancelled
-leaves the pack, whose stack is rebuilt without it, and the others train on unchanged. An out-of-memory
-error in a pack's first step retries it as two packs of half the size before failing any run.
-
-On CUDA the pack's step is replayed as one CUDA graph under the engine's conditions (``cuda_graphs`` and
-``resident_data``). ``channels_last`` does not apply to a pack: its weights are stacked 5-d tensors. On a
-CPU packing does not pay: the arithmetic is the same, and K runs' activations no longer fit the caches
-that one run's do (see bench/bench_packed.py).
+leaves the pack, which goes on without it, and the others train on unchanged. An out-of-memory error in
+a pack's first step retries it as two packs of half the size before failing any run.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def train_packed(
     ``should_stop`` right after it, ``on_epoch`` once the epoch's files are written. At most ``max_pack``
     runs train at once (default: all); the rest wait for the next pack. ``vectorised`` chooses the vmapped
     step (kdcore.packed_step) or the looped one (kdcore.packed_loop); by default the vmapped one on a GPU
-    and the looped one on a CPU, where it is the faster. Problems every run shares
+    and the looped one on a CPU, where it is the faster, and for bfloat16 runs. Problems every run shares
     (incompatible configurations, a missing dataset or device) raise before anything is written.
     """
     configs, out_dirs = list(configs), [Path(d) for d in out_dirs]
@@ -137,7 +138,8 @@ def train_packed(
         torch.backends.cudnn.benchmark = True
     shared = _Shared(device, dataset, Split(dataset.train_x, dataset.train_y, device, config.resident_data),
                      Split(dataset.test_x, dataset.test_y, device, config.resident_data),
-                     catalog(dataset.num_classes), data_root, _step_kind(device, vectorised))
+                     catalog(dataset.num_classes), data_root,
+                     _step_kind(device, vectorised, config.precision))
     callbacks = (on_step, on_epoch, should_stop)
     results: list[RunResult | BaseException | None] = [None] * len(configs)
     limit = max_pack or len(configs)
@@ -166,9 +168,13 @@ def train_packed(
     return results
 
 
-def _step_kind(device: torch.device, vectorised: bool | None) -> type:
+def _step_kind(device: torch.device, vectorised: bool | None, precision: str) -> type:
+    # Autocast does not reach through vmap's batching rules: a bfloat16 pack loops over its runs.
+    if vectorised and precision != "float32":
+        raise ConfigError(f"a vmapped pack trains in float32 only, not {precision}: leave the step kind to "
+                          "train_packed")
     if vectorised is None:
-        vectorised = device.type != "cpu"
+        vectorised = device.type != "cpu" and precision == "float32"
     return PackedStep if vectorised else LoopedStep
 
 

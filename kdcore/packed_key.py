@@ -3,9 +3,9 @@ never imports torch (the worker's supervisor, the web process) can group queued 
 
 Runs pack together when they train the same network on the same data in the same steps: one
 architecture, dataset and subset, batch size and epoch count, one recipe (the optimiser and its
-learning-rate schedule act on the stacked weights as one), one device and data placement, one step
-mode. Everything else may differ run by run: the method and its hyperparameters, the seed, the teacher
-and which of its weights, whether its outputs are cached.
+learning-rate schedule act on the stacked weights as one), one arithmetic, one device and data
+placement, one step mode. Everything else may differ run by run: the method and its hyperparameters,
+the seed, the teacher and which of its weights, whether its outputs are cached.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Iterable
 PACK_FIELDS: tuple[str, ...] = (
     "architecture", "dataset", "subset", "batch_size", "epochs",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "lr_decay", "warmup_epochs", "augment",
-    "device", "resident_data", "cuda_graphs",
+    "precision", "device", "resident_data", "cuda_graphs",
 )
 
 

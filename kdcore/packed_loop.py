@@ -22,6 +22,7 @@ from kdcore.device_data import Split
 from kdcore.engine import deployed_parameters, evaluate
 from kdcore.methods.base import Outputs, Progress
 from kdcore.packed_step import PackSteps, cpu_copy
+from kdcore.precision import autocast, widened_outputs
 from kdcore.recipe import make_optimizer, set_lr
 from kdcore.steps import StepRunner
 
@@ -69,10 +70,12 @@ class LoopedStep(PackSteps):
             for j, (run, model) in enumerate(zip(self.runs, self.models)):
                 torch.set_rng_state(run.rng)
                 images = random_crop_flip(batch[j]) if self.config.augment else batch[j]
-                logits, taps = model(images)
-                student = Outputs(logits, {name: taps[name] for name in run.wanted.student})
-                own, terms = run.config.method.loss(student, run.teacher_of(images, index[j]), labels[j],
-                                                    run.config.params, self.progress, run.modules)
+                with autocast(self.config.precision, self.device):
+                    logits, taps = model(images)
+                    teacher = run.teacher_of(images, index[j])
+                student = widened_outputs(Outputs(logits, {name: taps[name] for name in run.wanted.student}))
+                own, terms = run.config.method.loss(student, widened_outputs(teacher), labels[j], run.config.params,
+                                                    self.progress, run.modules)
                 run.rng = torch.get_rng_state()
                 parts[str(j)] = own
                 parts.update({f"{j}/{name}": term for name, term in terms.items()})
@@ -89,7 +92,7 @@ class LoopedStep(PackSteps):
 
     def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
         """Each run's mean test cross-entropy and accuracy, by engine.evaluate itself."""
-        scores = [evaluate(model, split) for model in self.models]
+        scores = [evaluate(model, split, self.config.precision) for model in self.models]
         for model in self.models:
             model.train()
         return [loss for loss, _ in scores], [accuracy for _, accuracy in scores]

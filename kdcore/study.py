@@ -276,11 +276,20 @@ def _digest(value: Any) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
+# Fields added to RunConfig after keys were first stored, with their defaults: left out of a key at their
+# default, so that a run stored before the field existed keeps grouping with the same configuration now.
+ADDED_DEFAULTS = {"precision": "float32"}
+
+
+def _added_default(name: str, value) -> bool:
+    return name in ADDED_DEFAULTS and ADDED_DEFAULTS[name] == value
+
+
 def group_key(config: RunConfig | dict, teacher_key: str | None = None) -> str:
     """The configuration a run replicates: its config without the seed and the speed switches, and the
     configuration (not the run) of its teacher, so students of per-seed teachers group together."""
     data = config.to_json_dict() if isinstance(config, RunConfig) else dict(config)
-    kept = {k: v for k, v in data.items() if k not in ("seed", *SPEED_FIELDS)}
+    kept = {k: v for k, v in data.items() if k not in ("seed", *SPEED_FIELDS) and not _added_default(k, v)}
     return _digest({"config": kept, "teacher": teacher_key})
 
 
@@ -289,8 +298,8 @@ def baseline_key(config: RunConfig | dict) -> str:
     its hyperparameters, the teacher and the epochs are left out (the seed experiment trains its KD
     students for fewer epochs than the student it compares them with)."""
     data = config.to_json_dict() if isinstance(config, RunConfig) else dict(config)
-    kept = {k: v for k, v in data.items()
-            if k not in ("seed", "kind", "params", "epochs", "teacher_weights", *SPEED_FIELDS)}
+    left_out = ("seed", "kind", "params", "epochs", "teacher_weights", *SPEED_FIELDS)
+    kept = {k: v for k, v in data.items() if k not in left_out and not _added_default(k, v)}
     return _digest(kept)
 
 

@@ -245,6 +245,7 @@ BAD_RUNS = [
     ({"kind": "student", "batch_size": 10**9}, "batch_size", "less than or equal"),
     ({"kind": "student", "epochs": "many"}, "epochs", "valid integer"),
     ({"kind": "student", "device": "tpu"}, "device", "'auto', 'cpu' or 'cuda'"),
+    ({"kind": "student", "precision": "float16"}, "precision", "'float32' or 'bfloat16'"),
     ({"kind": "distill"}, "kind", "unknown run kind"),
     ({"dataset": "synthetic"}, "kind", "Field required"),
     ({"kind": "kd"}, "teacher_run_id", "give teacher_run_id"),

@@ -18,8 +18,9 @@ from kdcore.packed_key import pack_key
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, session, wait_for  # noqa: F401
 
 FINISHED = ("completed", "failed", "cancelled")
-# Long enough (a few seconds an epoch on a loaded 2-core VM) for a cancel to land mid-pack.
-PACKED_RUN = {**SYNTHETIC_RUN, "kind": "student", "subset": 300, "epochs": 4, "batch_size": 20}
+# Epochs enough for a cancel sent after the first to land before the last: an epoch of this pack takes
+# about 0.05 s on the 2-core VM.
+PACKED_RUN = {**SYNTHETIC_RUN, "kind": "student", "subset": 300, "epochs": 40, "batch_size": 20}
 
 
 def _queue(client, **body) -> int:
