@@ -31,8 +31,8 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", type=_gpu_list, default=None, metavar="IDS",
                         help="comma-separated GPU ids to use (default: every visible GPU; none: one CPU worker)")
     parser.add_argument("--pack", type=_positive_int, default=None, metavar="N",
-                        help="train up to N compatible queued runs (one network, data and recipe) together in one "
-                        "vectorised step, each still its own run (or KD_PACK; default: 1 on a CPU worker, where "
+                        help="train up to N compatible queued runs (one network, data and recipe) together, one step "
+                        "for all of them, each still its own run (or KD_PACK; default: 1 on a CPU worker, where "
                         "packing does not pay, 8 on a GPU worker)")
 
 

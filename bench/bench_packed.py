@@ -71,6 +71,8 @@ def main() -> int:
     parser.add_argument("--archive", default=str(ARCHIVE))
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--profile", action="store_true",
+                        help="first profile one epoch of one run alone (torch.profiler): where a step's time goes")
     args = parser.parse_args()
 
     if args.threads:
@@ -90,6 +92,8 @@ def main() -> int:
           f"batch {args.batch_size}, {configs[0].optimizer} {configs[0].lr}, {args.precision}, "
           f"{args.step} pack step", flush=True)
     out = Path(tempfile.mkdtemp(prefix="kd-bench-packed-"))
+    if args.profile:
+        _profile(configs[0].model_copy(update={"epochs": 1}), out / "profiled", data_dir)
 
     alone_times, packed_times, alone_cpu, packed_cpu, rounds = [], [], [], [], []
     for repeat in range(args.repeats):
@@ -140,6 +144,21 @@ def main() -> int:
             "alone_accuracy": [a.final_accuracy for a in alone], "packed_accuracy": [p.final_accuracy for p in packed],
         }, indent=1))
     return 0
+
+
+def _profile(config: RunConfig, out: Path, data_dir: str | None) -> None:
+    """Self time per operator over one epoch of one run: what a pack could share (the fixed costs of an
+    operator call, the optimiser's and autograd's per step) beside what it cannot (each run's arithmetic)."""
+    from torch.profiler import profile
+
+    train(config, out_dir=out / "warm", data_root=data_dir)  # oneDNN's kernels chosen outside the profile
+    with profile() as profiler:
+        train(config, out_dir=out / "run", data_root=data_dir)
+    events = profiler.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"one epoch of one run, self CPU time by operator ({total / 1e6:.2f} s in all):")
+    for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:16]:
+        print(f"  {event.key[:48]:<48} {100 * event.self_cpu_time_total / total:5.1f} %  {event.count:>6} calls")
 
 
 if __name__ == "__main__":

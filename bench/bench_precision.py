@@ -90,7 +90,7 @@ def main() -> int:
         diff = difference(accuracy["bfloat16"], accuracy["float32"])
         if diff is not None:
             p_value = f"{diff.p_value:.2f}" if diff.p_value is not None else "n/a"
-            print(f"   bfloat16 − float32: {100 * diff.mean:+.2f} points, 95% CI {_interval(diff.ci95, "+")}, "
+            print(f"   bfloat16 − float32: {100 * diff.mean:+.2f} points, 95% CI {_interval(diff.ci95, '+')}, "
                   f"p = {p_value} ({'paired' if diff.paired else 'Welch'}, n={diff.n})")
         figures[kind] = {"seconds": seconds, "accuracy": {p: list(v.values()) for p, v in accuracy.items()},
                          "ratio": ratio}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One prepared device session: CUDA tests, the engine-vs-seed benchmark on the full set, and the
-# whole seed experiment through `kd experiment`. Expects the archive in .devdata/ and, where the
-# device image lacks pydantic, wheels in .whl/ (see bench/README.md).
+# One prepared device session: CUDA tests, the engine-vs-seed benchmark on the full set, the whole
+# seed experiment through `kd experiment`, and packed training's GPU targets (issue 10): five seeds
+# packed against one, bfloat16 against float32. Expects the archive in .devdata/ and, where the device
+# image lacks pydantic, wheels in .whl/ (see bench/README.md). SECTIONS picks what runs; with a
+# 15-minute budget, SECTIONS="packtests seeds bf16 packbench" is the packing session.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -22,6 +24,9 @@ SECTIONS=${SECTIONS:-"tests experiment sequential bench losses switches"}
 on() { case " $SECTIONS " in *" $1 "*) return 0;; esac; return 1; }
 on tests && echo "== CUDA tests"
 on tests && python3 -m pytest -q -p no:cacheprovider --tb=short tests/test_cuda.py 2>&1 | tail -40
+on packtests && echo "== CUDA pack and precision tests (CUDA graph packs against eager packs and runs alone)"
+on packtests && python3 -m pytest -q -p no:cacheprovider --tb=short tests/test_packed.py tests/test_precision.py \
+  -k "cuda or bfloat16" 2>&1 | tail -30
 experiment() {  # $1: label, then extra flags
   local label=$1; shift
   echo "== whole seed experiment, $label"
@@ -33,6 +38,14 @@ experiment() {  # $1: label, then extra flags
 }
 on experiment && experiment concurrent
 on sequential && experiment sequential --sequential
+# Issue 10's targets: five seeds (25 runs, the KD students and baselines of each phase packed) in at most
+# 2× one seed's time, one seed in at most 16 s; bfloat16's time and accuracy beside float32's.
+on seeds && experiment one-seed --seeds 1
+on seeds && experiment five-seeds --seeds 1,2,3,4,5 --pack 8
+on bf16 && experiment bfloat16 --precision bfloat16
+on packbench && echo "== packed against one by one: 8 seeds of the baseline student, the whole set, 5 epochs"
+on packbench && python3 bench/bench_packed.py --device "$DEVICE" --seeds 8 --subset 0 $QUICK_ARGS --epochs 5 \
+  --json "$OUT/packed.json"
 on bench && echo "== one epoch per kind: seed-style loop vs engine, same process"
 on bench && python3 bench/bench_engine.py --dataset cifar10-jpg --device "$DEVICE" $QUICK_ARGS --workers 2 --json "$OUT/bench.json"
 on losses && echo "== each method's step beside kd, with the GPU's sync-debug check"

@@ -231,8 +231,8 @@ def _pack_size(text: str) -> int:
 
 def _add_pack_option(parser: argparse.ArgumentParser, when: str = "") -> None:
     parser.add_argument("--pack", type=_pack_size, default=None, metavar="N",
-                        help=f"{when}train up to N runs of one network, data and recipe together in one vectorised "
-                        "step, each still its own run, once its teacher has completed (default: 1 on a CPU, "
+                        help=f"{when}train up to N runs of one network, data and recipe together, one step for all "
+                        "of them, each still its own run, once its teacher has completed (default: 1 on a CPU, "
                         "where packing does not pay, 8 on a GPU; 1: one run after another)")
 
 

@@ -30,8 +30,10 @@ def differing_fields(configs: Iterable) -> list[str]:
     return [name for name in PACK_FIELDS if any(key[name] != keys[0][name] for key in keys[1:])]
 
 
-# Runs per pack when none is asked for. On a CPU packing is not faster at equal threads (0.8-0.9x on
-# the 2-core VM, bench/bench_packed.py): one run at a time. On a GPU small networks leave it mostly idle.
+# Runs per pack when none is asked for. On a CPU a pack is no faster than its runs one after another at
+# equal threads (0.98x on the 2-core VM, bench/bench_packed.py: the convolutions are compute-bound, and
+# what a pack shares is a small part of a step), and its runs would all finish at the end: one run at a
+# time. On a GPU small networks leave it mostly idle.
 DEFAULT_PACK = {"cpu": 1, "cuda": 8}
 
 

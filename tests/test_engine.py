@@ -190,3 +190,20 @@ def test_experiment_phases_teacher_free_runs_then_kd_runs_from_its_teacher(tmp_p
         assert by_kind[kind][0] == str(tmp_path / "teacher" / "checkpoint.pt")
     assert {kind for kind, _, _ in calls[:2]} == {"teacher", "student"}
     assert all(thread != threading.main_thread().name for _, _, thread in calls), "phases ran in worker threads"
+
+
+def test_channels_last_changes_the_layout_on_a_cpu_and_not_the_mathematics(tmp_path):
+    from tests.float64 import in_float64
+
+    base = dict(dataset="synthetic", subset=24, batch_size=8, epochs=1, device="cpu", architecture="resnet20", seed=4)
+    with in_float64():
+        nhwc = train(RunConfig(kind="student", **base), out_dir=tmp_path / "nhwc")
+        nchw = train(RunConfig(kind="student", channels_last=False, **base), out_dir=tmp_path / "nchw")
+    assert [e.train_loss for e in nhwc.epochs] == pytest.approx([e.train_loss for e in nchw.epochs], rel=1e-9)
+    ours, theirs = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("nhwc", "nchw"))
+    weight = ours["model"]["stem.0.weight"]
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert theirs["model"]["stem.0.weight"].is_contiguous()
+    torch.testing.assert_close(ours["model"], theirs["model"], rtol=1e-9, atol=1e-11)
+    # The fused optimiser, on a CPU too: one kernel for all the parameters.
+    assert ours["optimizer"]["param_groups"][0]["fused"] is True

@@ -153,7 +153,7 @@ def test_launch_submit_creates_the_run_and_redirects_to_it(client, db):
     teacher = add_run(db, TEACHER_KIND)
     form = {"kind": KD_KINDS[0], "teacher_run_id": str(teacher.id), "dataset": "synthetic", "subset": "200",
             "epochs": "2", "batch_size": "64", "lr": "0.01", "seed": "7", "device": "cpu", "resident_data": "false",
-            "cache_teacher": "false", "cuda_graphs": "false"}
+            "cache_teacher": "false", "cuda_graphs": "false", "precision": "bfloat16"}
     form.update({p: str(v) for p, v in METHODS[KD_KINDS[0]].params().model_dump().items()})
     response = client.post("/launch", data=form, follow_redirects=False)
     assert response.status_code == 303
@@ -161,7 +161,9 @@ def test_launch_submit_creates_the_run_and_redirects_to_it(client, db):
     run = db.get(Run, run_id)
     assert run.teacher_run_id == teacher.id and run.status == "queued"
     assert run.config["epochs"] == 2 and run.config["lr"] == 0.01 and run.config["resident_data"] is False
-    assert client.get(response.headers["location"]).status_code == 200
+    assert run.config["precision"] == "bfloat16"
+    page = client.get(response.headers["location"])
+    assert page.status_code == 200 and "bfloat16" in page.text
 
 
 def test_launch_empty_fields_take_the_kind_defaults(client, db):

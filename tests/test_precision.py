@@ -87,3 +87,23 @@ def test_precision_is_part_of_what_a_run_replicates_and_older_runs_keep_their_ke
     stored = {k: v for k, v in single.to_json_dict().items() if k != "precision"}
     assert group_key(stored) == group_key(single) and baseline_key(stored) == baseline_key(single)
     assert RunConfig.model_validate(stored) == single
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda
+def test_bfloat16_on_cuda_replays_its_steps_as_cuda_graphs_and_packs_as_alone(tmp_path, monkeypatch):
+    # No dropout: graph replay and eager steps draw their masks differently.
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    base = dict(dataset="synthetic", subset=500, epochs=2, device="cuda", precision="bfloat16")
+    graph = train(RunConfig(kind="student", seed=1, **base), out_dir=tmp_path / "graph")
+    eager = train(RunConfig(kind="student", seed=1, cuda_graphs=False, **base), out_dir=tmp_path / "eager")
+    packed = train_packed([RunConfig(kind="student", seed=s, **base) for s in (1, 2)],
+                          out_dirs=[tmp_path / "packed1", tmp_path / "packed2"])
+    for other in (eager, packed[0]):
+        for a, b in zip(graph.epochs, other.epochs):
+            assert a.train_loss == pytest.approx(b.train_loss, rel=1e-2)
+            assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=0.03)
