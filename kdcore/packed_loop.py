@@ -10,7 +10,9 @@ the step loop's fixed costs, once per step instead of once per run.
 
 Each run draws its random numbers (dropout masks, augmentation crops) from its own copy of torch's
 generator, in the order it would alone, so a packed run on a CPU is the run trained alone: dropout
-networks included, to float tolerance.
+networks included, to float tolerance. A bfloat16 pack on a GPU loops too (autocast does not reach
+through vmap); there the step is replayed as one CUDA graph under the engine's conditions, and the
+runs' masks come from the GPU's generator, as statistically their own as a vmapped pack's.
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ class LoopedStep(PackSteps):
             set_lr(self.optimizer, lr)
         self._lay_out_sums()
         self.parameters = deployed_parameters(models[0])
+        use_graph = self.device.type == "cuda" and self.config.cuda_graphs and self.config.resident_data
+        # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
+        buffers = [b for run, model in zip(runs, models)
+                   for b in [*model.buffers(), *(run.modules.buffers() if run.modules is not None else ())]]
         self.runner = StepRunner(trained, self.optimizer, self._loss, split, len(runs) * self.config.batch_size,
-                                 sum(self.widths), use_graph=False, counters=(progress.step,))
+                                 sum(self.widths), use_graph, counters=(progress.step, *buffers))
 
     @classmethod
     def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress) -> "LoopedStep":
