@@ -13,6 +13,7 @@ from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
 from kdcore.recipe import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
+from kdcore.study import ADDED_DEFAULTS
 
 SCHEMA = RunConfig.model_json_schema()["properties"]
 # Friendlier labels than the schema's titles ("Lr", "Ce Weight"); fields not listed use the title.
@@ -47,7 +48,9 @@ def _method_schema(kind: str) -> dict:
 
 
 def config_rows(kind: str, config: dict) -> list[tuple[str, str, Any, str | None]]:
-    """``(name, label, value, help)`` for each field of a stored config, the method's hyperparameters last."""
+    """``(name, label, value, help)`` for each field of a stored config, the method's hyperparameters last.
+    A config stored before a field was added shows the default it trained with."""
+    config = {**ADDED_DEFAULTS, **config}
     rows = [(n, label(n), config[n], SCHEMA[n].get("description")) for n in CONFIG_FIELDS if n in config]
     params = config.get("params") or {}
     schema = _method_schema(kind) if kind in METHODS else {}

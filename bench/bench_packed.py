@@ -2,7 +2,8 @@
 
     python bench/bench_packed.py                          # 4 seeds of the baseline student, 2,000 CIFAR-10 images
     python bench/bench_packed.py --synthetic              # no archive needed
-    python bench/bench_packed.py --step vmapped --precision bfloat16   # the other step, the other arithmetic
+    python bench/bench_packed.py --step vmapped           # the GPU's step, here on the CPU
+    python bench/bench_packed.py --precision bfloat16     # bfloat16 autocast on both sides
     python bench/bench_packed.py --device cuda --seeds 8 --subset 0 --epochs 10
 
 The issue's CPU target: 4 seeds of the baseline student (seed_student) on a 2,000-image subset, packed
@@ -53,6 +54,28 @@ def dataset_and_folder(args) -> tuple[str, str | None]:
     return "cifar10-jpg", str(folder)
 
 
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's own)")
+    parser.add_argument("--synthetic", action="store_true", help="generated data instead of the CIFAR-10 archive")
+    parser.add_argument("--archive", default=str(ARCHIVE))
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+
+
+def prepare(args) -> tuple:
+    """The threads set; the dataset's name and folder, the device, the subset, the data (decoded and cached
+    once, outside the timings) and the device's name."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset, data_dir = dataset_and_folder(args)
+    device = resolve_device(args.device)
+    subset = args.subset or None
+    data = load_dataset(dataset, data_dir, subset)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    return dataset, data_dir, device, subset, data, name
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=4)
@@ -61,31 +84,20 @@ def main() -> int:
     parser.add_argument("--subset", type=int, default=2000, help="training images; 0 for the whole set")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's own)")
     parser.add_argument("--repeats", type=int, default=1, help="alternate both sides this many times")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--step", default="default", choices=("default", "looped", "vmapped"),
                         help="the pack's step (default: train_packed's choice, looped on a CPU)")
-    parser.add_argument("--synthetic", action="store_true", help="generated data instead of the CIFAR-10 archive")
-    parser.add_argument("--archive", default=str(ARCHIVE))
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--json", default=None, help="also write the figures here")
+    add_data_options(parser)
     parser.add_argument("--profile", action="store_true",
                         help="first profile one epoch of one run alone (torch.profiler): where a step's time goes")
     args = parser.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset, data_dir = dataset_and_folder(args)
-    device = resolve_device(args.device)
-    subset = args.subset or None
-    data = load_dataset(dataset, data_dir, subset)  # decoded and cached once, outside both timings
+    dataset, data_dir, device, subset, data, name = prepare(args)
     configs = [RunConfig(kind=args.kind, architecture=args.architecture, dataset=dataset, subset=subset,
                          epochs=args.epochs, batch_size=args.batch_size, device=device.type, seed=seed,
                          precision=args.precision)
                for seed in range(1, args.seeds + 1)]
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     vectorised = {"default": None, "looped": False, "vmapped": True}[args.step]
     print(f"device: {name}; {dataset}, {len(data.train_y)} train / {len(data.test_y)} test images; "
           f"{args.seeds} seeds of {args.kind} ({configs[0].architecture}), {args.epochs} epochs, "

@@ -22,20 +22,19 @@ import statistics
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_packed import ARCHIVE, dataset_and_folder  # noqa: E402
+from bench_packed import add_data_options, prepare  # noqa: E402
 from kdcore.config import RunConfig  # noqa: E402
-from kdcore.data.loader import load_dataset  # noqa: E402
-from kdcore.engine import resolve_device, train  # noqa: E402
+from kdcore.engine import train  # noqa: E402
 from kdcore.stats import difference, summarize  # noqa: E402
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = typing.get_args(RunConfig.model_fields["precision"].annotation)  # float32 first
 
 
 def _interval(ci, sign: str = "") -> str:
@@ -48,21 +47,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--subset", type=int, default=5000, help="training images; 0 for the whole set")
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--synthetic", action="store_true")
-    parser.add_argument("--archive", default=str(ARCHIVE))
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--json", default=None, help="also write the figures here")
+    add_data_options(parser)
     args = parser.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset, data_dir = dataset_and_folder(args)
-    device = resolve_device(args.device)
-    subset = args.subset or None
-    data = load_dataset(dataset, data_dir, subset)  # decoded and cached once, outside the timings
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    dataset, data_dir, device, subset, data, name = prepare(args)
     print(f"device: {name}; {dataset}, {len(data.train_y)} train / {len(data.test_y)} test images; "
           f"{args.epochs} epochs, seeds 1–{args.seeds}", flush=True)
     out = Path(tempfile.mkdtemp(prefix="kd-bench-precision-"))

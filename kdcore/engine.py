@@ -107,7 +107,7 @@ def train(
     _check_taps(config, wanted, student_shapes, teacher_shapes)
     model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
     modules = method.modules(student_shapes, teacher_shapes, config.params).to(device) if method.modules else None
-    if config.channels_last:  # faster on GPUs and on CPUs (oneDNN's pooling above all; bench/bench_engine.py)
+    if config.channels_last:  # faster on GPUs and on CPUs (oneDNN's pooling above all; bench/bench_layout.py)
         model = model.to(memory_format=torch.channels_last)
         modules = modules.to(memory_format=torch.channels_last) if modules is not None else None
     trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
@@ -130,14 +130,16 @@ def train(
             batch = random_crop_flip(batch)
         with autocast(config.precision, device):
             logits, taps = model(batch)
-            teacher = teacher_of(batch, index)
         student = widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
-        total, terms = method.loss(student, widened_outputs(teacher), labels, config.params, progress, modules)
+        # The teacher stays in float32, online as cached: cache_teacher changes the speed, not the targets.
+        total, terms = method.loss(student, teacher_of(batch, index), labels, config.params, progress, modules)
         progress.step.add_(1)
         return total, terms
 
+    # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
+    buffers = [*model.buffers(), *(modules.buffers() if modules is not None else ())]
     runner = StepRunner(trained, optimizer, loss_fn, train_split, config.batch_size, len(method.loss_terms),
-                        use_graph, counters=(progress.step,))
+                        use_graph, counters=(progress.step, *buffers))
     started = time.perf_counter()
     for epoch in range(len(history) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -302,6 +304,11 @@ def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle, 
     if modules is not None:
         modules.load_state_dict(payload["modules"])
     optimizer.load_state_dict(payload["optimizer"])
+    for group in optimizer.param_groups:
+        # The implementation is this run's, not the writer's: a CPU checkpoint resumed in a CUDA graph
+        # needs the capturable kernels, an older unfused one the fused.
+        group.update({key: optimizer.defaults[key] for key in ("fused", "foreach", "capturable")
+                      if key in optimizer.defaults})
     _match_layouts(optimizer)
     for group in optimizer.param_groups:  # a learning rate saved as a tensor comes back on the CPU
         if torch.is_tensor(group["lr"]):

@@ -18,12 +18,14 @@ A pack's step takes one of two forms:
   they are only statistically those of the run alone; ``channels_last`` and bfloat16 do not apply.
 - **looped** (``kdcore.packed_loop``, a CPU's, and any pack in bfloat16): each run keeps its own network
   and the step runs their forward passes one after another into one loss, one backward pass and one
-  optimiser step. Each run draws from its own copy of torch's generator, so it is the run alone.
+  optimiser step, replayed as a CUDA graph on a GPU as a vmapped step is. On a CPU each run draws from
+  its own copy of torch's generator, so it is the run alone; on a GPU its masks and crops come from the
+  GPU's shared generator, statistically its own.
 
 Either way the runs' losses are summed: their parameters are disjoint, so one backward pass gives each
 run exactly its own gradients, and one optimiser (Adam or SGD, both elementwise) steps each run as its
-own would. A packed run therefore equals the same run trained alone to float tolerance (the looped
-step: dropout and augmentation included).
+own would. A packed run therefore equals the same run trained alone to float tolerance (a looped one on
+a CPU: dropout and augmentation included).
 
 Each run writes its checkpoint and metrics in the engine's format, so ``engine.train(..., resume=True)``
 continues a packed run on its own. A run that fails (a non-finite loss in its epoch sums) or is cancelled

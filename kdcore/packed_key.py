@@ -3,7 +3,7 @@ never imports torch (the worker's supervisor, the web process) can group queued 
 
 Runs pack together when they train the same network on the same data in the same steps: one
 architecture, dataset and subset, batch size and epoch count, one recipe (the optimiser and its
-learning-rate schedule act on the stacked weights as one), one arithmetic, one device and data
+learning-rate schedule act on all the runs' weights as one), one arithmetic, one device and data
 placement, one step mode. Everything else may differ run by run: the method and its hyperparameters,
 the seed, the teacher and which of its weights, whether its outputs are cached.
 """

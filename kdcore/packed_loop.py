@@ -25,8 +25,6 @@ from kdcore.engine import deployed_parameters, evaluate
 from kdcore.methods.base import Outputs, Progress
 from kdcore.packed_step import PackSteps, cpu_copy
 from kdcore.precision import autocast, widened_outputs
-from kdcore.recipe import make_optimizer, set_lr
-from kdcore.steps import StepRunner
 
 
 class LoopedStep(PackSteps):
@@ -38,22 +36,10 @@ class LoopedStep(PackSteps):
         self.config = runs[0].config
         self.device = split.device
         self.owned = [[*model.parameters(), *run.module_parameters()] for run, model in zip(runs, models)]
-        trained = [p for own in self.owned for p in own]
-        self.optimizer = make_optimizer(self.config, trained, self.device)
-        for parameter, state in zip(trained, optimizer_states or ()):
-            if state:
-                self.optimizer.state[parameter] = state
-        self.lr = lr
-        if lr is not None:
-            set_lr(self.optimizer, lr)
-        self._lay_out_sums()
         self.parameters = deployed_parameters(models[0])
-        use_graph = self.device.type == "cuda" and self.config.cuda_graphs and self.config.resident_data
-        # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
         buffers = [b for run, model in zip(runs, models)
                    for b in [*model.buffers(), *(run.modules.buffers() if run.modules is not None else ())]]
-        self.runner = StepRunner(trained, self.optimizer, self._loss, split, len(runs) * self.config.batch_size,
-                                 sum(self.widths), use_graph, counters=(progress.step, *buffers))
+        self._start([p for own in self.owned for p in own], buffers, lr, optimizer_states)
 
     @classmethod
     def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress) -> "LoopedStep":
@@ -78,10 +64,9 @@ class LoopedStep(PackSteps):
                 images = random_crop_flip(batch[j]) if self.config.augment else batch[j]
                 with autocast(self.config.precision, self.device):
                     logits, taps = model(images)
-                    teacher = run.teacher_of(images, index[j])
                 student = widened_outputs(Outputs(logits, {name: taps[name] for name in run.wanted.student}))
-                own, terms = run.config.method.loss(student, widened_outputs(teacher), labels[j], run.config.params,
-                                                    self.progress, run.modules)
+                own, terms = run.config.method.loss(student, run.teacher_of(images, index[j]), labels[j],
+                                                    run.config.params, self.progress, run.modules)
                 run.rng = torch.get_rng_state()
                 parts[str(j)] = own
                 parts.update({f"{j}/{name}": term for name, term in terms.items()})
@@ -116,9 +101,7 @@ class LoopedStep(PackSteps):
         own = self.owned[j]
         state = {i: {k: cpu_copy(v) for k, v in self.optimizer.state[p].items()}
                  for i, p in enumerate(own) if self.optimizer.state.get(p)}
-        (group,) = self.optimizer.param_groups
-        options = {k: cpu_copy(v) for k, v in group.items() if k != "params"}
-        return {"state": state, "param_groups": [{**options, "params": list(range(len(own)))}]}
+        return self._optimizer_state_dict(state, len(own))
 
     def without(self, leaving: list) -> "LoopedStep | None":
         """The pack of the other runs (None when none is left), each continuing exactly where it was:

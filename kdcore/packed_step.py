@@ -34,10 +34,25 @@ class PackSteps:
     optimizer: torch.optim.Optimizer | None
     orders: torch.Tensor | None
 
-    def _lay_out_sums(self) -> None:
+    def _start(self, trained: list[torch.Tensor], buffers: list[torch.Tensor], lr: float | None,
+               optimizer_states: list[dict | None] | None) -> None:
+        """The pack's optimiser (with the moments a larger pack had, and its learning rate) and its step
+        runner, replayed as a CUDA graph under the engine's conditions."""
+        self.optimizer = make_optimizer(self.config, trained, self.device)
+        for parameter, state in zip(trained, optimizer_states or ()):
+            if state:
+                self.optimizer.state[parameter] = state
+        self.lr = lr
+        if lr is not None:
+            set_lr(self.optimizer, lr)
         self.widths = [1 + len(run.config.method.loss_terms) for run in self.runs]
         self.offsets = [1 + sum(self.widths[:j]) for j in range(len(self.runs))]
         self.orders = None
+        use_graph = self.device.type == "cuda" and self.config.cuda_graphs and self.config.resident_data
+        # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
+        self.runner = StepRunner(trained, self.optimizer, self._loss, self.split,
+                                 len(self.runs) * self.config.batch_size, sum(self.widths), use_graph,
+                                 counters=(self.progress.step, *buffers))
 
     def _begin_epoch(self, epoch: int) -> None:
         self.progress.epoch.fill_(epoch)
@@ -55,6 +70,12 @@ class PackSteps:
         sync)."""
         values = (self.runner.take_sums() / steps).tolist()
         return [values[offset : offset + width] for offset, width in zip(self.offsets, self.widths)]
+
+    def _optimizer_state_dict(self, state: dict, parameters: int) -> dict:
+        """A run's optimiser state_dict from its ``state`` by index: the pack's one group of options."""
+        (group,) = self.optimizer.param_groups
+        options = {k: cpu_copy(v) for k, v in group.items() if k != "params"}
+        return {"state": state, "param_groups": [{**options, "params": list(range(parameters))}]}
 
     def _carry_to(self, smaller: "PackSteps", keep: list[int]) -> None:
         """Give the pack of the runs in ``keep`` their data orders and this epoch's loss sums."""
@@ -74,22 +95,11 @@ class PackedStep(PackSteps):
         self.split, self.progress = split, progress
         self.config = runs[0].config
         self.device = split.device
-        trained = [*params.values(), *(p for run in runs for p in run.module_parameters())]
-        self.optimizer = make_optimizer(self.config, trained, self.device)
-        for parameter, state in zip(trained, optimizer_states or ()):
-            if state:
-                self.optimizer.state[parameter] = state
-        self.lr = lr
-        if lr is not None:
-            set_lr(self.optimizer, lr)
-        self._lay_out_sums()
         self.state_keys = list(base.state_dict().keys())
         self.parameters = sum(p[0].numel() for p in params.values())  # one run's deployed network
         self._forward = vmap(self._one, randomness="different")
-        use_graph = self.device.type == "cuda" and self.config.cuda_graphs and self.config.resident_data
-        # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
-        self.runner = StepRunner(trained, self.optimizer, self._loss, split, len(runs) * self.config.batch_size,
-                                 sum(self.widths), use_graph, counters=(progress.step, *buffers.values()))
+        trained = [*params.values(), *(p for run in runs for p in run.module_parameters())]
+        self._start(trained, list(buffers.values()), lr, optimizer_states)
 
     @classmethod
     def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress) -> "PackedStep":
@@ -159,9 +169,7 @@ class PackedStep(PackSteps):
         for i, parameter in enumerate(own, start=len(stacked)):
             if self.optimizer.state.get(parameter):
                 state[i] = {k: cpu_copy(v) for k, v in self.optimizer.state[parameter].items()}
-        (group,) = self.optimizer.param_groups
-        options = {k: cpu_copy(v) for k, v in group.items() if k != "params"}
-        return {"state": state, "param_groups": [{**options, "params": list(range(len(stacked) + len(own)))}]}
+        return self._optimizer_state_dict(state, len(stacked) + len(own))
 
     def without(self, leaving: list) -> "PackedStep | None":
         """The pack of the other runs (None when none is left): stacks, moments, data orders and this

@@ -1,9 +1,11 @@
 """The networks' arithmetic (RunConfig.precision): float32, or bfloat16 autocast around their forward passes.
 
-Under bfloat16 autocast the convolutions and matrix products run in bfloat16 (about 2× faster on GPUs
-and on CPUs with bfloat16 units: bench/bench_precision.py); the weights, the optimiser, the batch-norm
-statistics and the losses stay in float32. What a network returns is widened back to float32 before
-any loss sees it, so a method's arithmetic is the same in both.
+Under bfloat16 autocast the student's convolutions and matrix products run in bfloat16 (about 2× faster
+on CPUs with bfloat16 units, bench/bench_precision.py; GPUs have them too); the weights, the optimiser,
+the batch-norm statistics and the losses stay in float32. What the network returns is widened back to
+float32 before any loss sees it, so a method's arithmetic is the same in both. The frozen teacher's
+outputs stay float32, whether cached or computed in each step, so that ``cache_teacher`` stays a speed
+switch.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ from __future__ import annotations
 import torch
 
 from kdcore.methods.base import Outputs
-
-PRECISIONS = ("float32", "bfloat16")
-
 
 def autocast(precision: str, device: torch.device):
     """The context a forward pass runs in. The cache of cast weights is off: a step's weights change, and a

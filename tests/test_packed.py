@@ -263,6 +263,9 @@ def test_looped_packs_draw_the_dropout_masks_and_crops_each_run_draws_alone(tmp_
     for i in (0, 1):
         alone = train(configs[i], out_dir=tmp_path / f"alone{i}", teacher_checkpoint=teachers[i])
         _assert_same_run(results[i], tmp_path / f"packed{i}", alone, tmp_path / f"alone{i}", configs[i].kind)
+        # The generator state each checkpoint keeps: the run's own, as alone (a resumed run draws on from it).
+        ours, theirs = (load_checkpoint(tmp_path / f"{side}{i}" / "checkpoint.pt") for side in ("packed", "alone"))
+        assert torch.equal(ours["rng"]["torch"], theirs["rng"]["torch"]), configs[i].kind
     assert isinstance(results[2], RunCancelled)
     resumed = train(configs[2], out_dir=tmp_path / "packed2", resume=True)
     whole = train(configs[2], out_dir=tmp_path / "alone2")

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from app.models import Run
-from kdcore.config import METHOD_PARAMS
+from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.registry import KINDS, EXPERIMENT_KINDS, METHODS
 from page_fixtures import (  # noqa: F401  (client and db are fixtures)
     KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run, client, db, make_client, session_of, well_formed,
@@ -163,7 +163,7 @@ def test_launch_submit_creates_the_run_and_redirects_to_it(client, db):
     assert run.config["epochs"] == 2 and run.config["lr"] == 0.01 and run.config["resident_data"] is False
     assert run.config["precision"] == "bfloat16"
     page = client.get(response.headers["location"])
-    assert page.status_code == 200 and "bfloat16" in page.text
+    assert page.status_code == 200 and "<dd>bfloat16</dd>" in page.text
 
 
 def test_launch_empty_fields_take_the_kind_defaults(client, db):
@@ -293,3 +293,11 @@ def test_element_ids_are_unique(client, db, path):
     add_run(db, TEACHER_KIND)
     ids = [node.attrs["id"] for node in well_formed(client.get(path).text).iter() if node.attrs.get("id")]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+def test_a_config_stored_before_precision_existed_shows_the_float32_it_trained_in():
+    from app.forms import config_rows
+
+    stored = {k: v for k, v in RunConfig(kind=STUDENT_KIND).to_json_dict().items() if k != "precision"}
+    values = {name: value for name, _, value, _ in config_rows(STUDENT_KIND, stored)}
+    assert values["precision"] == "float32"

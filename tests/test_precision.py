@@ -27,8 +27,9 @@ def teacher(tmp_path_factory):
     return out / "checkpoint.pt"
 
 
-def test_a_bfloat16_run_computes_its_networks_in_bfloat16_and_its_losses_in_float32(tmp_path, teacher, monkeypatch):
-    seen = {"convolutions": set(), "loss inputs": set()}
+def test_a_bfloat16_run_computes_its_student_in_bfloat16_and_its_teacher_and_losses_in_float32(tmp_path, teacher,
+                                                                                            monkeypatch):
+    seen = {"student": set(), "teacher": set(), "loss inputs": set()}
 
     def recording_loss(student, teacher_outputs, labels, params, progress, modules):
         seen["loss inputs"] |= {student.logits.dtype, teacher_outputs.logits.dtype,
@@ -40,19 +41,19 @@ def test_a_bfloat16_run_computes_its_networks_in_bfloat16_and_its_losses_in_floa
                                                     loss=recording_loss, needs_teacher=True,
                                                     taps=lambda s, t, p: TapChoice(("stage3",), (LOGITS, "stage2"))))
     monkeypatch.setattr(torch.nn.Conv2d, "forward",
-                        lambda self, x, forward=torch.nn.Conv2d.forward: _note(seen, forward(self, x)))
-    # augment: the teacher's outputs are computed online, inside the student's autocast.
+                        lambda self, x, forward=torch.nn.Conv2d.forward: _note(seen, self, forward(self, x)))
+    # augment: the teacher's outputs are computed online in every step, and still in float32, as cached.
     config = RunConfig(kind="recorded", precision="bfloat16", augment=True, **BASE)
     result = train(config, out_dir=tmp_path / "run", teacher_checkpoint=teacher)
-    assert seen["convolutions"] == {torch.bfloat16}
+    assert seen["student"] == {torch.bfloat16} and seen["teacher"] == {torch.float32}
     assert seen["loss inputs"] == {torch.float32}
     assert all(t.dtype == torch.float32 for t in load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"].values()
                if t.is_floating_point())
     assert all(torch.isfinite(torch.tensor(e.train_loss)) for e in result.epochs)
 
 
-def _note(seen: dict, output: torch.Tensor) -> torch.Tensor:
-    seen["convolutions"].add(output.dtype)
+def _note(seen: dict, convolution: torch.nn.Conv2d, output: torch.Tensor) -> torch.Tensor:
+    seen["student" if convolution.weight.requires_grad else "teacher"].add(output.dtype)  # the teacher is frozen
     return output
 
 
