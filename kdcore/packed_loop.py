@@ -1,12 +1,13 @@
-"""A pack's step on a CPU: each run keeps its own network; one step trains them all (kdcore.packed uses it).
+"""The looped pack step (a CPU's, and a bfloat16 pack's): each run keeps its own network; one step trains
+them all (kdcore.packed uses it).
 
-On a CPU the vmapped step (kdcore.packed_step) is slower than the runs one after another: vmap turns the
-convolutions into grouped ones in NCHW, whose backward oneDNN computes about 3× slower than the
-separate convolutions, and the stacked activations are copied between layouts (bench/bench_packed.py).
-Here the runs' forward passes run one after another, each on its own channels-last network as
-``engine.train`` runs it, into one loss: one backward pass and one fused optimiser step for the pack.
-What the pack saves is what does not grow with the data: the optimiser's, the autograd engine's and
-the step loop's fixed costs, once per step instead of once per run.
+On a CPU the vmapped step (kdcore.packed_step) is slower than the runs one after another (0.60×,
+bench/bench_packed.py --step vmapped): vmap turns the convolutions into grouped ones in NCHW, whose
+backward took about 3× the separate convolutions' time in a profile, and copies the stacked activations
+between layouts. Here the runs' forward passes run one after another, each on its own channels-last
+network as ``engine.train`` runs it, into one loss: one backward pass and one fused optimiser step for
+the pack. What the pack saves is what does not grow with the data: the optimiser's, the autograd
+engine's and the step loop's fixed costs, once per step instead of once per run.
 
 Each run draws its random numbers (dropout masks, augmentation crops) from its own copy of torch's
 generator, in the order it would alone, so a packed run on a CPU is the run trained alone: dropout
