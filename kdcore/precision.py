@@ -25,8 +25,6 @@ def widened(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.dtype == torch.bfloat16 else tensor
 
 
-def widened_outputs(outputs: Outputs | None) -> Outputs | None:
-    if outputs is None:
-        return None
-    logits = widened(outputs.logits) if outputs.logits is not None else None
-    return Outputs(logits, {name: widened(value) for name, value in outputs.taps.items()})
+def widened_outputs(outputs: Outputs) -> Outputs:
+    """A network's logits and taps, each widened."""
+    return Outputs(widened(outputs.logits), {name: widened(value) for name, value in outputs.taps.items()})

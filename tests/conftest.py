@@ -41,3 +41,16 @@ def real_archive() -> Path:
     if not SHARED_ARCHIVE.is_file():
         pytest.skip(f"real-data test: {SHARED_ARCHIVE} is absent")
     return SHARED_ARCHIVE
+
+
+@pytest.fixture()
+def deterministic_cuda(monkeypatch):
+    """Graph replay and eager steps draw different dropout masks, and cuDNN may pick different (TF32)
+    algorithms for each; without dropout and with fixed FP32 algorithms they must agree."""
+    import torch
+
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)

@@ -11,16 +11,6 @@ from kdcore.registry import METHODS
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.fixture()
-def deterministic(monkeypatch):
-    # Graph replay and eager steps draw different dropout masks, and cuDNN may pick different
-    # (TF32) algorithms for each; without dropout and with fixed FP32 algorithms they must agree.
-    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
-    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-
-
 @pytest.fixture(scope="module")
 def gpu_teacher(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu-teacher")
@@ -32,7 +22,7 @@ STUDENT_METHODS = [k for k, m in METHODS.items() if not m.teaches]
 
 
 @pytest.mark.parametrize("kind", STUDENT_METHODS)
-def test_cuda_graph_steps_equal_eager_steps(tmp_path, deterministic, gpu_teacher, kind):
+def test_cuda_graph_steps_equal_eager_steps(tmp_path, deterministic_cuda, gpu_teacher, kind):
     # 500 images: 15 full batches replayed from the graph, then an eager batch of 20, twice.
     base = dict(kind=kind, dataset="synthetic", subset=500, epochs=2, device="cuda")
     teacher = gpu_teacher if kind != "student" else None
@@ -64,7 +54,7 @@ def test_concurrent_experiment_on_one_gpu(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["student", "dkd"])
-def test_cuda_graphs_follow_a_schedule_and_sgd(tmp_path, deterministic, gpu_teacher, kind):
+def test_cuda_graphs_follow_a_schedule_and_sgd(tmp_path, deterministic_cuda, gpu_teacher, kind):
     # The learning rate changes between epochs: a graph replays it from a device tensor, as eager steps read it.
     base = dict(kind=kind, dataset="synthetic", subset=500, epochs=3, device="cuda", optimizer="sgd", lr=0.05,
                 weight_decay=5e-4, schedule="step", milestones=(1, 2), warmup_epochs=0, architecture="resnet20")

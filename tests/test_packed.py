@@ -315,16 +315,6 @@ def test_the_pack_works_without_resident_data(tmp_path, float64):
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.fixture()
-def deterministic_cuda(monkeypatch):
-    # As tests/test_cuda.py: no dropout, fixed FP32 algorithms, so graph replay and eager steps must agree.
-    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
-    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-
-
 @pytest.fixture(scope="module")
 def cuda_teacher(tmp_path_factory):
     out = tmp_path_factory.mktemp("cuda-teacher")

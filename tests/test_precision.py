@@ -94,11 +94,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 
 @cuda
-def test_bfloat16_on_cuda_replays_its_steps_as_cuda_graphs_and_packs_as_alone(tmp_path, monkeypatch):
-    # No dropout: graph replay and eager steps draw their masks differently.
-    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
-    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+def test_bfloat16_on_cuda_replays_its_steps_as_cuda_graphs_and_packs_as_alone(tmp_path, deterministic_cuda):
     base = dict(dataset="synthetic", subset=500, epochs=2, device="cuda", precision="bfloat16")
     graph = train(RunConfig(kind="student", seed=1, **base), out_dir=tmp_path / "graph")
     eager = train(RunConfig(kind="student", seed=1, cuda_graphs=False, **base), out_dir=tmp_path / "eager")
