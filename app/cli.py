@@ -53,7 +53,7 @@ def _url_host(host: str) -> str:
 
 
 def _sign_in_urls(host: str, port: int, token: str) -> list[str]:
-    from app.security import WILDCARD_BINDS
+    from app.access.cross_site import WILDCARD_BINDS
 
     hosts = [socket.gethostname(), "127.0.0.1"] if host in WILDCARD_BINDS else [host]
     return [f"http://{_url_host(name)}:{port}/signin?token={token}" for name in hosts]
@@ -61,7 +61,7 @@ def _sign_in_urls(host: str, port: int, token: str) -> list[str]:
 
 def _guard_exposed_server(settings, host: str, port: int, no_auth: bool):
     """A server reachable from other machines needs a token: generate one when none is set, as Jupyter does."""
-    from app.security import is_loopback
+    from app.access.cross_site import is_loopback
 
     if settings.api_token is not None or is_loopback(host):
         return settings
@@ -97,11 +97,11 @@ def _executor(settings, args: argparse.Namespace):
         if args.gpus is not None:
             raise SystemExit("--gpus chooses the local pool's GPUs; with --executor ray, Ray assigns them")
         try:
-            from app.ray_executor.executor import RayExecutor
+            from app.executors.ray.executor import RayExecutor
         except ImportError as exc:
             raise SystemExit(f"--executor ray needs Ray: pip install -e '.[ray]' ({exc})") from None
         return RayExecutor(settings, runs_per_gpu=args.runs_per_gpu)
-    from app.worker.pool import WorkerPool
+    from app.executors.local.pool import WorkerPool
 
     return WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
 
@@ -123,8 +123,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
+    from app.executors.local.pool import WorkerPool
     from app.settings import Settings
-    from app.worker.pool import WorkerPool
 
     _logging()
     settings = Settings.from_env(**({"pack": args.pack} if args.pack is not None else {}))

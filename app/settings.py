@@ -52,7 +52,7 @@ class Settings:
     runs_dir: Path = Path("runs")
     api_token: str | None = None
     # Host names (besides the loopback ones and the bound address) that requests may name in their
-    # Host header; "*" accepts any. See app.security.
+    # Host header; "*" accepts any. See app.access.cross_site.
     allowed_hosts: tuple[str, ...] = ()
     # The address the server listens on, as given to ``kd serve --host``.
     bind_host: str = "127.0.0.1"
@@ -68,14 +68,14 @@ class Settings:
     # None: on GPU workers only.
     prestart_child: bool | None = None
     # Who trains the queued runs inside `kd serve`: "local" (worker slots on this machine) or "ray"
-    # (one Ray task per run on the cluster at ray_address; None: a local Ray instance). See app.ray_executor.
+    # (one Ray task per run on the cluster at ray_address; None: a local Ray instance). See app.executors.ray.
     executor: str = "local"
     ray_address: str | None = None
     # Whether every Ray node sees runs_dir at the same path (shared storage). If not, checkpoints travel
     # through Ray's object store instead.
     shared_runs_dir: bool = False
     # The most compatible queued runs a worker slot trains together in one packed step (KD_PACK, kd worker
-    # --pack). None: kdcore.packed_key.default_pack for the slot's device (1 on a CPU, 8 on a GPU).
+    # --pack). None: kdcore.training.packing.key.default_pack for the slot's device (1 on a CPU, 8 on a GPU).
     pack: int | None = None
 
     @classmethod

@@ -30,9 +30,9 @@ from sqlalchemy import insert
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.db import init_db  # noqa: E402
-from app.models import Epoch, Run, utcnow  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.store.db import init_db  # noqa: E402
+from app.store.models import Epoch, Run, utcnow  # noqa: E402
 from kdcore.config import seed_config  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
 

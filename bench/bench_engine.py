@@ -26,9 +26,9 @@ import seed_loop  # noqa: E402
 
 from kdcore.config import RunConfig  # noqa: E402
 from kdcore.data.loader import load_dataset  # noqa: E402
-from kdcore.engine import resolve_device, train  # noqa: E402
-from kdcore.checkpoint import load_checkpoint  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
+from kdcore.training.checkpoint import load_checkpoint  # noqa: E402
+from kdcore.training.engine import resolve_device, train  # noqa: E402
 
 
 def _sync(device):

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from kdcore.architectures import catalog  # noqa: E402
 from kdcore.config import RunConfig  # noqa: E402
-from kdcore.engine import resolve_device, train  # noqa: E402
+from kdcore.training.engine import resolve_device, train  # noqa: E402
 
 
 def main() -> int:

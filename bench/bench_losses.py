@@ -1,7 +1,7 @@
 """The methods' training steps: no host synchronisation, and what each costs beside the seed's kd.
 
 For each distilling method and student/teacher pair, side by side in one process:
-- a step on meta tensors (kdcore.graph_safety), which fails on any read back to the host;
+- a step on meta tensors (kdcore.training.graph_safety), which fails on any read back to the host;
 - on a GPU, steps under torch.cuda.set_sync_debug_mode("error"), which fails on any synchronisation;
 - the time of a full training step (forward, loss, backward, optimiser; the teacher's outputs precomputed,
   as the engine caches them): the median of single steps on a CPU, the mean of a stream of steps on a GPU;
@@ -24,10 +24,10 @@ import torch  # noqa: E402
 
 from kdcore.architectures import catalog, registry  # noqa: E402
 from kdcore.config import RunConfig  # noqa: E402
-from kdcore.engine import resolve_device  # noqa: E402
-from kdcore.graph_safety import meta_step  # noqa: E402
 from kdcore.methods.base import LOGITS, Outputs, Progress  # noqa: E402
 from kdcore.registry import METHODS  # noqa: E402
+from kdcore.training.engine import resolve_device  # noqa: E402
+from kdcore.training.graph_safety import meta_step  # noqa: E402
 
 PAIRS = (("seed_student", "seed_teacher"), ("resnet20", "resnet56"), ("resnet8x4", "resnet32x4"))
 

@@ -7,10 +7,10 @@
     python bench/bench_packed.py --device cuda --seeds 8 --subset 0 --epochs 10
 
 The issue's CPU target: 4 seeds of the baseline student (seed_student) on a 2,000-image subset, packed
-(kdcore.packed.train_packed, one call) against one by one (kdcore.engine.train per seed), at least 1.3×
-faster end to end, each seed's final accuracy within 1 point of its unpacked twin. Both sides are timed
-end to end (setup, every epoch with its test pass and checkpoint); the dataset is loaded once before
-either, and both sides are repeated alternately (``--repeats``) so that a noisy machine shows itself.
+(kdcore.training.packing.trainer.train_packed, one call) against one by one (kdcore.training.engine.train
+per seed), at least 1.3× faster end to end, each seed's final accuracy within 1 point of its unpacked
+twin. Both sides are timed end to end (setup, every epoch with its test pass and checkpoint); the dataset
+is loaded once before either, and both sides are repeated alternately (``--repeats``) so that a noisy machine shows itself.
 
 The real data is the JPEG CIFAR-10 archive (``../shared/datasets/cifar10-jpg.tar.xz`` beside the
 checkout, or ``--archive``), linked into a data folder (``--data-dir``) where its decoded copy is cached.
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from kdcore.config import RunConfig  # noqa: E402
 from kdcore.data.loader import load_dataset  # noqa: E402
-from kdcore.engine import resolve_device, train  # noqa: E402
-from kdcore.packed import train_packed  # noqa: E402
+from kdcore.training.engine import resolve_device, train  # noqa: E402
+from kdcore.training.packing.trainer import train_packed  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-jpg.tar.xz"
 

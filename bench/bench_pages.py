@@ -20,13 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fastapi.testclient import TestClient  # noqa: E402
+from page_fixtures import make_settings  # noqa: E402
 
-from app import view_models  # noqa: E402
+from app.leaderboard import views as view_models  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.models import Epoch, Run, utcnow  # noqa: E402
+from app.store.models import Epoch, Run, utcnow  # noqa: E402
 from kdcore.config import RunConfig  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
-from page_fixtures import make_settings  # noqa: E402
 
 
 class Timed:
@@ -50,7 +50,7 @@ class Timed:
 
 def fill(app, runs: int, epochs_per_run: int) -> dict[str, int]:
     """Store ``runs`` finished runs: experiments of a teacher and the kinds distilled from it, plus a queue."""
-    from app.db import new_session
+    from app.store.db import new_session
 
     with new_session(app.state.engine, app.state.settings) as session:
         teacher_id, count, last = None, 0, {}

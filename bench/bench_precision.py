@@ -7,7 +7,7 @@
 Each seed trains each kind twice, float32 then bfloat16 (``RunConfig.precision``), on the same data,
 with the same initial weights and data order. Printed per kind: seconds per run and their ratio, and
 each precision's final accuracy as mean ± std over the seeds with its 95 % interval, then the paired
-difference (bfloat16 − float32) with its interval and p-value (kdcore.stats, SciPy's t distribution).
+difference (bfloat16 − float32) with its interval and p-value (kdcore.studies.stats, SciPy's t distribution).
 A difference whose interval holds zero is not a difference this benchmark can see.
 
 The real data is the JPEG CIFAR-10 archive (``../shared/datasets/cifar10-jpg.tar.xz`` beside the
@@ -25,14 +25,14 @@ import time
 import typing
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_packed import add_data_options, prepare  # noqa: E402
+
 from kdcore.config import RunConfig  # noqa: E402
-from kdcore.engine import train  # noqa: E402
-from kdcore.stats import difference, summarize  # noqa: E402
+from kdcore.studies.stats import difference, summarize  # noqa: E402
+from kdcore.training.engine import train  # noqa: E402
 
 PRECISIONS = typing.get_args(RunConfig.model_fields["precision"].annotation)  # float32 first
 

@@ -37,10 +37,10 @@ os.environ["OMP_NUM_THREADS"] = "1"  # before torch could be imported anywhere, 
 
 from sqlmodel import select  # noqa: E402
 
-from app.db import init_db, new_session  # noqa: E402
-from app.models import Epoch, Run  # noqa: E402
-from app.services import create_run  # noqa: E402
+from app.runs.service import create_run  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.store.db import init_db, new_session  # noqa: E402
+from app.store.models import Epoch, Run  # noqa: E402
 
 POLL_S = 0.02
 
@@ -158,8 +158,8 @@ def main() -> None:
 
     import ray
 
-    from app.ray_executor.executor import RayExecutor
-    from app.worker.pool import WorkerPool
+    from app.executors.local.pool import WorkerPool
+    from app.executors.ray.executor import RayExecutor
 
     root = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     os.environ["KD_DATA_DIR"] = str(root / "data")

@@ -33,16 +33,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bench_pages import Timed, measure  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from app import view_models  # noqa: E402
-from app.db import init_db  # noqa: E402
+from app.leaderboard import views as view_models  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from bench_pages import Timed, measure  # noqa: E402
+from app.store.db import init_db  # noqa: E402
 from kdcore.config import seed_config  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
-from kdcore.study import baseline_key, expand, group_key, parse_spec  # noqa: E402
+from kdcore.studies.study import baseline_key, expand, group_key, parse_spec  # noqa: E402
 from tests.app_fixtures import TEST_CLIENT_HOST  # noqa: E402
 
 RUNS = 100_000

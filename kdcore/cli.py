@@ -16,12 +16,11 @@ from pydantic import ValidationError
 
 from kdcore.config import RunConfig
 from kdcore.errors import KDError
-from kdcore.recipe import PRESET_TITLES, PRESETS
+from kdcore.presets import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
-from kdcore.run_files import CHECKPOINT
-from kdcore.study import DEFAULT_MAX_RUNS
-from kdcore.sweep import SUMMARY, methods_with_params, parse_grid, parse_list
-
+from kdcore.studies.study import DEFAULT_MAX_RUNS
+from kdcore.studies.sweep import SUMMARY, methods_with_params, parse_grid, parse_list
+from kdcore.training.run_files import CHECKPOINT
 
 # Flags whose names differ from their field's; every other flag is --field-name.
 _FLAG_NAMES = {"architecture": "--arch"}
@@ -115,7 +114,7 @@ class _Progress:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from kdcore.engine import train
+    from kdcore.training.engine import train
 
     config = RunConfig(kind=args.kind, **_overrides(args))
     out = Path(args.out or f"runs/{config.kind}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -133,7 +132,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from kdcore.experiment import experiment_configs, experiment_study, format_table, run_experiment, summary_rows
+    from kdcore.studies.experiment import (
+        experiment_configs,
+        experiment_study,
+        format_table,
+        run_experiment,
+        summary_rows,
+    )
 
     overrides = _overrides(args)
     seeds = parse_list(args.seeds) if args.seeds is not None else None
@@ -152,7 +157,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     def train_with_bar(config, **kwargs):
-        from kdcore.engine import train
+        from kdcore.training.engine import train
 
         progress = _Progress(config.kind, position=[c.kind for c in configs].index(config.kind))
         try:
@@ -173,7 +178,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _sweep_payload(args: argparse.Namespace) -> dict:
-    """The study request the sweep's flags describe (kdcore.study.StudySpec checks it)."""
+    """The study request the sweep's flags describe (kdcore.studies.study.StudySpec checks it)."""
     overrides = _overrides(args)
     fixed = {name: overrides.pop(name) for name in _method_param_fields() if name in overrides}
     payload = {"dataset": overrides.pop("dataset", "cifar10"), "subset": overrides.pop("subset", None),
@@ -193,7 +198,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _sweep(payload: dict, teacher: str | None, max_runs: int, data_dir: str | None, out: str | None,
            name: str, pack: int | None = None) -> int:
     """Check the study, train it here run by run with a bar each, and print its comparison table."""
-    from kdcore.sweep import prepare, run_sweep, significance_notes
+    from kdcore.studies.sweep import prepare, run_sweep, significance_notes
 
     out_dir = Path(out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     sweep = prepare(payload, out_dir, teacher_checkpoint=teacher, max_runs=max_runs, data_root=data_dir)

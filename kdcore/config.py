@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, ValidationInfo, WithJsonSchema,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kdcore.methods.base import Hyperparameters, NoHyperparameters
-from kdcore.recipe import PRESETS
+from kdcore.presets import PRESETS
 from kdcore.registry import KINDS, METHODS
 
 # Every hyperparameter any method declares. A method's own live under ``params``; given at the top

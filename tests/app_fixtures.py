@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import new_session
+from app.executors.records import record_epoch
 from app.main import create_app
-from app.models import Run
 from app.settings import Settings
-from app.worker.records import record_epoch
+from app.store.db import new_session
+from app.store.models import Run
 
-# The host name Starlette's TestClient sends; a real server answers only to its own names (app.security).
+# The host name Starlette's TestClient sends; a real server answers only to its own names (app.access.cross_site).
 TEST_CLIENT_HOST = "testserver"
 SYNTHETIC_RUN = {"dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu", "batch_size": 50}
 

@@ -29,7 +29,7 @@ def isolated_data_dir(tmp_path_factory):
 def teacher_checkpoint(tmp_path_factory) -> Path:
     """A teacher trained for one short epoch on synthetic data (CPU, a couple of seconds)."""
     from kdcore.config import RunConfig
-    from kdcore.engine import train
+    from kdcore.training.engine import train
 
     out = tmp_path_factory.mktemp("teacher")
     train(RunConfig(kind="teacher", dataset="synthetic", subset=200, epochs=1, device="cpu"), out_dir=out)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import torch
 
-from kdcore import device_data
+from kdcore.training import device_data
 
 
 def _normalize64(images_uint8):

@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.db import new_session
 from app.main import create_app
-from app.models import Epoch, Experiment, Run, utcnow
 from app.settings import Settings
+from app.store.db import new_session
+from app.store.models import Epoch, Experiment, Run, utcnow
 from kdcore.config import RunConfig
 from kdcore.registry import METHODS
-from kdcore.study import baseline_key, group_key
+from kdcore.studies.study import baseline_key, group_key
 from tests.app_fixtures import TEST_CLIENT_HOST
 
 TEACHER_KIND = next(k for k, m in METHODS.items() if m.teaches)
@@ -158,7 +158,7 @@ def add_run(session: Session, kind: str, *, status: str = "completed", accuracy:
     done_epochs = epochs if finished else (1 if status == "running" else 0)
     if parameters is None:
         parameters = 1_200_000 if METHODS[kind].teaches else 300_000
-    # Replicates share a group key, as app.services.new_run gives them (the teacher's own key inside).
+    # Replicates share a group key, as app.runs.service.new_run gives them (the teacher's own key inside).
     teacher_run = session.get(Run, teacher) if teacher is not None else None
     teacher_key = teacher_run.group_key if teacher_run else None
     run = Run(kind=kind, status=status, config=cfg.to_json_dict(), dataset=cfg.dataset, epochs=cfg.epochs,

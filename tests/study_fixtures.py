@@ -3,8 +3,8 @@ or an httpx client of a live server), then finish its runs in the database with 
 
 from __future__ import annotations
 
-from app import studies
-from app.models import Run
+from app.store.models import Run
+from app.studies import service as studies
 from tests.app_fixtures import set_run
 from tests.page_fixtures import add_epoch
 

@@ -11,9 +11,9 @@ from collections import Counter
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app.db import init_db
 from app.main import create_app
 from app.settings import Settings
+from app.store.db import init_db
 from tests.app_fixtures import TEST_CLIENT_HOST
 from tests.live_server import live_server, post_at_once
 from tests.pg_fixtures import db_url, pg_server, pg_url  # noqa: F401

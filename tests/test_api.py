@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from app.api_responses import LeaderboardOut
+from app.leaderboard.responses import LeaderboardOut
 from app.main import create_app
-from app.models import Epoch, Experiment, Run
+from app.store.models import Epoch, Experiment, Run
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 from tests.app_fixtures import add_epochs, app, app_settings, client, session, set_run  # noqa: F401
 
@@ -443,7 +443,7 @@ def test_the_web_process_does_not_import_torch(tmp_path):
         "import sys\n"
         "from app.main import create_app\n"
         "from app.settings import Settings\n"
-        "import app.cli, app.worker.pool, app.services\n"
+        "import app.cli, app.executors.local.pool, app.runs.service\n"
         f"create_app(Settings(db_url='sqlite:///{tmp_path}/kd.sqlite', runs_dir='{tmp_path}/runs'))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats as sp
 from sqlmodel import func, select
 
-from app.models import Run, Study
-from app.worker.pool import WorkerPool
+from app.executors.local.pool import WorkerPool
+from app.store.models import Run, Study
 from tests.app_fixtures import app, app_settings, client, session, set_run, wait_for  # noqa: F401
 
 STUDY = {"dataset": "synthetic", "subset": 100, "methods": ["student", "kd"], "seeds": [1, 2, 3], "epochs": 1,

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from kdcore.checkpoint import load_checkpoint
 from kdcore.config import RunConfig
-from kdcore.engine import train
 from kdcore.registry import METHODS
+from kdcore.training.checkpoint import load_checkpoint
+from kdcore.training.engine import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -43,7 +43,7 @@ def test_gpu_run_learns_with_dropout(tmp_path):
 
 
 def test_concurrent_experiment_on_one_gpu(tmp_path):
-    from kdcore.experiment import experiment_configs, run_experiment
+    from kdcore.studies.experiment import experiment_configs, run_experiment
 
     configs = experiment_configs("synthetic", None, epochs=3, device="cuda")
     results = run_experiment(configs, tmp_path, concurrent=True)

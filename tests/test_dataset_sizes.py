@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from app.main import create_app
-from app.models import Run
+from app.store.models import Run
 from kdcore.data import catalog
 from kdcore.data.loader import load_dataset
 from tests.app_fixtures import app, app_settings, client, session  # noqa: F401

@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
-from kdcore.checkpoint import load_checkpoint
+from kdcore.architectures.seed_cnn import seed_teacher
 from kdcore.config import RunConfig
 from kdcore.data.loader import load_dataset
-from kdcore.device_data import Split, normalize
-from kdcore.engine import train
 from kdcore.errors import CheckpointError, ConfigError, NonFiniteLoss, RunCancelled
-from kdcore.architectures.seed_cnn import seed_teacher
-from kdcore.teacher_cache import compute_teacher_outputs
+from kdcore.training.checkpoint import load_checkpoint
+from kdcore.training.device_data import Split, normalize
+from kdcore.training.engine import train
+from kdcore.training.teacher_cache import compute_teacher_outputs
 
 
 def _weights(checkpoint):
@@ -55,7 +55,7 @@ def test_resident_normalisation_equals_totensor_normalize():
 
 @pytest.mark.parametrize("output", ["logits", "stage2", "embedding"])
 def test_cached_teacher_outputs_equal_online_ones(teacher_checkpoint, output):
-    from kdcore.checkpoint import load_teacher
+    from kdcore.training.checkpoint import load_teacher
 
     teacher = load_teacher(teacher_checkpoint, 10, torch.device("cpu"))
     data = load_dataset("synthetic", subset=300)
@@ -134,7 +134,7 @@ def test_teacher_problems_fail_before_anything_is_written(tmp_path, teacher_chec
 
 
 def test_teacher_with_another_class_count_is_refused(tmp_path, teacher_checkpoint):
-    from kdcore.checkpoint import save_checkpoint
+    from kdcore.training.checkpoint import save_checkpoint
 
     payload = load_checkpoint(teacher_checkpoint)
     eleven = seed_teacher(11)
@@ -168,13 +168,13 @@ def test_experiment_phases_teacher_free_runs_then_kd_runs_from_its_teacher(tmp_p
     """The scheduling alone (the engine is covered above): which runs share a phase, and which teacher."""
     import threading
 
-    from kdcore import experiment
+    from kdcore.studies import experiment
 
     calls = []
 
     def record(config, out_dir, teacher_checkpoint=None, **kwargs):
         calls.append((config.kind, teacher_checkpoint, threading.current_thread().name))
-        from kdcore.engine import RunResult
+        from kdcore.training.engine import RunResult
 
         return RunResult(0.5, 0.5, 1, 1, 0.0, str(out_dir / "checkpoint.pt"), "cpu")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from app.models import Experiment, Run, Study
+from app.store.models import Experiment, Run, Study
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 from tests.app_fixtures import app, app_settings, client, session  # noqa: F401
 

@@ -8,16 +8,24 @@ import math
 import random
 
 import pytest
+from page_fixtures import (  # noqa: F401  (client and db are fixtures)
+    KD_KINDS,
+    STUDENT_KIND,
+    TEACHER_KIND,
+    add_run,
+    client,
+    db,
+    well_formed,
+)
 from scipy import stats
 
-from app import leaderboard, services, view_models
-from app.api_responses import LeaderboardGroupListOut, LeaderboardOut
-from app.models import Run, utcnow
-from kdcore.stats import summarize
+from app.leaderboard import board as leaderboard
+from app.leaderboard import views as view_models
+from app.leaderboard.responses import LeaderboardGroupListOut, LeaderboardOut
+from app.runs import service as services
+from app.store.models import Run, utcnow
+from kdcore.studies.stats import summarize
 from tests.pg_fixtures import pg_server, pg_url  # noqa: F401  (PostgreSQL, skipped where absent)
-from page_fixtures import (  # noqa: F401  (client and db are fixtures)
-    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run, client, db, well_formed,
-)
 
 KD = KD_KINDS[0]
 
@@ -59,7 +67,7 @@ def test_replicates_form_one_row_with_scipys_mean_std_and_interval(client, db):
     assert row["std"] == pytest.approx(stats.tstd(values), abs=1e-12)
     low, high = stats.t.interval(0.95, 3, loc=sum(values) / 4, scale=stats.sem(values))
     assert row["ci95"] == pytest.approx([low, high], abs=1e-12)
-    # The database's sums give what kdcore.stats gives from the values themselves.
+    # The database's sums give what kdcore.studies.stats gives from the values themselves.
     expected = summarize(values)
     assert (row["std"], row["ci95"]) == (pytest.approx(expected.std, abs=1e-12), pytest.approx(list(expected.ci95)))
     assert row["role"] == "method" and found[STUDENT_KIND]["role"] == "baseline"
@@ -337,10 +345,10 @@ def test_the_ranking_cache_is_kept_per_database(client, db, tmp_path):
 
 def test_the_grouped_board_on_postgresql(pg_url, tmp_path):
     from fastapi.testclient import TestClient
+    from page_fixtures import session_of
 
     from app.main import create_app
     from app.settings import Settings
-    from page_fixtures import session_of
     from tests.app_fixtures import TEST_CLIENT_HOST
 
     settings = Settings(db_url=pg_url, data_dir=tmp_path / "data", runs_dir=tmp_path / "runs",

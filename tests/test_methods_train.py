@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from kdcore.config import RunConfig
-from kdcore.engine import train
 from kdcore.registry import METHODS
+from kdcore.training.engine import train
 from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
 
 DISTILLING = [name for name, method in METHODS.items() if method.needs_teacher]
@@ -46,7 +46,7 @@ def test_each_method_trains_a_resnet20_from_a_resnet8x4(kind, tmp_path, resnet_t
 @pytest.mark.parametrize("pair", [("seed_student", "seed_teacher"), ("resnet20", "resnet8x4"), ("vgg8", "vgg13"),
                                   ("mobilenetv2", "resnet32x4"), ("shufflev2", "wrn_40_2")])
 def test_no_method_reads_back_to_the_host_in_a_step(pair):
-    from kdcore.graph_safety import meta_step
+    from kdcore.training.graph_safety import meta_step
 
     for kind in METHODS:
         teacher = pair[1] if METHODS[kind].needs_teacher else None
@@ -57,7 +57,7 @@ def test_no_method_reads_back_to_the_host_in_a_step(pair):
 def test_the_host_read_check_catches_one(monkeypatch):
     import dataclasses
 
-    from kdcore.graph_safety import meta_step
+    from kdcore.training.graph_safety import meta_step
 
     def reads_back(student, teacher, labels, params, progress, modules):
         ce = torch.nn.functional.cross_entropy(student.logits, labels)

@@ -1,5 +1,6 @@
-"""Packed training (kdcore.packed) against the same runs trained alone (kdcore.engine.train), with both
-kinds of pack step: looped (a CPU's) and vmapped (a GPU's, which runs on a CPU too).
+"""Packed training (kdcore.training.packing.trainer) against the same runs trained alone
+(kdcore.training.engine.train), with both kinds of pack step: looped (a CPU's) and vmapped (a GPU's, which
+runs on a CPU too).
 
 The equivalence tests run in float64. In float32 the stacked (grouped) convolutions round differently
 from a single run's, by about 1e-8 in a gradient; Adam's first steps turn that into weight differences of
@@ -18,15 +19,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdcore.checkpoint import load_checkpoint
 from kdcore.config import RunConfig
-from kdcore.engine import RunResult, train
 from kdcore.errors import CheckpointError, ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import Method
-from kdcore.packed import train_packed
-from kdcore.packed_key import differing_fields, pack_key
-from kdcore.packed_step import PackSteps
 from kdcore.registry import METHODS
+from kdcore.training.checkpoint import load_checkpoint
+from kdcore.training.engine import RunResult, train
+from kdcore.training.packing.key import differing_fields, pack_key
+from kdcore.training.packing.trainer import train_packed
+from kdcore.training.packing.vmapped import PackSteps
 from tests.float64 import in_float64
 from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
 
@@ -241,7 +242,7 @@ def test_runs_that_cannot_share_a_step_are_refused_before_anything_is_written(tm
 
 
 def test_pack_key_is_torch_free():
-    code = ("import sys; from kdcore.config import RunConfig; from kdcore.packed_key import pack_key; "
+    code = ("import sys; from kdcore.config import RunConfig; from kdcore.training.packing.key import pack_key; "
             "pack_key(RunConfig(kind='student')); assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -9,14 +9,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from page_fixtures import (  # noqa: F401  (client and db are fixtures)
+    KD_KINDS,
+    STUDENT_KIND,
+    TEACHER_KIND,
+    add_run,
+    client,
+    db,
+    make_client,
+    session_of,
+    well_formed,
+)
 from sqlmodel import select
 
-from app.models import Run
+from app.store.models import Run
 from kdcore.config import METHOD_PARAMS, RunConfig
-from kdcore.registry import KINDS, EXPERIMENT_KINDS, METHODS
-from page_fixtures import (  # noqa: F401  (client and db are fixtures)
-    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run, client, db, make_client, session_of, well_formed,
-)
+from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +92,7 @@ def test_active_fragment_tells_the_leaderboard_to_refresh_when_a_run_finished(cl
 
 
 def test_leaderboard_fragment_shows_the_best_rows_then_all(client, db, monkeypatch):
-    import app.view_models as view_models
+    import app.leaderboard.views as view_models
 
     monkeypatch.setattr(view_models, "LEADERBOARD_ROWS", 2)
     for accuracy in (0.1, 0.2, 0.3):
@@ -232,7 +240,7 @@ def test_pages_stay_out_of_the_api_schema(client):
 
 
 def test_web_process_does_not_import_torch():
-    code = "import sys, app.main, app.pages; app.main.create_app; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, app.main; app.main.create_app(); assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -247,7 +255,7 @@ def test_best_run_of_each_kind_is_summarised(client, db):
 
 
 def test_cached_leaderboard_follows_completions_and_deletions(client, db):
-    from app import services
+    from app.runs import service as services
 
     def ranked() -> list[int]:
         doc = well_formed(client.get("/?view=runs").text)
@@ -267,24 +275,29 @@ def test_cached_leaderboard_follows_completions_and_deletions(client, db):
 
 
 def test_leaderboard_version_moves_with_completions_and_deletions_only(client, db):
-    from app import services
+    from app.leaderboard.completed import leaderboard_version
+    from app.runs import service as services
 
-    empty = services.leaderboard_version(db)
+    empty = leaderboard_version(db)
     done = add_run(db, STUDENT_KIND, accuracy=0.5)
-    after_completion = services.leaderboard_version(db)
+    after_completion = leaderboard_version(db)
     assert after_completion != empty
     add_run(db, STUDENT_KIND, status="running")
     add_run(db, STUDENT_KIND, status="queued")
-    assert services.leaderboard_version(db) == after_completion  # active runs are not on the board
+    assert leaderboard_version(db) == after_completion  # active runs are not on the board
     services.delete_run(db, done.id)
-    assert services.leaderboard_version(db) != after_completion
+    assert leaderboard_version(db) != after_completion
 
 
 def test_pages_query_the_database_only_through_services():
     # These modules shape what services return; queries of their own would bypass the service layer.
-    for module in ("pages", "run_events", "view_models", "forms", "charts", "rendering", "formatting", "ids"):
-        source = (ROOT / "app" / f"{module}.py").read_text()
-        for needle in ("select(", "session.exec", "session.execute", "from app.models import Run"):
+    app_dir = ROOT / "app"
+    modules = [path for name in ("pages", "events", "views", "form", "charts") for path in app_dir.glob(f"*/{name}.py")]
+    modules += list((app_dir / "web").glob("*.py"))
+    assert len(modules) >= 15, modules
+    for module in modules:
+        source = module.read_text()
+        for needle in ("select(", "session.exec", "session.execute", "from app.store.models import Run"):
             assert needle not in source, (module, needle)
 
 
@@ -296,8 +309,20 @@ def test_element_ids_are_unique(client, db, path):
 
 
 def test_a_config_stored_before_precision_existed_shows_the_float32_it_trained_in():
-    from app.forms import config_rows
+    from app.runs.form import config_rows
 
     stored = {k: v for k, v in RunConfig(kind=STUDENT_KIND).to_json_dict().items() if k != "precision"}
     values = {name: value for name, _, value, _ in config_rows(STUDENT_KIND, stored)}
     assert values["precision"] == "float32"
+
+
+def test_path_for_writes_every_named_route_as_url_path_for_does(client):
+    # Templates write links through path_for's table of route formats (url_path_for walks every route per
+    # call); the table must know every route, under the prefix it was included with.
+    from app.web.rendering import _route_formats
+
+    formats = _route_formats(client.app)
+    assert {"home", "run_page", "study_page", "compare_page", "create_run", "plotly_js"} <= set(formats)
+    for name, (path, params) in formats.items():
+        values = {param: "7" for param in params}
+        assert path.format(**values) == client.app.url_path_for(name, **values), name

@@ -6,17 +6,25 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
+from page_fixtures import (  # noqa: F401  (client and db are fixtures)
+    KD_KINDS,
+    STUDENT_KIND,
+    TEACHER_KIND,
+    add_run,
+    client,
+    db,
+    make_settings,
+    session_of,
+    well_formed,
+)
 from sqlmodel import select
 
-from app.forms import FormError, parse_seeds
 from app.main import create_app
-from app.models import Experiment, Run, Study
-from app.study_form import DEFAULT_METHODS, STUDY_METHODS, parse_grid, study_payload
+from app.runs.form import FormError, parse_seeds
+from app.store.models import Experiment, Run, Study
+from app.studies.form import DEFAULT_METHODS, STUDY_METHODS, parse_grid, study_payload
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
-from kdcore.study import parse_spec, run_count
-from page_fixtures import (  # noqa: F401  (client and db are fixtures)
-    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run, client, db, make_settings, session_of, well_formed,
-)
+from kdcore.studies.study import parse_spec, run_count
 
 KD = next(k for k in KD_KINDS if "temperature" in METHODS[k].param_names())
 STUDY = {"methods": [STUDENT_KIND, KD], "seeds": "1,2,3", "dataset": "synthetic", "subset": "100"}
@@ -49,7 +57,7 @@ def test_unreadable_seeds_say_why(text, message):
 def test_grid_lines_become_typed_values():
     grid = parse_grid("kd.temperature = 1, 2, 4.5\n\n  kd.standardize=true,false \ndkd.alpha = 1e-1, x")
     assert grid == {"kd.temperature": [1, 2, 4.5], "kd.standardize": [True, False], "dkd.alpha": [0.1, "x"]}
-    assert parse_grid("kd.temperature =") == {"kd.temperature": []}  # kdcore.study says "give a value"
+    assert parse_grid("kd.temperature =") == {"kd.temperature": []}  # kdcore.studies.study says "give a value"
 
 
 @pytest.mark.parametrize("text, loc, message", [

@@ -9,15 +9,25 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
-
-from app import services
-from app.main import create_app
-from app.models import Run
-from kdcore.registry import METHODS
 from page_fixtures import (  # noqa: F401  (client and db are fixtures)
-    KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_epoch, add_experiment, add_run, client, db, make_client, make_settings,
-    session_of, well_formed,
+    KD_KINDS,
+    STUDENT_KIND,
+    TEACHER_KIND,
+    add_epoch,
+    add_experiment,
+    add_run,
+    client,
+    db,
+    make_client,
+    make_settings,
+    session_of,
+    well_formed,
 )
+
+from app.main import create_app
+from app.runs import service as services
+from app.store.models import Run
+from kdcore.registry import METHODS
 
 KD_KIND = KD_KINDS[0]
 
@@ -249,7 +259,7 @@ def test_compare_empty_state(client):
 
 
 def test_event_stream_of_a_long_run_ends_now_and_then_for_a_reconnect(client, db, monkeypatch):
-    import app.run_events as run_events
+    import app.runs.events as run_events
 
     monkeypatch.setattr(run_events, "STREAM_MAX_S", 1.0)
     run = add_run(db, STUDENT_KIND, status="running", epochs=5)

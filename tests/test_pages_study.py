@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from markupsafe import escape
-
-from app import studies
 from page_fixtures import add_run, client, db, well_formed  # noqa: F401  (client and db are fixtures)
+
+from app.studies import service as studies
 from tests.app_fixtures import set_run
 from tests.study_fixtures import DIFFS, GRID_2D, STUDENT, finish, submit
 
@@ -339,7 +339,7 @@ def test_study_pages_have_unique_element_ids(client, db, path):
 
 
 def test_study_pages_query_the_database_only_through_app_studies():
-    for module in ("pages_studies", "study_view", "study_charts"):
-        source = (ROOT / "app" / f"{module}.py").read_text()
+    for module in ("pages", "views", "charts"):
+        source = (ROOT / "app" / "studies" / f"{module}.py").read_text()
         for needle in ("select(", "session.exec", "session.execute", "import torch"):
             assert needle not in source, (module, needle)

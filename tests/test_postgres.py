@@ -15,27 +15,39 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
+from app.executors.local.pool import WorkerPool
 from app.main import create_app
 from app.settings import Settings
-from tests.app_fixtures import TEST_CLIENT_HOST
-from app.worker.pool import WorkerPool
-from tests.app_fixtures import SYNTHETIC_RUN, app, client, session, wait_for  # noqa: F401
+from tests.app_fixtures import SYNTHETIC_RUN, TEST_CLIENT_HOST, app, client, session, wait_for  # noqa: F401
 from tests.pg_fixtures import pg_server, pg_url  # noqa: F401
 from tests.test_api import (  # noqa: F401  (collected again here, on PostgreSQL)
-    test_an_epoch_is_stored_once_per_run, test_bad_experiment_input_stores_nothing,
-    test_cancel_queued_running_and_finished_runs, test_cancelling_a_teacher_cancels_the_runs_waiting_for_it,
-    test_create_kd_run_from_a_queued_teacher, test_create_run_takes_the_kinds_seed_defaults, test_delete,
-    test_epochs_after_csv_best_epoch_and_progress, test_experiment_queues_the_seed_runs_with_overrides,
-    test_ids_beyond_64_bits_are_422_not_500, test_leaderboard_ranks_completed_runs,
-    test_list_filters_newest_first_and_paginates, test_queue_cap_is_429, test_retry_resumes_from_the_checkpoint,
+    test_an_epoch_is_stored_once_per_run,
+    test_bad_experiment_input_stores_nothing,
+    test_cancel_queued_running_and_finished_runs,
+    test_cancelling_a_teacher_cancels_the_runs_waiting_for_it,
+    test_create_kd_run_from_a_queued_teacher,
+    test_create_run_takes_the_kinds_seed_defaults,
+    test_delete,
+    test_epochs_after_csv_best_epoch_and_progress,
+    test_experiment_queues_the_seed_runs_with_overrides,
+    test_ids_beyond_64_bits_are_422_not_500,
+    test_leaderboard_ranks_completed_runs,
+    test_list_filters_newest_first_and_paginates,
+    test_queue_cap_is_429,
+    test_retry_resumes_from_the_checkpoint,
 )
 from tests.test_api_studies import (  # noqa: F401
-    test_a_full_queue_refuses_the_whole_study, test_cancelling_a_study_cancels_its_unfinished_runs_only,
-    test_groups_equal_the_statistics_recomputed_from_the_member_runs, test_one_teacher_per_seed,
+    test_a_full_queue_refuses_the_whole_study,
+    test_cancelling_a_study_cancels_its_unfinished_runs_only,
+    test_groups_equal_the_statistics_recomputed_from_the_member_runs,
+    test_one_teacher_per_seed,
 )
 from tests.test_worker_queue import (  # noqa: F401
-    test_a_failed_teacher_cancels_its_waiting_runs, test_concurrent_workers_never_claim_a_run_twice,
-    test_lost_workers_runs_fail_and_live_ones_stay, test_progress_heartbeat_and_eta, test_runs_wait_for_their_teacher,
+    test_a_failed_teacher_cancels_its_waiting_runs,
+    test_concurrent_workers_never_claim_a_run_twice,
+    test_lost_workers_runs_fail_and_live_ones_stay,
+    test_progress_heartbeat_and_eta,
+    test_runs_wait_for_their_teacher,
 )
 
 BIG_ID = 2**62

@@ -7,14 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdcore.checkpoint import load_checkpoint
 from kdcore.config import RunConfig
-from kdcore.engine import train
 from kdcore.errors import ConfigError
 from kdcore.methods.base import LOGITS, Method, TapChoice
-from kdcore.packed import train_packed
 from kdcore.registry import METHODS
-from kdcore.study import baseline_key, group_key
+from kdcore.studies.study import baseline_key, group_key
+from kdcore.training.checkpoint import load_checkpoint
+from kdcore.training.engine import train
+from kdcore.training.packing.trainer import train_packed
 from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
 
 BASE = dict(dataset="synthetic", subset=40, batch_size=8, epochs=2, device="cpu", architecture="resnet20")

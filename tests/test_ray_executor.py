@@ -21,12 +21,12 @@ from sqlmodel import select
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
 
-from app.db import new_session  # noqa: E402
-from app.models import Epoch, Run  # noqa: E402
-from app.ray_executor.executor import RayExecutor  # noqa: E402
-from app.ray_executor.records import settle_left_runs  # noqa: E402
+from app.executors.ray.executor import RayExecutor  # noqa: E402
+from app.executors.ray.records import settle_left_runs  # noqa: E402
+from app.store.db import new_session  # noqa: E402
+from app.store.models import Epoch, Run  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
-from kdcore.run_files import BEST, CHECKPOINT  # noqa: E402
+from kdcore.training.run_files import BEST, CHECKPOINT  # noqa: E402
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, session, wait_for  # noqa: E402,F401
 from tests.test_worker import FINISHED, queue_run, run_json, wait_finished  # noqa: E402
 
@@ -249,7 +249,7 @@ def test_the_local_executor_never_imports_ray(tmp_path):
         "import sys\n"
         "from app.main import create_app\n"
         "from app.settings import Settings\n"
-        "import app.cli, app.worker.pool, app.services, app.view_models, app.pages\n"
+        "import app.cli, app.executors.local.pool, app.runs.service, app.runs.views, app.runs.pages\n"
         f"create_app(Settings(db_url='sqlite:///{tmp_path}/kd.sqlite', runs_dir='{tmp_path}/runs'))\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"
     )
@@ -277,7 +277,7 @@ def _serve_args(monkeypatch, tmp_path, *argv, env=None):
 
 
 def test_serve_chooses_the_executor_from_flags_or_environment(monkeypatch, tmp_path):
-    from app.worker.pool import WorkerPool
+    from app.executors.local.pool import WorkerPool
 
     assert isinstance(_serve_args(monkeypatch, tmp_path, "--gpus", ""), WorkerPool)
     chosen = _serve_args(monkeypatch, tmp_path, "--executor", "ray", "--ray-address", "head:6379",

@@ -1,4 +1,4 @@
-"""The Ray executor's packs: compatible queued runs train together as one Ray task (app.ray_executor.pack),
+"""The Ray executor's packs: compatible queued runs train together as one Ray task (app.executors.ray.pack),
 each with its own row, epochs, files and cancel. On a real local Ray (CPU, synthetic data)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
 
-from app.ray_executor.executor import RayExecutor  # noqa: E402
-from kdcore.run_files import CHECKPOINT  # noqa: E402
+from app.executors.ray.executor import RayExecutor  # noqa: E402
+from kdcore.training.run_files import CHECKPOINT  # noqa: E402
 from tests.app_fixtures import app, app_settings, client, wait_for  # noqa: E402,F401
 from tests.test_worker_pack import PACKED_RUN, _epochs, _queue, _run  # noqa: E402
 

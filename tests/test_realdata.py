@@ -34,7 +34,7 @@ def test_archive_decodes_to_the_full_splits_with_exact_pixels(cifar_dir, real_ar
 
 def test_a_short_kd_run_on_real_images(cifar_dir, tmp_path):
     from kdcore.config import RunConfig
-    from kdcore.engine import train
+    from kdcore.training.engine import train
 
     teacher = train(RunConfig(kind="teacher", dataset="cifar10-jpg", subset=300, epochs=1, device="cpu"),
                     out_dir=tmp_path / "t", data_root=cifar_dir)

@@ -10,14 +10,14 @@ import torch
 from pydantic import ValidationError
 
 from bench.seed_loop import Student
-from kdcore.augment import random_crop_flip
-from kdcore.checkpoint import load_checkpoint, save_checkpoint
 from kdcore.config import RunConfig
 from kdcore.data.loader import load_dataset
-from kdcore.device_data import MEAN, STD, normalize
-from kdcore.engine import train
 from kdcore.errors import DatasetError
-from kdcore.recipe import lr_at
+from kdcore.training.augment import random_crop_flip
+from kdcore.training.checkpoint import load_checkpoint, save_checkpoint
+from kdcore.training.device_data import MEAN, STD, normalize
+from kdcore.training.engine import train
+from kdcore.training.recipe import lr_at
 
 SMALL = dict(dataset="synthetic", subset=200, device="cpu")
 

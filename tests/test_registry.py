@@ -9,10 +9,10 @@ import torch
 
 from kdcore.architectures import catalog
 from kdcore.config import RunConfig
-from kdcore.engine import deployed_parameters
 from kdcore.methods.base import LOGITS, Outputs, Progress
-from kdcore.models import build_model
 from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
+from kdcore.training.engine import deployed_parameters
+from kdcore.training.networks import build_model
 
 SEED_EPOCHS = {"teacher": 20, "student": 20, "kd": 10, "cosine": 10, "fitnet": 10}
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
+from page_fixtures import STUDENT_KIND, make_settings
 
 from app import cli
+from app.access.cross_site import HostPolicy, cross_site_reason, is_loopback, split_host
+from app.access.throttle import FailureLimiter
 from app.main import create_app
-from app.security import HostPolicy, cross_site_reason, is_loopback, split_host
-from app.throttle import FailureLimiter
-from page_fixtures import STUDENT_KIND, make_settings
 from tests.live_server import LiveServer
 
 RUN = {"kind": STUDENT_KIND, "dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu"}

@@ -1,4 +1,4 @@
-"""kdcore.stats against SciPy and NumPy computed independently here, including the edge cases a study meets
+"""kdcore.studies.stats against SciPy and NumPy computed independently here, including the edge cases a study meets
 (one seed, identical values, seeds that differ between the sides)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from kdcore.stats import difference, summarize, summarize_moments
+from kdcore.studies.stats import difference, summarize, summarize_moments
 
 
 def _t_interval(values):

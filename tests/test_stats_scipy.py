@@ -1,4 +1,4 @@
-"""kdcore.stats against SciPy's own functions: summaries (tstd, t.interval), the paired t-test
+"""kdcore.studies.stats against SciPy's own functions: summaries (tstd, t.interval), the paired t-test
 (ttest_rel) and Welch's test (ttest_ind, equal_var=False), on random samples and on the edge cases."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kdcore.stats import difference, summarize, summarize_moments
+from kdcore.studies.stats import difference, summarize, summarize_moments
 
 TOLERANCE = 1e-12
 

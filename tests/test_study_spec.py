@@ -1,10 +1,10 @@
-"""kdcore.study's per-entry epochs: a method entry may train its students for its own number of epochs."""
+"""kdcore.studies.study's per-entry epochs: a method entry may train its students for its own number of epochs."""
 
 from __future__ import annotations
 
 import pytest
 
-from kdcore.study import StudyInputError, expand, parse_spec, run_count
+from kdcore.studies.study import StudyInputError, expand, parse_spec, run_count
 
 
 def _epochs_by_method(plan) -> dict[str, set[int]]:

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from kdcore.cli import main
-from kdcore.study import Outcome, summarize_groups
+from kdcore.studies.study import Outcome, summarize_groups
 
 COMMON = ["--dataset", "synthetic", "--subset", "100", "--epochs", "1", "--device", "cpu"]
 
@@ -162,7 +162,7 @@ def test_a_kd_run_without_the_teachers_checkpoint_classes_is_refused(tmp_path, t
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_the_finished_runs(tmp_path, monkeypatch, capsys):
-    from kdcore import engine
+    from kdcore.training import engine
 
     real, calls = engine.train, []
 

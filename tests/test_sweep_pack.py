@@ -1,4 +1,5 @@
-"""``kd sweep --pack N``: compatible, ready runs train together (kdcore.packed) and each stays a run of its own.
+"""``kd sweep --pack N``: compatible, ready runs train together (kdcore.training.packing.trainer) and each
+stays a run of its own.
 
 The equality test runs in float64, as tests/test_packed.py explains: in float32 a pack's grouped
 convolutions round differently from a run's own, and Adam turns that into weight differences that can
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdcore import packed
 from kdcore.cli import main
+from kdcore.training.packing import trainer as packed
 from tests.float64 import in_float64
 
 # The teacher is a resnet20 trained as long as the students: it shares their pack key, so the

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.worker.pool import WorkerPool
+from app.executors.local.pool import WorkerPool
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, wait_for  # noqa: F401
 

@@ -1,20 +1,19 @@
 """The worker's packs (--pack N, KD_PACK): compatible queued runs train together in one child
-(kdcore.packed), and each keeps its own row, epochs, progress, cancel and ending."""
+(kdcore.training.packing.trainer), and each keeps its own row, epochs, progress, cancel and ending."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-
 from sqlmodel import select
 
-from app.models import Run
-from app.queue import claim_next, claim_pack_mates
+from app.executors.local.pool import WorkerPool
 from app.settings import Settings
-from app.worker.pool import WorkerPool
+from app.store.models import Run
+from app.store.queue import claim_next, claim_pack_mates
 from kdcore.config import RunConfig
-from kdcore.packed_key import pack_key
+from kdcore.training.packing.key import pack_key
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, session, wait_for  # noqa: F401
 
 FINISHED = ("completed", "failed", "cancelled")
@@ -99,7 +98,7 @@ def test_three_runs_train_packed_one_cancelled_midway_the_others_complete(client
 
 
 def test_pack_size_defaults_per_device_and_reads_kd_pack(monkeypatch, app_settings):
-    from app.worker.pool import Slot
+    from app.executors.local.pool import Slot
 
     class Pool:  # what a Slot reads of its pool
         settings, engine, shutdown = app_settings, None, None

@@ -10,15 +10,15 @@ from datetime import timedelta
 
 import pytest
 
-from app.queue import claim_next
-from app.worker.child import step_reporter
-from app.worker.records import record_epoch, record_progress
-from app.worker.runner import RunSupervisor
+from app.executors.local.runner import RunSupervisor
+from app.executors.records import record_epoch, record_progress
+from app.executors.training import step_reporter
+from app.store.queue import claim_next
 from tests.app_fixtures import app, app_settings, client, session, set_run  # noqa: F401
 
 
 @dataclass
-class Step:  # the shape of kdcore.engine.StepProgress, without importing torch
+class Step:  # the shape of kdcore.training.engine.StepProgress, without importing torch
     epoch: int
     epochs: int
     step: int

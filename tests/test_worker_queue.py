@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from app.db import init_db, new_session
-from app.models import Run, utcnow
-from app.queue import HOST, cancel_orphans, claim_next, recover_lost
+from app.executors.local.pool import visible_gpus
+from app.executors.local.runner import _exit_reason
+from app.executors.records import finish_run, record_progress
+from app.executors.training import describe_failure
 from app.settings import Settings
-from app.worker.child import describe_failure
-from app.worker.pool import visible_gpus
-from app.worker.records import finish_run, record_progress
-from app.worker.runner import _exit_reason
+from app.store.db import init_db, new_session
+from app.store.models import Run, utcnow
+from app.store.queue import HOST, cancel_orphans, claim_next, recover_lost
 from kdcore.errors import NonFiniteLoss
 from tests.app_fixtures import app, app_settings, client, session, set_run  # noqa: F401
 

@@ -1,6 +1,6 @@
 """The seed experiment's two CNNs, with the taps interface.
 
-Built exactly like ``kdcore.models.Teacher`` / ``Student(regressor=False)`` (same modules, in
+Built exactly like the seed's ``Teacher`` / ``Student(regressor=False)`` (bench/seed_loop.py) (same modules, in
 the same order, under the same names), so ``torch.manual_seed(s)`` gives bit-identical initial
 weights and their state dicts (and existing checkpoints) are interchangeable. The FitNets hint
 regressor is not part of the student: it belongs to the method that trains it.

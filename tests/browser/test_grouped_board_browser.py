@@ -5,12 +5,12 @@ and phone width, light and dark (test-output/screenshots/leaderboard-groups-*.pn
 from __future__ import annotations
 
 import pytest
-
-from app.db import make_engine, new_session
-from app.models import Run, utcnow
 from browser_support import LAPTOP, PHONE, LiveServer
 from page_fixtures import KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run
 from test_screenshots import shoot
+
+from app.store.db import make_engine, new_session
+from app.store.models import Run, utcnow
 
 KD, COSINE, FITNET = KD_KINDS[:3]
 SIZES = {"laptop": LAPTOP, "phone": PHONE}

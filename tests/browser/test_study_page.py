@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlmodel import Session, create_engine
-
-from app import studies
-from app.models import utcnow
 from browser_support import LAPTOP, PHONE, LiveServer
+from sqlmodel import Session, create_engine
 from test_screenshots import shoot
+
+from app.store.models import utcnow
+from app.studies import service as studies
 from tests.app_fixtures import set_run
 from tests.page_fixtures import add_epoch
 from tests.study_fixtures import GRID_2D, finish, submit

@@ -1,0 +1,1 @@
+"""Who may do what: the cross-site and host guard, the API token, sign-in and its throttle."""

@@ -1,0 +1,1 @@
+"""The compare page: runs and groups of replicates overlaid."""

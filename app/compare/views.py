@@ -1,0 +1,72 @@
+"""What the compare page shows: single runs (picked, or an experiment's) and groups of replicates (by
+key, or a study's configurations), as plain dictionaries."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.experiments import service as experiment_service
+from app.runs import service as services
+from app.runs.form import config_rows
+from app.store.errors import NotFound
+from app.studies import charts as study_charts
+from app.studies import service as studies
+from app.studies import views as study_view
+from app.web import charts
+
+COMPARE_MAX_RUNS = 12
+
+
+def compare_view(session: Session, run_ids: list[int], experiment_id: int | None,
+                 group_keys: list[str] | None = None, study_id: int | None = None) -> dict:
+    """Single runs (picked, or an experiment's) and groups of replicates (``group_keys``, or a study's
+    configurations): runs as lines, groups as a mean line in a ±std band, and a bar each."""
+    experiments, _ = experiment_service.list_experiments(session, limit=50)
+    recent, _ = services.list_runs(session, limit=100)
+    listed, _ = studies.list_studies(session, limit=50)
+    missing: list[int] = []
+    if experiment_id is not None:
+        try:
+            experiment_service.get_experiment(session, experiment_id)
+            runs = experiment_service.experiment_runs(session, experiment_id)
+        except NotFound:
+            runs, missing = [], []
+            experiment_id = None
+    else:
+        runs = []
+        for run_id in run_ids:
+            try:
+                runs.append(services.get_run(session, run_id))
+            except NotFound:
+                missing.append(run_id)
+    # Oldest first, whatever order the ids came in: teachers before the students distilled from them.
+    runs = sorted(runs, key=lambda r: r.id)[:COMPARE_MAX_RUNS]
+    picked = [dict(services.run_to_dict(r), color=charts.nth_color(i)) for i, r in enumerate(runs)]
+    history = {r.id: [services.epoch_to_dict(e) for e in services.get_epochs(session, r.id)] for r in runs}
+    for run in picked:
+        last = history[run["id"]][-1]["test_accuracy"] if history[run["id"]] else None
+        run["shown_accuracy"] = run["final_accuracy"] if run["final_accuracy"] is not None else last
+    grouped = study_view.compare_groups(session, group_keys or [], study_id, len(picked))
+    groups = grouped["groups"]
+    return {"runs": picked, "groups": groups,
+            "charts": study_charts.with_group_bands(charts.compare_charts(picked, history), groups,
+                                                    grouped["group_history"]),
+            "finals": study_charts.finals_with_groups(charts.finals_chart(picked), groups),
+            "diff": _config_diff(picked), "experiments": experiments, "recent": recent,
+            "studies": [study for study, _ in listed], "study_id": grouped["study"]["id"] if grouped["study"] else None,
+            "experiment_id": experiment_id, "missing": missing, "missing_groups": grouped["missing_groups"],
+            "missing_study": grouped["missing_study"], "groups_truncated": grouped["groups_truncated"],
+            "any_active": grouped["groups_active"] or any(r["status"] in ("queued", "running") for r in picked),
+            "selected": {r["id"] for r in picked}, "truncated": len(run_ids) > COMPARE_MAX_RUNS}
+
+
+def _config_diff(runs: list[dict]) -> dict:
+    rows = [{"label": "kind", "values": [r["kind"] for r in runs]},
+            {"label": "teacher run", "values": [r["teacher_run_id"] for r in runs]}]
+    by_run = [{name: (label, value) for name, label, value, _ in config_rows(r["kind"], r["config"])} for r in runs]
+    names = list(dict.fromkeys(name for fields in by_run for name in fields))
+    rows += [{"label": next(fields[n][0] for fields in by_run if n in fields),
+              "values": [fields[n][1] if n in fields else None for fields in by_run]} for n in names]
+    for row in rows:
+        row["differs"] = len({repr(v) for v in row["values"]}) > 1
+    return {"differing": [r for r in rows if r["differs"]], "same": [r for r in rows if not r["differs"]]}

@@ -1,0 +1,117 @@
+"""An executor's database writes for a run it holds: epochs, progress, and the final state. The local pool
+and the Ray executor both write through these, so the pages and the API cannot tell them apart.
+
+Each write is one short transaction and is conditional on the run still being held by this
+worker, so a run that was recovered as "worker lost" is never overwritten by a late message.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from app.store.models import Epoch, Run, utcnow
+from app.store.queue import cancel_orphans, heartbeat, recover_lost
+from kdcore.figures import finite_or_none, fraction_done
+
+log = logging.getLogger(__name__)
+
+
+def recover_lost_runs(engine, settings) -> list[int]:
+    """End the runs of workers that died (app.store.queue.recover_lost), saying so in the log."""
+    from app.store.db import new_session  # app.store.db imports app.store.queue: import here, not at the top
+
+    with new_session(engine, settings) as session:
+        lost = recover_lost(session, settings.stale_after_s)
+    if lost:
+        log.warning("runs %s were left running by a lost worker; marked failed", lost)
+    return lost
+
+
+def _eta(started: datetime | None, done: float, now: datetime) -> float | None:
+    """Seconds left if the rest of the run goes at the pace so far (``done``: fraction of the run)."""
+    if started is None or done <= 0:
+        return None
+    elapsed = (now - started).total_seconds()
+    return max(0.0, elapsed * (1 - done) / done)
+
+
+def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> None:
+    """Store one epoch (EpochMetrics as a dict), replacing the row a resumed run may repeat."""
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None or run.status != "running" or run.worker != worker:
+        return
+    values = dict(
+        train_loss=float(metrics["train_loss"]), train_terms={k: float(v) for k, v in metrics["train_terms"].items()},
+        test_loss=float(metrics["test_loss"]), test_accuracy=float(metrics["test_accuracy"]),
+        seconds=float(metrics["seconds"]), images_per_sec=float(metrics["images_per_sec"]),
+    )
+    row = session.exec(select(Epoch).where(Epoch.run_id == run_id, Epoch.epoch == metrics["epoch"])).first()
+    if row is None:
+        row = Epoch(run_id=run_id, epoch=metrics["epoch"], **values)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    session.add(row)
+    accuracy = finite_or_none(metrics["test_accuracy"])
+    if accuracy is not None and (run.best_accuracy is None or accuracy > run.best_accuracy):
+        run.best_accuracy, run.best_epoch = accuracy, metrics["epoch"]
+    now = utcnow()
+    epoch, epochs = metrics["epoch"], metrics["epochs"]
+    if epoch < epochs and run.progress_steps:
+        # The next epoch starts right away: step 0 of it is the same point of the run as "epoch done",
+        # and keeps the page's within-epoch bar instead of dropping it until the next step report.
+        run.progress_epoch, run.progress_step = epoch + 1, 0
+    else:
+        run.progress_epoch, run.progress_step, run.progress_steps = epoch, None, None
+    run.progress_epochs = epochs
+    # A fresh estimate: keeping the last step's ETA with a new progress_at would make it jump back up.
+    run.eta_seconds = _eta(run.started_at, fraction_done(epoch, epochs), now)
+    run.heartbeat_at = run.progress_at = now
+    session.add(run)
+    session.commit()
+
+
+def record_progress(session: Session, run_id: int, worker: str, progress: dict | None = None) -> bool | None:
+    """Renew the heartbeat, storing ``progress`` (StepProgress as a dict) and an ETA when given.
+
+    Returns whether a cancel was requested, or None if this worker no longer holds the run.
+    """
+    fields: dict[str, Any] = {}
+    if progress:
+        now = utcnow()
+        started = session.exec(select(Run.started_at).where(Run.id == run_id)).first()
+        done = fraction_done(progress["epoch"], progress["epochs"], progress["step"], progress["steps"])
+        eta = _eta(started, done, now)
+        fields = dict(progress_epoch=progress["epoch"], progress_epochs=progress["epochs"],
+                      progress_step=progress["step"], progress_steps=progress["steps"], progress_at=now,
+                      eta_seconds=eta)
+    return heartbeat(session, run_id, worker, **fields)
+
+
+def finish_run(session: Session, run_id: int, worker: str, status: str, *, error: str | None = None,
+               result: dict | None = None, checkpoint: str | None = None) -> bool:
+    """End the run held by ``worker`` as completed, failed or cancelled. Returns whether it was still held."""
+    values: dict[str, Any] = dict(status=status, finished_at=utcnow(), error=error, resume=False)
+    if checkpoint:
+        values["checkpoint"] = checkpoint
+    if result is not None:
+        values.update(
+            checkpoint=result.get("checkpoint") or checkpoint,
+            parameters=result.get("parameters"),
+            final_accuracy=finite_or_none(result.get("final_accuracy")),
+            best_accuracy=finite_or_none(result.get("best_accuracy")),
+            best_epoch=result.get("best_epoch"),
+            train_seconds=finite_or_none(result.get("seconds")),
+        )
+    outcome = session.execute(
+        update(Run).where(Run.id == run_id, Run.worker == worker, Run.status == "running").values(**values)
+    )
+    session.commit()
+    if status != "completed":
+        cancel_orphans(session)
+    return outcome.rowcount == 1

@@ -1,0 +1,141 @@
+"""The launch page: the form for one run, the seed experiment's button and the study form, each
+submitted to its own route; a rejected form comes back with its errors beside the fields."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
+
+from app.experiments import form as experiment_forms
+from app.experiments import service as experiments
+from app.runs import form as forms
+from app.runs import service as services
+from app.store.errors import InputError, QueueFull
+from app.studies import form as study_form
+from app.studies import service as studies
+from app.web.api import SessionDep
+from app.web.rendering import render
+from kdcore.data.catalog import list_datasets
+
+router = APIRouter()
+
+
+def _launch_context(request: Request, session: Session, values: dict[str, str], errors: dict[str, str],
+                    form_error: str | None = None, experiment: tuple[dict, dict, str | None] = ({}, {}, None),
+                    study: tuple[dict, dict, str | None] = ({}, {}, None)) -> dict:
+    datasets = list_datasets(request.app.state.settings.data_dir)
+    teachers = services.teacher_choices(session)
+    exp_values, exp_errors, exp_error = experiment
+    study_values, study_errors, study_error = study
+    return {
+        "title": "Launch a run", "nav": "launch",
+        "form": forms.launch_form(values, errors, datasets, teachers),
+        "form_error": form_error,
+        "experiment": dict(experiment_forms.experiment_form(exp_values, exp_errors, datasets), error=exp_error),
+        "study": dict(study_form.study_form(study_values, study_errors, datasets, teachers,
+                                            request.app.state.settings.max_study_runs), error=study_error),
+    }
+
+
+@router.get("/launch", response_class=HTMLResponse, name="launch_page")
+def launch_page(request: Request, session: SessionDep) -> HTMLResponse:
+    return render(request, "launch.html", _launch_context(request, session, dict(request.query_params), {}))
+
+
+@router.get("/fragments/launch-fields", response_class=HTMLResponse, name="launch_fields")
+def launch_fields(request: Request, session: SessionDep) -> HTMLResponse:
+    # The kind changed: redraw the kind's own fields with its defaults, keeping the teacher choice.
+    values = {k: v for k, v in request.query_params.items() if k in ("kind", "teacher_run_id")}
+    context = _launch_context(request, session, values, {})
+    return render(request, "_kind_fields.html", {"form": context["form"]})
+
+
+@router.get("/fragments/launch-recipe", response_class=HTMLResponse, name="launch_recipe")
+def launch_recipe(request: Request, session: SessionDep) -> HTMLResponse:
+    # A preset was chosen: redraw the recipe with its values (fields a person then changes win at submit).
+    values = {k: v for k, v in request.query_params.items() if k in ("kind", "preset")}
+    context = _launch_context(request, session, values, {})
+    return render(request, "_recipe_fields.html", {"form": context["form"]})
+
+
+async def _form_values(request: Request) -> dict[str, str]:
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
+def _multi_values(data) -> dict[str, list[str]]:
+    # The study form checks several methods and networks under one name.
+    return {key: [v for v in data.getlist(key) if isinstance(v, str)] for key in data.keys()}
+
+
+@router.post("/launch", response_class=HTMLResponse, name="launch_submit")
+async def launch_submit(request: Request, session: SessionDep) -> Response:
+    # Reading the form needs the event loop; the service call and the re-rendered form do not.
+    values = await _form_values(request)
+    return await anyio.to_thread.run_sync(_submit_run, request, session, values)
+
+
+def _submit_run(request: Request, session: Session, values: dict[str, str]) -> Response:
+    # A rejected form comes back as a normal page (200) with the errors inline: browsers log every
+    # 4xx document as a console error, and the REST API already answers 422 for programs.
+    try:
+        run = services.create_run(session, forms.run_payload(values))
+    except InputError as exc:
+        errors, general = forms.errors_by_field(exc.errors, forms.LAUNCH_FIELDS)
+        context = _launch_context(request, session, values, errors, "; ".join(general) or None)
+        return render(request, "launch.html", context)
+    except QueueFull as exc:
+        return render(request, "launch.html", _launch_context(request, session, values, {}, str(exc)))
+    return RedirectResponse(request.app.url_path_for("run_page", run_id=run.id), status_code=303)
+
+
+@router.post("/launch/experiment", response_class=HTMLResponse, name="launch_experiment")
+async def launch_experiment(request: Request, session: SessionDep) -> Response:
+    values = await _form_values(request)
+    return await anyio.to_thread.run_sync(_submit_experiment, request, session, values)
+
+
+def _submit_experiment(request: Request, session: Session, values: dict[str, str]) -> Response:
+    try:
+        experiment = experiments.create_experiment(session, experiment_forms.experiment_payload(values))
+    except (InputError, forms.FormError) as exc:
+        errors, general = forms.errors_by_field(exc.errors, experiment_forms.EXPERIMENT_FORM_FIELDS)
+        context = _launch_context(request, session, {}, {}, experiment=(values, errors, "; ".join(general) or None))
+        return render(request, "launch.html", context)
+    except QueueFull as exc:
+        context = _launch_context(request, session, {}, {}, experiment=(values, {}, str(exc)))
+        return render(request, "launch.html", context)
+    study_id = experiments.experiment_study_id(session, experiment.id)
+    if study_id is not None:  # over several seeds: the study page compares them
+        return RedirectResponse(request.app.url_path_for("study_page", study_id=study_id), status_code=303)
+    return RedirectResponse(request.app.url_path_for("compare_page") + f"?experiment={experiment.id}", status_code=303)
+
+
+@router.post("/launch/study", response_class=HTMLResponse, name="launch_study")
+async def launch_study(request: Request, session: SessionDep) -> Response:
+    values = _multi_values(await request.form())
+    return await anyio.to_thread.run_sync(_submit_study, request, session, values)
+
+
+def _submit_study(request: Request, session: Session, values: dict[str, list[str]]) -> Response:
+    payload = None
+    try:
+        payload = study_form.study_payload(values)
+        study = studies.create_study(session, payload)
+    except (InputError, forms.FormError) as exc:
+        errors, general = study_form.place_errors(exc.errors, payload)
+        context = _launch_context(request, session, {}, {}, study=(values, errors, "; ".join(general) or None))
+        return render(request, "launch.html", context)
+    except QueueFull as exc:
+        return render(request, "launch.html", _launch_context(request, session, {}, {}, study=(values, {}, str(exc))))
+    return RedirectResponse(request.app.url_path_for("study_page", study_id=study.id), status_code=303)
+
+
+@router.get("/fragments/study-count", response_class=HTMLResponse, name="study_count")
+def study_count(request: Request) -> HTMLResponse:
+    # The study form changed: how many runs it would train now, and what its grid may sweep.
+    values = _multi_values(request.query_params)
+    context = {"estimate": study_form.run_estimate(values, request.app.state.settings.max_study_runs),
+               "chosen": study_form.chosen_methods(values), "example": study_form.GRID_EXAMPLE}
+    return render(request, "_study_count.html", context)

@@ -1,0 +1,408 @@
+"""The leaderboard by configuration: completed runs grouped by Run.group_key (the same configuration but
+for the seed), ranked by mean final accuracy, each with n, mean ± std, its 95 % interval, its difference
+to the baseline student (kdcore.studies.stats.difference: paired t-test when the seeds match, else Welch) and
+to its teacher's configuration. Also the queries of the single-run board that only it needs.
+
+It stays fast with 100,000 runs: one aggregate over a covering index ranks every configuration
+(count, sum and sum of squares, which kdcore.studies.stats.summarize_moments turns into the statistics), kept
+until app.leaderboard.completed.leaderboard_version changes and then moved on by the runs completed since (a deletion
+sums again); per-run values are read only for the groups shown and for their baselines, and kept while
+their counts hold. Like app.runs.service, functions take a Session and raise app.store.errors.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from bisect import bisect_left, insort
+from collections import Counter
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Iterable, NamedTuple
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.leaderboard.completed import IS_COMPLETED, leaderboard_version
+from app.store.errors import NotFound
+from app.store.models import Run
+from kdcore.figures import compression, finite_or_none
+from kdcore.registry import BASELINE_KIND, KINDS, METHODS
+from kdcore.studies.stats import difference, summarize_moments
+from kdcore.studies.study import group_label, varying_params
+
+# A completed run without a group key (its stored config no longer validates) is a group of its own.
+LOOSE_PREFIX = "run-"
+# Keys per IN (...) list, so that "show all" over thousands of groups stays within every database's limits.
+CHUNK = 500
+# Describing up to this many groups at once keeps what it read for the next time (Memo).
+MEMO_GROUPS = 1000
+ACCURACY = Run.final_accuracy
+# Completed runs with a result; the status as an expression so that each query walks the index it
+# needs rather than every completed run (app.leaderboard.completed.IS_COMPLETED).
+COMPLETED = (IS_COMPLETED, ACCURACY.is_not(None))
+RUN_COLUMNS = (Run.id, Run.group_key, Run.seed, Run.final_accuracy, Run.best_accuracy, Run.best_epoch,
+               Run.parameters, Run.train_seconds, Run.teacher_run_id, Run.study_id, Run.experiment_id,
+               Run.architecture, Run.dataset, Run.epochs, Run.baseline_key)
+
+
+class Ranked(NamedTuple):
+    """One configuration's completed runs as the database sums them (a tuple: there are thousands)."""
+
+    key: str
+    kind: str
+    n: int
+    total: float
+    squares: float
+    mean: float
+
+
+def _ranked(key: str, kind: str, n: int, total: float, squares: float) -> Ranked:
+    return Ranked(key, kind, n, total, squares, total / n)
+
+
+@dataclass
+class Memo:
+    """What describe read for a ranking, kept while it holds: a group's runs (while its count is the same),
+    its configuration (for good), and which student group is the baseline of a network, data and recipe
+    (until a baseline student completes). A completion then costs the queries of the groups it touched."""
+
+    runs: dict[str, tuple[int, list]] = field(default_factory=dict)
+    configs: dict[str, dict] = field(default_factory=dict)
+    baselines: dict[str, str | None] = field(default_factory=dict)
+    # Teacher runs by id: their group key and size (a student completes only after its teacher did).
+    teachers: dict[int, Any] = field(default_factory=dict)
+
+    def carried(self, touched_kinds: set[str]) -> "Memo":
+        return Memo(dict(self.runs), dict(self.configs), {} if BASELINE_KIND in touched_kinds else dict(self.baselines),
+                    dict(self.teachers))
+
+
+@dataclass
+class Ranking:
+    groups: list[Ranked]  # best mean first; ties: more runs, then the key (_sort_key)
+    by_key: dict[str, Ranked]
+    best_of_kind: list[Ranked]  # each method's best configuration, in the registry's order
+    runs: int  # the completed runs ranked
+    memo: Memo = field(default_factory=Memo)
+
+    def rank(self, key: str) -> int | None:
+        group = self.by_key.get(key)
+        return None if group is None else bisect_left(self.groups, _sort_key(group), key=_sort_key) + 1
+
+
+def _sort_key(group: Ranked) -> tuple:
+    return -group.mean, -group.n, group.key
+
+
+# engine -> (leaderboard_version, Ranking); per engine so that apps on different databases never share one.
+_RANKINGS: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def ranking(session: Session, version: tuple | None = None) -> Ranking:
+    """Every configuration ranked, reused until ``version`` (completed.leaderboard_version) changes; when
+    runs only completed since, the ranking moves on by those runs rather than being summed again."""
+    # The version is read before the rows: a run completing in between makes the next call recompute.
+    version = version if version is not None else leaderboard_version(session)
+    engine = session.get_bind()
+    with _LOCK:
+        cached = _RANKINGS.get(engine)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    result = _advance(session, cached, version) if cached is not None else None
+    if result is None:
+        result = _rank(session)
+    with _LOCK:
+        _RANKINGS[engine] = (version, result)
+    return result
+
+
+def forget_rankings() -> None:
+    with _LOCK:
+        _RANKINGS.clear()
+
+
+def _rank(session: Session) -> Ranking:
+    # Grouped by kind too, so that each method's best configuration falls out of the same pass. No
+    # condition on the accuracy (count and sum skip NULLs): the query then has nothing to look up, and
+    # reads ix_runs_kind_group_status_accuracy from end to end in GROUP BY order, never a row.
+    rows = session.exec(select(Run.kind, Run.group_key, func.count(ACCURACY), func.sum(ACCURACY),
+                               func.sum(ACCURACY * ACCURACY))
+                        .where(IS_COMPLETED).group_by(Run.kind, Run.group_key)).all()
+    groups = [_ranked(key, kind, n, total, squares) for kind, key, n, total, squares in rows
+              if key is not None and n]
+    if any(key is None for _, key, *_ in rows):  # rare: read those runs one by one
+        loose = session.exec(select(Run.id, Run.kind, ACCURACY).where(*COMPLETED, Run.group_key.is_(None))).all()
+        groups += [_ranked(f"{LOOSE_PREFIX}{run_id}", kind, 1, value, value * value) for run_id, kind, value in loose]
+    return _ranking(groups)
+
+
+def _advance(session: Session, cached: tuple, version: tuple) -> Ranking | None:
+    """The cached ranking moved on by the runs completed since it was made, or None when more changed.
+
+    A completed run never changes, so when the runs that finished after the cached latest finish account
+    for the whole rise in the count, nothing was deleted and only their groups move. Anything else (a
+    deletion, a clock that went back) leaves it to a full recount."""
+    (count, latest), board = cached
+    new_count, new_latest = version
+    if latest is None or new_latest is None or new_count <= count:
+        return None
+    rows = session.exec(select(Run.id, Run.kind, Run.group_key, ACCURACY)
+                        .where(IS_COMPLETED, Run.finished_at > latest)).all()
+    if len(rows) != new_count - count:
+        return None
+    groups, by_key = list(board.groups), dict(board.by_key)
+    for run_id, kind, key, value in rows:
+        if value is None or not math.isfinite(value):
+            continue
+        key = key if key is not None else f"{LOOSE_PREFIX}{run_id}"
+        old = by_key.get(key)
+        if old is not None:
+            del groups[bisect_left(groups, _sort_key(old), key=_sort_key)]
+        n, total, squares = (old.n, old.total, old.squares) if old is not None else (0, 0.0, 0.0)
+        by_key[key] = _ranked(key, kind, n + 1, total + value, squares + value * value)
+        insort(groups, by_key[key], key=_sort_key)
+    return Ranking(groups=groups, by_key=by_key, best_of_kind=_best_of_kind(groups),
+                   runs=board.runs + sum(1 for row in rows if row[3] is not None and math.isfinite(row[3])),
+                   memo=board.memo.carried({row[1] for row in rows}))
+
+
+def _ranking(groups: list[Ranked]) -> Ranking:
+    groups = [g for g in groups if math.isfinite(g.total) and math.isfinite(g.squares)]
+    # The order of _sort_key in three stable sorts on C-level keys: thousands of groups in milliseconds.
+    groups.sort(key=attrgetter("key"))
+    groups.sort(key=attrgetter("n"), reverse=True)
+    groups.sort(key=attrgetter("mean"), reverse=True)
+    return Ranking(groups=groups, by_key={g.key: g for g in groups}, best_of_kind=_best_of_kind(groups),
+                   runs=sum(g.n for g in groups))
+
+
+def _best_of_kind(groups: list[Ranked]) -> list[Ranked]:
+    best: dict[str, Ranked] = {}
+    for group in groups:
+        best.setdefault(group.kind, group)
+    order = {kind: index for index, kind in enumerate(KINDS)}
+    return sorted(best.values(), key=lambda g: order.get(g.kind, len(order)))
+
+
+def group_page(session: Session, limit: int | None, offset: int = 0,
+               version: tuple | None = None) -> tuple[list[dict], int, Ranking]:
+    """Configurations ranked ``offset`` to ``offset + limit`` (all with no limit), described; how many there are."""
+    board = ranking(session, version)
+    shown = board.groups[offset:offset + limit] if limit is not None else board.groups[offset:]
+    return describe(session, board, shown), len(board.groups), board
+
+
+def group_runs(session: Session, key: str) -> tuple[dict, list[dict]]:
+    """One configuration, described, and its completed runs, best first."""
+    board = ranking(session)
+    group = board.by_key.get(key)
+    if group is None:
+        raise NotFound(f"no completed runs share the configuration {key!r}")
+    runs = _known_runs(session, board, board.memo, [key])[key]
+    rows = [{"run_id": r.id, "seed": r.seed, "final_accuracy": finite_or_none(r.final_accuracy),
+             "best_accuracy": finite_or_none(r.best_accuracy), "best_epoch": r.best_epoch,
+             "train_seconds": finite_or_none(r.train_seconds), "teacher_run_id": r.teacher_run_id,
+             "study_id": r.study_id, "experiment_id": r.experiment_id}
+            for r in runs]
+    rows.sort(key=lambda r: (-(r["final_accuracy"] or 0.0), r["run_id"]))
+    return describe(session, board, [group], runs_of={key: runs})[0], rows
+
+
+def _role(kind: str) -> str:
+    method = METHODS.get(kind)
+    if method is not None and method.teaches:
+        return "teacher"
+    return "baseline" if kind == BASELINE_KIND else "method"
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _runs_of(session: Session, keys: Iterable[str]) -> dict[str, list]:
+    """The completed runs of each group (column rows, not Run objects: no config is loaded)."""
+    keys = list(dict.fromkeys(keys))
+    loose = {int(k[len(LOOSE_PREFIX):]): k for k in keys if k.startswith(LOOSE_PREFIX)}
+    grouped = [k for k in keys if not k.startswith(LOOSE_PREFIX)]
+    found: dict[str, list] = {key: [] for key in keys}
+    for part in _chunks(grouped):
+        for row in session.exec(select(*RUN_COLUMNS).where(*COMPLETED, Run.group_key.in_(part))).all():
+            found[row.group_key].append(row)
+    for part in _chunks(list(loose)):
+        for row in session.exec(select(*RUN_COLUMNS).where(*COMPLETED, Run.id.in_(part))).all():
+            found[loose[row.id]].append(row)
+    for rows in found.values():
+        rows.sort(key=lambda r: r.id)
+    return found
+
+
+def _known_runs(session: Session, board: Ranking, memo: Memo, keys: Iterable[str]) -> dict[str, list]:
+    """_runs_of, reading only the groups whose runs ``memo`` does not hold at their current count."""
+    keys = list(dict.fromkeys(keys))
+    found = {key: memo.runs[key][1] for key in keys
+             if key in memo.runs and key in board.by_key and memo.runs[key][0] == board.by_key[key].n}
+    fetched = _runs_of(session, [key for key in keys if key not in found])
+    for key, rows in fetched.items():
+        if key in board.by_key and len(rows) == board.by_key[key].n:
+            memo.runs[key] = (len(rows), rows)
+    return {**found, **fetched}
+
+
+def _configs(session: Session, memo: Memo, first: dict[str, Any]) -> dict[str, dict]:
+    """Each group's configuration (from its first run: replicates share it), as far as the board shows it."""
+    missing = {row.id: key for key, row in first.items() if key not in memo.configs}
+    for part in _chunks(list(missing)):
+        for run_id, config in session.exec(select(Run.id, Run.config).where(Run.id.in_(part))).all():
+            memo.configs[missing[run_id]] = {"params": dict(config.get("params") or {}), "subset": config.get("subset")}
+    return {key: memo.configs.get(key, {}) for key in first}
+
+
+def _baselines(session: Session, board: Ranking, memo: Memo, baseline_keys: set[str]) -> dict[str, str | None]:
+    """baseline_key -> the baseline student's group: of kind BASELINE_KIND with that key, the one with
+    the most completed runs (ties: the better mean, then the key); None where there is none."""
+    missing = sorted(b for b in baseline_keys if b not in memo.baselines)
+    if BASELINE_KIND is not None and missing:
+        candidates: dict[str, set[str]] = {}
+        for part in _chunks(missing):
+            rows = session.exec(select(Run.baseline_key, Run.group_key)
+                                .where(*COMPLETED, Run.kind == BASELINE_KIND, Run.baseline_key.in_(part),
+                                       Run.group_key.is_not(None)).distinct()).all()
+            for baseline_key, key in rows:
+                if key in board.by_key:
+                    candidates.setdefault(baseline_key, set()).add(key)
+        for b in missing:
+            keys = candidates.get(b)
+            memo.baselines[b] = min(keys, key=lambda k: (-board.by_key[k].n, -board.by_key[k].mean, k)) \
+                if keys else None
+    return {b: memo.baselines.get(b) for b in baseline_keys}
+
+
+def _teachers(session: Session, memo: Memo, run_ids: set[int]) -> dict[int, Any]:
+    for part in _chunks(sorted(i for i in run_ids if i not in memo.teachers)):
+        for row in session.exec(select(Run.id, Run.group_key, Run.parameters).where(Run.id.in_(part))).all():
+            memo.teachers[row.id] = row
+    return {i: memo.teachers[i] for i in run_ids if i in memo.teachers}
+
+
+def _by_seed(runs: list) -> dict:
+    """{seed: accuracy} when every run has its own seed (so that a baseline with the same seeds pairs
+    with it); else {("run", id): accuracy}, which never pairs: repeats of one seed are compared by Welch."""
+    seeds = [r.seed for r in runs]
+    if None not in seeds and len(set(seeds)) == len(seeds):
+        return {r.seed: r.final_accuracy for r in runs}
+    return {("run", r.id): r.final_accuracy for r in runs}
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return math.fsum(values) / len(values) if values else None
+
+
+def describe(session: Session, board: Ranking, shown: list[Ranked],
+             runs_of: dict[str, list] | None = None) -> list[dict]:
+    """Each group of ``shown`` as the leaderboard shows it (app.leaderboard.responses.LeaderboardGroupOut)."""
+    if not shown:
+        return []
+    # "Show all" (thousands of groups) reads afresh rather than keeping every run in memory.
+    memo = board.memo if len(shown) <= MEMO_GROUPS else Memo()
+    runs_of = {**(runs_of or {})}
+    runs_of.update(_known_runs(session, board, memo, [g.key for g in shown if g.key not in runs_of]))
+    first = {g.key: runs_of[g.key][0] for g in shown if runs_of.get(g.key)}
+    configs = _configs(session, memo, first)
+    wanted = {first[g.key].baseline_key for g in shown
+              if g.kind != BASELINE_KIND and g.key in first and first[g.key].baseline_key}
+    baseline_of = _baselines(session, board, memo, wanted)
+    runs_of.update(_known_runs(session, board, memo, [k for k in set(baseline_of.values()) if k and k not in runs_of]))
+    teachers = _teachers(session, memo, {r.teacher_run_id for g in shown for r in runs_of.get(g.key, [])
+                                   if r.teacher_run_id is not None})
+    values_of: dict[str, dict] = {}  # per-seed values, once per group (many groups share a baseline)
+    entries = []
+    for group in shown:
+        runs = runs_of.get(group.key, [])
+        head = first.get(group.key)
+        config = configs.get(group.key, {})
+        summary = summarize_moments(group.n, group.total, group.squares)
+        entry: dict[str, Any] = {
+            "rank": board.rank(group.key), "key": group.key, "kind": group.kind,
+            "title": METHODS[group.kind].title if group.kind in METHODS else group.kind, "label": None,
+            "role": _role(group.kind), "architecture": head.architecture if head else None,
+            "dataset": head.dataset if head else None, "subset": config.get("subset"),
+            "epochs": head.epochs if head else None, "params": dict(config.get("params") or {}),
+            **summary.to_json_dict(),
+            "best_mean": _mean([r.best_accuracy for r in runs]),
+            "parameters": max((r.parameters for r in runs if r.parameters), default=None),
+            "train_seconds": _mean([r.train_seconds for r in runs]),
+            "run_ids": [r.id for r in runs], "seeds": sorted({r.seed for r in runs if r.seed is not None}),
+            "study_ids": sorted({r.study_id for r in runs if r.study_id is not None}),
+            "teacher_key": None, "teacher_mean": None, "vs_teacher": None, "compression": None,
+            "baseline_key": None, "baseline_n": None, "baseline_mean": None, "vs_baseline": None,
+        }
+        _add_teacher(entry, runs, teachers, board)
+        baseline = baseline_of.get(head.baseline_key) if head and group.kind != BASELINE_KIND else None
+        if baseline is not None and baseline != group.key:
+            theirs = runs_of.get(baseline, [])
+            for key, rows in ((group.key, runs), (baseline, theirs)):
+                if key not in values_of:
+                    values_of[key] = _by_seed(rows)
+            diff = difference(values_of[group.key], values_of[baseline]) if runs and theirs else None
+            entry.update(baseline_key=baseline, baseline_n=board.by_key[baseline].n,
+                         baseline_mean=board.by_key[baseline].mean,
+                         vs_baseline=diff.to_json_dict() if diff else None)
+        entries.append(entry)
+    varying = varying_params([{"method": e["kind"], "params": e["params"]} for e in entries])
+    for entry in entries:
+        entry["label"] = group_label({**entry, "method": entry["kind"]}, varying)
+    return entries
+
+
+def _add_teacher(entry: dict, runs: list, teachers: dict[int, Any], board: Ranking) -> None:
+    """The teacher's configuration (its runs' group, whatever seeds they had) and its mean."""
+    known = [teachers[r.teacher_run_id] for r in runs if r.teacher_run_id in teachers]
+    keys = Counter(t.group_key for t in known if t.group_key)
+    if not keys:
+        return
+    key = keys.most_common(1)[0][0]
+    entry["teacher_key"] = key
+    entry["compression"] = compression(max((t.parameters for t in known if t.parameters), default=None),
+                                       entry["parameters"])
+    teacher = board.by_key.get(key)
+    if teacher is not None and entry["mean"] is not None:
+        entry["teacher_mean"] = teacher.mean
+        entry["vs_teacher"] = entry["mean"] - teacher.mean
+
+
+# ---------------------------------------------------------------- the single-run board
+
+def completed_count(session: Session) -> int:
+    """Completed runs with a final accuracy: the single-run board's length."""
+    return session.exec(select(func.count(ACCURACY)).where(Run.status == "completed")).one()
+
+
+def best_run_ids(session: Session) -> list[int]:
+    """Each kind's best completed run (ties: the earlier run), in the registry's order."""
+    order = {kind: index for index, kind in enumerate(KINDS)}
+    best = dict(session.exec(select(Run.kind, func.max(ACCURACY)).where(IS_COMPLETED).group_by(Run.kind)).all())
+    best = {kind: accuracy for kind, accuracy in best.items() if accuracy is not None}
+    if not best:
+        return []
+    # One lookup of those accuracies on ix_runs_final_accuracy, rather than one query per kind.
+    rows = session.exec(select(Run.id, Run.kind, ACCURACY).where(ACCURACY.in_(set(best.values())), IS_COMPLETED)).all()
+    first: dict[str, int] = {}
+    for run_id, kind, accuracy in sorted(rows):
+        if best.get(kind) == accuracy:
+            first.setdefault(kind, run_id)
+    return [first[kind] for kind in sorted(first, key=lambda k: order.get(k, len(order)))]
+
+
+def teacher_results(session: Session, run_ids: set[int]) -> dict[int, tuple[float | None, int | None]]:
+    """{run id: (final accuracy, parameters)} of the completed ones among ``run_ids``."""
+    found = {}
+    for part in _chunks(sorted(run_ids)):
+        rows = session.exec(select(Run.id, ACCURACY, Run.parameters).where(*COMPLETED, Run.id.in_(part))).all()
+        found.update({run_id: (finite_or_none(accuracy), parameters) for run_id, accuracy, parameters in rows})
+    return found
+

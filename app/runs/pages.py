@@ -1,0 +1,63 @@
+"""The run page and its buttons (cancel, retry); its live updates are app.runs.events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
+
+from app.runs import service as services
+from app.runs import views as view_models
+from app.store.errors import Conflict, NotFound, QueueFull
+from app.web.api import SessionDep
+from app.web.ids import valid_id
+from app.web.rendering import not_found, render
+
+router = APIRouter()
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page")
+def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
+    if not valid_id(run_id):
+        return not_found(request, f"run {run_id} does not exist")
+    try:
+        run = services.get_run(session, run_id)
+    except NotFound as exc:
+        return not_found(request, str(exc))
+    epochs = services.get_epochs(session, run_id)
+    context = {"title": f"Run {run_id}", "nav": "", "charts": True,
+               **view_models.run_view(session, run, epochs)}
+    return render(request, "run.html", context)
+
+
+@router.post("/runs/{run_id}/cancel", response_class=HTMLResponse, name="page_cancel_run")
+def cancel_run(request: Request, run_id: int, session: SessionDep) -> Response:
+    return _run_action(request, session, run_id, services.cancel_run, "Not cancelled")
+
+
+@router.post("/runs/{run_id}/retry", response_class=HTMLResponse, name="page_retry_run")
+def retry_run(request: Request, run_id: int, session: SessionDep) -> Response:
+    return _run_action(request, session, run_id, services.retry_run, "Not retried", reload_when_done=True)
+
+
+def _run_action(request: Request, session: Session, run_id: int, action, refused: str,
+                reload_when_done: bool = False) -> Response:
+    """Answer an HTMX button with the run's refreshed summary, which says beside the buttons why the action
+    was refused (queue full, teacher gone, wrong state); a plain form post goes back to the page."""
+    if not valid_id(run_id):
+        return not_found(request, f"run {run_id} does not exist")
+    refusal = None
+    try:
+        run = action(session, run_id)
+    except NotFound as exc:
+        return not_found(request, str(exc))
+    except (Conflict, QueueFull) as exc:
+        run, refusal = services.get_run(session, run_id), f"{refused}: {exc}"
+    if "HX-Request" not in request.headers:
+        return RedirectResponse(request.app.url_path_for("run_page", run_id=run_id), status_code=303)
+    response = render(request, "_run_summary.html", view_models.summary_view(session, run, refusal))
+    if reload_when_done and refusal is None:
+        # A retried run is queued again: reloading opens the page's event stream for the new attempt.
+        # A refusal must not reload, or its message would vanish with the old page.
+        response.headers["HX-Refresh"] = "true"
+    return response

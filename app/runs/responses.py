@@ -1,0 +1,118 @@
+"""What the runs API returns (see app.web.api for the shared base and field types)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from app.store.models import STATUSES
+from app.web.api import ApiModel, Figure, Timestamp
+
+
+class ProgressOut(ApiModel):
+    """Where a run's training is; for a completed run, its end."""
+
+    epoch: int | None = Field(description="The epoch under way (1-based), or the last one stored")
+    epochs: int | None
+    step: int | None = Field(description="Step within the epoch; null at an epoch's end")
+    steps: int | None
+    phase: Literal["training", "evaluating", "done"]
+    fraction: float = Field(ge=0, le=1, description="Share of the whole run done")
+    eta_seconds: Figure
+    updated_at: Timestamp | None
+
+
+class RunOut(ApiModel):
+    id: int
+    kind: str
+    title: str = Field(description="The kind's name for people")
+    status: Literal[STATUSES]
+    dataset: str | None
+    architecture: str | None = Field(description="The network it trains (a KD run's student)")
+    config: dict[str, Any] = Field(description="The run's full RunConfig, as stored when it was queued")
+    teacher_run_id: int | None
+    experiment_id: int | None
+    study_id: int | None
+    num_classes: int | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    worker: str | None = Field(description="The worker slot holding the run while it runs")
+    heartbeat_at: Timestamp | None
+    cancel_requested: bool
+    resume: bool = Field(description="The next attempt continues from the run's checkpoint")
+    error: str | None
+    has_checkpoint: bool
+    checkpoint_url: str | None
+    parameters: int | None = Field(description="Deployed parameter count, once completed")
+    final_accuracy: Figure
+    best_accuracy: Figure
+    best_epoch: int | None
+    train_seconds: Figure
+    progress: ProgressOut | None
+
+
+class RunListOut(ApiModel):
+    items: list[RunOut]
+    total: int = Field(description="How many runs match the filters in all")
+    limit: int
+    offset: int
+
+
+class EpochOut(ApiModel):
+    epoch: int
+    train_loss: Figure
+    train_terms: dict[str, float | None] = Field(description="Unweighted loss terms, named by the kind")
+    test_loss: Figure
+    test_accuracy: Figure
+    seconds: Figure
+    images_per_sec: Figure
+
+
+class EpochListOut(ApiModel):
+    run_id: int
+    items: list[EpochOut]
+
+
+class DatasetOut(ApiModel):
+    name: str = Field(description="What a run's config names as its dataset")
+    source: str = Field(description="synthetic, torchvision or imagefolder")
+    classes: list[str]
+    ready: bool = Field(description="False: usable only after a download")
+    note: str
+    num_classes: int
+    train_size: int | None = Field(description="Images in the training split, when known (the most a subset may take)")
+
+
+class DatasetListOut(ApiModel):
+    items: list[DatasetOut]
+
+
+class MethodOut(ApiModel):
+    name: str = Field(description="What a run's kind names")
+    title: str
+    description: str
+    needs_teacher: bool
+    teaches: bool = Field(description="Its runs can be distilled from")
+    default_architecture: str
+    default_epochs: int
+    loss_terms: list[str] = Field(description="The unweighted train-loss terms its epochs report")
+    params: dict[str, Any] = Field(description="JSON schema of its hyperparameters (a run's params)")
+
+
+class MethodListOut(ApiModel):
+    items: list[MethodOut]
+
+
+class ArchitectureOut(ApiModel):
+    name: str
+    description: str
+    parameters: int = Field(description="Trainable parameters at the list's class count")
+    taps: dict[str, list[int]] = Field(description="Named feature outputs and their shapes without the batch, "
+                                       "for 32×32 inputs")
+
+
+class ArchitectureListOut(ApiModel):
+    num_classes: int
+    items: list[ArchitectureOut]

@@ -1,0 +1,46 @@
+"""What the run page shows: plain dictionaries built from app.runs.service's results, its summary card
+(also what the page's event stream and buttons redraw) and its charts."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.executors.ray import names
+from app.runs import service as services
+from app.runs.form import config_rows
+from app.store.errors import NotFound
+from app.web import charts
+from kdcore.figures import compression
+from kdcore.registry import METHODS
+
+
+def _teacher_of(session: Session, run) -> dict | None:
+    if run.teacher_run_id is None:
+        return None
+    try:
+        return services.run_to_dict(services.get_run(session, run.teacher_run_id))
+    except NotFound:
+        return {"id": run.teacher_run_id, "missing": True}
+
+
+def summary_view(session: Session, run, action_error: str | None = None) -> dict:
+    """The run page's summary card; ``action_error`` says why a cancel or retry was refused."""
+    data = services.run_to_dict(run)
+    teacher = _teacher_of(session, run)
+    distil_kind = next((k for k, m in METHODS.items() if m.needs_teacher), None)
+    can_teach = run.status in ("completed", "queued", "running") and METHODS.get(run.kind) is not None \
+        and METHODS[run.kind].teaches and distil_kind is not None
+    return {"run": data, "method": METHODS.get(run.kind), "color": charts.kind_color(run.kind), "teacher": teacher,
+            "compression": compression((teacher or {}).get("parameters"), data["parameters"]),
+            "distil_kind": distil_kind if can_teach else None, "action_error": action_error,
+            "where": names.where(run.worker)}
+
+
+def run_view(session: Session, run, epochs: list) -> dict:
+    rows = [services.epoch_to_dict(e) for e in epochs]
+    method = METHODS.get(run.kind)
+    terms = method.loss_terms if method else sorted({t for r in rows for t in r["train_terms"]})
+    config = [{"name": name, "label": label, "value": value, "help": help_text}
+              for name, label, value, help_text in config_rows(run.kind, run.config)]
+    return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows),
+            "accuracy_chart": charts.accuracy_chart(rows), "epochs": rows, "after": rows[-1]["epoch"] if rows else 0}

@@ -1,0 +1,77 @@
+"""Data migrations run at start-up, after the schema upgrade (app.store.db). Each is idempotent.
+
+Runs stored before methods and architectures became plugins hold flat configs (``temperature``,
+``ce_weight`` and ``distill_weight`` beside the other fields, no ``architecture``). RunConfig reads them
+still; rewriting them once in today's shape keeps every reader (pages, exports, the worker) on one form.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from app.store.models import Run
+from kdcore.config import RunConfig
+from kdcore.studies.study import baseline_key, group_key
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+def migrate_run_configs(engine: Engine) -> int:
+    """Rewrite the configs of runs that have no ``architecture`` column yet. Returns how many changed."""
+    changed, after = 0, 0
+    with Session(engine) as session:
+        while True:
+            # By id, so that a row left as it was (a method no longer installed) is not fetched again.
+            rows = session.exec(select(Run.id, Run.config).where(Run.architecture.is_(None), Run.id > after)
+                                .order_by(Run.id).limit(BATCH)).all()
+            if not rows:
+                return changed
+            for run_id, stored in rows:
+                after = run_id
+                try:
+                    config = RunConfig.model_validate(stored)
+                except ValidationError as exc:
+                    log.warning("run %s keeps its stored config, which no longer validates: %s", run_id,
+                                exc.errors()[0]["msg"])
+                    continue
+                session.execute(update(Run).where(Run.id == run_id)
+                                .values(config=config.to_json_dict(), architecture=config.architecture))
+                changed += 1
+            session.commit()
+
+
+def teacher_key_of(session: Session, teacher_run_id: int | None) -> str | None:
+    """What a student's group key says of its teacher: the teacher's own group key (so students of
+    replicate teachers group together), or the run id when that teacher is gone or has none."""
+    if teacher_run_id is None:
+        return None
+    key = session.exec(select(Run.group_key).where(Run.id == teacher_run_id)).first()
+    return key or f"run {teacher_run_id}"
+
+
+def fill_group_keys(engine: Engine) -> int:
+    """Give runs stored before studies existed their group key, baseline key and seed. Returns how many."""
+    changed, after = 0, 0
+    with Session(engine) as session:
+        while True:
+            rows = session.exec(select(Run.id, Run.config, Run.teacher_run_id)
+                                .where(Run.group_key.is_(None), Run.id > after).order_by(Run.id).limit(BATCH)).all()
+            if not rows:
+                return changed
+            for run_id, stored, teacher_run_id in rows:
+                after = run_id
+                try:
+                    config = RunConfig.model_validate(stored)
+                except ValidationError:
+                    continue  # logged by migrate_run_configs
+                # Teachers have smaller ids than their students, so theirs is already filled in.
+                session.execute(update(Run).where(Run.id == run_id).values(
+                    group_key=group_key(config, teacher_key_of(session, teacher_run_id)),
+                    baseline_key=baseline_key(config), seed=config.seed))
+                changed += 1
+            session.commit()

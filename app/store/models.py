@@ -1,0 +1,137 @@
+"""Database tables: runs, their per-epoch metrics, and experiments (a teacher and the runs distilled from it)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
+# Ids must fit a signed 64-bit column; larger numbers from clients are rejected before any query.
+MAX_ID = 2**63 - 1
+# 64-bit ids (PostgreSQL's INTEGER has 32). SQLite keeps INTEGER: only an INTEGER PRIMARY KEY is the
+# auto-numbered rowid there, and its integers are 64-bit anyway.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Lock(SQLModel, table=True):
+    """Named rows that a transaction UPDATEs first to run one at a time (see app.store.queue.admission)."""
+
+    __tablename__ = "locks"
+
+    name: str = Field(primary_key=True)
+    taken_at: datetime | None = None
+
+
+class Experiment(SQLModel, table=True):
+    __tablename__ = "experiments"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    dataset: str
+    subset: int | None = Field(default=None, sa_type=ID)
+    # The request's overrides, kept so the experiment can be shown and repeated.
+    overrides: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Study(SQLModel, table=True):
+    """Runs submitted together: configurations (methods × grid × networks) over seeds (kdcore.studies.study)."""
+
+    __tablename__ = "studies"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    name: str | None = None
+    dataset: str
+    subset: int | None = Field(default=None, sa_type=ID)
+    # The request as validated (kdcore.studies.study.StudySpec), kept so the study can be shown and repeated.
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The teacher run its students distil from when the request named one (else the study trains its own).
+    teacher_run_id: int | None = Field(default=None, sa_type=ID)
+    total_runs: int = 0
+    cancel_requested: bool = False
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    # Covers the grouped leaderboard's GROUP BY over completed runs without reading the rows.
+    # The next two serve app.leaderboard.board and app.leaderboard.completed.leaderboard_version at 100,000 runs: every
+    # configuration ranked (and each method's best found) in one pass over an index in GROUP BY order,
+    # and the latest finish found without a scan. Neither starts with the status: without planner
+    # statistics SQLite takes any equality on a leading column for a match of about ten rows, so a
+    # status-led index would lure queries over the completed runs (most of them) into reading them all.
+    # The last counts a study's runs by status (lists of studies, their progress) without reading them.
+    __table_args__ = (Index("ix_runs_status_group_accuracy", "status", "group_key", "final_accuracy"),
+                      Index("ix_runs_kind_group_status_accuracy", "kind", "group_key", "status", "final_accuracy"),
+                      Index("ix_runs_finished_at", "finished_at"),
+                      Index("ix_runs_study_status", "study_id", "status"))
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    kind: str = Field(index=True)
+    status: str = Field(default="queued", index=True)
+    # RunConfig.to_json_dict(); rebuilt with RunConfig.model_validate in the worker.
+    config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Copies of config fields (a config never changes), so lists need not parse the JSON.
+    dataset: str | None = Field(default=None, index=True)
+    epochs: int | None = None
+    architecture: str | None = Field(default=None, index=True)
+    # No foreign key: a finished student keeps naming its teacher even after the teacher is deleted.
+    teacher_run_id: int | None = Field(default=None, index=True, sa_type=ID)
+    experiment_id: int | None = Field(default=None, foreign_key="experiments.id", index=True, sa_type=ID)
+    study_id: int | None = Field(default=None, foreign_key="studies.id", index=True, sa_type=ID)
+    # Replicates share a group_key: the same configuration but for the seed (kdcore.studies.study.group_key).
+    # baseline_key finds the baseline student that a run is measured against (kdcore.studies.study.baseline_key).
+    group_key: str | None = Field(default=None, index=True)
+    baseline_key: str | None = Field(default=None, index=True)
+    seed: int | None = Field(default=None, sa_type=ID)
+    num_classes: int | None = None
+
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    worker: str | None = None
+    heartbeat_at: datetime | None = None
+    cancel_requested: bool = False
+    # Set when a failed or cancelled run is retried and a checkpoint exists to continue from.
+    resume: bool = False
+    error: str | None = None
+
+    checkpoint: str | None = None
+    parameters: int | None = Field(default=None, sa_type=ID)
+    final_accuracy: float | None = Field(default=None, index=True)
+    best_accuracy: float | None = None
+    best_epoch: int | None = None
+    train_seconds: float | None = None
+
+    # Live progress, written by the worker about once a second.
+    progress_epoch: int | None = None
+    progress_epochs: int | None = None
+    progress_step: int | None = None
+    progress_steps: int | None = None
+    progress_at: datetime | None = None
+    eta_seconds: float | None = None
+
+
+class Epoch(SQLModel, table=True):
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epoch_run_epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: int = Field(foreign_key="runs.id", sa_type=ID)
+    epoch: int
+    train_loss: float
+    # Unweighted terms named by the method's loss_terms, e.g. {"ce": 1.2, "soft_target": 0.4}.
+    train_terms: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    images_per_sec: float

@@ -1,0 +1,1 @@
+"""Studies: many runs over seeds and grids, their REST API, pages, form, charts and statistics views."""

@@ -1,0 +1,276 @@
+"""Studies in the database: submit one (validated and expanded by kdcore.studies.study, stored all or nothing),
+read its progress and statistics, cancel it, and export it.
+
+Like app.runs.service, each function takes a Session, commits its own transaction and raises app.store.errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from app.runs.service import iso, new_run, settings_of
+from app.runs.validation import class_count_errors, dataset_info, subset_errors, teacher_run
+from app.store.errors import Conflict, InputError, NotFound, field_error
+from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, utcnow
+from app.store.queue import admission, cancel_orphans
+from kdcore.figures import finite_or_none
+from kdcore.registry import METHODS
+from kdcore.studies.study import Outcome, StudyInputError, expand, labelled_groups, paper_table, parse_spec
+
+
+def create_study(session: Session, payload: Any, *, strict: bool = False,
+                 experiment: Experiment | None = None) -> Study:
+    """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named).
+    ``experiment``: stored with the study, its runs joined to it (the seed experiment over several seeds)."""
+    if not isinstance(payload, dict):
+        raise InputError([field_error([], "expected a JSON object", "dict_type")])
+    settings = settings_of(session)
+    payload = dict(payload)
+    raw_teacher = payload.pop("teacher_run_id", None)
+    teacher, errors = teacher_run(session, raw_teacher, strict)
+    spec, plan = None, None
+    try:
+        spec = parse_spec(payload, strict=strict)
+        plan = expand(spec, external_teacher=teacher is not None, max_runs=settings.max_study_runs, strict=strict)
+    except StudyInputError as exc:
+        errors += exc.errors
+    info = None
+    if not any(e["loc"][:1] == ["dataset"] for e in errors):
+        info, dataset_errors = dataset_info(payload.get("dataset", "cifar10"), settings, ["dataset"])
+        errors += dataset_errors
+    errors += class_count_errors(info, teacher)
+    errors += subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
+    if teacher is not None and spec is not None and not any(METHODS[e.method].needs_teacher
+                                                            for e in spec.entries() if e.method in METHODS):
+        errors.append(field_error(["teacher_run_id"], "no method of this study distils from a teacher"))
+    if errors:
+        raise InputError(errors)
+    study = Study(name=spec.name, dataset=spec.dataset, subset=spec.subset,
+                  spec=spec.model_dump(mode="json", exclude_defaults=True),
+                  teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members))
+    with admission(session, len(plan.members), settings.max_queued):
+        session.add(study)
+        if experiment is not None:
+            session.add(experiment)
+        session.flush()
+        joined = {"experiment_id": experiment.id if experiment is not None else None}
+        own_teachers: dict[int, Run] = {}
+        for member in plan.teachers:
+            run = new_run(member.config, None, study_id=study.id, num_classes=info.num_classes, **joined)
+            session.add(run)
+            session.flush()  # the students name its id
+            own_teachers[member.config.seed] = run
+        for member in plan.students:
+            distils_from = None
+            if member.config.method.needs_teacher:
+                distils_from = teacher if teacher is not None else own_teachers[member.teacher_seed]
+            session.add(new_run(member.config, distils_from.group_key if distils_from else None,
+                                teacher_run_id=distils_from.id if distils_from else None, study_id=study.id,
+                                num_classes=info.num_classes, **joined))
+    return study
+
+
+def get_study(session: Session, study_id: int) -> Study:
+    study = session.get(Study, study_id)
+    if study is None:
+        raise NotFound(f"study {study_id} does not exist")
+    return study
+
+
+def study_runs(session: Session, study_id: int) -> list[Run]:
+    return list(session.exec(select(Run).where(Run.study_id == study_id).order_by(Run.id)).all())
+
+
+def list_studies(session: Session, *, limit: int = 50, offset: int = 0) -> tuple[list[tuple[Study, Counter]], int]:
+    """Studies newest first, each with its runs counted by status (one query for all of them)."""
+    total = session.exec(select(func.count()).select_from(Study)).one()
+    studies = list(session.exec(select(Study).order_by(Study.id.desc()).offset(offset).limit(limit)).all())
+    counts: dict[int, Counter] = {study.id: Counter() for study in studies}
+    if studies:
+        rows = session.exec(select(Run.study_id, Run.status, func.count()).where(Run.study_id.in_(list(counts)))
+                            .group_by(Run.study_id, Run.status)).all()
+        for study_id, status, count in rows:
+            counts[study_id][status] = count
+    return [(study, counts[study.id]) for study in studies], total
+
+
+def status_of(study: Study, counts: Counter) -> str:
+    """queued until a run starts, running while any run is active, then completed (or cancelled)."""
+    active = sum(counts[s] for s in ACTIVE_STATUSES)
+    if active:
+        return "queued" if counts["queued"] == active and not sum(counts[s] for s in FINISHED_STATUSES) else "running"
+    return "cancelled" if study.cancel_requested else "completed"
+
+
+def cancel_study(session: Session, study_id: int) -> Study:
+    """Cancel the study's queued runs now and ask the workers to stop its running ones; finished runs stay."""
+    study = get_study(session, study_id)
+    runs = study_runs(session, study_id)
+    if not any(run.status in ACTIVE_STATUSES for run in runs):
+        raise Conflict(f"study {study_id} has no queued or running run left")
+    session.execute(update(Study).where(Study.id == study_id).values(cancel_requested=True))
+    session.execute(update(Run).where(Run.study_id == study_id, Run.status == "queued")
+                    .values(status="cancelled", finished_at=utcnow(), error="study cancelled by user"))
+    session.execute(update(Run).where(Run.study_id == study_id, Run.status == "running")
+                    .values(cancel_requested=True))
+    session.commit()
+    cancel_orphans(session)
+    session.refresh(study)
+    return study
+
+
+def _role(kind: str) -> str:
+    method = METHODS.get(kind)
+    if method is not None and method.teaches:
+        return "teacher"
+    return "baseline" if method is not None and method.baseline else "method"
+
+
+def outcomes(runs: list[Run]) -> list[Outcome]:
+    return [Outcome(group=run.group_key or f"run {run.id}", kind=run.kind, role=_role(run.kind),
+                    architecture=run.architecture, params=dict(run.config.get("params") or {}),
+                    seed=run.seed if run.seed is not None else run.config.get("seed", 0), status=run.status,
+                    final_accuracy=finite_or_none(run.final_accuracy), best_accuracy=finite_or_none(run.best_accuracy),
+                    run_id=run.id)
+            for run in runs]
+
+
+def study_groups(runs: list[Run]) -> list[dict[str, Any]]:
+    """The study's configurations with their statistics and labels (kdcore.studies.study.labelled_groups)."""
+    return labelled_groups(outcomes(runs))
+
+
+def progress(runs: list[Run], now: datetime | None = None) -> dict[str, Any]:
+    """How many runs are done, and an estimate of the time left: each unfinished run's expected duration
+    (the mean of this study's completed runs of its kind, else of all its completed runs), spread over
+    as many runs as train at once now."""
+    now = now or utcnow()
+    counts = Counter(run.status for run in runs)
+    done = sum(counts[s] for s in FINISHED_STATUSES)
+    durations: dict[str, list[float]] = {}
+    for run in runs:
+        if run.status == "completed" and run.train_seconds:
+            durations.setdefault(run.kind, []).append(run.train_seconds)
+    everything = [s for values in durations.values() for s in values]
+    typical = sum(everything) / len(everything) if everything else None
+    remaining, unknown = 0.0, False
+    for run in runs:
+        if run.status not in ACTIVE_STATUSES:
+            continue
+        own = durations.get(run.kind)
+        expected = sum(own) / len(own) if own else typical
+        if run.status == "running" and run.eta_seconds is not None and run.progress_at is not None:
+            remaining += max(0.0, run.eta_seconds - (now - run.progress_at).total_seconds())
+        elif expected is not None:
+            remaining += expected
+        else:
+            unknown = True
+    parallel = max(1, counts["running"])
+    eta = None if unknown or not counts["running"] else remaining / parallel
+    return {"total": len(runs), "done": done, "completed": counts["completed"], "failed": counts["failed"],
+            "cancelled": counts["cancelled"], "running": counts["running"], "queued": counts["queued"],
+            "fraction": done / len(runs) if runs else 1.0, "eta_seconds": eta}
+
+
+def study_to_dict(study: Study, runs: list[Run], *, with_groups: bool = True) -> dict[str, Any]:
+    counts = Counter(run.status for run in runs)
+    data = {
+        "id": study.id, "name": study.name, "status": status_of(study, counts), "dataset": study.dataset,
+        "subset": study.subset, "spec": study.spec, "teacher_run_id": study.teacher_run_id,
+        "created_at": iso(study.created_at), "cancel_requested": study.cancel_requested,
+        "progress": progress(runs), "run_ids": [run.id for run in runs],
+    }
+    if with_groups:
+        data["groups"] = study_groups(runs)
+    return data
+
+
+def study_summary(study: Study, counts: Counter) -> dict[str, Any]:
+    """A study in lists: its progress from status counts alone."""
+    total = sum(counts.values())
+    done = sum(counts[s] for s in FINISHED_STATUSES)
+    return {"id": study.id, "name": study.name, "status": status_of(study, counts), "dataset": study.dataset,
+            "subset": study.subset, "methods": [m if isinstance(m, str) else m.get("method")
+                                                for m in study.spec.get("methods", [])],
+            "seeds": study.spec.get("seeds", []), "created_at": iso(study.created_at),
+            "total": total, "done": done, "completed": counts["completed"], "running": counts["running"],
+            "queued": counts["queued"], "failed": counts["failed"], "cancelled": counts["cancelled"]}
+
+
+def group_runs(session: Session, keys: list[str], *, study_id: int | None = None, limit: int = 500) -> list[Run]:
+    """The runs of the given configurations (group keys), oldest first: the compare page's groups.
+    ``study_id`` keeps to one study's runs (a study page's heatmap links to its own replicates)."""
+    if not keys:
+        return []
+    query = select(Run).where(Run.group_key.in_(keys))
+    if study_id is not None:
+        query = query.where(Run.study_id == study_id)
+    return list(session.exec(query.order_by(Run.id).limit(limit)).all())
+
+
+def epoch_metrics(session: Session, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The runs' per-epoch test accuracy, train loss and test loss, by run id: what a group's mean curves
+    need, read as plain columns (one query; no Epoch objects, no loss terms parsed)."""
+    by_run: dict[int, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    if run_ids:
+        rows = session.exec(select(Epoch.run_id, Epoch.epoch, Epoch.test_accuracy, Epoch.train_loss, Epoch.test_loss)
+                            .where(Epoch.run_id.in_(run_ids)).order_by(Epoch.run_id, Epoch.epoch)).all()
+        for run_id, epoch, test_accuracy, train_loss, test_loss in rows:
+            by_run[run_id].append({"epoch": epoch, "test_accuracy": finite_or_none(test_accuracy),
+                                   "train_loss": finite_or_none(train_loss), "test_loss": finite_or_none(test_loss)})
+    return by_run
+
+
+# ---------------------------------------------------------------- exports
+
+RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "final_accuracy", "best_accuracy",
+               "best_epoch", "train_seconds", "teacher_run_id", "group")
+GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mean", "std", "ci95_low", "ci95_high",
+                 "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant", "run_ids")
+
+
+def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    return [{"run_id": run.id, "method": run.kind, "architecture": run.architecture, "seed": run.seed,
+             "params": run.config.get("params") or {}, "status": run.status,
+             "final_accuracy": finite_or_none(run.final_accuracy), "best_accuracy": finite_or_none(run.best_accuracy),
+             "best_epoch": run.best_epoch, "train_seconds": finite_or_none(run.train_seconds),
+             "teacher_run_id": run.teacher_run_id, "group": run.group_key} for run in runs]
+
+
+def _csv(columns: tuple[str, ...], rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else
+                         "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def runs_csv(runs: list[Run]) -> str:
+    return _csv(RUN_COLUMNS, run_rows(runs))
+
+
+def groups_csv(groups: list[dict]) -> str:
+    rows = []
+    for g in groups:
+        diff = g["vs_baseline"] or {}
+        ci, dci = g["ci95"] or [None, None], diff.get("ci95") or [None, None]
+        rows.append({"group": g["key"], "label": g["label"], "method": g["method"], "architecture": g["architecture"],
+                     "params": g["params"], "n": g["n"], "mean": g["mean"], "std": g["std"], "ci95_low": ci[0],
+                     "ci95_high": ci[1], "delta_vs_baseline": diff.get("mean"), "delta_ci95_low": dci[0],
+                     "delta_ci95_high": dci[1], "p_value": diff.get("p_value"), "paired": diff.get("paired"),
+                     "significant": diff.get("significant"), "run_ids": g["run_ids"]})
+    return _csv(GROUP_COLUMNS, rows)
+
+
+def paper_tables(groups: list[dict]) -> dict[str, str]:
+    return {"markdown": paper_table(groups, "markdown"), "latex": paper_table(groups, "latex")}

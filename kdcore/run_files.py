@@ -1,6 +1,0 @@
-"""The files a run leaves in its output folder: kdcore.engine writes them, the worker looks for the
-checkpoint to resume from. Torch-free, so the worker's supervising process can use it."""
-
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"  # a teacher's weights at its best test accuracy
-METRICS = "metrics.json"

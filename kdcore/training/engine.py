@@ -1,0 +1,340 @@
+"""The training loop: one importable function that reports through callbacks.
+
+No printing and no storage beyond the run's own output folder (checkpoint.pt and
+metrics.json, both written atomically each epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from kdcore.architectures import catalog
+from kdcore.config import RunConfig
+from kdcore.data.catalog import cache_dir, file_sha256
+from kdcore.data.loader import load_dataset
+from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
+from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.training.augment import random_crop_flip
+from kdcore.training.checkpoint import load_checkpoint, load_teacher, save_checkpoint
+from kdcore.training.device_data import Split
+from kdcore.training.networks import build_model
+from kdcore.training.precision import autocast, widened, widened_outputs
+from kdcore.training.recipe import lr_at, make_optimizer, set_lr
+from kdcore.training.run_files import BEST, CHECKPOINT, METRICS
+from kdcore.training.steps import StepRunner
+from kdcore.training.teacher_cache import teacher_outputs
+
+
+@dataclass
+class StepProgress:
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_terms: dict[str, float]
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    images_per_sec: float
+
+
+@dataclass
+class RunResult:
+    final_accuracy: float
+    best_accuracy: float
+    best_epoch: int
+    parameters: int
+    seconds: float
+    checkpoint: str
+    device: str
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but no CUDA GPU is visible")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def train(
+    config: RunConfig, *, out_dir: str | os.PathLike, data_root: str | os.PathLike | None = None,
+    teacher_checkpoint: str | os.PathLike | None = None, resume: bool = False,
+    on_step: Callable[[StepProgress], None] | None = None,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    method, out_dir = config.method, Path(out_dir)
+    if method.needs_teacher and teacher_checkpoint is None:
+        raise ConfigError(f"a {config.kind!r} run distils from a teacher: give a teacher checkpoint")
+    if not method.needs_teacher and teacher_checkpoint is not None:
+        raise ConfigError(f"a {config.kind!r} run trains without a teacher; do not give one")
+    device = resolve_device(config.device)
+    dataset = load_dataset(config.dataset, data_root, config.subset)
+    if method.needs_teacher and config.teacher_weights == "best":
+        teacher_checkpoint = best_weights_of(teacher_checkpoint)
+    teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
+    notes = [dataset.note] if dataset.note else []
+    if method.needs_teacher and config.cache_teacher and config.augment:
+        notes.append("teacher outputs are computed online: augmentation changes every image")
+    use_graph = device.type == "cuda" and config.cuda_graphs and config.resident_data
+    if device.type == "cuda" and not torch.backends.cudnn.deterministic:
+        torch.backends.cudnn.benchmark = True
+
+    described = catalog(dataset.num_classes)
+    student_shapes = _tap_shapes(described, config.architecture)
+    teacher_shapes = _tap_shapes(described, teacher.architecture) if teacher is not None else None
+    wanted = method.taps(student_shapes, teacher_shapes, config.params)
+    _check_taps(config, wanted, student_shapes, teacher_shapes)
+    model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
+    modules = method.modules(student_shapes, teacher_shapes, config.params).to(device) if method.modules else None
+    if config.channels_last:  # faster on GPUs and on CPUs (oneDNN's pooling above all; bench/bench_layout.py)
+        model = model.to(memory_format=torch.channels_last)
+        modules = modules.to(memory_format=torch.channels_last) if modules is not None else None
+    trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
+    optimizer = make_optimizer(config, trained, device)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    history: list[EpochMetrics] = []
+    if resume:
+        history = _restore(out_dir / CHECKPOINT, config, model, modules, optimizer, shuffle, device)
+
+    train_split = Split(dataset.train_x, dataset.train_y, device, config.resident_data)
+    test_split = Split(dataset.test_x, dataset.test_y, device, config.resident_data)
+    steps = math.ceil(len(train_split) / config.batch_size)
+    progress = Progress(epoch=torch.zeros((), device=device), step=torch.full((), float(len(history) * steps),
+                        device=device), epochs=config.epochs, steps_per_epoch=steps)
+    teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, train_split,
+                                  dataset.fingerprint, data_root)
+
+    def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
+        if config.augment:
+            batch = random_crop_flip(batch)
+        with autocast(config.precision, device):
+            logits, taps = model(batch)
+        student = widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
+        # The teacher stays in float32, online as cached: cache_teacher changes the speed, not the targets.
+        total, terms = method.loss(student, teacher_of(batch, index), labels, config.params, progress, modules)
+        progress.step.add_(1)
+        return total, terms
+
+    # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
+    buffers = [*model.buffers(), *(modules.buffers() if modules is not None else ())]
+    runner = StepRunner(trained, optimizer, loss_fn, train_split, config.batch_size, len(method.loss_terms),
+                        use_graph, counters=(progress.step, *buffers))
+    started = time.perf_counter()
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        progress.epoch.fill_(epoch)
+        set_lr(optimizer, lr_at(config, epoch))
+        order = torch.randperm(len(train_split), generator=shuffle).to(device)
+        for step in range(steps):
+            runner.step(order[step * config.batch_size : (step + 1) * config.batch_size])
+            if on_step:
+                on_step(StepProgress(epoch, config.epochs, step + 1, steps))
+            if should_stop and should_stop():
+                raise RunCancelled(f"cancelled during epoch {epoch}")
+        sums = (runner.take_sums() / steps).tolist()
+        train_seconds = time.perf_counter() - epoch_start
+        if not all(math.isfinite(v) for v in sums):
+            raise NonFiniteLoss(f"training loss became non-finite in epoch {epoch} ({sums[0]})")
+        test_loss, test_accuracy = evaluate(model, test_split, config.precision)
+        metrics = EpochMetrics(
+            epoch, config.epochs, sums[0], dict(zip(method.loss_terms, sums[1:])), test_loss, test_accuracy,
+            time.perf_counter() - epoch_start, len(train_split) / train_seconds,
+        )
+        history.append(metrics)
+        _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history)
+        # The first epoch of the best accuracy, as RunResult.best_epoch counts it.
+        if method.teaches and test_accuracy > max((m.test_accuracy for m in history[:-1]), default=-1.0):
+            _save_best(out_dir, config, dataset, model, epoch)
+        if on_epoch:
+            on_epoch(metrics)
+    best = max(history, key=lambda m: m.test_accuracy)
+    return RunResult(
+        final_accuracy=history[-1].test_accuracy, best_accuracy=best.test_accuracy, best_epoch=best.epoch,
+        parameters=deployed_parameters(model), seconds=time.perf_counter() - started,
+        checkpoint=str(out_dir / CHECKPOINT), device=str(device), epochs=history, notes=notes,
+    )
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, split: Split, precision: str = "float32") -> tuple[float, float]:
+    """Mean cross-entropy per test image and accuracy, with one host sync."""
+    model.eval()
+    loss_sum = torch.zeros((), device=split.device)
+    correct = torch.zeros((), device=split.device, dtype=torch.long)
+    for images, labels in split.chunks():
+        with autocast(precision, split.device):
+            logits = widened(model(images)[0])
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(dim=1) == labels).sum()
+    return loss_sum.item() / len(split), correct.item() / len(split)
+
+
+def deployed_parameters(model: torch.nn.Module) -> int:
+    """The student as deployed: the method's own modules (a FitNets regressor) are not part of it."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _tap_shapes(described: dict, architecture: str) -> dict[str, tuple[int, ...]]:
+    if architecture not in described:
+        raise ConfigError(f"unknown architecture {architecture!r}; choose one of: {', '.join(described)}")
+    return {name: tuple(shape) for name, shape in described[architecture]["taps"].items()}
+
+
+def _check_taps(config: RunConfig, wanted, student_shapes: dict, teacher_shapes: dict | None) -> None:
+    missing = [t for t in wanted.student if t not in student_shapes]
+    missing += [t for t in wanted.teacher if t != LOGITS and t not in (teacher_shapes or {})]
+    if missing:
+        raise ConfigError(f"method {config.kind!r} needs taps {', '.join(missing)} that the architectures lack")
+
+
+def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, train_split: Split, fingerprint: str,
+                     data_root) -> Callable[[torch.Tensor, torch.Tensor], Outputs | None]:
+    """What the loss gets from the teacher for a batch: its logits (when asked for) and the asked taps."""
+    if teacher is None:
+        return lambda batch, index: None
+    if not taps:
+        return lambda batch, index: Outputs(None, {})
+    feature_taps = tuple(t for t in taps if t != LOGITS)
+    # Augmented images differ every epoch, so their teacher outputs cannot be computed once.
+    if not config.cache_teacher or config.augment:
+        def online(batch, index):
+            with torch.no_grad():
+                logits, found = teacher(batch)
+            return Outputs(logits if LOGITS in taps else None, {t: found[t] for t in feature_taps})
+        return online
+    # Recomputing costs well under a second on a GPU; on a CPU it costs seconds, so keep a disk copy.
+    disk = cache_dir(data_root) if train_split.device.type == "cpu" else None
+    cached = teacher_outputs(teacher, train_split.images, taps, teacher_digest=file_sha256(checkpoint_path),
+                             data_fingerprint=fingerprint, disk_dir=disk)
+
+    def lookup(batch, index):
+        logits = cached[LOGITS].index_select(0, index) if LOGITS in taps else None
+        return Outputs(logits, {t: cached[t].index_select(0, index) for t in feature_taps})
+    return lookup
+
+
+def best_weights_of(checkpoint: str | os.PathLike) -> Path:
+    """A teacher's best-epoch weights, kept beside its final checkpoint."""
+    best = Path(checkpoint).with_name(BEST)
+    if not best.is_file():
+        raise ConfigError(f"teacher_weights 'best': {best} does not exist (a teacher run writes it as it trains)")
+    return best
+
+
+def _save_best(out_dir: Path, config, dataset, model, epoch: int) -> None:
+    write_best(out_dir, config, dataset, _state(model), deployed_parameters(model), epoch)
+
+
+def write_best(out_dir: Path, config, dataset, model_state: dict, parameters: int, epoch: int) -> None:
+    # A teacher's weights at its best test accuracy so far: what a KD run may distil from instead of the last.
+    save_checkpoint(out_dir / BEST, {
+        "config": config.to_json_dict(), "num_classes": dataset.num_classes, "classes": list(dataset.classes),
+        "data_fingerprint": dataset.fingerprint, "parameters": parameters, "epoch": epoch,
+        "model": model_state, "modules": None,
+    })
+
+
+def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history) -> None:
+    write_run_files(out_dir, config, dataset, model_state=_state(model), parameters=deployed_parameters(model),
+                    modules_state=_state(modules) if modules is not None else None,
+                    optimizer_state=optimizer.state_dict(), shuffle=shuffle, history=history)
+
+
+def write_run_files(out_dir: Path, config, dataset, *, model_state: dict, parameters: int, modules_state: dict | None,
+                    optimizer_state: dict, shuffle: torch.Generator, history: list[EpochMetrics],
+                    rng_state: torch.Tensor | None = None) -> None:
+    """checkpoint.pt and metrics.json, each written atomically: what ``train(..., resume=True)`` reads back.
+    The packed trainer writes its runs' files through here too, so either can resume the other's;
+    ``rng_state`` is a packed run's own generator state (default: torch's)."""
+    save_checkpoint(out_dir / CHECKPOINT, {
+        "config": config.to_json_dict(),
+        "num_classes": dataset.num_classes,
+        "classes": list(dataset.classes),
+        "data_fingerprint": dataset.fingerprint,
+        "parameters": parameters,
+        "epoch": len(history),
+        "model": model_state,
+        "modules": modules_state,
+        "optimizer": _to_cpu(optimizer_state),
+        "rng": {
+            "torch": torch.get_rng_state() if rng_state is None else rng_state,
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            "shuffle": shuffle.get_state(),
+        },
+        "metrics": [asdict(m) for m in history],
+    })
+    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".tmp", dir=out_dir)
+    with os.fdopen(fd, "w") as handle:
+        json.dump([asdict(m) for m in history], handle, indent=1)
+    os.replace(tmp, out_dir / METRICS)
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _restore(path: Path, config: RunConfig, model, modules, optimizer, shuffle, device) -> list[EpochMetrics]:
+    payload = load_checkpoint(path)
+    saved = RunConfig.model_validate(payload["config"])
+    if saved != config:
+        raise ConfigError(f"cannot resume: {path} was written by a different configuration")
+    model.load_state_dict(payload["model"])
+    if modules is not None:
+        modules.load_state_dict(payload["modules"])
+    optimizer.load_state_dict(payload["optimizer"])
+    for group in optimizer.param_groups:
+        # The implementation is this run's, not the writer's: a CPU checkpoint resumed in a CUDA graph
+        # needs the capturable kernels, an older unfused one the fused.
+        group.update({key: optimizer.defaults[key] for key in ("fused", "foreach", "capturable")
+                      if key in optimizer.defaults})
+    _match_layouts(optimizer)
+    for group in optimizer.param_groups:  # a learning rate saved as a tensor comes back on the CPU
+        if torch.is_tensor(group["lr"]):
+            group["lr"] = torch.tensor(float(group["lr"]), device=device)
+    torch.set_rng_state(payload["rng"]["torch"])
+    if payload["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(payload["rng"]["cuda"])
+    shuffle.set_state(payload["rng"]["shuffle"])
+    return [EpochMetrics(**m) for m in payload["metrics"]]
+
+
+def _match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded moment its parameter's memory layout. A checkpoint written from another layout (a
+    vmapped pack's, a run without channels_last) loads as it was saved, and the fused kernels pair
+    parameter, gradient and moments element by element in memory order."""
+    for parameter, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == parameter.shape and value.stride() != parameter.stride():
+                state[key] = torch.empty_like(parameter).copy_(value)
+
+
+def _to_cpu(value):
+    if torch.is_tensor(value):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    return value

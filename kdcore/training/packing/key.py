@@ -1,0 +1,42 @@
+"""Which runs may train together in one pack (see kdcore.training.packing.trainer). Torch-free, so that a scheduler that
+never imports torch (the worker's supervisor, the web process) can group queued runs.
+
+Runs pack together when they train the same network on the same data in the same steps: one
+architecture, dataset and subset, batch size and epoch count, one recipe (the optimiser and its
+learning-rate schedule act on all the runs' weights as one), one arithmetic, one device and data
+placement, one step mode. Everything else may differ run by run: the method and its hyperparameters,
+the seed, the teacher and which of its weights, whether its outputs are cached.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+PACK_FIELDS: tuple[str, ...] = (
+    "architecture", "dataset", "subset", "batch_size", "epochs",
+    "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "lr_decay", "warmup_epochs", "augment",
+    "precision", "device", "resident_data", "cuda_graphs",
+)
+
+
+def pack_key(config) -> tuple[tuple[str, Any], ...]:
+    """Equal for two RunConfigs exactly when they can train in one pack; hashable, for grouping."""
+    return tuple((name, getattr(config, name)) for name in PACK_FIELDS)
+
+
+def differing_fields(configs: Iterable) -> list[str]:
+    """The pack fields on which these configurations disagree (empty: they can train together)."""
+    keys = [dict(pack_key(config)) for config in configs]
+    return [name for name in PACK_FIELDS if any(key[name] != keys[0][name] for key in keys[1:])]
+
+
+# Runs per pack when none is asked for. On a CPU a pack is no faster than its runs one after another at
+# equal threads (0.98x on the 2-core VM, bench/bench_packed.py: the convolutions are compute-bound, and
+# what a pack shares is a small part of a step), and its runs would all finish at the end: one run at a
+# time. On a GPU small networks leave it mostly idle.
+DEFAULT_PACK = {"cpu": 1, "cuda": 8}
+
+
+def default_pack(device_type: str) -> int:
+    """The pack size for runs on this kind of device ("cpu", "cuda")."""
+    return DEFAULT_PACK.get(device_type, 1)

@@ -1,0 +1,92 @@
+"""One optimisation step over a batch of resident data, eager or replayed as a CUDA graph.
+
+Both paths run the same code: gather the batch by index, forward and loss (the run's ``loss_fn``),
+backward, optimiser step. Loss values accumulate on the device, so an epoch needs a single host sync
+at its end.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import torch
+
+# torch.cuda.graph synchronises the device and empties the cache on entry, which would
+# invalidate a capture under way in another thread: captures take turns.
+_capture_lock = threading.Lock()
+
+
+class StepRunner:
+    def __init__(
+        self, parameters: list[torch.Tensor], optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]],
+        split, batch_size: int, num_terms: int, use_graph: bool, counters: tuple[torch.Tensor, ...] = (),
+    ):
+        """``loss_fn(batch, labels, index)`` returns ``(total, terms)``. ``counters`` are device tensors
+        the step itself advances (the step count): a capture restores them like the weights."""
+        self.parameters, self.optimizer, self.loss_fn = parameters, optimizer, loss_fn
+        self.split, self.counters = split, counters
+        # Row 0: weighted total; then one row per term. Sums of batch means, as the seed logs.
+        self.sums = torch.zeros(num_terms + 1, device=split.device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_index: torch.Tensor | None = None
+        if use_graph:
+            with _capture_lock:
+                self._capture(batch_size)
+
+    def _body(self, index: torch.Tensor) -> None:
+        batch = self.split.gather(index)
+        labels = self.split.labels.index_select(0, index)
+        total, terms = self.loss_fn(batch, labels, index)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.sums += torch.stack([total.detach(), *(t.detach() for t in terms.values())])
+
+    def step(self, index: torch.Tensor) -> None:
+        if self.graph is not None and len(index) == len(self.static_index):
+            self.static_index.copy_(index)
+            self.graph.replay()
+        else:
+            self._body(index)
+
+    def take_sums(self) -> torch.Tensor:
+        sums = self.sums.clone()
+        self.sums.zero_()
+        return sums
+
+    def _capture(self, batch_size: int) -> None:
+        """Record one full-batch step as a CUDA graph, leaving model and optimizer as they were.
+
+        Capturing needs a few warm-up steps on a side stream; they would change the weights
+        and Adam's moments, so both are snapshotted first and restored in place afterwards.
+        """
+        params = [p.detach().clone() for p in [*self.parameters, *self.counters]]
+        moments = [t.clone() for t in self._optimizer_tensors()]  # empty for a fresh optimizer
+        self.static_index = torch.arange(batch_size, device=self.split.device) % len(self.split)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._body(self.static_index)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)
+        # Own capture stream and thread-local capture mode: other runs may train in other threads.
+        with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local"):
+            self._body(self.static_index)
+        with torch.no_grad():
+            for parameter, saved in zip([*self.parameters, *self.counters], params):
+                parameter.copy_(saved)
+            fresh = not moments
+            for tensor in self._optimizer_tensors():
+                # A fresh Adam state is all zeros (step 0, no moments), so zeroing restores it.
+                if fresh:
+                    tensor.zero_()
+                else:
+                    tensor.copy_(moments.pop(0))
+            self.sums.zero_()
+
+    def _optimizer_tensors(self) -> list[torch.Tensor]:
+        return [v for state in self.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
