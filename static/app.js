@@ -243,8 +243,10 @@
         const last = s.x.length ? s.x[s.x.length - 1] : 0;
         const y = pick(epoch, s.key);
         if (epoch.epoch <= last || y == null) continue; // a reconnect may resend an epoch
-        s.x.push(epoch.epoch);
-        s.y.push(y);
+        // New arrays, never push: Plotly.react recomputes a trace only when its arrays are new objects
+        // (no layout.datarevision here), so grown old arrays would stay in `data` and never be drawn.
+        s.x = [...s.x, epoch.epoch];
+        s.y = [...s.y, y];
         changed = true;
       }
       if (changed) draw(chart);

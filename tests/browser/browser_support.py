@@ -17,3 +17,7 @@ TEACHER_KIND = next(k for k, m in METHODS.items() if m.teaches)
 KD_KIND = next(k for k, m in METHODS.items() if m.needs_teacher and "temperature" in m.param_names())
 LAPTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
+# What a person sees: the markers Plotly drew in the SVG of chart #id, per line trace (empty when nothing is drawn).
+# Plotly's data arrays can hold points that were never drawn; these counts cannot.
+DRAWN_POINTS = """id => [...document.querySelectorAll(`#${id} .scatterlayer .trace`)]
+    .map(trace => trace.querySelectorAll('.points path').length)"""
