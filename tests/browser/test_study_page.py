@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser_support import LAPTOP, PHONE, LiveServer
+from browser_support import DRAWN_POINTS, LAPTOP, PHONE, LiveServer
 from sqlmodel import Session, create_engine
 from test_screenshots import shoot
 
@@ -107,6 +107,8 @@ def test_progress_follows_the_runs_and_cancel_stops_the_polling(new_page, study_
                            ".textContent.trim() === '1/3'", timeout=10_000)
     assert page.inner_text("#study-status") == "running"
     assert any("/results" in url for url in fragments)
+    # Its mean curve appears without a reload and draws each of the finished run's 3 epochs.
+    page.wait_for_function(f"({DRAWN_POINTS})('curve-0').includes(3)", timeout=5_000)
 
     page.click("#cancel-study")  # the confirm dialog is accepted (conftest)
     page.wait_for_function("document.getElementById('study-status').textContent === 'cancelled'")
