@@ -5,7 +5,7 @@ and phone width, light and dark (test-output/screenshots/leaderboard-groups-*.pn
 from __future__ import annotations
 
 import pytest
-from browser_support import LAPTOP, PHONE, LiveServer
+from browser_support import DRAWN_POINTS, LAPTOP, PHONE, LiveServer
 from page_fixtures import KD_KINDS, STUDENT_KIND, TEACHER_KIND, add_run
 from test_screenshots import shoot
 
@@ -68,10 +68,8 @@ def test_configurations_show_spread_and_significance(new_page, board):
     means = page.locator("#groups-table tr.group-row").evaluate_all(
         "rows => rows.map(r => parseFloat(r.cells[4].innerText))")
     assert means == sorted(means, reverse=True)
-    scatter = page.locator("#scatter")
     page.wait_for_selector("#scatter .main-svg")
-    assert scatter.evaluate("el => el.data.reduce((n, t) => n + t.x.length, 0)") == page.locator(
-        "#groups-table tr.group-row").count()
+    assert sum(page.evaluate(DRAWN_POINTS, "scatter")) == page.locator("#groups-table tr.group-row").count()
 
 
 def test_a_configuration_opens_to_its_runs(new_page, board):
