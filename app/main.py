@@ -27,7 +27,6 @@ from app.store.db import init_db
 from app.store.errors import InputError, ServiceError, field_error
 from app.studies import api as studies_api
 from app.studies import pages as study_pages
-from app.web import assets
 from app.web.rendering import templates
 from kdcore.architectures import catalog
 
@@ -53,8 +52,8 @@ async def _on_service_error(request: Request, exc: ServiceError) -> JSONResponse
 
 
 # The dashboard's HTML routes, feature by feature.
-PAGE_ROUTERS = (run_events.router, study_pages.router, assets.router, leaderboard_pages.router,
-                launch_pages.router, run_pages.router, compare_pages.router)
+PAGE_ROUTERS = (run_events.router, study_pages.router, leaderboard_pages.router, launch_pages.router,
+                run_pages.router, compare_pages.router)
 
 
 def page_router() -> APIRouter:

@@ -114,7 +114,7 @@ def _requests(ids: dict) -> list[tuple[str, str, dict | None]]:
             f"/api/studies/{study}/export.json", f"/api/studies/{study}/runs.csv",
             f"/api/studies/{study}/groups.csv", f"/api/studies/{study}/table.md", f"/api/studies/{study}/table.tex",
             "/api/studies/999", "/api/runs/999", "/api/runs/abc", "/openapi.json", "/docs", "/redoc",
-            "/static/app.js", "/static/app.css", "/vendor/plotly.min.js", "/nosuch"]
+            "/static/app.js", "/static/app.css", "/static/vendor/plotly-cartesian.min.js", "/nosuch"]
     for run_id in run_ids:
         gets += [f"/runs/{run_id}", f"/api/runs/{run_id}", f"/api/runs/{run_id}/epochs",
                  f"/api/runs/{run_id}/epochs?after=1", f"/api/runs/{run_id}/epochs.csv",

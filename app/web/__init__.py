@@ -1,1 +1,1 @@
-"""What every page and API router shares: rendering, formatting, ids, chart specs, the API's plumbing, assets."""
+"""What every page and API router shares: rendering, formatting, ids, chart specs, the API's plumbing."""
