@@ -21,6 +21,10 @@ def test_compare_and_leaderboard_draw_a_run_that_ends_while_they_are_open(new_pa
     board.wait_for_selector("#scatter .main-svg")
     ranked_before = board.evaluate(SCATTER_POINTS)
     assert ranked_before == board.locator("#leaderboard-table tbody tr").count()
+    # Both opened before the run ended: neither shows it whole yet.
+    compare.wait_for_selector("#compare-0 .main-svg")
+    assert (compare.evaluate(RUN_CURVE) or 0) < EPOCHS
+    assert board.locator(f"#leaderboard-table tr[data-run-id='{run_id}']").count() == 0
     for page in (compare, board):
         page.evaluate("window.__sameDocument = true")
 
