@@ -45,6 +45,8 @@ def test_the_best_epoch_is_the_best_validation_epoch_everywhere_the_api_reports_
     assert [(e["val_accuracy"], e["val_loss"]) for e in epochs] == [(v, 1.5) for _, v in EPOCHS]
     rows = list(csv.DictReader(io.StringIO(client.get(f"/api/runs/{run['id']}/epochs.csv").text)))
     assert [float(r["val_accuracy"]) for r in rows] == [v for _, v in EPOCHS]
+    cell = re.search(r'data-col="at-best">(.*?)</td>', client.get(f"/compare?run={run['id']}").text, re.S).group(1)
+    assert "35.0%" in cell and "best validation epoch 2" in cell
 
 
 def test_without_a_split_every_best_figure_says_it_is_the_optimistic_best_test_epoch(client, session):
@@ -60,8 +62,10 @@ def test_without_a_split_every_best_figure_says_it_is_the_optimistic_best_test_e
     for model, field in (("RunOut", "best_epoch"), ("RunOut", "test_accuracy_at_best"), ("RunOut", "best_accuracy"),
                          ("StudyRunOut", "test_accuracy_at_best")):
         assert OPTIMISTIC in schema[model]["properties"][field]["description"], (model, field)
-    # The run page labels its figure so.
+    # The run page and the compare page label its figure so.
     assert OPTIMISTIC.capitalize() in client.get(f"/runs/{run['id']}").text
+    cell = re.search(r'data-col="at-best">(.*?)</td>', client.get(f"/compare?run={run['id']}").text, re.S).group(1)
+    assert "50.0%" in cell and f"{OPTIMISTIC} 3" in cell
 
 
 def _stored(session):
