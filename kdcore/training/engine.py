@@ -262,10 +262,12 @@ def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, tr
 def best_weights_of(checkpoint: str | os.PathLike) -> Path:
     """A teacher's weights at its best validation epoch, kept beside its final checkpoint. A teacher trained
     without a validation split is refused: its best epoch would have been chosen on the test set."""
-    problem = best_teacher_weights_error(RunConfig.model_validate(load_checkpoint(checkpoint)["config"]).validation)
+    best = Path(checkpoint).with_name(BEST)
+    # The teacher's configuration, from the smaller file when it exists (best.pt holds no optimiser state).
+    trained_with = RunConfig.model_validate(load_checkpoint(best if best.is_file() else checkpoint)["config"])
+    problem = best_teacher_weights_error(trained_with.validation)
     if problem:
         raise ConfigError(problem)
-    best = Path(checkpoint).with_name(BEST)
     if not best.is_file():
         raise ConfigError(f"teacher_weights 'best': {best} does not exist (a teacher run writes it as it trains)")
     return best
