@@ -104,7 +104,8 @@ class _Progress:
 
     def on_epoch(self, metrics) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(epoch=metrics.epoch, loss=f"{metrics.train_loss:.4f}",
+            val = {} if metrics.val_accuracy is None else {"val": f"{100 * metrics.val_accuracy:.2f}%"}
+            self.bar.set_postfix(epoch=metrics.epoch, loss=f"{metrics.train_loss:.4f}", **val,
                                  acc=f"{100 * metrics.test_accuracy:.2f}%", refresh=False)
 
     def close(self) -> None:

@@ -45,6 +45,10 @@ class RunConfig(BaseModel):
     subset: int | None = Field(
         None, ge=1, description="Train on N images stratified by class, and the same fraction of the test split"
     )
+    validation: float = Field(
+        0.0, ge=0, le=0.5, description="Hold out this fraction of the training images, stratified by class and "
+        "the same for every run of the data (not drawn from the run's seed), to choose the best epoch and a "
+        "teacher's best weights on; 0: none, and any best epoch is the best test epoch (optimistic)")
     epochs: int | None = Field(None, ge=1, le=1000, description="Defaults to the method's seed value")
     batch_size: int = Field(32, ge=1, le=65536)
     # The recipe. Its defaults are the seed's (Adam, constant lr, no augmentation); PRESETS hold others.
@@ -62,7 +66,8 @@ class RunConfig(BaseModel):
         "float32", description="The networks' arithmetic: float32, or bfloat16 autocast (faster on GPUs and on CPUs "
         "with bfloat16 units; weights, optimiser and losses stay float32)")
     teacher_weights: Literal["final", "best"] = Field(
-        "final", description="Which weights of the teacher a KD run distils from: its last or its best epoch"
+        "final", description="Which weights of the teacher a KD run distils from: its last epoch, or its best "
+        "validation epoch (only from a teacher trained with a validation split)"
     )
     seed: int = Field(42, ge=0, le=2**63 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -178,6 +183,17 @@ def _field_error(loc: tuple, value: Any, kind: str, message: str) -> ValidationE
     # A model-level check still reports against the field it is about, so forms can show it inline.
     error = InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
     return ValidationError.from_exception_data("RunConfig", [error])
+
+
+def best_teacher_weights_error(teacher_validation: float | None) -> str | None:
+    """Why ``teacher_weights: best`` may not distil from a teacher trained with this validation fraction
+    (None: it may). Without a split its best epoch could only be chosen on the test set, which would then
+    leak into every student distilled from it."""
+    if teacher_validation:
+        return None
+    return ("teacher_weights 'best' needs a teacher trained with a validation split: without one its best epoch "
+            "would be chosen on the test set. Train the teacher with validation > 0 (e.g. 0.1), or use "
+            "teacher_weights 'final'")
 
 
 def seed_config(kind: str, **overrides: Any) -> RunConfig:

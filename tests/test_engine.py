@@ -176,7 +176,9 @@ def test_experiment_phases_teacher_free_runs_then_kd_runs_from_its_teacher(tmp_p
         calls.append((config.kind, teacher_checkpoint, threading.current_thread().name))
         from kdcore.training.engine import RunResult
 
-        return RunResult(0.5, 0.5, 1, 1, 0.0, str(out_dir / "checkpoint.pt"), "cpu")
+        return RunResult(final_accuracy=0.5, best_epoch=1, test_accuracy_at_best=0.5, best_val_accuracy=None,
+                         best_epoch_label="best test epoch (optimistic)", parameters=1, seconds=0.0,
+                         checkpoint=str(out_dir / "checkpoint.pt"), device="cpu")
 
     monkeypatch.setattr(experiment, "_on_cuda", lambda config: True)
     monkeypatch.setattr(experiment, "_on_own_stream", lambda fn, job: fn(**job))

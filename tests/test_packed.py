@@ -72,8 +72,13 @@ def _assert_same_run(packed: RunResult, packed_dir, alone: RunResult, alone_dir,
                 f"{label}: {name}"
         assert p.test_loss == pytest.approx(a.test_loss, rel=TIGHT["rtol"], abs=TIGHT["atol"]), label
         assert p.test_accuracy == a.test_accuracy, label
-    assert (packed.final_accuracy, packed.best_accuracy, packed.best_epoch, packed.parameters) == \
-        (alone.final_accuracy, alone.best_accuracy, alone.best_epoch, alone.parameters), label
+        assert (p.val_loss is None) == (a.val_loss is None) and p.val_accuracy == a.val_accuracy, label
+        if a.val_loss is not None:
+            assert p.val_loss == pytest.approx(a.val_loss, rel=TIGHT["rtol"], abs=TIGHT["atol"]), label
+    assert (packed.final_accuracy, packed.test_accuracy_at_best, packed.best_val_accuracy, packed.best_epoch,
+            packed.best_epoch_label, packed.parameters) == \
+        (alone.final_accuracy, alone.test_accuracy_at_best, alone.best_val_accuracy, alone.best_epoch,
+         alone.best_epoch_label, alone.parameters), label
     ours, theirs = load_checkpoint(packed_dir / "checkpoint.pt"), load_checkpoint(alone_dir / "checkpoint.pt")
     assert set(ours) == set(theirs) and ours["config"] == theirs["config"], label
     assert (ours["epoch"], ours["parameters"]) == (theirs["epoch"], theirs["parameters"]), label
@@ -110,11 +115,30 @@ def test_every_method_trains_packed_as_it_trains_alone(tmp_path, float64, teache
         assert isinstance(result, RunResult), f"{label}: {result!r}"
         alone = train(config, out_dir=tmp_path / f"alone{i}", teacher_checkpoint=teacher)
         _assert_same_run(result, tmp_path / f"packed{i}", alone, tmp_path / f"alone{i}", label)
-        if config.method.teaches:
-            best = load_checkpoint(tmp_path / f"packed{i}" / "best.pt")
-            torch.testing.assert_close(best["model"], load_checkpoint(tmp_path / f"alone{i}" / "best.pt")["model"],
-                                       **TIGHT)
+        # Without a validation split no best weights are kept (test_validation_... below has them).
+        assert not (tmp_path / f"packed{i}" / "best.pt").exists() and not (tmp_path / f"alone{i}" / "best.pt").exists()
         assert result.notes == [f"trained packed with {len(configs) - 1} other runs"]
+
+
+def test_validation_epochs_best_epoch_and_best_weights_are_those_of_the_runs_alone(tmp_path, float64, vectorised):
+    # 40 images, a quarter held out (one per class): 30 train in batches of 8 (four steps), 10 validate.
+    recipe = dict(EXACT, subset=40, epochs=3, validation=0.25)
+    train(RunConfig(kind="teacher", **{**recipe, "architecture": "seed_student"}, seed=5), out_dir=tmp_path / "teacher")
+    teacher = tmp_path / "teacher" / "checkpoint.pt"
+    configs = [RunConfig(kind="teacher", seed=1, **recipe), RunConfig(kind="student", seed=2, **recipe),
+               RunConfig(kind="kd", seed=3, teacher_weights="best", **recipe)]
+    teachers = [_teacher_for(c, teacher) for c in configs]
+    results = train_packed(configs, out_dirs=[tmp_path / f"packed{i}" for i in range(3)],
+                           teacher_checkpoints=teachers, vectorised=vectorised)
+    for i, (config, result, teacher_of) in enumerate(zip(configs, results, teachers)):
+        label = f"run {i} ({config.kind})"
+        assert isinstance(result, RunResult), f"{label}: {result!r}"
+        alone = train(config, out_dir=tmp_path / f"alone{i}", teacher_checkpoint=teacher_of)
+        assert all(m.val_accuracy is not None for m in alone.epochs) and alone.best_epoch_label == "best validation epoch"
+        _assert_same_run(result, tmp_path / f"packed{i}", alone, tmp_path / f"alone{i}", label)
+    best = [load_checkpoint(tmp_path / where / "best.pt") for where in ("packed0", "alone0")]
+    assert best[0]["epoch"] == best[1]["epoch"] == results[0].best_epoch
+    torch.testing.assert_close(best[0]["model"], best[1]["model"], **TIGHT)
 
 
 def _diverging_loss(student, teacher, labels, params, progress, modules):
@@ -232,6 +256,8 @@ def test_runs_that_cannot_share_a_step_are_refused_before_anything_is_written(tm
     # Method, its hyperparameters, seed and teacher choice may differ.
     kd = RunConfig(kind="kd", seed=9, params={"temperature": 8.0}, teacher_weights="best", **SMALL)
     assert pack_key(kd) == pack_key(a)
+    # A validation split changes the training images: runs with another one cannot share the step.
+    assert differing_fields([a, RunConfig(kind="student", **SMALL, validation=0.1)]) == ["validation"]
     with pytest.raises(ConfigError, match="differ in batch_size, lr"):
         train_packed([a, b], out_dirs=[tmp_path / "a", tmp_path / "b"])
     with pytest.raises(ConfigError, match="output folder of its own"):

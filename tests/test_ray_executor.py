@@ -72,7 +72,8 @@ def placed(executor, run_id, timeout=90.0) -> dict:
 # ---------------------------------------------------------------- on a local Ray
 
 def test_the_seed_experiment_completes_on_ray_with_every_epoch_and_checkpoint(client, executor, app_settings):
-    response = client.post("/api/experiments", json=SYNTHETIC_RUN)
+    # With a validation split, so that the teacher keeps its best weights (best.pt) and they come back too.
+    response = client.post("/api/experiments", json={**SYNTHETIC_RUN, "validation": 0.1})
     assert response.status_code == 201, response.text
     ids = response.json()["run_ids"]
     runs = {kind: wait_finished(client, ids[kind], timeout=150) for kind in EXPERIMENT_KINDS}
@@ -115,7 +116,7 @@ def test_with_a_shared_runs_directory_nodes_read_and_write_it_in_place(local_ray
     shared = RayExecutor(replace(app_settings, executor="ray", shared_runs_dir=True), engine=app.state.engine)
     shared.start()
     try:
-        teacher = queue_run(client, kind="teacher")
+        teacher = queue_run(client, kind="teacher", validation=0.1)  # its best weights are chosen on validation
         student = queue_run(client, kind="kd", teacher_run_id=teacher, teacher_weights="best")
         for run_id in (teacher, student):
             run = wait_finished(client, run_id)

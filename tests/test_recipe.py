@@ -105,7 +105,8 @@ def test_augmentation_varies_and_keeps_shape():
 # ---------------------------------------------------------------- best teacher weights
 
 def test_a_teacher_keeps_its_best_epoch_and_a_kd_run_may_choose_it(tmp_path):
-    teacher = train(RunConfig(kind="teacher", **SMALL, epochs=3), out_dir=tmp_path / "teacher")
+    # Its best epoch is chosen on a validation split (tests/test_validation_split.py: and only with one).
+    teacher = train(RunConfig(kind="teacher", **SMALL, epochs=3, validation=0.1), out_dir=tmp_path / "teacher")
     best = load_checkpoint(tmp_path / "teacher" / "best.pt")
     assert best["epoch"] == teacher.best_epoch
     assert not any(k.startswith("regressor") for k in best["model"])

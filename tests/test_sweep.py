@@ -41,7 +41,10 @@ def test_sweep_trains_teacher_first_then_students_each_in_its_folder(study):
                                                   "5-kd-1", "6-kd-2", "7-kd-3"]
     for run in runs:
         assert run["status"] == "completed" and run["error"] is None
-        assert 0 <= run["final_accuracy"] <= run["best_accuracy"] <= 1 and run["epochs"] == 1
+        assert 0 <= run["final_accuracy"] <= 1 and run["epochs"] == 1
+        # One epoch and no validation split: the best epoch is the only one, the best test epoch.
+        assert run["best_epoch"] == 1 and run["test_accuracy_at_best"] == run["final_accuracy"]
+        assert run["best_val_accuracy"] is None and run["best_epoch_label"] == "best test epoch (optimistic)"
         assert 0 < run["seconds"] <= run["wall_seconds"]
         assert (Path(run["out"]) / "checkpoint.pt").is_file() and (Path(run["out"]) / "metrics.json").is_file()
         metrics = json.loads((Path(run["out"]) / "metrics.json").read_text())
@@ -58,7 +61,7 @@ def test_groups_are_summarize_groups_of_the_runs_with_labels(study):
     _, out, summary, _, _ = study
     outcomes = [Outcome(group=r["group"], kind=r["method"], role=r["role"], architecture=r["architecture"],
                         params=r["params"], seed=r["seed"], status=r["status"], final_accuracy=r["final_accuracy"],
-                        best_accuracy=r["best_accuracy"], run_id=r["index"]) for r in summary["runs"]]
+                        best_accuracy=r["test_accuracy_at_best"], run_id=r["index"]) for r in summary["runs"]]
     expected = json.loads(json.dumps(summarize_groups(outcomes)))
     assert [{k: v for k, v in g.items() if k != "label"} for g in summary["groups"]] == expected
     labels = {g["method"]: g["label"] for g in summary["groups"]}

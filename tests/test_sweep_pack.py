@@ -58,7 +58,7 @@ def test_packed_sweep_equals_the_one_by_one_sweep(tmp_path, pack_calls):
             (other["method"], other["seed"], other["out"]), label
         assert one["status"] == other["status"] == "completed", label
         assert other["final_accuracy"] == pytest.approx(one["final_accuracy"], abs=1e-12), label
-        assert other["best_accuracy"] == pytest.approx(one["best_accuracy"], abs=1e-12), label
+        assert other["test_accuracy_at_best"] == pytest.approx(one["test_accuracy_at_best"], abs=1e-12), label
         assert other["parameters"] == one["parameters"], label
         ours = json.loads((Path(other["out"]) / "metrics.json").read_text())
         theirs = json.loads((Path(one["out"]) / "metrics.json").read_text())

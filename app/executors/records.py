@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from app.store.models import Epoch, Run, utcnow
 from app.store.queue import cancel_orphans, heartbeat, recover_lost
 from kdcore.figures import finite_or_none, fraction_done
+from kdcore.training.selection import improves, score
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
         train_loss=float(metrics["train_loss"]), train_terms={k: float(v) for k, v in metrics["train_terms"].items()},
         test_loss=float(metrics["test_loss"]), test_accuracy=float(metrics["test_accuracy"]),
         seconds=float(metrics["seconds"]), images_per_sec=float(metrics["images_per_sec"]),
+        val_loss=finite_or_none(metrics.get("val_loss")), val_accuracy=finite_or_none(metrics.get("val_accuracy")),
     )
     row = session.exec(select(Epoch).where(Epoch.run_id == run_id, Epoch.epoch == metrics["epoch"])).first()
     if row is None:
@@ -57,9 +59,10 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
         for name, value in values.items():
             setattr(row, name, value)
     session.add(row)
+    # The best epoch so far, as the run's result will name it (kdcore.training.selection).
     accuracy = finite_or_none(metrics["test_accuracy"])
-    if accuracy is not None and (run.best_accuracy is None or accuracy > run.best_accuracy):
-        run.best_accuracy, run.best_epoch = accuracy, metrics["epoch"]
+    if improves(score(values["val_accuracy"], accuracy), score(run.best_val_accuracy, run.best_accuracy)):
+        run.best_accuracy, run.best_val_accuracy, run.best_epoch = accuracy, values["val_accuracy"], metrics["epoch"]
     now = utcnow()
     epoch, epochs = metrics["epoch"], metrics["epochs"]
     if epoch < epochs and run.progress_steps:
@@ -104,7 +107,8 @@ def finish_run(session: Session, run_id: int, worker: str, status: str, *, error
             checkpoint=result.get("checkpoint") or checkpoint,
             parameters=result.get("parameters"),
             final_accuracy=finite_or_none(result.get("final_accuracy")),
-            best_accuracy=finite_or_none(result.get("best_accuracy")),
+            best_accuracy=finite_or_none(result.get("test_accuracy_at_best")),
+            best_val_accuracy=finite_or_none(result.get("best_val_accuracy")),
             best_epoch=result.get("best_epoch"),
             train_seconds=finite_or_none(result.get("seconds")),
         )

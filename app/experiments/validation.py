@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from app.runs.validation import DEFAULT_DATASET, dataset_info, subset_errors, where_given
+from app.runs.validation import (
+    DEFAULT_DATASET,
+    best_weights_errors,
+    dataset_info,
+    split_errors,
+    subset_errors,
+    where_given,
+)
 from app.settings import Settings
 from app.store.errors import InputError, field_error, pydantic_errors
 from kdcore.config import METHOD_PARAMS, RunConfig
@@ -79,6 +86,17 @@ def validate_experiment(payload: Any, settings: Settings, *,
         if kind in EXPERIMENT_KINDS and isinstance(own, dict) and "subset" in own
     ]
     errors += subset_errors(info, subsets, errors, strict)
+
+    def given_at(kind: str, name: str) -> list:
+        own = per_kind.get(kind)
+        return ["kinds", kind, name] if isinstance(own, dict) and name in own else [name]
+
+    teacher = next((config for config in configs.values() if config.method.teaches), None)
+    errors += best_weights_errors(teacher.to_json_dict() if teacher else None,
+                                  [(given_at(kind, "teacher_weights"), config) for kind, config in configs.items()])
+    if not any(error["loc"][-1:] == ["subset"] for error in errors):
+        split = [found for kind, config in configs.items() for found in split_errors(info, config, given_at(kind, "validation"))]
+        errors += split[:1]
     if errors:
         raise InputError(errors)
     return configs, info

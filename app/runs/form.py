@@ -20,8 +20,14 @@ SCHEMA = RunConfig.model_json_schema()["properties"]
 # Friendlier labels than the schema's titles ("Lr", "Ce Weight"); fields not listed use the title.
 LABELS = {"lr": "Learning rate", "ce_weight": "CE weight", "cuda_graphs": "CUDA graphs", "subset": "Subset (images)",
           "teacher_run_id": "Teacher run", "architecture": "Architecture", "lr_decay": "LR decay",
-          "warmup_epochs": "Warm-up epochs", "p": "p", "teacher_weights": "Teacher weights"}
-HELP = {"subset": "Empty: the whole training split", "epochs": "Empty: the method's seed value"}
+          "warmup_epochs": "Warm-up epochs", "p": "p", "teacher_weights": "Teacher weights",
+          "validation": "Validation split"}
+HELP = {"subset": "Empty: the whole training split", "epochs": "Empty: the method's seed value",
+        "validation": "Fraction of the training images held out to choose the best epoch on, e.g. 0.1 (the same "
+                      "images for every run of this data); 0: none, and a best epoch is the best test epoch "
+                      "(optimistic)",
+        "teacher_weights": "final: the teacher's last epoch; best: its best validation epoch (only a teacher "
+                           "trained with a validation split has one)"}
 # The form's sections. What the method decides (teacher, student network, epochs, its own hyperparameters)
 # sits beside the method chooser; the recipe, the data and the speed-ups follow.
 KIND_FIELDS = ("teacher_weights", "architecture", "epochs")
@@ -113,10 +119,7 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
                    "value": values.get("teacher_run_id", str(teachers[0].id) if teachers else ""),
                    "error": errors.get("teacher_run_id"),
                    "help": "Completed teachers, or queued/running ones (this run then waits for it)",
-                   "choices": [(str(t.id), f"#{t.id} · {t.architecture or t.config.get('architecture', '?')} · "
-                                f"{t.config.get('dataset')} · {t.status}"
-                                + (f" · {fmt_pct(t.final_accuracy)}" if t.final_accuracy is not None else ""))
-                               for t in teachers]}
+                   "choices": [(str(t.id), teacher_label(t)) for t in teachers]}
     architecture = _architecture_field(values.get("architecture") or defaults["architecture"],
                                        errors.get("architecture"), num_classes,
                                        "chosen above" if method.needs_teacher else None)
@@ -135,6 +138,23 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
         "preset": preset_field, "recipe": [field(n) for n in RECIPE_FIELDS],
         "general": general, "switches": [field(n) for n in SWITCHES],
     }
+
+
+def teacher_label(run) -> str:
+    """A teacher run as the teacher pickers list it: its network and data, how long it trained, and its
+    validation accuracy (what its best weights were chosen on) beside its final test accuracy."""
+    config = run.config
+    parts = [f"#{run.id}", run.architecture or config.get("architecture", "?"), config.get("dataset"),
+             f"{config['subset']} images" if config.get("subset") else "all images",
+             f"{config.get('epochs')} epochs"]
+    if not config.get("validation"):
+        parts.append("no validation split")
+    elif run.best_val_accuracy is not None:
+        parts.append(f"best val {fmt_pct(run.best_val_accuracy)}")
+    parts.append(run.status)
+    if run.final_accuracy is not None:
+        parts.append(f"test {fmt_pct(run.final_accuracy)}")
+    return " · ".join(map(str, parts))
 
 
 def default_dataset(datasets: list[DatasetInfo]) -> str:

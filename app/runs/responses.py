@@ -8,6 +8,12 @@ from pydantic import Field
 
 from app.store.models import STATUSES
 from app.web.api import ApiModel, Figure, Timestamp
+from kdcore.training.selection import BY_VALIDATION, OPTIMISTIC
+
+# How every best-epoch field says which epoch it is about.
+BEST_EPOCH = (f"The run's best epoch so far: of highest validation accuracy when the run holds out a validation "
+              f"split (best_epoch_label '{BY_VALIDATION}'); without one, of highest test accuracy, which makes "
+              f"every best figure the '{OPTIMISTIC}'")
 
 
 class ProgressOut(ApiModel):
@@ -23,7 +29,22 @@ class ProgressOut(ApiModel):
     updated_at: Timestamp | None
 
 
-class RunOut(ApiModel):
+class BestEpochOut(ApiModel):
+    """A run's best epoch and its figures: the runs API's and a study export's."""
+
+    best_epoch: int | None = Field(description=BEST_EPOCH)
+    best_epoch_label: Literal[BY_VALIDATION, OPTIMISTIC] = Field(
+        description=f"What best_epoch is: '{BY_VALIDATION}', or without a validation split '{OPTIMISTIC}'")
+    test_accuracy_at_best: float | None = Field(
+        description=f"Test accuracy at best_epoch; without a validation split the {OPTIMISTIC}'s. Null when unknown")
+    best_val_accuracy: float | None = Field(
+        description="Validation accuracy at best_epoch; null without a validation split")
+    best_accuracy: float | None = Field(
+        description=f"The former name of test_accuracy_at_best (the same figure; without a validation split the "
+        f"{OPTIMISTIC}'s)")
+
+
+class RunOut(BestEpochOut):
     id: int
     kind: str
     title: str = Field(description="The kind's name for people")
@@ -46,9 +67,7 @@ class RunOut(ApiModel):
     has_checkpoint: bool
     checkpoint_url: str | None
     parameters: int | None = Field(description="Deployed parameter count, once completed")
-    final_accuracy: Figure
-    best_accuracy: Figure
-    best_epoch: int | None
+    final_accuracy: Figure = Field(description="Test accuracy after the last epoch (what runs are compared by)")
     train_seconds: Figure
     progress: ProgressOut | None
 
@@ -68,6 +87,8 @@ class EpochOut(ApiModel):
     test_accuracy: Figure
     seconds: Figure
     images_per_sec: Figure
+    val_loss: float | None = Field(description="Mean cross-entropy on the validation split; null without one")
+    val_accuracy: float | None = Field(description="Accuracy on the validation split; null without one")
 
 
 class EpochListOut(ApiModel):

@@ -24,6 +24,7 @@ from app.store.queue import admission, cancel_orphans
 from kdcore.figures import finite_or_none, fraction_done
 from kdcore.registry import METHODS, TEACHER_KINDS
 from kdcore.studies.study import baseline_key, group_key
+from kdcore.training.selection import best_epoch_label
 
 
 def settings_of(session: Session) -> Settings:
@@ -200,9 +201,17 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "has_checkpoint": bool(run.checkpoint),
         "checkpoint_url": f"/api/runs/{run.id}/checkpoint" if run.checkpoint else None,
         "parameters": run.parameters, "final_accuracy": finite_or_none(run.final_accuracy),
-        "best_accuracy": finite_or_none(run.best_accuracy), "best_epoch": run.best_epoch,
+        **best_epoch_fields(run),
         "train_seconds": finite_or_none(run.train_seconds), "progress": progress_of(run),
     }
+
+
+def best_epoch_fields(run: Run) -> dict[str, Any]:
+    """The run's best epoch and its figures (app.runs.responses.BestEpochOut). The best_accuracy column holds the
+    test accuracy at the best epoch, under its former name too."""
+    return {"best_epoch": run.best_epoch, "best_epoch_label": best_epoch_label(run.config.get("validation")),
+            "test_accuracy_at_best": finite_or_none(run.best_accuracy),
+            "best_val_accuracy": finite_or_none(run.best_val_accuracy), "best_accuracy": finite_or_none(run.best_accuracy)}
 
 
 def epoch_to_dict(epoch: Epoch) -> dict[str, Any]:
@@ -211,6 +220,7 @@ def epoch_to_dict(epoch: Epoch) -> dict[str, Any]:
         "train_terms": {name: finite_or_none(value) for name, value in (epoch.train_terms or {}).items()},
         "test_loss": finite_or_none(epoch.test_loss), "test_accuracy": finite_or_none(epoch.test_accuracy),
         "seconds": finite_or_none(epoch.seconds), "images_per_sec": finite_or_none(epoch.images_per_sec),
+        "val_loss": finite_or_none(epoch.val_loss), "val_accuracy": finite_or_none(epoch.val_accuracy),
     }
 
 
@@ -219,9 +229,11 @@ def epochs_csv(run: Run, epochs: list[Epoch]) -> str:
     terms = list(method.loss_terms) if method else sorted({t for e in epochs for t in (e.train_terms or {})})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    # The validation columns are empty for a run without a validation split.
     writer.writerow(["epoch", "train_loss", *(f"train_{term}" for term in terms),
-                     "test_loss", "test_accuracy", "seconds", "images_per_sec"])
+                     "test_loss", "test_accuracy", "seconds", "images_per_sec", "val_loss", "val_accuracy"])
     for epoch in epochs:
         writer.writerow([epoch.epoch, epoch.train_loss, *((epoch.train_terms or {}).get(t, "") for t in terms),
-                         epoch.test_loss, epoch.test_accuracy, epoch.seconds, epoch.images_per_sec])
+                         epoch.test_loss, epoch.test_accuracy, epoch.seconds, epoch.images_per_sec,
+                         *("" if v is None else v for v in (epoch.val_loss, epoch.val_accuracy))])
     return out.getvalue()

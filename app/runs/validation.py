@@ -15,8 +15,8 @@ from sqlmodel import Session
 from app.settings import Settings
 from app.store.errors import InputError, field_error, pydantic_errors
 from app.store.models import ACTIVE_STATUSES, MAX_ID, Run
-from kdcore.config import RunConfig
-from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets
+from kdcore.config import RunConfig, best_teacher_weights_error
+from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets, validation_error
 from kdcore.errors import DatasetError
 from kdcore.registry import METHODS
 
@@ -119,6 +119,21 @@ def class_count_errors(info: DatasetInfo | None, teacher: Run | None) -> list[di
     )]
 
 
+def best_weights_errors(teacher_config: dict | None, students: list[tuple[list, RunConfig]]) -> list[dict]:
+    """``teacher_weights: best`` (each ``(loc, config)`` of a student) needs a teacher trained with a validation
+    split (``teacher_config``: its stored config; None when unknown): its best epoch would otherwise have been
+    chosen on the test set. One error, at the first student that asks."""
+    problem = best_teacher_weights_error(teacher_config.get("validation")) if teacher_config is not None else None
+    return [field_error(loc, problem, "needs_validation") for loc, config in students
+            if problem and config.method.needs_teacher and config.teacher_weights == "best"][:1]
+
+
+def split_errors(info: DatasetInfo | None, config: RunConfig | None, loc: list) -> list[dict]:
+    """A validation split the subset is too small to hold out (the loader would refuse it once the run starts)."""
+    problem = validation_error(info, config.subset, config.validation) if info and config else None
+    return [field_error(loc, problem, "validation_too_large")] if problem else []
+
+
 def where_given(loc: list, given: dict) -> list:
     """A hyperparameter's error where the client put it: ``params.temperature``, or plain ``temperature``."""
     if loc[:1] == ["params"] and len(loc) > 1 and not isinstance(given.get("params"), dict) and loc[1] in given:
@@ -148,6 +163,10 @@ def validate_run(session: Session, payload: Any, settings: Settings, *, strict: 
         info, dataset_errors = dataset_info(payload.get("dataset", DEFAULT_DATASET), settings, ["dataset"])
     errors += teacher_errors + dataset_errors + class_count_errors(info, teacher)
     errors += subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
+    if config is not None:
+        errors += best_weights_errors(teacher.config if teacher else None, [(["teacher_weights"], config)])
+        if not any(error["loc"][:1] == ["subset"] for error in errors):
+            errors += split_errors(info, config, ["validation"])
     if errors:
         raise InputError(errors)
     return ValidRun(config, teacher.id if teacher else None, info.num_classes)

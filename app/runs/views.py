@@ -12,6 +12,7 @@ from app.store.errors import NotFound
 from app.web import charts
 from kdcore.figures import compression
 from kdcore.registry import METHODS
+from kdcore.training.selection import BY_VALIDATION
 
 
 def _teacher_of(session: Session, run) -> dict | None:
@@ -33,7 +34,7 @@ def summary_view(session: Session, run, action_error: str | None = None) -> dict
     return {"run": data, "method": METHODS.get(run.kind), "color": charts.kind_color(run.kind), "teacher": teacher,
             "compression": compression((teacher or {}).get("parameters"), data["parameters"]),
             "distil_kind": distil_kind if can_teach else None, "action_error": action_error,
-            "where": names.where(run.worker)}
+            "where": names.where(run.worker), "best_by_validation": data["best_epoch_label"] == BY_VALIDATION}
 
 
 def run_view(session: Session, run, epochs: list) -> dict:

@@ -108,8 +108,11 @@ class Run(SQLModel, table=True):
     checkpoint: str | None = None
     parameters: int | None = Field(default=None, sa_type=ID)
     final_accuracy: float | None = Field(default=None, index=True)
+    # The best epoch (kdcore.training.selection): of best validation accuracy, or without a validation split the
+    # best test epoch (optimistic). best_accuracy is the test accuracy at it (the API's test_accuracy_at_best).
     best_accuracy: float | None = None
     best_epoch: int | None = None
+    best_val_accuracy: float | None = None
     train_seconds: float | None = None
 
     # Live progress, written by the worker about once a second.
@@ -135,3 +138,6 @@ class Epoch(SQLModel, table=True):
     test_accuracy: float
     seconds: float
     images_per_sec: float
+    # On the run's validation split (RunConfig.validation); NULL without one.
+    val_loss: float | None = None
+    val_accuracy: float | None = None

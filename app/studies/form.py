@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from app.runs.form import FormError, dataset_field, default_dataset, form_field, parse_seeds
-from app.web.formatting import fmt_params, fmt_pct
+from app.runs.form import FormError, dataset_field, default_dataset, form_field, parse_seeds, teacher_label
+from app.web.formatting import fmt_params
 from kdcore.architectures import catalog
 from kdcore.data.catalog import DatasetInfo
 from kdcore.presets import PRESET_TITLES, PRESETS
@@ -181,10 +181,7 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
                 "help": help_text, "required": False, "step": "1"}
 
     teacher_value = _text(values, "teacher_run_id")
-    teacher_choices = [("", "Train one in this study")] + [
-        (str(t.id), f"#{t.id} · {t.architecture or t.config.get('architecture', '?')} · {t.config.get('dataset')} · "
-                    f"{t.status}" + (f" · {fmt_pct(t.final_accuracy)}" if t.final_accuracy is not None else ""))
-        for t in teachers]
+    teacher_choices = [("", "Train one in this study")] + [(str(t.id), teacher_label(t)) for t in teachers]
     if teacher_value and teacher_value not in {value for value, _ in teacher_choices}:
         teacher_choices.append((teacher_value, f"#{teacher_value} (not a teacher run)"))
     preset = _text(values, "preset")

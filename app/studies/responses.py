@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from app.runs.responses import BestEpochOut
 from app.store.models import STATUSES
 from app.web.api import ApiModel, Figure, Fraction, Interval, Timestamp
 
@@ -97,7 +98,7 @@ class StudyListOut(ApiModel):
     offset: int
 
 
-class StudyRunOut(ApiModel):
+class StudyRunOut(BestEpochOut):
     run_id: int
     method: str
     architecture: str | None
@@ -105,8 +106,6 @@ class StudyRunOut(ApiModel):
     params: dict[str, Any]
     status: Literal[STATUSES]
     final_accuracy: Figure
-    best_accuracy: Figure
-    best_epoch: int | None
     train_seconds: Figure
     teacher_run_id: int | None
     group: str | None

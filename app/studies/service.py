@@ -16,8 +16,15 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.runs.service import iso, new_run, settings_of
-from app.runs.validation import class_count_errors, dataset_info, subset_errors, teacher_run
+from app.runs.service import best_epoch_fields, iso, new_run, settings_of
+from app.runs.validation import (
+    best_weights_errors,
+    class_count_errors,
+    dataset_info,
+    split_errors,
+    subset_errors,
+    teacher_run,
+)
 from app.store.errors import Conflict, InputError, NotFound, field_error
 from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, utcnow
 from app.store.queue import admission, cancel_orphans
@@ -48,6 +55,11 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
         errors += dataset_errors
     errors += class_count_errors(info, teacher)
     errors += subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
+    if plan is not None:
+        errors += best_weights_errors(teacher.config if teacher else None,
+                                      [(["teacher_weights"], member.config) for member in plan.students])
+        if not any(error["loc"][:1] == ["subset"] for error in errors):
+            errors += split_errors(info, plan.members[0].config, ["validation"])
     if teacher is not None and spec is not None and not any(METHODS[e.method].needs_teacher
                                                             for e in spec.entries() if e.method in METHODS):
         errors.append(field_error(["teacher_run_id"], "no method of this study distils from a teacher"))
@@ -231,8 +243,9 @@ def epoch_metrics(session: Session, run_ids: list[int]) -> dict[int, list[dict[s
 
 # ---------------------------------------------------------------- exports
 
-RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "final_accuracy", "best_accuracy",
-               "best_epoch", "train_seconds", "teacher_run_id", "group")
+RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "final_accuracy", "best_epoch",
+               "best_epoch_label", "test_accuracy_at_best", "best_val_accuracy", "best_accuracy", "train_seconds",
+               "teacher_run_id", "group")
 GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mean", "std", "ci95_low", "ci95_high",
                  "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant", "run_ids")
 
@@ -240,8 +253,8 @@ GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mea
 def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return [{"run_id": run.id, "method": run.kind, "architecture": run.architecture, "seed": run.seed,
              "params": run.config.get("params") or {}, "status": run.status,
-             "final_accuracy": finite_or_none(run.final_accuracy), "best_accuracy": finite_or_none(run.best_accuracy),
-             "best_epoch": run.best_epoch, "train_seconds": finite_or_none(run.train_seconds),
+             "final_accuracy": finite_or_none(run.final_accuracy), **best_epoch_fields(run),
+             "train_seconds": finite_or_none(run.train_seconds),
              "teacher_run_id": run.teacher_run_id, "group": run.group_key} for run in runs]
 
 

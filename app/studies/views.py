@@ -21,7 +21,7 @@ from app.studies import service as studies
 from app.web import charts
 from app.web.formatting import fmt_pct
 from kdcore.registry import METHODS
-from kdcore.studies.stats import difference
+from kdcore.studies.stats import difference, summarize
 
 POLLING_STATUSES = ("queued", "running")
 # Curves of more configurations than this are unreadable; the table still lists them all.
@@ -163,6 +163,19 @@ def group_rows(study_id: int | None, groups: list[dict], runs: list[Run]) -> lis
     return rows
 
 
+def with_best_validation(rows: list[dict], runs: list[Run]) -> bool:
+    """Give each row ``at_best``: its completed runs' test accuracy at their best validation epochs (n, mean,
+    std), beside the final accuracy the study compares by. Returns whether any run holds out a validation
+    split; without one there is no honest best epoch to show, and no row gets the figure."""
+    runs_by_id = {run.id: run for run in runs}
+    validated = {run.id for run in runs if run.config.get("validation")}
+    for row in rows:
+        chosen = [runs_by_id[i].best_accuracy for i in row["run_ids"]
+                  if i in validated and runs_by_id[i].status == "completed"]
+        row["at_best"] = summarize(chosen).to_json_dict() if chosen else None
+    return bool(validated)
+
+
 def _curve_rows(rows: list[dict]) -> list[dict]:
     """The configurations whose curves are drawn: the teacher and baseline, then the best means."""
     keep = {r["key"] for r in rows if r["role"] in ("teacher", "baseline")}
@@ -239,6 +252,7 @@ def results_view(session: Session, study: Study, runs: list[Run]) -> dict:
     sweeps = sweep_charts(study.id, (study.spec or {}).get("grid") or {}, rows)
     return {"study_id": study.id, "rows": rows, "verdict": verdict(rows, runs),
             "has_baseline": any(r["role"] == "baseline" for r in rows),
+            "has_validation": with_best_validation(rows, runs),
             "curves": study_charts.group_curves(curve_rows, history),
             "curves_truncated": len(curve_rows) < len([r for r in rows if r["run_ids"]]),
             "curve_count": len(curve_rows), "curve_rows": curve_rows, **sweeps,

@@ -161,6 +161,15 @@ def _layout_of(path: Path, root: Path) -> tuple[tuple[str, ...], int]:
     return tuple(sorted(classes)), train_size
 
 
+def validation_error(info: DatasetInfo, subset: int | None, validation: float) -> str | None:
+    """Why a validation split cannot be held out of this data (None: it can, as far as is known before loading).
+    Holding out needs two training images of each class; a subset gives each class ``subset // classes``."""
+    if not validation or subset is None or subset // info.num_classes >= 2:
+        return None
+    return (f"a validation split needs at least 2 training images per class: subset must be at least "
+            f"{2 * info.num_classes} for the {info.num_classes} classes of dataset {info.name!r}")
+
+
 def list_datasets(root: str | os.PathLike | None = None) -> list[DatasetInfo]:
     base = data_dir(root)
     infos = [find_dataset(name, base) for name in BUILT_IN]

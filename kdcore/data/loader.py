@@ -31,20 +31,27 @@ class ArrayDataset:
     test_y: np.ndarray
     fingerprint: str  # identifies the exact images, for caches keyed on data
     note: str = ""
+    # Training images held out to choose epochs on (``hold_out``); None without a validation split.
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, subset: int | None = None) -> ArrayDataset:
+def load_dataset(name: str, root: str | os.PathLike | None = None, subset: int | None = None,
+                 validation: float = 0.0) -> ArrayDataset:
+    """The dataset ``name``: ``subset`` training images (with the same fraction of the test split), of
+    which the fraction ``validation`` is held out as a validation split (``hold_out``)."""
     info = catalog.find_dataset(name, root)
     stat = Path(info.path).stat() if info.path and Path(info.path).is_file() else None
-    key = (info, subset, stat and (stat.st_size, stat.st_mtime_ns))
+    key = (info, subset, validation, stat and (stat.st_size, stat.st_mtime_ns))
     with _recent_lock:
         if key not in _recent:
             _recent.clear()  # the runs of one experiment share a dataset; keep only the latest
-            _recent[key] = _load(info, root, subset)
+            dataset = _load(info, root, subset)
+            _recent[key] = hold_out(dataset, validation) if validation else dataset
         return _recent[key]
 
 
@@ -95,6 +102,40 @@ def take_subset(dataset: ArrayDataset, size: int) -> ArrayDataset:
         train_x=dataset.train_x[train], train_y=dataset.train_y[train],
         test_x=dataset.test_x[test], test_y=dataset.test_y[test],
         fingerprint=f"{dataset.fingerprint}/subset{size}",
+    )
+
+
+# The validation split's draw. Fixed, not the run's seed: every run of the same data and subset (the seeds of
+# a study, a teacher and its students) holds out the same images, so their best epochs are chosen alike.
+SPLIT_SEED = 20240601
+
+
+def hold_out(dataset: ArrayDataset, fraction: float, split_seed: int = SPLIT_SEED) -> ArrayDataset:
+    """Move ``fraction`` of each class's training images (rounded, at least one) to a validation split.
+
+    The draw depends only on the data (its fingerprint names the subset too) and ``split_seed``. The training
+    split keeps its images in their order, less those held out; so does the validation split.
+    """
+    if not 0 < fraction < 1:
+        raise DatasetError(f"validation must be a fraction between 0 and 1, got {fraction}")
+    rng = np.random.default_rng(split_seed)
+    held: list[np.ndarray] = []
+    for label in range(dataset.num_classes):
+        members = np.flatnonzero(dataset.train_y == label)
+        count = max(1, round(fraction * len(members)))
+        if len(members) - count < 1:
+            raise DatasetError(
+                f"validation {fraction:g} leaves no training image of class {dataset.classes[label]!r} "
+                f"({len(members)} in {dataset.name!r}{' subset' if '/subset' in dataset.fingerprint else ''}): "
+                f"each class needs at least 2 training images")
+        held.append(rng.permutation(members)[:count])
+    val = np.sort(np.concatenate(held))
+    train = np.setdiff1d(np.arange(len(dataset.train_y)), val, assume_unique=True)
+    return replace(
+        dataset,
+        train_x=dataset.train_x[train], train_y=dataset.train_y[train],
+        val_x=dataset.train_x[val], val_y=dataset.train_y[val],
+        fingerprint=f"{dataset.fingerprint}/validation{fraction:g}-{split_seed}",
     )
 
 

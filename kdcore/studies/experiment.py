@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from kdcore.config import METHOD_PARAMS, RunConfig
+from kdcore.config import METHOD_PARAMS, RunConfig, best_teacher_weights_error
+from kdcore.errors import ConfigError
 from kdcore.figures import compression
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
 from kdcore.training.engine import RunResult, train
@@ -23,6 +24,10 @@ def experiment_configs(dataset: str, subset: int | None = None, **overrides: Any
                     and (k not in METHOD_PARAMS or k in method.param_names())
                     and not (k == "architecture" and method.teaches)}
         configs.append(RunConfig(kind=kind, dataset=dataset, subset=subset, **accepted))
+    teacher = next((c for c in configs if c.method.teaches), None)
+    best_error = best_teacher_weights_error(teacher.validation) if teacher else None
+    if best_error and any(c.method.needs_teacher and c.teacher_weights == "best" for c in configs):
+        raise ConfigError(best_error)  # before the teacher trains, not after
     return configs
 
 
@@ -77,8 +82,10 @@ def summary_rows(results: dict[str, RunResult]) -> list[dict[str, Any]]:
             "kind": kind,
             "title": METHODS[kind].title,
             "test_accuracy": result.final_accuracy,
-            "best_accuracy": result.best_accuracy,
             "best_epoch": result.best_epoch,
+            "best_epoch_label": result.best_epoch_label,
+            "test_accuracy_at_best": result.test_accuracy_at_best,
+            "best_val_accuracy": result.best_val_accuracy,
             "parameters": result.parameters,
             "compression": compression(teacher.parameters if teacher else None, result.parameters),
             "seconds": result.seconds,
@@ -88,14 +95,18 @@ def summary_rows(results: dict[str, RunResult]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'run':<30} {'test acc':>9} {'best':>7} {'params':>10} {'compr.':>7} {'seconds':>8}"
+    """The runs' final test accuracies, and the test accuracy at each one's best epoch, which the line below
+    the table names: the best validation epoch, or without a validation split the best test epoch."""
+    header = f"{'run':<30} {'test acc':>9} {'at best':>8} {'params':>10} {'compr.':>7} {'seconds':>8}"
     lines = [header, "-" * len(header)]
     for row in rows:
         ratio = f"{row['compression']:.1f}×" if row["compression"] else "-"
         lines.append(
-            f"{row['title']:<30} {100 * row['test_accuracy']:>8.2f}% {100 * row['best_accuracy']:>6.2f}% "
+            f"{row['title']:<30} {100 * row['test_accuracy']:>8.2f}% {100 * row['test_accuracy_at_best']:>7.2f}% "
             f"{row['parameters']:>10,} {ratio:>7} {row['seconds']:>8.1f}"
         )
+    labels = sorted({row["best_epoch_label"] for row in rows})
+    lines.append(f"at best: test accuracy at the {' or the '.join(labels)}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kdcore.config import RunConfig
+from kdcore.config import RunConfig, best_teacher_weights_error
 from kdcore.errors import KDError
 from kdcore.registry import METHODS, TEACHER_KINDS
 from kdcore.studies.stats import difference, summarize
@@ -174,6 +174,7 @@ def expand(spec: StudySpec, *, external_teacher: bool = False, max_runs: int = D
                            epochs=spec.teacher_epochs, seed=seed)
             if config is not None:
                 teachers.append(Member(config, "teacher"))
+    best_error = best_teacher_weights_error(teachers[0].config.validation) if teachers else None
     students: list[Member] = []
     for index, entry in enumerate(entries):
         method = METHODS[entry.method]
@@ -187,6 +188,9 @@ def expand(spec: StudySpec, *, external_teacher: bool = False, max_runs: int = D
                                    architecture=architecture, epochs=entry.epochs or spec.epochs, seed=seed)
                     if config is None:
                         break  # the other seeds would repeat the same errors
+                    if best_error and method.needs_teacher and config.teacher_weights == "best":
+                        errors.append(_error(["teacher_weights"], best_error, "needs_validation"))
+                        best_error = None  # said once for the study
                     teacher_seed = None
                     if method.needs_teacher and not external_teacher:
                         teacher_seed = seed if spec.teacher_per_seed else spec.seeds[0]
@@ -278,7 +282,7 @@ def _digest(value: Any) -> str:
 
 # Fields added to RunConfig after keys were first stored, with their defaults: left out of a key at their
 # default, so that a run stored before the field existed keeps grouping with the same configuration now.
-ADDED_DEFAULTS = {"precision": "float32"}
+ADDED_DEFAULTS = {"precision": "float32", "validation": 0.0}
 
 
 def _added_default(name: str, value) -> bool:

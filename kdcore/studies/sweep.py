@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kdcore.config import RunConfig
-from kdcore.errors import CheckpointError, DatasetError, KDError
+from kdcore.config import RunConfig, best_teacher_weights_error
+from kdcore.errors import CheckpointError, ConfigError, DatasetError, KDError
 from kdcore.studies.study import (
     DEFAULT_MAX_RUNS,
     Member,
@@ -36,6 +36,7 @@ from kdcore.studies.study import (
     paper_table,
     parse_spec,
 )
+from kdcore.training.selection import best_epoch_label
 
 SUMMARY = "summary.json"
 TABLES = {"markdown": "table.md", "latex": "table.tex"}
@@ -98,8 +99,9 @@ class SweepRun:
     status: str = "queued"  # queued, running, completed, failed, cancelled
     error: str | None = None
     final_accuracy: float | None = None
-    best_accuracy: float | None = None
-    best_epoch: int | None = None
+    best_epoch: int | None = None  # chosen as kdcore.training.selection says (best_epoch_label)
+    test_accuracy_at_best: float | None = None
+    best_val_accuracy: float | None = None
     parameters: int | None = None
     seconds: float | None = None  # the training loop's, as RunResult counts it
     wall_seconds: float | None = None  # the whole run's: data, teacher outputs, checkpoints included
@@ -119,7 +121,9 @@ class SweepRun:
         return {"index": self.index, "method": self.config.kind, "role": self.member.role, "seed": self.config.seed,
                 "architecture": self.config.architecture, "params": config["params"], "epochs": self.config.epochs,
                 "status": self.status, "error": self.error, "final_accuracy": self.final_accuracy,
-                "best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch, "parameters": self.parameters,
+                "best_epoch": self.best_epoch, "best_epoch_label": best_epoch_label(self.config.validation),
+                "test_accuracy_at_best": self.test_accuracy_at_best, "best_val_accuracy": self.best_val_accuracy,
+                "parameters": self.parameters,
                 "seconds": self.seconds, "wall_seconds": self.wall_seconds, "group": self.group, "teacher": teacher, "out": str(self.out),
                 "config": config}
 
@@ -127,7 +131,7 @@ class SweepRun:
         return Outcome(group=self.group, kind=self.config.kind, role=self.member.role,
                        architecture=self.config.architecture, params=self.config.to_json_dict()["params"],
                        seed=self.config.seed, status=self.status, final_accuracy=self.final_accuracy,
-                       best_accuracy=self.best_accuracy, run_id=self.index)
+                       best_accuracy=self.test_accuracy_at_best, run_id=self.index)
 
 
 @dataclass
@@ -147,10 +151,15 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
     and the subset, and a given teacher checkpoint. Raises KDError (StudyInputError for the request)."""
     spec = parse_spec(payload)
     plan = expand(spec, external_teacher=teacher_checkpoint is not None, max_runs=max_runs)
-    num_classes = _check_dataset(spec, data_root)
+    num_classes = _check_dataset(spec, plan, data_root)
     external_key = None
     if teacher_checkpoint is not None:
-        external_key = _teacher_key(teacher_checkpoint, num_classes)
+        teacher_config = _teacher_config(teacher_checkpoint, num_classes)
+        best_error = best_teacher_weights_error(teacher_config.validation)
+        if best_error and any(m.config.teacher_weights == "best" for m in plan.students
+                              if m.config.method.needs_teacher):
+            raise ConfigError(f"--teacher {teacher_checkpoint}: {best_error}")
+        external_key = group_key(teacher_config)
         teacher_checkpoint = str(teacher_checkpoint)
     out_dir = Path(out_dir)
     width = len(str(len(plan.members)))
@@ -172,8 +181,8 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
     return Sweep(spec, runs, out_dir, teacher_checkpoint)
 
 
-def _check_dataset(spec: StudySpec, data_root) -> int:
-    from kdcore.data.catalog import find_dataset
+def _check_dataset(spec: StudySpec, plan, data_root) -> int:
+    from kdcore.data.catalog import find_dataset, validation_error
 
     info = find_dataset(spec.dataset, data_root)  # DatasetError names the ones there are
     if spec.subset is not None and info.train_size is not None:
@@ -183,12 +192,16 @@ def _check_dataset(spec: StudySpec, data_root) -> int:
         if spec.subset < info.num_classes:
             raise DatasetError(f"subset must be at least {info.num_classes}: one training image for each class "
                                f"of dataset {info.name!r}")
+    validation = next((m.config.validation for m in plan.members), 0.0)  # a recipe field: every run's
+    problem = validation_error(info, spec.subset, validation)
+    if problem:
+        raise DatasetError(problem)
     return info.num_classes
 
 
-def _teacher_key(path: str | os.PathLike, num_classes: int) -> str:
-    """What the students' group key says of a given teacher: the group key of the configuration that
-    trained it, as the dashboard keys a student by its teacher run's configuration."""
+def _teacher_config(path: str | os.PathLike, num_classes: int) -> RunConfig:
+    """The configuration that trained a given teacher. Its group key is what the students' keys say of it, as
+    the dashboard keys a student by its teacher run's configuration."""
     from kdcore.training.checkpoint import load_checkpoint
 
     payload = load_checkpoint(path)
@@ -198,7 +211,7 @@ def _teacher_key(path: str | os.PathLike, num_classes: int) -> str:
     if payload["num_classes"] != num_classes:
         raise CheckpointError(f"teacher checkpoint {path} has {payload['num_classes']} classes but the dataset "
                               f"has {num_classes}")
-    return group_key(config)
+    return config
 
 
 def run_sweep(sweep: Sweep, *, data_root: str | os.PathLike | None = None,
@@ -342,8 +355,10 @@ def _record(sweep: Sweep, run: SweepRun, result, note, state: dict) -> None:
         note(f"{run.label}: failed: {run.error}")
         return
     run.status = "completed"
-    run.final_accuracy, run.best_accuracy = _finite(result.final_accuracy), _finite(result.best_accuracy)
-    run.best_epoch, run.parameters, run.seconds = result.best_epoch, result.parameters, result.seconds
+    run.final_accuracy, run.best_epoch = _finite(result.final_accuracy), result.best_epoch
+    run.test_accuracy_at_best = _finite(result.test_accuracy_at_best)
+    run.best_val_accuracy = _finite(result.best_val_accuracy)
+    run.parameters, run.seconds = result.parameters, result.seconds
     run.checkpoint, state["device"] = result.checkpoint, result.device
     sweep.notes.extend(n for n in result.notes if n not in sweep.notes)
 

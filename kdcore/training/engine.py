@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from kdcore.architectures import catalog
-from kdcore.config import RunConfig
+from kdcore.config import RunConfig, best_teacher_weights_error
 from kdcore.data.catalog import cache_dir, file_sha256
 from kdcore.data.loader import load_dataset
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
@@ -31,6 +31,7 @@ from kdcore.training.networks import build_model
 from kdcore.training.precision import autocast, widened, widened_outputs
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
 from kdcore.training.run_files import BEST, CHECKPOINT, METRICS
+from kdcore.training.selection import best_epoch_label, best_of
 from kdcore.training.steps import StepRunner
 from kdcore.training.teacher_cache import teacher_outputs
 
@@ -53,13 +54,20 @@ class EpochMetrics:
     test_accuracy: float
     seconds: float
     images_per_sec: float
+    # On the held-out part of the training split (RunConfig.validation); None without one.
+    val_loss: float | None = None
+    val_accuracy: float | None = None
 
 
 @dataclass
 class RunResult:
-    final_accuracy: float
-    best_accuracy: float
+    final_accuracy: float  # test accuracy after the last epoch
+    # The best epoch: of highest validation accuracy, or without a validation split of highest test accuracy
+    # (optimistic); best_epoch_label says which (kdcore.training.selection).
     best_epoch: int
+    test_accuracy_at_best: float
+    best_val_accuracy: float | None
+    best_epoch_label: str
     parameters: int
     seconds: float
     checkpoint: str
@@ -89,7 +97,7 @@ def train(
     if not method.needs_teacher and teacher_checkpoint is not None:
         raise ConfigError(f"a {config.kind!r} run trains without a teacher; do not give one")
     device = resolve_device(config.device)
-    dataset = load_dataset(config.dataset, data_root, config.subset)
+    dataset = load_dataset(config.dataset, data_root, config.subset, config.validation)
     if method.needs_teacher and config.teacher_weights == "best":
         teacher_checkpoint = best_weights_of(teacher_checkpoint)
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
@@ -119,6 +127,7 @@ def train(
 
     train_split = Split(dataset.train_x, dataset.train_y, device, config.resident_data)
     test_split = Split(dataset.test_x, dataset.test_y, device, config.resident_data)
+    val_split = validation_split(dataset, device, config.resident_data)
     steps = math.ceil(len(train_split) / config.batch_size)
     progress = Progress(epoch=torch.zeros((), device=device), step=torch.full((), float(len(history) * steps),
                         device=device), epochs=config.epochs, steps_per_epoch=steps)
@@ -158,28 +167,43 @@ def train(
         if not all(math.isfinite(v) for v in sums):
             raise NonFiniteLoss(f"training loss became non-finite in epoch {epoch} ({sums[0]})")
         test_loss, test_accuracy = evaluate(model, test_split, config.precision)
+        val_loss, val_accuracy = evaluate(model, val_split, config.precision) if val_split is not None else (None, None)
         metrics = EpochMetrics(
             epoch, config.epochs, sums[0], dict(zip(method.loss_terms, sums[1:])), test_loss, test_accuracy,
-            time.perf_counter() - epoch_start, len(train_split) / train_seconds,
+            time.perf_counter() - epoch_start, len(train_split) / train_seconds, val_loss, val_accuracy,
         )
         history.append(metrics)
         _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history)
-        # The first epoch of the best accuracy, as RunResult.best_epoch counts it.
-        if method.teaches and test_accuracy > max((m.test_accuracy for m in history[:-1]), default=-1.0):
+        if keeps_best(config, history):
             _save_best(out_dir, config, dataset, model, epoch)
         if on_epoch:
             on_epoch(metrics)
-    best = max(history, key=lambda m: m.test_accuracy)
-    return RunResult(
-        final_accuracy=history[-1].test_accuracy, best_accuracy=best.test_accuracy, best_epoch=best.epoch,
-        parameters=deployed_parameters(model), seconds=time.perf_counter() - started,
-        checkpoint=str(out_dir / CHECKPOINT), device=str(device), epochs=history, notes=notes,
-    )
+    return run_result(config, history, parameters=deployed_parameters(model), seconds=time.perf_counter() - started,
+                      checkpoint=str(out_dir / CHECKPOINT), device=str(device), notes=notes)
+
+
+def validation_split(dataset, device: torch.device, resident: bool) -> Split | None:
+    """The held-out training images (RunConfig.validation) on the device, or None without a split."""
+    return Split(dataset.val_x, dataset.val_y, device, resident) if dataset.val_x is not None else None
+
+
+def keeps_best(config: RunConfig, history: list[EpochMetrics]) -> bool:
+    """Whether the epoch just ended is a teacher's new best, whose weights go to best.pt. Only with a
+    validation split: weights chosen on the test set are not offered for distillation at all."""
+    return config.method.teaches and bool(config.validation) and best_of(history) is history[-1]
+
+
+def run_result(config: RunConfig, history: list[EpochMetrics], **fields) -> RunResult:
+    """The run's result from its epochs: the final and best-epoch figures (kdcore.training.selection)."""
+    best = best_of(history)
+    return RunResult(final_accuracy=history[-1].test_accuracy, best_epoch=best.epoch,
+                     test_accuracy_at_best=best.test_accuracy, best_val_accuracy=best.val_accuracy,
+                     best_epoch_label=best_epoch_label(config.validation), epochs=history, **fields)
 
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, split: Split, precision: str = "float32") -> tuple[float, float]:
-    """Mean cross-entropy per test image and accuracy, with one host sync."""
+    """Mean cross-entropy per image of ``split`` (test or validation) and accuracy, with one host sync."""
     model.eval()
     loss_sum = torch.zeros((), device=split.device)
     correct = torch.zeros((), device=split.device, dtype=torch.long)
@@ -236,8 +260,14 @@ def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, tr
 
 
 def best_weights_of(checkpoint: str | os.PathLike) -> Path:
-    """A teacher's best-epoch weights, kept beside its final checkpoint."""
+    """A teacher's weights at its best validation epoch, kept beside its final checkpoint. A teacher trained
+    without a validation split is refused: its best epoch would have been chosen on the test set."""
     best = Path(checkpoint).with_name(BEST)
+    # The teacher's configuration, from the smaller file when it exists (best.pt holds no optimiser state).
+    trained_with = RunConfig.model_validate(load_checkpoint(best if best.is_file() else checkpoint)["config"])
+    problem = best_teacher_weights_error(trained_with.validation)
+    if problem:
+        raise ConfigError(problem)
     if not best.is_file():
         raise ConfigError(f"teacher_weights 'best': {best} does not exist (a teacher run writes it as it trains)")
     return best
@@ -248,7 +278,7 @@ def _save_best(out_dir: Path, config, dataset, model, epoch: int) -> None:
 
 
 def write_best(out_dir: Path, config, dataset, model_state: dict, parameters: int, epoch: int) -> None:
-    # A teacher's weights at its best test accuracy so far: what a KD run may distil from instead of the last.
+    # A teacher's weights at its best validation accuracy so far: what a KD run may distil from instead of the last.
     save_checkpoint(out_dir / BEST, {
         "config": config.to_json_dict(), "num_classes": dataset.num_classes, "classes": list(dataset.classes),
         "data_fingerprint": dataset.fingerprint, "parameters": parameters, "epoch": epoch,

@@ -2,5 +2,5 @@
 checkpoint to resume from. Torch-free, so the worker's supervising process can use it."""
 
 CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"  # a teacher's weights at its best test accuracy
+BEST = "best.pt"  # a teacher's weights at its best validation accuracy (only with a validation split)
 METRICS = "metrics.json"

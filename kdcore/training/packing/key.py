@@ -2,7 +2,7 @@
 never imports torch (the worker's supervisor, the web process) can group queued runs.
 
 Runs pack together when they train the same network on the same data in the same steps: one
-architecture, dataset and subset, batch size and epoch count, one recipe (the optimiser and its
+architecture, dataset, subset and validation split, batch size and epoch count, one recipe (the optimiser and its
 learning-rate schedule act on all the runs' weights as one), one arithmetic, one device and data
 placement, one step mode. Everything else may differ run by run: the method and its hyperparameters,
 the seed, the teacher and which of its weights, whether its outputs are cached.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 PACK_FIELDS: tuple[str, ...] = (
-    "architecture", "dataset", "subset", "batch_size", "epochs",
+    "architecture", "dataset", "subset", "validation", "batch_size", "epochs",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "milestones", "lr_decay", "warmup_epochs", "augment",
     "precision", "device", "resident_data", "cuda_graphs",
 )

@@ -83,7 +83,7 @@ class LoopedStep(PackSteps):
         self._begin_epoch(epoch)
 
     def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
-        """Each run's mean test cross-entropy and accuracy, by engine.evaluate itself."""
+        """Each run's mean cross-entropy and accuracy on ``split`` (test or validation), by engine.evaluate itself."""
         scores = [evaluate(model, split, self.config.precision) for model in self.models]
         for model in self.models:
             model.train()

@@ -60,7 +60,10 @@ from kdcore.training.engine import (
     _tap_shapes,
     _teacher_outputs,
     best_weights_of,
+    keeps_best,
     resolve_device,
+    run_result,
+    validation_split,
     write_best,
     write_run_files,
 )
@@ -81,6 +84,7 @@ class _Shared:
     dataset: ArrayDataset
     train: Split
     test: Split
+    val: Split | None  # the held-out training images (RunConfig.validation), if any
     described: dict
     data_root: object
     step_kind: type  # PackedStep (vmapped) or LoopedStep
@@ -147,12 +151,12 @@ def train_packed(
         raise ConfigError("each packed run needs an output folder of its own")
     config = configs[0]
     device = resolve_device(config.device)
-    dataset = load_dataset(config.dataset, data_root, config.subset)
+    dataset = load_dataset(config.dataset, data_root, config.subset, config.validation)
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True
     shared = _Shared(device, dataset, Split(dataset.train_x, dataset.train_y, device, config.resident_data),
                      Split(dataset.test_x, dataset.test_y, device, config.resident_data),
-                     catalog(dataset.num_classes), data_root,
+                     validation_split(dataset, device, config.resident_data), catalog(dataset.num_classes), data_root,
                      _step_kind(device, vectorised, config.precision))
     callbacks = (on_step, on_epoch, should_stop)
     results: list[RunResult | BaseException | None] = [None] * len(configs)
@@ -253,12 +257,10 @@ class _PackTrainer:
                     self.results[run.index] = exc
             return
         for run in self.pack.runs:
-            best = max(run.history, key=lambda m: m.test_accuracy)
             others = self.size - 1
-            self.results[run.index] = RunResult(
-                final_accuracy=run.history[-1].test_accuracy, best_accuracy=best.test_accuracy, best_epoch=best.epoch,
-                parameters=self.pack.parameters, seconds=time.perf_counter() - self.started,
-                checkpoint=str(run.out_dir / CHECKPOINT), device=str(self.shared.device), epochs=run.history,
+            self.results[run.index] = run_result(
+                run.config, run.history, parameters=self.pack.parameters, seconds=time.perf_counter() - self.started,
+                checkpoint=str(run.out_dir / CHECKPOINT), device=str(self.shared.device),
                 notes=[*run.notes, f"trained packed with {others} other run{'s' if others > 1 else ''}"] if others
                 else run.notes,
             )
@@ -288,12 +290,15 @@ class _PackTrainer:
         if diverged and not self._drop(diverged):
             return False
         losses, accuracies = self.pack.evaluate(self.shared.test)
+        none = [None] * len(self.pack.runs)
+        val_losses, val_accuracies = self.pack.evaluate(self.shared.val) if self.shared.val is not None else (none, none)
         seconds = time.perf_counter() - self.epoch_start
         failures = {}
         for j, run in enumerate(self.pack.runs):
             total, *terms = sums[run]
             metrics = EpochMetrics(epoch, self.config.epochs, total, dict(zip(run.config.method.loss_terms, terms)),
-                                   losses[j], accuracies[j], seconds, len(self.shared.train) / train_seconds)
+                                   losses[j], accuracies[j], seconds, len(self.shared.train) / train_seconds,
+                                   val_losses[j], val_accuracies[j])
             failure = _finish_epoch(run, self.pack, j, metrics, self.shared) or _call(self.on_epoch, run.index, metrics)
             if failure is not None:
                 failures[run] = failure
@@ -357,8 +362,7 @@ def _finish_epoch(run: _Run, pack: PackedStep | LoopedStep, j: int, metrics: Epo
                         parameters=pack.parameters, modules_state=modules_state,
                         optimizer_state=pack.optimizer_state(j), shuffle=run.shuffle, history=run.history,
                         rng_state=pack.rng_state(j))
-        if run.config.method.teaches and metrics.test_accuracy > max(
-                (m.test_accuracy for m in run.history[:-1]), default=-1.0):
+        if keeps_best(run.config, run.history):
             write_best(run.out_dir, run.config, shared.dataset, pack.model_state(j), pack.parameters, metrics.epoch)
     except Exception as exc:
         return exc

@@ -135,10 +135,11 @@ class PackedStep(PackSteps):
 
     @torch.inference_mode()
     def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
-        """Each run's mean test cross-entropy and accuracy, as engine.evaluate gives them; one host sync."""
+        """Each run's mean cross-entropy and accuracy on ``split`` (test or validation), as engine.evaluate gives
+        them; one host sync."""
         self.base.eval()
         count = len(self.runs)
-        forward = vmap(self._one, in_dims=(0, 0, None))  # every run sees the same test images
+        forward = vmap(self._one, in_dims=(0, 0, None))  # every run sees the same images
         loss_sum = torch.zeros(count, device=split.device)
         correct = torch.zeros(count, device=split.device, dtype=torch.long)
         for images, labels in split.chunks(max(1, EVAL_BATCH // count)):
