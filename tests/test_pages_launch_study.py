@@ -202,6 +202,7 @@ BAD_STUDIES = [
     ({"epochs": "0"}, "epochs", "greater than or equal to 1"),
     ({"teacher_epochs": "many"}, "teacher_epochs", "valid integer"),
     ({"architectures": ["resnet20", "nonet"]}, "architectures", "unknown architecture 'nonet'"),
+    ({"validation": "0.9"}, "validation", "less than or equal to 0.5"),
 ]
 
 
@@ -276,3 +277,10 @@ def test_unreadable_experiment_seeds_are_shown_beside_the_field(client, db):
     assert "whole numbers" in doc.by_id("experiment").find(id="exp-err-seeds").text()
     assert doc.by_id("exp-in-seeds").attrs["value"] == "1, two"
     assert stored(db) == (0, 0, 0)
+
+
+def test_the_study_form_holds_out_the_validation_split_it_is_given(client, db):
+    response = client.post("/launch/study", data={**STUDY, "validation": "0.2"}, follow_redirects=False)
+    assert response.status_code == 303
+    runs = db.exec(select(Run).where(Run.study_id == int(response.headers["location"].rsplit("/", 1)[1]))).all()
+    assert runs and {run.config["validation"] for run in runs} == {0.2}

@@ -36,6 +36,15 @@ def chart_spec(doc, chart_id: str) -> dict:
     return json.loads(doc.by_id(f"{chart_id}-spec").text())
 
 
+def test_a_run_with_a_validation_split_draws_its_validation_curves_beside_the_test_curves(client, db):
+    run = add_run(db, STUDENT_KIND, validation=0.1)
+    doc = well_formed(client.get(f"/runs/{run.id}").text)
+    assert [s["key"] for s in chart_spec(doc, "accuracy-chart")["series"]] == ["test_accuracy", "val_accuracy"]
+    assert chart_spec(doc, "loss-chart")["series"][-1]["key"] == "val_loss"
+    plain = well_formed(client.get(f"/runs/{add_run(db, STUDENT_KIND).id}").text)
+    assert [s["key"] for s in chart_spec(plain, "accuracy-chart")["series"]] == ["test_accuracy"]
+
+
 def test_completed_run_page_shows_curves_results_and_downloads(client, db):
     teacher = add_run(db, TEACHER_KIND, parameters=1_000_000)
     run = add_run(db, KD_KIND, teacher=teacher.id, parameters=250_000, accuracy=0.8, epochs=4)

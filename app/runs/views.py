@@ -43,5 +43,7 @@ def run_view(session: Session, run, epochs: list) -> dict:
     terms = method.loss_terms if method else sorted({t for r in rows for t in r["train_terms"]})
     config = [{"name": name, "label": label, "value": value, "help": help_text}
               for name, label, value, help_text in config_rows(run.kind, run.config)]
-    return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows),
-            "accuracy_chart": charts.accuracy_chart(rows), "epochs": rows, "after": rows[-1]["epoch"] if rows else 0}
+    validation = bool(run.config.get("validation"))
+    return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows, validation),
+            "accuracy_chart": charts.accuracy_chart(rows, validation), "epochs": rows,
+            "after": rows[-1]["epoch"] if rows else 0}

@@ -26,7 +26,8 @@ STUDY_METHODS = tuple(name for name, method in METHODS.items() if not method.tea
 DEFAULT_METHODS = tuple(name for name in (BASELINE_KIND, next((k for k in STUDY_METHODS if METHODS[k].needs_teacher),
                                                               None)) if name)
 DEFAULT_SEEDS = "1, 2, 3"
-TEXT_FIELDS = ("name", "dataset", "subset", "seeds", "epochs", "teacher_run_id", "teacher_epochs", "grid", "preset")
+TEXT_FIELDS = ("name", "dataset", "subset", "validation", "seeds", "epochs", "teacher_run_id", "teacher_epochs", "grid",
+               "preset")
 # Where each error shows: the field its loc starts with; anything else goes above the form.
 FIELDS = (*TEXT_FIELDS, "methods", "architectures", "teacher_per_seed")
 GRID_EXAMPLE = "kd.temperature = 1, 2, 4, 8"
@@ -76,8 +77,9 @@ def parse_grid(text: str) -> dict[str, list[Any]]:
 def study_payload(values: Values) -> dict[str, Any]:
     """The form as create_study's payload (strings that create_study parses). Empty fields take the
     study's defaults. Raises FormError when the seeds or the grid cannot be read."""
-    payload: dict[str, Any] = {name: value for name in ("name", "dataset", "subset", "epochs", "teacher_run_id",
-                                                         "teacher_epochs", "preset") if (value := _text(values, name))}
+    payload: dict[str, Any] = {name: value for name in ("name", "dataset", "subset", "validation", "epochs",
+                                                         "teacher_run_id", "teacher_epochs", "preset")
+                               if (value := _text(values, name))}
     payload["methods"] = [m for m in values.get("methods", []) if m]
     architectures = [a for a in values.get("architectures", []) if a]
     if architectures:
@@ -211,6 +213,7 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
         "name": text("name", "Name", "Optional: how lists show the study"),
         "dataset": dataset_field(form_field("dataset", dataset_name, errors.get("dataset")), datasets),
         "subset": form_field("subset", _text(values, "subset") or None, errors.get("subset")),
+        "validation": form_field("validation", _text(values, "validation") or None, errors.get("validation")),
         "preset": {"name": "preset", "label": "Preset", "input": "select", "value": preset,
                    "error": errors.get("preset"), "required": False,
                    "help": PRESET_TITLES.get(preset, "The seed's recipe: Adam, constant learning rate"),

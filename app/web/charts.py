@@ -43,21 +43,26 @@ def line_chart(title: str, y_title: str, series: list[dict], epochs: list[dict],
             "log": log, "series": [_with_points(s, epochs) for s in series]}
 
 
-def loss_series(terms: tuple[str, ...] | list[str]) -> list[dict]:
+def loss_series(terms: tuple[str, ...] | list[str], validation: bool = False) -> list[dict]:
     series = [{"name": "train loss (weighted)", "key": "train_loss", "color": PALETTE[0]}]
     series += [{"name": f"train {term}", "key": f"train_terms.{term}", "color": nth_color(i + 1), "dash": "dot"}
                for i, term in enumerate(terms)]
     series.append({"name": "test loss", "key": "test_loss", "color": PALETTE[3]})
+    if validation:
+        series.append({"name": "validation loss", "key": "val_loss", "color": PALETTE[3], "dash": "dash"})
     return series
 
 
-def loss_chart(terms: tuple[str, ...] | list[str], epochs: list[dict]) -> dict:
-    return line_chart("Losses", "Loss", loss_series(terms), epochs)
+def loss_chart(terms: tuple[str, ...] | list[str], epochs: list[dict], validation: bool = False) -> dict:
+    """``validation``: the run holds out a validation split, whose curve is drawn beside the test set's."""
+    return line_chart("Losses", "Loss", loss_series(terms, validation), epochs)
 
 
-def accuracy_chart(epochs: list[dict]) -> dict:
+def accuracy_chart(epochs: list[dict], validation: bool = False) -> dict:
     series = [{"name": "test accuracy", "key": "test_accuracy", "color": PALETTE[2]}]
-    return line_chart("Test accuracy", "Accuracy", series, epochs, ".1%", log=False)
+    if validation:
+        series.append({"name": "validation accuracy", "key": "val_accuracy", "color": PALETTE[2], "dash": "dash"})
+    return line_chart("Accuracy" if validation else "Test accuracy", "Accuracy", series, epochs, ".1%", log=False)
 
 
 def accuracy_scatter(rows: list[dict]) -> dict:
@@ -82,7 +87,8 @@ def compare_charts(runs: list[dict], history: dict[int, list[dict]]) -> list[dic
     ``history`` maps each run's id to its epochs."""
     terms = list(dict.fromkeys(t for r in runs if r["kind"] in METHODS for t in METHODS[r["kind"]].loss_terms))
     metrics = [("Test accuracy", "Accuracy", "test_accuracy", ".1%", False), ("Train loss (weighted)", "Loss",
-               "train_loss", None, True), ("Test loss", "Loss", "test_loss", None, True)]
+               "train_loss", None, True), ("Test loss", "Loss", "test_loss", None, True),
+               ("Validation accuracy", "Accuracy", "val_accuracy", ".1%", False)]
     metrics += [(f"Train {t}", "Loss", f"train_terms.{t}", None, True) for t in terms]
     charts = []
     for index, (title, y_title, key, y_format, log) in enumerate(metrics):
