@@ -284,6 +284,31 @@ def test_cancel_stops_the_study_and_says_why_when_it_cannot(client, db):
     assert plain.status_code == 303 and plain.headers["location"] == f"/studies/{other}"
 
 
+def test_delete_a_member_run_then_the_study(client, db):
+    study_id = submit(client, methods=("student",))
+    runs = studies.study_runs(db, study_id)
+    set_run(db, runs[0].id, status="running")
+    doc = well_formed(client.get(f"/studies/{study_id}").text)
+    assert doc.find(id="delete-study") is None  # a run is running: cancel first
+    # A member run's delete goes back to its study.
+    member = client.post(f"/runs/{runs[1].id}/delete", headers={"HX-Request": "true"})
+    assert member.headers["HX-Redirect"] == f"/studies/{study_id}"
+    refused = client.post(f"/studies/{study_id}/delete", headers={"HX-Request": "true"})
+    assert well_formed(refused.text).by_id("study-action-error").text() == \
+        f"Not deleted: study {study_id} has running runs ({runs[0].id}); cancel the study first"
+
+    set_run(db, runs[0].id, status="cancelled")
+    form = well_formed(client.get(f"/studies/{study_id}").text).by_id("delete-study").parent
+    assert form.attrs["action"] == form.attrs["hx-post"] == f"/studies/{study_id}/delete"
+    assert form.attrs["hx-confirm"].startswith(f"Delete study #{study_id} and its 2 runs")
+    deleted = client.post(f"/studies/{study_id}/delete", headers={"HX-Request": "true"})
+    assert deleted.status_code == 200 and deleted.headers["HX-Redirect"] == "/studies"
+    assert client.get(f"/studies/{study_id}").status_code == 404
+    other = submit(client, methods=("student",))
+    plain = client.post(f"/studies/{other}/delete", follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/studies"
+
+
 # ---------------------------------------------------------------- list, nav, compare
 
 def test_studies_page_lists_studies_with_progress(client, db):

@@ -56,6 +56,14 @@ def cancel_study(study_id: StudyId, session: SessionDep) -> dict:
     return service.study_to_dict(study, service.study_runs(session, study_id))
 
 
+@writes.delete("/{study_id}", status_code=204, summary="Delete a study with its runs (refused while any is running)",
+               responses={204: {"description": "Deleted, with its runs, their epochs and checkpoints"},
+                          **error_responses(401, 404, 409)})
+def delete_study(study_id: StudyId, session: SessionDep) -> Response:
+    service.delete_study(session, study_id)
+    return Response(status_code=204)
+
+
 @router.get("/{study_id}/export.json", summary="The study, its groups, its runs and its paper table",
             response_model=StudyExportOut, responses=error_responses(404))
 def export_json(study_id: StudyId, session: SessionDep) -> dict:

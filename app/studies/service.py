@@ -13,10 +13,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
-from app.runs.service import iso, new_run, settings_of
+from app.runs.service import iso, new_run, remove_run_folders, settings_of
 from app.runs.validation import class_count_errors, dataset_info, subset_errors, teacher_run
 from app.store.errors import Conflict, InputError, NotFound, field_error
 from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, utcnow
@@ -125,6 +125,37 @@ def cancel_study(session: Session, study_id: int) -> Study:
     cancel_orphans(session)
     session.refresh(study)
     return study
+
+
+def delete_study(session: Session, study_id: int) -> None:
+    """Delete a study with its runs, their epochs and folders. Refused while any of its runs is running
+    (cancel the study first), or while a run outside it waits to distil from one of its teachers."""
+    get_study(session, study_id)
+    runs = study_runs(session, study_id)
+    running = [run.id for run in runs if run.status == "running"]
+    if running:
+        raise Conflict(f"study {study_id} has running runs ({', '.join(map(str, running))}); cancel the study first")
+    run_ids = [run.id for run in runs]
+    if run_ids:
+        waiting = session.exec(select(Run.id).where(Run.teacher_run_id.in_(run_ids), Run.status.in_(ACTIVE_STATUSES),
+                                                    or_(Run.study_id.is_(None), Run.study_id != study_id))).all()
+        if waiting:
+            raise Conflict(f"runs {', '.join(map(str, waiting))} outside study {study_id} distil from its teachers; "
+                           "cancel them first")
+    # One transaction: if a worker claimed one of the runs meanwhile, the rollback keeps everything.
+    members = select(Run.id).where(Run.study_id == study_id)
+    session.execute(delete(Epoch).where(Epoch.run_id.in_(members)))
+    removed = session.execute(delete(Run).where(Run.study_id == study_id, Run.status != "running"))
+    if removed.rowcount != len(run_ids):
+        session.rollback()
+        raise Conflict(f"a run of study {study_id} started meanwhile; cancel the study first")
+    # The seed experiment over several seeds stores an experiment beside the study: it goes with its runs.
+    for experiment_id in {run.experiment_id for run in runs if run.experiment_id is not None}:
+        if session.exec(select(Run.id).where(Run.experiment_id == experiment_id).limit(1)).first() is None:
+            session.execute(delete(Experiment).where(Experiment.id == experiment_id))
+    session.execute(delete(Study).where(Study.id == study_id))
+    session.commit()
+    remove_run_folders(session, run_ids)
 
 
 def _role(kind: str) -> str:
