@@ -125,6 +125,10 @@ class Run(SQLModel, table=True):
     progress_steps: int | None = None
     progress_at: datetime | None = None
     eta_seconds: float | None = None
+    # The first step report of the current attempt (when, and the fraction of the run done then): the ETA is
+    # the pace since then, so that start-up (spawning, loading data, caching the teacher) is not taken for it.
+    pace_from_at: datetime | None = None
+    pace_from_fraction: float | None = None
 
 
 class Epoch(SQLModel, table=True):

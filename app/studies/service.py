@@ -21,6 +21,7 @@ from app.runs.validation import class_count_errors, dataset_info, subset_errors,
 from app.store.errors import Conflict, InputError, NotFound, field_error
 from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, utcnow
 from app.store.queue import admission, cancel_orphans
+from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
 from kdcore.studies.study import Outcome, StudyInputError, expand, labelled_groups, paper_table, parse_spec
@@ -180,35 +181,12 @@ def study_groups(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def progress(runs: list[Run], now: datetime | None = None) -> dict[str, Any]:
-    """How many runs are done, and an estimate of the time left: each unfinished run's expected duration
-    (the mean of this study's completed runs of its kind, else of all its completed runs), spread over
-    as many runs as train at once now."""
-    now = now or utcnow()
+    """How many runs are done, and an estimate of the time left (app.studies.eta)."""
     counts = Counter(run.status for run in runs)
     done = sum(counts[s] for s in FINISHED_STATUSES)
-    durations: dict[str, list[float]] = {}
-    for run in runs:
-        if run.status == "completed" and run.train_seconds:
-            durations.setdefault(run.kind, []).append(run.train_seconds)
-    everything = [s for values in durations.values() for s in values]
-    typical = sum(everything) / len(everything) if everything else None
-    remaining, unknown = 0.0, False
-    for run in runs:
-        if run.status not in ACTIVE_STATUSES:
-            continue
-        own = durations.get(run.kind)
-        expected = sum(own) / len(own) if own else typical
-        if run.status == "running" and run.eta_seconds is not None and run.progress_at is not None:
-            remaining += max(0.0, run.eta_seconds - (now - run.progress_at).total_seconds())
-        elif expected is not None:
-            remaining += expected
-        else:
-            unknown = True
-    parallel = max(1, counts["running"])
-    eta = None if unknown or not counts["running"] else remaining / parallel
     return {"total": len(runs), "done": done, "completed": counts["completed"], "failed": counts["failed"],
             "cancelled": counts["cancelled"], "running": counts["running"], "queued": counts["queued"],
-            "fraction": done / len(runs) if runs else 1.0, "eta_seconds": eta}
+            "fraction": done / len(runs) if runs else 1.0, "eta_seconds": seconds_left(runs, now or utcnow())}
 
 
 def study_to_dict(study: Study, runs: list[Run], *, with_groups: bool = True) -> dict[str, Any]:
