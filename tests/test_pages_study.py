@@ -48,7 +48,7 @@ def test_table_shows_each_configuration_with_the_study_statistics(client, db):
     for group in groups:
         row = row_of(doc, group["key"])
         assert group["label"] in row.find("td").text()
-        assert cell(row, "n") == str(group["n"])
+        assert cell(row, "n") == ("n = 1" if group["n"] == 1 else str(group["n"]))  # the teacher: one run
         assert cell(row, "mean").startswith(f"{group['mean'] * 100:.1f}%")
         if group["std"] is not None:
             assert cell(row, "mean").endswith(f"± {group['std'] * 100:.1f}")
@@ -84,6 +84,26 @@ def test_not_significant_differences_are_marked(client, db):
     assert marks[(4.0, 0.5, "method")][0] == "n.s." and not marks[(4.0, 0.5, "method")][1]["significant"]
     assert marks[(4.0, 0.9, "method")][0] == "untested" and marks[(4.0, 0.9, "method")][1]["p_value"] is None
     assert marks[(None, None, "baseline")][0] is None
+
+
+def test_a_single_run_has_one_badge_on_the_board_the_study_and_compare(client, db):
+    study_id = submit(client, seeds=(1,))  # a teacher, a student and a kd run: one run each
+    finish(db, study_id)
+    kd = next(g for g in groups_of(db, study_id) if g["role"] == "method")
+    board = well_formed(client.get("/").text).find("tr", class_="group-row", data_group=kd["key"]).find_all("td")
+    study = row_of(well_formed(client.get(f"/studies/{study_id}").text), kd["key"])
+    compare = well_formed(client.get(f"/compare?group={kd['key']}").text).by_id("compare-groups").find(
+        "tr", data_group=kd["key"]).find_all("td")
+    counts = {"board": board[3], "study": study.find("td", data_col="n"), "compare": compare[1]}
+    tests = {"board": board[6], "study": study.find("td", data_col="p")}
+    for page, cell in [*counts.items(), *tests.items()]:
+        badge = cell.find(class_="n1")
+        assert badge is not None and badge.text() == "n = 1", page
+    assert counts["board"].find(class_="n1").attrs == counts["study"].find(class_="n1").attrs == \
+        counts["compare"].find(class_="n1").attrs
+    for page, cell in tests.items():
+        assert "untested" not in cell.text() and "n.s." not in cell.text(), page
+        assert cell.find(class_="n1").attrs["title"].startswith("Not tested: this configuration is a single run")
 
 
 def test_the_best_is_called_a_winner_only_when_significant(client, db):

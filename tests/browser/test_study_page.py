@@ -104,7 +104,7 @@ def test_progress_follows_the_runs_and_cancel_stops_the_polling(new_page, study_
     # The progress card polls; a run that ended refreshes the table too.
     page.wait_for_function("document.getElementById('study-done').textContent === '1 of 3 runs done'", timeout=10_000)
     page.wait_for_function("document.querySelector('#study-table tr[data-role=baseline] td[data-col=n]')"
-                           ".textContent.trim() === '1/3'", timeout=10_000)
+                           ".textContent.trim() === 'n = 1/3'", timeout=10_000)
     assert page.inner_text("#study-status") == "running"
     assert any("/results" in url for url in fragments)
 
