@@ -258,6 +258,8 @@ def test_deleting_a_multi_seed_experiments_study_removes_the_experiment_too(clie
 def test_study_delete_is_documented_with_its_errors(client):
     operation = client.get("/openapi.json").json()["paths"]["/api/studies/{study_id}"]["delete"]
     assert set(operation["responses"]) == {"204", "401", "404", "409", "422"}
+    assert operation["responses"]["404"]["description"] == "No such study"
+    assert "running" in operation["responses"]["409"]["description"]
 
 
 def test_exports(client, session):

@@ -11,7 +11,7 @@ from app.store.models import MAX_ID
 from app.studies import service
 from app.studies.responses import StudyExportOut, StudyListOut, StudyOut
 from app.studies.schemas import StudyCreate
-from app.web.api import JsonObject, SessionDep, documented_body, error_responses
+from app.web.api import ErrorOut, JsonObject, SessionDep, documented_body, error_responses
 
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 router = APIRouter(prefix="/api/studies", tags=["studies"])
@@ -58,7 +58,9 @@ def cancel_study(study_id: StudyId, session: SessionDep) -> dict:
 
 @writes.delete("/{study_id}", status_code=204, summary="Delete a study with its runs (refused while any is running)",
                responses={204: {"description": "Deleted, with its runs, their epochs and checkpoints"},
-                          **error_responses(401, 404, 409)})
+                          **error_responses(401), 404: {"model": ErrorOut, "description": "No such study"},
+                          409: {"model": ErrorOut, "description": "One of its runs is running (cancel the study "
+                                "first), or a run outside it waits to distil from its teacher"}})
 def delete_study(study_id: StudyId, session: SessionDep) -> Response:
     service.delete_study(session, study_id)
     return Response(status_code=204)
