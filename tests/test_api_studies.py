@@ -13,8 +13,8 @@ from scipy import stats as sp
 from sqlmodel import func, select
 
 from app.executors.local.pool import WorkerPool
-from app.store.models import Run, Study
-from tests.app_fixtures import app, app_settings, client, session, set_run, wait_for  # noqa: F401
+from app.store.models import Epoch, Experiment, Run, Study
+from tests.app_fixtures import add_epochs, app, app_settings, client, session, set_run, wait_for  # noqa: F401
 
 STUDY = {"dataset": "synthetic", "subset": 100, "methods": ["student", "kd"], "seeds": [1, 2, 3], "epochs": 1,
          "teacher_epochs": 1, "device": "cpu", "batch_size": 50}
@@ -215,6 +215,51 @@ def test_cancelling_a_study_cancels_its_unfinished_runs_only(client, session):
     assert client.post(f"/api/studies/{study['id']}/cancel").status_code == 409
     assert client.post("/api/studies/999/cancel").status_code == 404
     assert client.get("/api/studies/999").status_code == 404
+
+
+def test_deleting_a_study_removes_its_runs_epochs_and_folders_and_is_refused_while_one_runs(
+        client, session, app_settings):
+    study = submit(client)
+    members = runs_of(client, study)
+    teacher = next(run["id"] for run in members if run["kind"] == "teacher")
+    set_run(session, teacher, status="running", worker="test:1:cpu")
+    add_epochs(session, teacher, 2)
+    for run in members:
+        (app_settings.runs_dir / str(run["id"])).mkdir(parents=True)
+        (app_settings.runs_dir / str(run["id"]) / "checkpoint.pt").write_bytes(b"weights")
+    refused = client.delete(f"/api/studies/{study['id']}")
+    assert refused.status_code == 409 and str(teacher) in refused.json()["detail"]
+    assert stored(session) == (7, 1) and (app_settings.runs_dir / str(teacher)).exists()
+
+    set_run(session, teacher, status="completed", final_accuracy=0.7)
+    # A run outside the study waiting to distil from the study's teacher keeps the study.
+    outsider = client.post("/api/runs", json={"kind": "kd", "dataset": "synthetic", "teacher_run_id": teacher})
+    refused = client.delete(f"/api/studies/{study['id']}")
+    assert refused.status_code == 409 and str(outsider.json()["id"]) in refused.json()["detail"]
+    client.post(f"/api/runs/{outsider.json()['id']}/cancel")
+
+    assert client.delete(f"/api/studies/{study['id']}").status_code == 204
+    assert client.get(f"/api/studies/{study['id']}").status_code == 404
+    assert all(client.get(f"/api/runs/{run['id']}").status_code == 404 for run in members)
+    assert stored(session) == (1, 0) and session.exec(select(func.count()).select_from(Epoch)).one() == 0
+    assert not any((app_settings.runs_dir / str(run["id"])).exists() for run in members)
+    assert client.delete(f"/api/studies/{study['id']}").status_code == 404
+
+
+def test_deleting_a_multi_seed_experiments_study_removes_the_experiment_too(client, session):
+    response = client.post("/api/experiments", json={"dataset": "synthetic", "subset": 100, "seeds": [1, 2]})
+    assert response.status_code == 201, response.text
+    experiment = response.json()
+    assert client.delete(f"/api/studies/{experiment['study_id']}").status_code == 204
+    assert client.get(f"/api/experiments/{experiment['id']}").status_code == 404
+    assert session.exec(select(func.count()).select_from(Experiment)).one() == 0
+
+
+def test_study_delete_is_documented_with_its_errors(client):
+    operation = client.get("/openapi.json").json()["paths"]["/api/studies/{study_id}"]["delete"]
+    assert set(operation["responses"]) == {"204", "401", "404", "409", "422"}
+    assert operation["responses"]["404"]["description"] == "No such study"
+    assert "running" in operation["responses"]["409"]["description"]
 
 
 def test_exports(client, session):

@@ -143,9 +143,10 @@ def test_single_runs_say_n1_and_show_no_spread(client, db):
     assert row["vs_baseline"]["p_value"] is None and row["vs_baseline"]["significant"] is False
     doc = well_formed(client.get("/").text)
     cells = doc.find("tr", class_="group-row", data_group=row["key"]).find_all("td")
-    assert cells[3].find(class_="n1").text() == "n=1"
+    assert cells[3].find(class_="n1").text() == "n = 1"
     assert "±" not in cells[4].text()
-    assert cells[6].find(class_="ns").text() == "n.s."  # +5 points, but nothing to test: not a ranking
+    # +5 points, but nothing to test: not a ranking, and said with the same badge as the count.
+    assert cells[6].find(class_="n1").text() == "n = 1" and cells[6].find(class_="ns") is None
 
 
 def test_rows_mark_differences_inside_the_noise(client, db):

@@ -130,6 +130,29 @@ def test_a_refused_retry_says_why_beside_the_buttons(tmp_path, refusal):
         assert run.status == "failed"
 
 
+def test_delete_goes_to_the_leaderboard_and_says_why_when_refused(client, db):
+    running = add_run(db, STUDENT_KIND, status="running", epochs=5)
+    assert well_formed(client.get(f"/runs/{running.id}").text).find(id="delete-run") is None  # cancel it first
+    teacher = add_run(db, TEACHER_KIND)
+    waiting = add_run(db, KD_KIND, status="queued", teacher=teacher.id)
+    button = well_formed(client.get(f"/runs/{teacher.id}").text).by_id("delete-run")
+    assert button.attrs["hx-post"] == f"/runs/{teacher.id}/delete" and button.attrs["hx-target"] == "#run-summary"
+    assert button.attrs["hx-confirm"].startswith(f"Delete run #{teacher.id}")
+
+    refused = client.post(f"/runs/{teacher.id}/delete", headers={"HX-Request": "true"})
+    actions = well_formed(refused.text).find(class_="actions")
+    assert actions.find(class_="error", role="alert").text() == \
+        f"Not deleted: run {teacher.id} is the teacher of active runs {waiting.id}; cancel them first"
+    assert "HX-Redirect" not in refused.headers and db.get(Run, teacher.id) is not None
+
+    deleted = client.post(f"/runs/{waiting.id}/delete", headers={"HX-Request": "true"})
+    assert deleted.status_code == 200 and deleted.headers["HX-Redirect"] == "/"
+    plain = client.post(f"/runs/{teacher.id}/delete", follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/"
+    assert client.get(f"/runs/{teacher.id}").status_code == 404
+    assert client.post(f"/runs/{teacher.id}/delete").status_code == 404
+
+
 def test_failed_run_shows_its_error(client, db):
     run = add_run(db, STUDENT_KIND, status="failed", error="NonFiniteLoss: loss became nan at epoch 2")
     doc = well_formed(client.get(f"/runs/{run.id}").text)

@@ -48,7 +48,7 @@ def test_table_shows_each_configuration_with_the_study_statistics(client, db):
     for group in groups:
         row = row_of(doc, group["key"])
         assert group["label"] in row.find("td").text()
-        assert cell(row, "n") == str(group["n"])
+        assert cell(row, "n") == ("n = 1" if group["n"] == 1 else str(group["n"]))  # the teacher: one run
         assert cell(row, "mean").startswith(f"{group['mean'] * 100:.1f}%")
         if group["std"] is not None:
             assert cell(row, "mean").endswith(f"± {group['std'] * 100:.1f}")
@@ -84,6 +84,26 @@ def test_not_significant_differences_are_marked(client, db):
     assert marks[(4.0, 0.5, "method")][0] == "n.s." and not marks[(4.0, 0.5, "method")][1]["significant"]
     assert marks[(4.0, 0.9, "method")][0] == "untested" and marks[(4.0, 0.9, "method")][1]["p_value"] is None
     assert marks[(None, None, "baseline")][0] is None
+
+
+def test_a_single_run_has_one_badge_on_the_board_the_study_and_compare(client, db):
+    study_id = submit(client, seeds=(1,))  # a teacher, a student and a kd run: one run each
+    finish(db, study_id)
+    kd = next(g for g in groups_of(db, study_id) if g["role"] == "method")
+    board = well_formed(client.get("/").text).find("tr", class_="group-row", data_group=kd["key"]).find_all("td")
+    study = row_of(well_formed(client.get(f"/studies/{study_id}").text), kd["key"])
+    compare = well_formed(client.get(f"/compare?group={kd['key']}").text).by_id("compare-groups").find(
+        "tr", data_group=kd["key"]).find_all("td")
+    counts = {"board": board[3], "study": study.find("td", data_col="n"), "compare": compare[1]}
+    tests = {"board": board[6], "study": study.find("td", data_col="p")}
+    for page, cell in [*counts.items(), *tests.items()]:
+        badge = cell.find(class_="n1")
+        assert badge is not None and badge.text() == "n = 1", page
+    assert counts["board"].find(class_="n1").attrs == counts["study"].find(class_="n1").attrs == \
+        counts["compare"].find(class_="n1").attrs
+    for page, cell in tests.items():
+        assert "untested" not in cell.text() and "n.s." not in cell.text(), page
+        assert cell.find(class_="n1").attrs["title"].startswith("Not tested: this configuration is a single run")
 
 
 def test_the_best_is_called_a_winner_only_when_significant(client, db):
@@ -282,6 +302,31 @@ def test_cancel_stops_the_study_and_says_why_when_it_cannot(client, db):
     other = submit(client, methods=("student",))
     plain = client.post(f"/studies/{other}/cancel", follow_redirects=False)
     assert plain.status_code == 303 and plain.headers["location"] == f"/studies/{other}"
+
+
+def test_delete_a_member_run_then_the_study(client, db):
+    study_id = submit(client, methods=("student",))
+    runs = studies.study_runs(db, study_id)
+    set_run(db, runs[0].id, status="running")
+    doc = well_formed(client.get(f"/studies/{study_id}").text)
+    assert doc.find(id="delete-study") is None  # a run is running: cancel first
+    # A member run's delete goes back to its study.
+    member = client.post(f"/runs/{runs[1].id}/delete", headers={"HX-Request": "true"})
+    assert member.headers["HX-Redirect"] == f"/studies/{study_id}"
+    refused = client.post(f"/studies/{study_id}/delete", headers={"HX-Request": "true"})
+    assert well_formed(refused.text).by_id("study-action-error").text() == \
+        f"Not deleted: study {study_id} has running runs ({runs[0].id}); cancel the study first"
+
+    set_run(db, runs[0].id, status="cancelled")
+    form = well_formed(client.get(f"/studies/{study_id}").text).by_id("delete-study").parent
+    assert form.attrs["action"] == form.attrs["hx-post"] == f"/studies/{study_id}/delete"
+    assert form.attrs["hx-confirm"].startswith(f"Delete study #{study_id} and its 2 runs")
+    deleted = client.post(f"/studies/{study_id}/delete", headers={"HX-Request": "true"})
+    assert deleted.status_code == 200 and deleted.headers["HX-Redirect"] == "/studies"
+    assert client.get(f"/studies/{study_id}").status_code == 404
+    other = submit(client, methods=("student",))
+    plain = client.post(f"/studies/{other}/delete", follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/studies"
 
 
 # ---------------------------------------------------------------- list, nav, compare

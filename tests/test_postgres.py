@@ -39,6 +39,7 @@ from tests.test_api import (  # noqa: F401  (collected again here, on PostgreSQL
 from tests.test_api_studies import (  # noqa: F401
     test_a_full_queue_refuses_the_whole_study,
     test_cancelling_a_study_cancels_its_unfinished_runs_only,
+    test_deleting_a_study_removes_its_runs_epochs_and_folders_and_is_refused_while_one_runs,
     test_groups_equal_the_statistics_recomputed_from_the_member_runs,
     test_one_teacher_per_seed,
 )

@@ -28,7 +28,14 @@ from app.store.models import Epoch, Run  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
 from kdcore.training.run_files import BEST, CHECKPOINT  # noqa: E402
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, session, wait_for  # noqa: E402,F401
-from tests.test_worker import FINISHED, queue_run, run_json, wait_finished  # noqa: E402
+from tests.test_worker import (  # noqa: E402
+    FINISHED,
+    assert_only_its_own_files,
+    leave_another_runs_folder,
+    queue_run,
+    run_json,
+    wait_finished,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 OBJECT_STORE = 80 * 1024 * 1024
@@ -110,6 +117,23 @@ def test_cancel_stops_a_run_on_ray(client, executor):
     assert run["status"] == "cancelled" and run["error"].startswith("cancelled by user")
     assert time.monotonic() - asked < 10
     wait_for(lambda: executor.placement(run_id) is None, 10, what="the executor to let the run go")
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["returned", "shared"])
+def test_a_fresh_run_never_takes_over_a_left_over_folder_on_ray(local_ray, app, app_settings, client, shared):
+    ray_executor = RayExecutor(replace(app_settings, executor="ray", shared_runs_dir=shared), engine=app.state.engine)
+    folder = leave_another_runs_folder(app_settings.runs_dir, 1)
+    ray_executor.start()
+    try:
+        run_id = queue_run(client, **SLOW_RUN)
+        assert run_id == 1
+        wait_for(lambda: (run_json(client, run_id)["progress"] or {}).get("step"), 90, what="training progress")
+        client.post(f"/api/runs/{run_id}/cancel")
+        run = wait_finished(client, run_id, timeout=30)
+    finally:
+        ray_executor.stop()
+    assert run["status"] == "cancelled"
+    assert_only_its_own_files(folder, run)
 
 
 def test_with_a_shared_runs_directory_nodes_read_and_write_it_in_place(local_ray, app, app_settings, client):

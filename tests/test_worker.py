@@ -16,6 +16,7 @@ import pytest
 
 from app.executors.local.pool import WorkerPool
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
+from kdcore.training.run_files import BEST, CHECKPOINT, METRICS
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, wait_for  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +91,40 @@ def test_killed_child_fails_the_run_and_the_worker_goes_on(client, worker):
     failed = wait_finished(client, no_gpu)
     assert failed["status"] == "failed" and "no CUDA GPU is visible" in failed["error"]
     assert wait_finished(client, survivor)["status"] == "completed"
+
+
+ANOTHER_RUNS = b"another run's "
+# Files a trainer writes (a teacher's best weights among them), and one it never writes.
+LEFT_OVER = (CHECKPOINT, BEST, METRICS, "notes.txt")
+
+
+def leave_another_runs_folder(runs_dir: Path, run_id: int) -> Path:
+    """The folder that the next run's id names, as a deleted run (or a database made anew beside an old
+    runs directory) left it."""
+    folder = runs_dir / str(run_id)
+    folder.mkdir(parents=True)
+    for name in LEFT_OVER:
+        (folder / name).write_bytes(ANOTHER_RUNS + name.encode())
+    return folder
+
+
+def assert_only_its_own_files(folder: Path, run: dict) -> None:
+    for name in LEFT_OVER:
+        path = folder / name
+        assert not path.exists() or not path.read_bytes().startswith(ANOTHER_RUNS), f"{name} is another run's"
+    # What the run page offers (Checkpoint, Retry from checkpoint) is only what this run wrote.
+    assert run["has_checkpoint"] == (folder / CHECKPOINT).is_file()
+
+
+def test_a_fresh_run_never_takes_over_a_left_over_folder(client, worker, app_settings):
+    folder = leave_another_runs_folder(app_settings.runs_dir, 1)
+    run_id = queue_run(client, **SLOW_RUN)
+    assert run_id == 1
+    wait_for(lambda: (run_json(client, run_id)["progress"] or {}).get("step"), 120, what="training progress")
+    client.post(f"/api/runs/{run_id}/cancel")
+    run = wait_finished(client, run_id, timeout=30)
+    assert run["status"] == "cancelled"
+    assert_only_its_own_files(folder, run)
 
 
 def test_cancel_stops_a_running_run_within_seconds(client, worker):

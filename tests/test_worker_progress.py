@@ -31,9 +31,12 @@ def metrics(epoch: int, epochs: int) -> dict:
 
 
 def claimed_run(client, session, started_ago_s: float = 30) -> int:
+    """A run claimed ``started_ago_s`` ago whose first step report (where its pace is measured from) came
+    right then, at the start of its training."""
     run_id = client.post("/api/runs", json={"kind": "student", "dataset": "synthetic"}).json()["id"]
     run = claim_next(session, "w")
-    set_run(session, run_id, started_at=run.started_at - timedelta(seconds=started_ago_s))
+    then = run.started_at - timedelta(seconds=started_ago_s)
+    set_run(session, run_id, started_at=then, progress_at=then, pace_from_at=then, pace_from_fraction=0.0)
     return run_id
 
 

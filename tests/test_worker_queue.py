@@ -116,10 +116,14 @@ def test_progress_heartbeat_and_eta(client, session):
     run_id = queue(client, kind="student")
     run = claim_next(session, "w")
     set_run(session, run_id, started_at=run.started_at - timedelta(seconds=30))
+    assert record_progress(session, run_id, "w", {"epoch": 1, "epochs": 4, "step": 5, "steps": 10}) is False
+    # The first report: no step timing yet (the 30 s since the claim were start-up; tests/test_study_eta.py).
+    assert client.get(f"/api/runs/{run_id}").json()["progress"]["eta_seconds"] is None
+    set_run(session, run_id, pace_from_at=utcnow() - timedelta(seconds=10))  # 10 s ago, at 1/8 of the run
     assert record_progress(session, run_id, "w", {"epoch": 2, "epochs": 4, "step": 5, "steps": 10}) is False
     progress = client.get(f"/api/runs/{run_id}").json()["progress"]
     assert progress["fraction"] == pytest.approx(0.375)
-    assert progress["eta_seconds"] == pytest.approx(50, abs=3)  # 30 s for 3/8 of the work
+    assert progress["eta_seconds"] == pytest.approx(25, abs=3)  # 10 s for 1/4 of the work, 5/8 left
     client.post(f"/api/runs/{run_id}/cancel")
     assert record_progress(session, run_id, "w") is True
 

@@ -33,12 +33,22 @@ def recover_lost_runs(engine, settings) -> list[int]:
     return lost
 
 
-def _eta(started: datetime | None, done: float, now: datetime) -> float | None:
-    """Seconds left if the rest of the run goes at the pace so far (``done``: fraction of the run)."""
-    if started is None or done <= 0:
-        return None
-    elapsed = (now - started).total_seconds()
-    return max(0.0, elapsed * (1 - done) / done)
+def _paced(run: Run | None, done: float, now: datetime) -> dict[str, Any]:
+    """The ETA for a progress report at ``done`` (a fraction of the run), with the pace's starting point.
+
+    The pace is measured from the attempt's first report (a claim clears progress_at), not from its start:
+    spawning the trainer, loading the data and caching the teacher's outputs take seconds that say nothing
+    about the steps left, and counted in they make a run that just began look many times longer than it
+    is. So the first report has no ETA: it waits for one step timing, the next report."""
+    if run is None or run.progress_at is None or run.pace_from_at is None or run.pace_from_fraction is None:
+        return dict(pace_from_at=now, pace_from_fraction=done, eta_seconds=None)
+    gained = done - run.pace_from_fraction
+    elapsed = (now - run.pace_from_at).total_seconds()
+    if gained > 0:
+        return dict(eta_seconds=max(0.0, elapsed * (1 - done) / gained))
+    # No step since the pace's start (a repeated report): the last estimate, as much later as this report.
+    last = run.eta_seconds
+    return dict(eta_seconds=None if last is None else max(0.0, last - (now - run.progress_at).total_seconds()))
 
 
 def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> None:
@@ -73,7 +83,8 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
         run.progress_epoch, run.progress_step, run.progress_steps = epoch, None, None
     run.progress_epochs = epochs
     # A fresh estimate: keeping the last step's ETA with a new progress_at would make it jump back up.
-    run.eta_seconds = _eta(run.started_at, fraction_done(epoch, epochs), now)
+    for name, value in _paced(run, fraction_done(epoch, epochs), now).items():
+        setattr(run, name, value)
     run.heartbeat_at = run.progress_at = now
     session.add(run)
     session.commit()
@@ -87,12 +98,11 @@ def record_progress(session: Session, run_id: int, worker: str, progress: dict |
     fields: dict[str, Any] = {}
     if progress:
         now = utcnow()
-        started = session.exec(select(Run.started_at).where(Run.id == run_id)).first()
+        run = session.get(Run, run_id, populate_existing=True)
         done = fraction_done(progress["epoch"], progress["epochs"], progress["step"], progress["steps"])
-        eta = _eta(started, done, now)
         fields = dict(progress_epoch=progress["epoch"], progress_epochs=progress["epochs"],
                       progress_step=progress["step"], progress_steps=progress["steps"], progress_at=now,
-                      eta_seconds=eta)
+                      **_paced(run, done, now))
     return heartbeat(session, run_id, worker, **fields)
 
 

@@ -1,4 +1,4 @@
-"""The run page and its buttons (cancel, retry); its live updates are app.runs.events."""
+"""The run page and its buttons (cancel, retry, delete); its live updates are app.runs.events."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from app.runs import views as view_models
 from app.store.errors import Conflict, NotFound, QueueFull
 from app.web.api import SessionDep
 from app.web.ids import valid_id
-from app.web.rendering import not_found, render
+from app.web.rendering import go_to, not_found, render
 
 router = APIRouter()
 
@@ -38,6 +38,26 @@ def cancel_run(request: Request, run_id: int, session: SessionDep) -> Response:
 @router.post("/runs/{run_id}/retry", response_class=HTMLResponse, name="page_retry_run")
 def retry_run(request: Request, run_id: int, session: SessionDep) -> Response:
     return _run_action(request, session, run_id, services.retry_run, "Not retried", reload_when_done=True)
+
+
+@router.post("/runs/{run_id}/delete", response_class=HTMLResponse, name="page_delete_run")
+def delete_run(request: Request, run_id: int, session: SessionDep) -> Response:
+    """Delete the run, then go where it was listed: its study's page, else the leaderboard. A refusal (it is
+    running, or the teacher of active runs) is said beside the buttons, as for cancel and retry."""
+    if not valid_id(run_id):
+        return not_found(request, f"run {run_id} does not exist")
+    try:
+        run = services.get_run(session, run_id)
+        services.delete_run(session, run_id)
+    except NotFound as exc:
+        return not_found(request, str(exc))
+    except Conflict as exc:
+        if "HX-Request" not in request.headers:
+            return RedirectResponse(request.app.url_path_for("run_page", run_id=run_id), status_code=303)
+        return render(request, "_run_summary.html",
+                      view_models.summary_view(session, services.get_run(session, run_id), f"Not deleted: {exc}"))
+    return go_to(request, request.app.url_path_for("study_page", study_id=run.study_id) if run.study_id
+                 else request.app.url_path_for("home"))
 
 
 def _run_action(request: Request, session: Session, run_id: int, action, refused: str,

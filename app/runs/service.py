@@ -147,7 +147,15 @@ def delete_run(session: Session, run_id: int) -> None:
         session.rollback()
         raise Conflict(f"run {run_id} is running; cancel it first")
     session.commit()
-    shutil.rmtree(settings_of(session).runs_dir / str(run_id), ignore_errors=True)
+    remove_run_folders(session, [run_id])
+
+
+def remove_run_folders(session: Session, run_ids: list[int]) -> None:
+    """Remove deleted runs' folders (checkpoints, metrics). A folder that cannot be removed stays behind;
+    its id is never given again, and a fresh run empties its folder anyway (app.executors.run_dirs)."""
+    runs_dir = settings_of(session).runs_dir
+    for run_id in run_ids:
+        shutil.rmtree(runs_dir / str(run_id), ignore_errors=True)
 
 
 def teacher_choices(session: Session) -> list[Run]:

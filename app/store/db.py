@@ -18,6 +18,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from app.settings import Settings
 from app.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from app.store.autoincrement import never_reuse_ids
 from app.store.migrations import fill_group_keys, migrate_run_configs
 from app.store.queue import ADMISSION_LOCK
 
@@ -103,6 +104,7 @@ def ensure_lock_rows(engine: Engine) -> None:
 def init_db(settings: Settings) -> Engine:
     engine = make_engine(settings.db_url)
     upgrade_schema(engine)
+    never_reuse_ids(engine)
     ensure_lock_rows(engine)
     migrate_run_configs(engine)
     fill_group_keys(engine)

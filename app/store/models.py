@@ -16,6 +16,10 @@ MAX_ID = 2**63 - 1
 # 64-bit ids (PostgreSQL's INTEGER has 32). SQLite keeps INTEGER: only an INTEGER PRIMARY KEY is the
 # auto-numbered rowid there, and its integers are 64-bit anyway.
 ID = BigInteger().with_variant(Integer(), "sqlite")
+# Ids are never given again after a delete, so old links and exported CSVs never point at another row:
+# SQLite without AUTOINCREMENT hands out the largest rowid again; PostgreSQL's BIGSERIAL sequences never do.
+# Tables created before are rebuilt with it at start-up (app.store.autoincrement).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 def utcnow() -> datetime:
@@ -33,6 +37,7 @@ class Lock(SQLModel, table=True):
 
 class Experiment(SQLModel, table=True):
     __tablename__ = "experiments"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     dataset: str
@@ -46,6 +51,7 @@ class Study(SQLModel, table=True):
     """Runs submitted together: configurations (methods × grid × networks) over seeds (kdcore.studies.study)."""
 
     __tablename__ = "studies"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     name: str | None = None
@@ -72,7 +78,7 @@ class Run(SQLModel, table=True):
     __table_args__ = (Index("ix_runs_status_group_accuracy", "status", "group_key", "final_accuracy"),
                       Index("ix_runs_kind_group_status_accuracy", "kind", "group_key", "status", "final_accuracy"),
                       Index("ix_runs_finished_at", "finished_at"),
-                      Index("ix_runs_study_status", "study_id", "status"))
+                      Index("ix_runs_study_status", "study_id", "status"), NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     kind: str = Field(index=True)
@@ -122,11 +128,15 @@ class Run(SQLModel, table=True):
     progress_steps: int | None = None
     progress_at: datetime | None = None
     eta_seconds: float | None = None
+    # The first step report of the current attempt (when, and the fraction of the run done then): the ETA is
+    # the pace since then, so that start-up (spawning, loading data, caching the teacher) is not taken for it.
+    pace_from_at: datetime | None = None
+    pace_from_fraction: float | None = None
 
 
 class Epoch(SQLModel, table=True):
     __tablename__ = "epochs"
-    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epoch_run_epoch"),)
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_epoch_run_epoch"), NEVER_REUSE_IDS)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     run_id: int = Field(foreign_key="runs.id", sa_type=ID)

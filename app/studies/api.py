@@ -11,7 +11,7 @@ from app.store.models import MAX_ID
 from app.studies import service
 from app.studies.responses import StudyExportOut, StudyListOut, StudyOut
 from app.studies.schemas import StudyCreate
-from app.web.api import JsonObject, SessionDep, documented_body, error_responses
+from app.web.api import ErrorOut, JsonObject, SessionDep, documented_body, error_responses
 
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 router = APIRouter(prefix="/api/studies", tags=["studies"])
@@ -54,6 +54,16 @@ def get_study(study_id: StudyId, session: SessionDep) -> dict:
 def cancel_study(study_id: StudyId, session: SessionDep) -> dict:
     study = service.cancel_study(session, study_id)
     return service.study_to_dict(study, service.study_runs(session, study_id))
+
+
+@writes.delete("/{study_id}", status_code=204, summary="Delete a study with its runs (refused while any is running)",
+               responses={204: {"description": "Deleted, with its runs, their epochs and checkpoints"},
+                          **error_responses(401), 404: {"model": ErrorOut, "description": "No such study"},
+                          409: {"model": ErrorOut, "description": "One of its runs is running (cancel the study "
+                                "first), or a run outside it waits to distil from its teacher"}})
+def delete_study(study_id: StudyId, session: SessionDep) -> Response:
+    service.delete_study(session, study_id)
+    return Response(status_code=204)
 
 
 @router.get("/{study_id}/export.json", summary="The study, its groups, its runs and its paper table",

@@ -1,5 +1,5 @@
 """The study pages: the list of studies, one study's page, the fragments it refreshes while it runs,
-and its cancel button. app.main includes this router with the pages, so it shares their sign-in rule."""
+and its cancel and delete buttons. app.main includes this router with the pages, so it shares their sign-in rule."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from app.store.errors import Conflict, NotFound
 from app.studies import service as studies
 from app.studies import views as study_view
 from app.web.ids import valid_id
-from app.web.rendering import render
+from app.web.rendering import go_to, render
 
 SessionDep = Annotated[Session, Depends(get_session)]
 router = APIRouter(include_in_schema=False)
@@ -97,3 +97,25 @@ def cancel_study(request: Request, study_id: int, session: SessionDep) -> Respon
                **study_view.progress_view(study, studies.study_runs(session, study_id), refusal)}
     headers = {} if refusal else {"HX-Trigger": "study-stale"}
     return render(request, "_study_progress.html", context, headers=headers)
+
+
+@router.post("/studies/{study_id}/delete", response_class=HTMLResponse, name="page_delete_study")
+def delete_study(request: Request, study_id: int, session: SessionDep) -> Response:
+    """Delete the study with its runs, then go to the list of studies. A refusal (a run is running) is said
+    in the progress card, as for cancel."""
+    try:
+        _study(session, study_id)
+        studies.delete_study(session, study_id)
+    except NotFound as exc:
+        return _not_found(request, str(exc))
+    except Conflict as exc:
+        refusal = f"Not deleted: {exc}"
+        study = studies.get_study(session, study_id)
+        if "HX-Request" not in request.headers:
+            context = {"title": study.name or f"Study {study.id}", "nav": "studies", "charts": True,
+                       "poll_seconds": POLL_SECONDS, **study_view.study_view(session, study), "refusal": refusal}
+            return render(request, "study.html", context)
+        context = {"poll_seconds": POLL_SECONDS,
+                   **study_view.progress_view(study, studies.study_runs(session, study_id), refusal)}
+        return render(request, "_study_progress.html", context)
+    return go_to(request, request.app.url_path_for("studies_page"))

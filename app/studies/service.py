@@ -13,10 +13,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
-from app.runs.service import best_epoch_fields, iso, new_run, settings_of
+from app.runs.service import best_epoch_fields, iso, new_run, remove_run_folders, settings_of
 from app.runs.validation import (
     best_weights_errors,
     class_count_errors,
@@ -28,6 +28,7 @@ from app.runs.validation import (
 from app.store.errors import Conflict, InputError, NotFound, field_error
 from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, utcnow
 from app.store.queue import admission, cancel_orphans
+from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
 from kdcore.studies.study import Outcome, StudyInputError, expand, labelled_groups, paper_table, parse_spec
@@ -139,6 +140,37 @@ def cancel_study(session: Session, study_id: int) -> Study:
     return study
 
 
+def delete_study(session: Session, study_id: int) -> None:
+    """Delete a study with its runs, their epochs and folders. Refused while any of its runs is running
+    (cancel the study first), or while a run outside it waits to distil from one of its teachers."""
+    get_study(session, study_id)
+    runs = study_runs(session, study_id)
+    running = [run.id for run in runs if run.status == "running"]
+    if running:
+        raise Conflict(f"study {study_id} has running runs ({', '.join(map(str, running))}); cancel the study first")
+    run_ids = [run.id for run in runs]
+    if run_ids:
+        waiting = session.exec(select(Run.id).where(Run.teacher_run_id.in_(run_ids), Run.status.in_(ACTIVE_STATUSES),
+                                                    or_(Run.study_id.is_(None), Run.study_id != study_id))).all()
+        if waiting:
+            raise Conflict(f"runs {', '.join(map(str, waiting))} outside study {study_id} distil from its teachers; "
+                           "cancel them first")
+    # One transaction: if a worker claimed one of the runs meanwhile, the rollback keeps everything.
+    members = select(Run.id).where(Run.study_id == study_id)
+    session.execute(delete(Epoch).where(Epoch.run_id.in_(members)))
+    removed = session.execute(delete(Run).where(Run.study_id == study_id, Run.status != "running"))
+    if removed.rowcount != len(run_ids):
+        session.rollback()
+        raise Conflict(f"a run of study {study_id} started meanwhile; cancel the study first")
+    # The seed experiment over several seeds stores an experiment beside the study: it goes with its runs.
+    for experiment_id in {run.experiment_id for run in runs if run.experiment_id is not None}:
+        if session.exec(select(Run.id).where(Run.experiment_id == experiment_id).limit(1)).first() is None:
+            session.execute(delete(Experiment).where(Experiment.id == experiment_id))
+    session.execute(delete(Study).where(Study.id == study_id))
+    session.commit()
+    remove_run_folders(session, run_ids)
+
+
 def _role(kind: str) -> str:
     method = METHODS.get(kind)
     if method is not None and method.teaches:
@@ -161,35 +193,12 @@ def study_groups(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def progress(runs: list[Run], now: datetime | None = None) -> dict[str, Any]:
-    """How many runs are done, and an estimate of the time left: each unfinished run's expected duration
-    (the mean of this study's completed runs of its kind, else of all its completed runs), spread over
-    as many runs as train at once now."""
-    now = now or utcnow()
+    """How many runs are done, and an estimate of the time left (app.studies.eta)."""
     counts = Counter(run.status for run in runs)
     done = sum(counts[s] for s in FINISHED_STATUSES)
-    durations: dict[str, list[float]] = {}
-    for run in runs:
-        if run.status == "completed" and run.train_seconds:
-            durations.setdefault(run.kind, []).append(run.train_seconds)
-    everything = [s for values in durations.values() for s in values]
-    typical = sum(everything) / len(everything) if everything else None
-    remaining, unknown = 0.0, False
-    for run in runs:
-        if run.status not in ACTIVE_STATUSES:
-            continue
-        own = durations.get(run.kind)
-        expected = sum(own) / len(own) if own else typical
-        if run.status == "running" and run.eta_seconds is not None and run.progress_at is not None:
-            remaining += max(0.0, run.eta_seconds - (now - run.progress_at).total_seconds())
-        elif expected is not None:
-            remaining += expected
-        else:
-            unknown = True
-    parallel = max(1, counts["running"])
-    eta = None if unknown or not counts["running"] else remaining / parallel
     return {"total": len(runs), "done": done, "completed": counts["completed"], "failed": counts["failed"],
             "cancelled": counts["cancelled"], "running": counts["running"], "queued": counts["queued"],
-            "fraction": done / len(runs) if runs else 1.0, "eta_seconds": eta}
+            "fraction": done / len(runs) if runs else 1.0, "eta_seconds": seconds_left(runs, now or utcnow())}
 
 
 def study_to_dict(study: Study, runs: list[Run], *, with_groups: bool = True) -> dict[str, Any]:

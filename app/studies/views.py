@@ -71,7 +71,8 @@ def progress_view(study: Study, runs: list[Run], refusal: str | None = None) -> 
     active = any(run.status in ACTIVE_STATUSES for run in runs)
     return {"study_id": study.id, "status": status, "progress": studies.progress(runs),
             "polling": status in POLLING_STATUSES, "cancelling": study.cancel_requested and active,
-            "cancellable": active and not study.cancel_requested, "refusal": refusal}
+            "cancellable": active and not study.cancel_requested, "refusal": refusal,
+            "deletable": counts["running"] == 0, "runs_total": len(runs)}
 
 
 def _finals(runs: list[Run]) -> dict[str, dict[int, float]]:

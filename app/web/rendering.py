@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
@@ -62,6 +62,14 @@ templates.env.globals["experiment_titles"] = [METHODS[kind].title for kind in EX
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200, **kw) -> HTMLResponse:
     # Starlette adds what templates.context_processors give for the request.
     return templates.TemplateResponse(request, name, context, status_code=status_code, **kw)
+
+
+def go_to(request: Request, path: str) -> Response:
+    """Leave the page for ``path`` after a button's action (a delete: the page shown is gone): htmx follows
+    HX-Redirect with a full page load; a plain form post follows the 303."""
+    if "HX-Request" in request.headers:
+        return Response(headers={"HX-Redirect": path})
+    return RedirectResponse(path, status_code=303)
 
 
 def not_found(request: Request, message: str) -> HTMLResponse:

@@ -62,7 +62,7 @@ def test_configurations_show_spread_and_significance(new_page, board):
     assert cosine.locator(".ns").inner_text() == "n.s." and cosine.locator(".sig").count() == 0
     assert "Not significant at 5 %" in cosine.locator(".ns").get_attribute("title")
     assert "baseline" in group_row(page, fill["student_key"]).inner_text()
-    singles = page.locator("#groups-table tr.group-row", has_text="n=1")  # the teacher and the FitNets run
+    singles = page.locator("#groups-table tr.group-row", has_text="n = 1")  # the teacher and the FitNets run
     assert singles.count() == 2 and not any("±" in text for text in singles.all_inner_texts())
     # Ranked by mean: the best configuration comes first.
     means = page.locator("#groups-table tr.group-row").evaluate_all(

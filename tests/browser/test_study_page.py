@@ -104,7 +104,7 @@ def test_progress_follows_the_runs_and_cancel_stops_the_polling(new_page, study_
     # The progress card polls; a run that ended refreshes the table too.
     page.wait_for_function("document.getElementById('study-done').textContent === '1 of 3 runs done'", timeout=10_000)
     page.wait_for_function("document.querySelector('#study-table tr[data-role=baseline] td[data-col=n]')"
-                           ".textContent.trim() === '1/3'", timeout=10_000)
+                           ".textContent.trim() === 'n = 1/3'", timeout=10_000)
     assert page.inner_text("#study-status") == "running"
     assert any("/results" in url for url in fragments)
     # Its mean curve appears without a reload and draws each of the finished run's 3 epochs.
@@ -120,6 +120,31 @@ def test_progress_follows_the_runs_and_cancel_stops_the_polling(new_page, study_
     statuses = {r["status"] for r in study_server.api.get("/api/runs", params={"limit": 500}).json()["items"]
                 if r["study_id"] == study_id}
     assert statuses == {"completed", "cancelled"}
+
+
+def test_delete_buttons_remove_a_run_then_its_study(new_page, study_server):
+    study_id = submit(study_server.api, methods=("student",), seeds=(1, 2), name="to delete")
+    with study_server.db() as db:
+        finish(db, study_id)
+        run_ids = [run.id for run in studies.study_runs(db, study_id)]
+    page = new_page()
+    asked = []
+    page.on("dialog", lambda dialog: asked.append(dialog.message))  # conftest accepts it
+    page.goto(f"{study_server.url}/runs/{run_ids[0]}")
+    page.click("#delete-run")
+    page.wait_for_url(f"{study_server.url}/studies/{study_id}")
+    assert asked[-1].startswith(f"Delete run #{run_ids[0]} ")
+    assert page.inner_text("#study-done") == "1 of 1 run done"
+    assert page.locator("#study-table a", has_text=f"#{run_ids[0]}").count() == 0
+    assert study_server.api.get(f"/api/runs/{run_ids[0]}").status_code == 404
+
+    page.click("#delete-study")
+    page.wait_for_url(f"{study_server.url}/studies")
+    assert asked[-1].startswith(f"Delete study #{study_id} and its 1 run,")
+    assert page.locator(f"#studies-table tr[data-study-id='{study_id}']").count() == 0
+    assert page.locator("#studies-table tr[data-study-id]").count() >= 3  # the others stay
+    assert study_server.api.get(f"/api/studies/{study_id}").status_code == 404
+    assert study_server.api.get(f"/api/runs/{run_ids[1]}").status_code == 404
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

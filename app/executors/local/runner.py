@@ -18,6 +18,7 @@ from sqlalchemy import Engine, update
 
 from app.executors.local.child import train_in_child
 from app.executors.records import finish_run, record_epoch, record_progress
+from app.executors.run_dirs import prepare_run_dir
 from app.settings import Settings
 from app.store.db import new_session
 from app.store.models import Run
@@ -112,13 +113,13 @@ class RunSupervisor:
             with self._session() as session:
                 finish_run(session, run.id, self.worker, "failed", error=str(exc))
             return "failed"
-        out_dir.mkdir(parents=True, exist_ok=True)
+        resume = prepare_run_dir(out_dir, run.resume)
         checkpoint = out_dir / CHECKPOINT
         child = self._take_child()
         self.process = child.process
         child.jobs.put({
             "config": run.config, "out_dir": str(out_dir), "data_root": str(self.settings.data_dir),
-            "teacher_checkpoint": teacher_checkpoint, "resume": run.resume and checkpoint.is_file(),
+            "teacher_checkpoint": teacher_checkpoint, "resume": resume,
         })
         try:
             outcome, lost, stop_reason = self._supervise(run, child.messages, child.stop)
@@ -211,7 +212,7 @@ class RunSupervisor:
             return statuses
         out_dirs = [self.settings.runs_dir / str(run.id) for run, _ in members]
         for out_dir in out_dirs:
-            out_dir.mkdir(parents=True, exist_ok=True)
+            prepare_run_dir(out_dir, resume=False)  # a resuming run trains alone (claim_pack_mates)
         child = self._take_child()
         self.process = child.process
         child.jobs.put({

@@ -21,6 +21,7 @@ from app.executors.ray.cluster import Dispatch
 from app.executors.ray.run import END, FORCED_END_WAIT_S, RayRun, next_message
 from app.executors.ray.task import Cancels, train_pack
 from app.executors.records import finish_run, record_progress
+from app.executors.run_dirs import prepare_run_dir
 from app.store.models import Run
 
 log = logging.getLogger("kd.ray")
@@ -67,6 +68,7 @@ class RayPack:
                     finish_run(session, member.run.id, member.worker, "failed", error=str(exc))
                 self.statuses[member.run.id] = "failed"
                 continue
+            prepare_run_dir(member.run_dir, resume=False)  # a resuming run trains alone (claim_pack_mates)
             ready.append(member)
             teachers.append(teacher)
             files.append(self.dispatch.cluster.teacher_objects(teacher) if teacher and not shared else None)

@@ -23,6 +23,7 @@ from app.executors.ray.names import node_name, where
 from app.executors.ray.records import rename_holder, requeue
 from app.executors.ray.task import train_run
 from app.executors.records import finish_run, record_epoch, record_progress
+from app.executors.run_dirs import prepare_run_dir
 from app.store.db import new_session
 from app.store.models import Run
 from kdcore.training.run_files import CHECKPOINT
@@ -96,7 +97,7 @@ class RayRun:
         shared = self.settings.shared_runs_dir
         teacher = self._teacher_checkpoint()
         checkpoint = self.run_dir / CHECKPOINT
-        resume = self.run.resume and checkpoint.is_file()
+        resume = prepare_run_dir(self.run_dir, self.run.resume)
         teacher_files = self.dispatch.cluster.teacher_objects(teacher) if teacher and not shared else (None, None)
         resume_file = ray.put(checkpoint.read_bytes()) if resume and not shared else None
         job = {
