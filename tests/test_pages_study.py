@@ -298,14 +298,14 @@ def test_a_study_submitted_twice_reads_the_same_on_its_page_the_board_and_compar
             row = board.find("tr", class_="group-row", data_group=group["key"]).find_all("td")
             mine = row_of(page, group["key"])
             assert cell(mine, "n") == str(group["n"]) == str(len(group["seeds"]))
-            repeats = ", ".join(f"seed {seed} ran 2×" for seed in group["seeds"])
+            repeats = f"seed{'s' if len(group['seeds']) > 1 else ''} {', '.join(map(str, group['seeds']))} ran 2×"
             assert row[3].text() == f"{'n=1' if group['n'] == 1 else group['n']} {repeats}"
             if group["vs_baseline"]:
                 assert row[6].find(class_="delta").text() == cell(mine, "delta")
     kd = next(g for g in groups_of(db, first) if g["method"] == "kd")
     compared = well_formed(client.get(f"/compare?group={kd['key']}").text)
     assert compared.by_id("compare-groups").find("tbody").find("td", class_="num").text() == \
-        "3 seed 1 ran 2×, seed 2 ran 2×, seed 3 ran 2×"
+        "3 seeds 1, 2, 3 ran 2×"
 
 
 # ---------------------------------------------------------------- list, nav, compare

@@ -86,7 +86,7 @@ def group_scatter(rows: list[dict]) -> dict:
         s["x"].append(row["parameters"])
         s["y"].append(row["mean"])
         s["text"].append(f"{row['label']} · n={row['n']}{spread} · {row['dataset']}")
-        s["links"].append(row["compare_url"] if row["n"] > 1 else f"/runs/{row['run_ids'][0]}")
+        s["links"].append(row["compare_url"] if len(row["run_ids"]) > 1 else f"/runs/{row['run_ids'][0]}")
     ordered = [series[k] for k in KINDS if k in series] + [v for k, v in series.items() if k not in KINDS]
     return {"type": "scatter", "xTitle": "Parameters", "xLog": True, "yTitle": "Mean final test accuracy",
             "yFormat": ".1%", "series": ordered}

@@ -139,7 +139,7 @@ def _role(kind: str) -> str:
 
 
 def outcomes(runs: list[Run]) -> list[Outcome]:
-    """The runs as kdcore.studies.groups counts them (give them oldest first: a group's first run names its baseline)."""
+    """The runs as kdcore.studies.groups counts them (oldest first: a group's first run names its baseline)."""
     return [Outcome(group=run.group_key or f"run {run.id}", kind=run.kind, role=_role(run.kind),
                     architecture=run.architecture, params=dict(run.config.get("params") or {}),
                     seed=run.seed if run.seed is not None else run.config.get("seed"), status=run.status,

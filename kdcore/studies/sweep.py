@@ -121,8 +121,8 @@ class SweepRun:
                 "architecture": self.config.architecture, "params": config["params"], "epochs": self.config.epochs,
                 "status": self.status, "error": self.error, "final_accuracy": self.final_accuracy,
                 "best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch, "parameters": self.parameters,
-                "seconds": self.seconds, "wall_seconds": self.wall_seconds, "group": self.group, "baseline": self.baseline,
-                "teacher": teacher, "out": str(self.out), "config": config}
+                "seconds": self.seconds, "wall_seconds": self.wall_seconds, "group": self.group,
+                "baseline": self.baseline, "teacher": teacher, "out": str(self.out), "config": config}
 
     def outcome(self) -> Outcome:
         return Outcome(group=self.group, kind=self.config.kind, role=self.member.role,
@@ -168,7 +168,8 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
             key = group_key(config, teacher.group if teacher else external_key)
         else:
             key = group_key(config)
-        run = SweepRun(index, member, out_dir / f"{index:0{width}d}-{config.kind}-{config.seed}", key, baseline, teacher)
+        out = out_dir / f"{index:0{width}d}-{config.kind}-{config.seed}"
+        run = SweepRun(index, member, out, key, baseline, teacher)
         if member.role == "teacher":
             teachers[config.seed] = run
         runs.append(run)
