@@ -68,8 +68,7 @@ def _ranked(key: str, kind: str, n: int, total: float, squares: float, runs: int
 @dataclass
 class Memo:
     """What describe read for a ranking, kept while it holds: a group's runs (while their count is the
-    same), its configuration and the epochs of baseline groups (for good). A completion then costs the
-    queries of the groups it touched."""
+    same) and its configuration (for good). A completion then costs the queries of the groups it touched."""
 
     runs: dict[str, tuple[int, list]] = field(default_factory=dict)
     configs: dict[str, dict] = field(default_factory=dict)
@@ -372,7 +371,7 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
             "baseline_key": None, "baseline_n": None, "baseline_mean": None, "baseline_epochs": None,
             "missing_baseline": None,
         }
-        _add_teacher(entry, runs, teachers, board)
+        _add_teacher(entry, runs, teachers)
         if baseline is not None:
             theirs = group_figures(outcomes_of(baseline))
             entry.update(baseline_key=baseline, baseline_n=theirs["n"], baseline_mean=theirs["mean"],
@@ -380,26 +379,28 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
         elif entry["role"] == "method" and head is not None:
             entry["missing_baseline"] = missing_baseline(session, config, baseline_of.get(group.key))
         entries.append(entry)
+    # Against the teacher configuration's mean, from its runs as every shown mean is.
+    teacher_keys = {e["teacher_key"] for e in entries if e["teacher_key"] in board.by_key}
+    runs_of.update(_known_runs(session, board, memo, [k for k in teacher_keys if k not in runs_of]))
+    for entry in entries:
+        if entry["teacher_key"] in teacher_keys and entry["mean"] is not None:
+            entry["teacher_mean"] = group_figures(outcomes_of(entry["teacher_key"]))["mean"]
+            entry["vs_teacher"] = entry["mean"] - entry["teacher_mean"]
     varying = varying_params([{"method": e["kind"], "params": e["params"]} for e in entries])
     for entry in entries:
         entry["label"] = group_label({**entry, "method": entry["kind"]}, varying)
     return entries
 
 
-def _add_teacher(entry: dict, runs: list, teachers: dict[int, Any], board: Ranking) -> None:
-    """The teacher's configuration (its runs' group, whatever seeds they had) and its mean."""
+def _add_teacher(entry: dict, runs: list, teachers: dict[int, Any]) -> None:
+    """The teacher's configuration (its runs' group, whatever seeds they had) and its size."""
     known = [teachers[r.teacher_run_id] for r in runs if r.teacher_run_id in teachers]
     keys = Counter(t.group_key for t in known if t.group_key)
     if not keys:
         return
-    key = keys.most_common(1)[0][0]
-    entry["teacher_key"] = key
+    entry["teacher_key"] = keys.most_common(1)[0][0]
     entry["compression"] = compression(max((t.parameters for t in known if t.parameters), default=None),
                                        entry["parameters"])
-    teacher = board.by_key.get(key)
-    if teacher is not None and entry["mean"] is not None:
-        entry["teacher_mean"] = teacher.mean
-        entry["vs_teacher"] = entry["mean"] - teacher.mean
 
 
 # ---------------------------------------------------------------- the single-run board
