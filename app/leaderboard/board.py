@@ -96,18 +96,26 @@ def _sort_key(group: Ranked) -> tuple:
     return -group.mean, -group.n, group.key
 
 
-def _seed_values(*conditions):
-    """Each seed's mean final accuracy per configuration (the first level of the ranking's aggregate).
-    Grouped by kind too, so that each method's best configuration falls out of the same pass."""
-    return (select(Run.kind, Run.group_key, func.avg(ACCURACY).label("value"), func.count(ACCURACY).label("runs"))
-            .where(IS_COMPLETED, *conditions).group_by(Run.kind, Run.group_key, Run.seed).subquery())
-
-
-def _configurations(seeds) -> Any:
-    """The second level: per configuration, its seeds counted and their values summed."""
-    return (select(seeds.c.kind, seeds.c.group_key, func.count(seeds.c.value), func.sum(seeds.c.value),
-                   func.sum(seeds.c.value * seeds.c.value), func.sum(seeds.c.runs))
-            .group_by(seeds.c.kind, seeds.c.group_key))
+def _configurations(session: Session, *conditions) -> list[Ranked]:
+    """The configurations with completed runs among those ``conditions`` select, summed over their seeds'
+    values. One pass counts and sums the runs and counts their distinct seeds (grouped by kind too, so that
+    each method's best configuration falls out of it): where every run has its own seed, those are the
+    seeds' values already. Only the configurations with a repeated seed are summed again in two levels,
+    each seed's mean first, which costs a pass per seed over every configuration if done for all."""
+    rows = session.exec(select(Run.kind, Run.group_key, func.count(ACCURACY), func.count(Run.seed.distinct()),
+                               func.sum(ACCURACY), func.sum(ACCURACY * ACCURACY))
+                        .where(IS_COMPLETED, *conditions).group_by(Run.kind, Run.group_key)).all()
+    groups = [_ranked(key, kind, runs, total, squares, runs) for kind, key, runs, seeds, total, squares in rows
+              if key is not None and runs and runs == seeds]
+    repeated = [key for _, key, runs, seeds, *_ in rows if key is not None and runs and runs != seeds]
+    for part in _chunks(repeated):
+        values = (select(Run.kind, Run.group_key, func.avg(ACCURACY).label("value"), func.count(ACCURACY).label("runs"))
+                  .where(IS_COMPLETED, Run.group_key.in_(part)).group_by(Run.kind, Run.group_key, Run.seed).subquery())
+        summed = session.exec(select(values.c.kind, values.c.group_key, func.count(values.c.value),
+                                     func.sum(values.c.value), func.sum(values.c.value * values.c.value),
+                                     func.sum(values.c.runs)).group_by(values.c.kind, values.c.group_key)).all()
+        groups += [_ranked(key, kind, n, total, squares, runs) for kind, key, n, total, squares, runs in summed if n]
+    return groups
 
 
 # engine -> (leaderboard_version, Ranking); per engine so that apps on different databases never share one.
@@ -139,14 +147,11 @@ def forget_rankings() -> None:
 
 
 def _rank(session: Session) -> Ranking:
-    # No condition on the accuracy (count and avg skip NULLs): the query then has nothing to look up, and
-    # reads ix_runs_kind_group_seed_status_accuracy from end to end in GROUP BY order, never a row.
-    rows = session.exec(_configurations(_seed_values())).all()
-    groups = [_ranked(key, kind, n, total, squares, runs) for kind, key, n, total, squares, runs in rows
-              if key is not None and n]
-    if any(key is None for _, key, *_ in rows):  # rare: read those runs one by one
-        groups += _loose(session, Run.group_key.is_(None))
-    return _ranking(groups)
+    # No condition on the accuracy (count and sum skip NULLs): the first query then has nothing to look up,
+    # and reads ix_runs_kind_group_seed_status_accuracy from end to end in GROUP BY order, never a row.
+    groups = _configurations(session)
+    # Rare: runs without a group key, read one by one (a query that finds none walks ix_runs_group_key).
+    return _ranking(groups + _loose(session, Run.group_key.is_(None)))
 
 
 def _loose(session: Session, *conditions) -> list[Ranked]:
@@ -173,8 +178,7 @@ def _advance(session: Session, cached: tuple, version: tuple) -> Ranking | None:
     touched = sorted({key for _, key in rows if key is not None})
     moved: list[Ranked] = []
     for part in _chunks(touched):
-        found = session.exec(_configurations(_seed_values(Run.group_key.in_(part)))).all()
-        moved += [_ranked(key, kind, n, total, squares, runs) for kind, key, n, total, squares, runs in found if n]
+        moved += _configurations(session, Run.group_key.in_(part))
     loose = [run_id for run_id, key in rows if key is None]
     for part in _chunks(loose):
         moved += _loose(session, Run.id.in_(part))
