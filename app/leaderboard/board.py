@@ -4,11 +4,11 @@ for the seed), ranked by the mean of its seeds' values, each described by kdcore
 paired t-test when the seeds match, else Welch) as the study pages are, and compared with its teacher's
 configuration. Also the queries of the single-run board that only it needs.
 
-It stays fast with 100,000 runs: one two-level aggregate over a covering index ranks every configuration
-(each seed's mean, then per configuration the count, sum and sum of squares of those), kept until
-app.leaderboard.completed.leaderboard_version changes and then moved on by the groups of the runs completed
-since (a deletion sums again); per-run values are read only for the groups shown and for their baselines,
-and kept while their counts hold. Like app.runs.service, functions take a Session and raise app.store.errors.
+It stays fast with 100,000 runs: one aggregate over a covering index ranks every configuration (its runs
+and distinct seeds counted, its values summed; a configuration with a repeated seed is summed again over
+its seeds' means), kept until app.leaderboard.completed.leaderboard_version changes and then moved on by the
+groups of the runs completed since (a deletion sums again); per-run values are read only for the groups
+shown, their baselines and teachers, and kept while their counts hold. Like app.runs.service, functions take a Session and raise app.store.errors.
 """
 
 from __future__ import annotations
