@@ -228,6 +228,9 @@ def test_exports(client, session):
     api_groups = {g["key"]: g for g in client.get(base).json()["groups"]}
     for row in groups:
         assert float(row["mean"]) == pytest.approx(api_groups[row["group"]]["mean"])
+    kd_row = next(row for row in groups if row["method"] == "kd")
+    student = next(g for g in api_groups.values() if g["method"] == "student")
+    assert (kd_row["baseline_group"], kd_row["baseline_epochs"], kd_row["baseline_n"]) == (student["key"], "1", "3")
     markdown = client.get(f"{base}/table.md").text
     kd_mean = np.mean([ACCURACY[("kd", s)] for s in (1, 2, 3)]) * 100
     kd_std = np.std([ACCURACY[("kd", s)] for s in (1, 2, 3)], ddof=1) * 100

@@ -239,7 +239,8 @@ def epoch_metrics(session: Session, run_ids: list[int]) -> dict[int, list[dict[s
 RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "final_accuracy", "best_accuracy",
                "best_epoch", "train_seconds", "teacher_run_id", "group")
 GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mean", "std", "ci95_low", "ci95_high",
-                 "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant", "run_ids")
+                 "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant",
+                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids")
 
 
 def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -273,7 +274,9 @@ def groups_csv(groups: list[dict]) -> str:
                      "params": g["params"], "n": g["n"], "mean": g["mean"], "std": g["std"], "ci95_low": ci[0],
                      "ci95_high": ci[1], "delta_vs_baseline": diff.get("mean"), "delta_ci95_low": dci[0],
                      "delta_ci95_high": dci[1], "p_value": diff.get("p_value"), "paired": diff.get("paired"),
-                     "significant": diff.get("significant"), "run_ids": g["run_ids"]})
+                     "significant": diff.get("significant"), "baseline_group": diff.get("baseline_key"),
+                     "baseline_epochs": diff.get("baseline_epochs"), "baseline_n": diff.get("baseline_n"),
+                     "run_ids": g["run_ids"]})
     return _csv(GROUP_COLUMNS, rows)
 
 
