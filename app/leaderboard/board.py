@@ -8,7 +8,8 @@ It stays fast with 100,000 runs: one aggregate over a covering index ranks every
 and distinct seeds counted, its values summed; a configuration with a repeated seed is summed again over
 its seeds' means), kept until app.leaderboard.completed.leaderboard_version changes and then moved on by the
 groups of the runs completed since (a deletion sums again); per-run values are read only for the groups
-shown, their baselines and teachers, and kept while their counts hold. Like app.runs.service, functions take a Session and raise app.store.errors.
+shown, their baselines and teachers, and kept while their counts hold. Like app.runs.service, functions
+take a Session and raise app.store.errors.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from app.store.errors import NotFound
 from app.store.models import Run
 from kdcore.figures import compression, finite_or_none
 from kdcore.registry import BASELINE_KIND, KINDS, METHODS
-from kdcore.studies.groups import Outcome, group_figures
+from kdcore.studies.groups import Outcome, Seeds, group_figures, per_seed
 from kdcore.studies.study import baseline_config, group_key, group_label, varying_params
 
 # A completed run without a group key (its stored config no longer validates) is a group of its own.
@@ -346,12 +347,12 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
     configs = _configs(session, memo, {**first, **{b: runs_of[b][0] for b in found.values() if runs_of.get(b)}})
     teachers = _teachers(session, memo, {r.teacher_run_id for g in shown for r in runs_of.get(g.key, [])
                                    if r.teacher_run_id is not None})
-    outcomes: dict[str, list[Outcome]] = {}  # once per group: many groups share a baseline
+    seeds: dict[str, Seeds] = {}  # once per group: many groups share a baseline or a teacher
 
-    def outcomes_of(key: str) -> list[Outcome]:
-        if key not in outcomes:
-            outcomes[key] = _outcomes(runs_of.get(key, []), board.by_key[key].kind, configs.get(key, {}))
-        return outcomes[key]
+    def seeds_of(key: str) -> Seeds:
+        if key not in seeds:
+            seeds[key] = per_seed(_outcomes(runs_of.get(key, []), board.by_key[key].kind, configs.get(key, {})))
+        return seeds[key]
 
     entries = []
     for group in shown:
@@ -359,7 +360,7 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
         head = first.get(group.key)
         config = configs.get(group.key, {})
         baseline = found.get(group.key)
-        figures = group_figures(outcomes_of(group.key), outcomes_of(baseline) if baseline else ())
+        figures = group_figures(seeds_of(group.key), seeds_of(baseline) if baseline else ())
         entry: dict[str, Any] = {
             "rank": board.rank(group.key), "key": group.key, "kind": group.kind,
             "title": METHODS[group.kind].title if group.kind in METHODS else group.kind, "label": None,
@@ -377,7 +378,7 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
         }
         _add_teacher(entry, runs, teachers)
         if baseline is not None:
-            theirs = group_figures(outcomes_of(baseline))
+            theirs = group_figures(seeds_of(baseline))
             entry.update(baseline_key=baseline, baseline_n=theirs["n"], baseline_mean=theirs["mean"],
                          baseline_epochs=runs_of[baseline][0].epochs)
         elif entry["role"] == "method" and head is not None:
@@ -388,7 +389,7 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
     runs_of.update(_known_runs(session, board, memo, [k for k in teacher_keys if k not in runs_of]))
     for entry in entries:
         if entry["teacher_key"] in teacher_keys and entry["mean"] is not None:
-            entry["teacher_mean"] = group_figures(outcomes_of(entry["teacher_key"]))["mean"]
+            entry["teacher_mean"] = group_figures(seeds_of(entry["teacher_key"]))["mean"]
             entry["vs_teacher"] = entry["mean"] - entry["teacher_mean"]
     varying = varying_params([{"method": e["kind"], "params": e["params"]} for e in entries])
     for entry in entries:

@@ -46,11 +46,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Seeds:
-    """Completed runs as samples: by seed, the mean final and best accuracy of its runs, and how many ran."""
+    """A configuration's completed runs as samples: by seed, the mean final and best accuracy of its runs
+    and how many ran; with the configuration's group key and epochs (what a difference to it names)."""
 
     finals: dict[Hashable, float]
     bests: dict[Hashable, float]
     runs: dict[Hashable, int]
+    group: str | None = None
+    epochs: int | None = None
 
     @property
     def repeats(self) -> list[dict[str, int]]:
@@ -67,10 +70,11 @@ def _usable(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def per_seed(outcomes: Iterable[Outcome]) -> Seeds:
+def per_seed(outcomes: Sequence[Outcome]) -> Seeds:
     """Each seed's value: the mean over its completed runs (in any order: fsum rounds once)."""
     finals: dict[Hashable, list[float]] = {}
     bests: dict[Hashable, list[float]] = {}
+    first = outcomes[0] if outcomes else None
     for outcome in outcomes:
         if outcome.status != "completed" or not _usable(outcome.final_accuracy):
             continue
@@ -78,23 +82,25 @@ def per_seed(outcomes: Iterable[Outcome]) -> Seeds:
         if _usable(outcome.best_accuracy):
             bests.setdefault(outcome.sample, []).append(outcome.best_accuracy)
     return Seeds({s: _mean(v) for s, v in finals.items()}, {s: _mean(v) for s, v in bests.items()},
-                 {s: len(v) for s, v in finals.items()})
+                 {s: len(v) for s, v in finals.items()}, first.group if first else None,
+                 first.epochs if first else None)
 
 
-def group_figures(outcomes: Sequence[Outcome], baseline: Sequence[Outcome] = ()) -> dict[str, Any]:
+def group_figures(outcomes: Sequence[Outcome] | Seeds, baseline: Sequence[Outcome] | Seeds = ()) -> dict[str, Any]:
     """What every page, export and summary shows of one configuration: ``n`` distinct seeds with a result,
     ``mean``, ``std``, ``ci95`` and ``best_mean`` over their values, the seeds that ran more than once
     (``repeats``), and ``vs_baseline``, the difference to the baseline student's ``baseline`` outcomes
     (paired by seed when both have the same seeds, else Welch's test) with that baseline's key, epochs and
-    n; None without a baseline result."""
-    mine = per_seed(outcomes)
+    n; None without a baseline result. Either side may be given as its per_seed already (a leaderboard
+    compares many configurations with one student)."""
+    mine = outcomes if isinstance(outcomes, Seeds) else per_seed(outcomes)
     figures = {**summarize(list(mine.finals.values())).to_json_dict(),
                "best_mean": summarize(list(mine.bests.values())).mean, "repeats": mine.repeats, "vs_baseline": None}
-    if baseline:
-        diff = difference(mine.finals, per_seed(baseline).finals)
-        if diff is not None:
-            figures["vs_baseline"] = {**diff.to_json_dict(), "baseline_key": baseline[0].group,
-                                      "baseline_epochs": baseline[0].epochs}
+    theirs = baseline if isinstance(baseline, Seeds) else per_seed(baseline) if baseline else None
+    diff = difference(mine.finals, theirs.finals) if theirs is not None else None
+    if diff is not None:
+        figures["vs_baseline"] = {**diff.to_json_dict(), "baseline_key": theirs.group,
+                                  "baseline_epochs": theirs.epochs}
     return figures
 
 
