@@ -103,16 +103,17 @@ def _configurations(session: Session, *conditions) -> list[Ranked]:
     each method's best configuration falls out of it): where every run has its own seed, those are the
     seeds' values already. Only the configurations with a repeated seed are summed again in two levels,
     each seed's mean first, which costs a pass per seed over every configuration if done for all."""
-    rows = session.exec(select(Run.kind, Run.group_key, func.count(ACCURACY), func.count(Run.seed.distinct()),
-                               func.sum(ACCURACY), func.sum(ACCURACY * ACCURACY))
-                        .where(IS_COMPLETED, *conditions).group_by(Run.kind, Run.group_key)).all()
+    # Through the connection: 18,000 rows of plain numbers need none of the ORM's row handling (50 ms).
+    rows = session.connection().execute(
+        select(Run.kind, Run.group_key, func.count(ACCURACY), func.count(Run.seed.distinct()), func.sum(ACCURACY),
+               func.sum(ACCURACY * ACCURACY)).where(IS_COMPLETED, *conditions).group_by(Run.kind, Run.group_key)).all()
     groups = [_ranked(key, kind, runs, total, squares, runs) for kind, key, runs, seeds, total, squares in rows
               if key is not None and runs and runs == seeds]
     repeated = [key for _, key, runs, seeds, *_ in rows if key is not None and runs and runs != seeds]
     for part in _chunks(repeated):
         values = (select(Run.kind, Run.group_key, func.avg(ACCURACY).label("value"), func.count(ACCURACY).label("runs"))
                   .where(IS_COMPLETED, Run.group_key.in_(part)).group_by(Run.kind, Run.group_key, Run.seed).subquery())
-        summed = session.exec(select(values.c.kind, values.c.group_key, func.count(values.c.value),
+        summed = session.connection().execute(select(values.c.kind, values.c.group_key, func.count(values.c.value),
                                      func.sum(values.c.value), func.sum(values.c.value * values.c.value),
                                      func.sum(values.c.runs)).group_by(values.c.kind, values.c.group_key)).all()
         groups += [_ranked(key, kind, n, total, squares, runs) for kind, key, n, total, squares, runs in summed if n]
