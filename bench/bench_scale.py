@@ -42,7 +42,7 @@ from app.settings import Settings  # noqa: E402
 from app.store.db import init_db  # noqa: E402
 from kdcore.config import seed_config  # noqa: E402
 from kdcore.registry import EXPERIMENT_KINDS, METHODS  # noqa: E402
-from kdcore.studies.study import baseline_key, expand, group_key, parse_spec  # noqa: E402
+from kdcore.studies.study import baseline_key, expand, group_key, own_baselines, parse_spec  # noqa: E402
 from tests.app_fixtures import TEST_CLIENT_HOST  # noqa: E402
 
 RUNS = 100_000
@@ -136,14 +136,15 @@ class Filler:
 
         teacher_config = plan.teachers[0].config.to_json_dict()
         teacher_key = group_key(teacher_config)
+        # As app.studies.service stores them: each run against the study's own student.
+        teacher_baseline, *baselines = own_baselines([member.config for member in plan.members])
         teacher_id = self.add_run(teacher_config, "completed", level + 0.03, group=teacher_key,
-                                  baseline=baseline_key(teacher_config), study_id=study_id)
+                                  baseline=teacher_baseline, study_id=study_id)
         total += 1
-        for member in plan.students:
+        for member, base in zip(plan.students, baselines):
             config = member.config.to_json_dict()
             distils = member.config.method.needs_teacher
             key = group_key(config, teacher_key if distils else None)
-            base = baseline_key(config)
             effect = 0.0 if not distils else 0.012 * math.sin(3 * config["params"][a]) + 0.01 * config["params"][b] / (
                 defaults[b] or 1) / 2.4 - 0.004
             for seed in SEEDS:
@@ -163,13 +164,15 @@ class Filler:
         self.experiments.append(dict(id=experiment_id, dataset="synthetic", subset=subset,
                                      overrides=json.dumps({}), created_at=_when(self._tick())))
         teacher_id = teacher_key = None
-        for kind in EXPERIMENT_KINDS:
+        configs = [seed_config(kind, dataset="synthetic", subset=subset, epochs=EPOCHS, seed=0)
+                   for kind in EXPERIMENT_KINDS]
+        for kind, config, base in zip(EXPERIMENT_KINDS, configs, own_baselines(configs)):
             method = METHODS[kind]
-            config = seed_config(kind, dataset="synthetic", subset=subset, epochs=EPOCHS, seed=0).to_json_dict()
+            config = config.to_json_dict()
             key = group_key(config, teacher_key if method.needs_teacher else None)
             accuracy = 0.6 + 0.01 * (EXPERIMENT_KINDS.index(kind) % 3) + self.rng.gauss(0, 0.008)
             run_id = self.add_run(config, self._status() if not method.teaches else "completed", round(accuracy, 4),
-                                  group=key, baseline=baseline_key(config),
+                                  group=key, baseline=base,
                                   teacher_run_id=teacher_id if method.needs_teacher else None,
                                   experiment_id=experiment_id)
             if method.teaches:

@@ -422,7 +422,7 @@ def test_schema_upgrade_adds_columns_and_keeps_rows(app_settings, tmp_path):
         connection.execute("ALTER TABLE runs DROP COLUMN eta_seconds")
         connection.execute("DROP INDEX ix_runs_status")
         connection.execute("DROP INDEX ix_runs_status_group_accuracy")
-        connection.execute("DROP INDEX ix_runs_kind_group_status_accuracy")
+        connection.execute("DROP INDEX ix_runs_kind_group_seed_status_accuracy")
         connection.execute("DROP INDEX ix_runs_study_status")
         connection.execute("ALTER TABLE runs DROP COLUMN status")
         connection.execute("INSERT INTO runs (kind, config, created_at, cancel_requested, resume) "

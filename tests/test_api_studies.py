@@ -273,6 +273,9 @@ def test_exports(client, session):
     api_groups = {g["key"]: g for g in client.get(base).json()["groups"]}
     for row in groups:
         assert float(row["mean"]) == pytest.approx(api_groups[row["group"]]["mean"])
+    kd_row = next(row for row in groups if row["method"] == "kd")
+    student = next(g for g in api_groups.values() if g["method"] == "student")
+    assert (kd_row["baseline_group"], kd_row["baseline_epochs"], kd_row["baseline_n"]) == (student["key"], "1", "3")
     markdown = client.get(f"{base}/table.md").text
     kd_mean = np.mean([ACCURACY[("kd", s)] for s in (1, 2, 3)]) * 100
     kd_std = np.std([ACCURACY[("kd", s)] for s in (1, 2, 3)], ddof=1) * 100
@@ -297,3 +300,25 @@ def test_a_study_trains_end_to_end(client, app, app_settings):
         assert group["n"] == group["runs"] and group["mean"] is not None
     epochs = client.get(f"/api/runs/{done['run_ids'][-1]}/epochs").json()["items"]
     assert len(epochs) == 1
+
+
+def test_the_same_study_twice_counts_each_seed_once_and_the_board_agrees_with_its_pages(client, session):
+    # Submitted twice with the same seeds, configuration and teacher recipe: on a CPU the second trains
+    # the same draws bit for bit. Each seed is one sample, on the board as on each study's page.
+    studies = []
+    for _ in range(2):
+        study = submit(client)
+        complete(session, runs_of(client, study))
+        studies.append(client.get(f"/api/studies/{study['id']}").json())
+    board = {g["key"]: g for g in client.get("/api/leaderboard/groups?limit=1000").json()["items"]}
+    assert set(board) == {g["key"] for g in studies[0]["groups"]} == {g["key"] for g in studies[1]["groups"]}
+    for study in studies:
+        for group in study["groups"]:
+            row = board[group["key"]]
+            assert row["n"] == group["n"] == len(group["seeds"]) and len(row["run_ids"]) == 2 * group["n"]
+            assert row["repeats"] == [{"seed": seed, "runs": 2} for seed in group["seeds"]]
+            # The same figures to the last digit: both come from kdcore.studies.groups.group_figures.
+            for name in ("n", "mean", "std", "ci95", "best_mean", "vs_baseline", "baseline_key"):
+                assert row[name] == group[name], (group["method"], name)
+    kd = next(g for g in studies[0]["groups"] if g["method"] == "kd")
+    assert kd["vs_baseline"]["paired"] and kd["vs_baseline"]["n"] == 3 and kd["vs_baseline"]["baseline_epochs"] == 1

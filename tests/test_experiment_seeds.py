@@ -147,3 +147,56 @@ def test_the_schema_documents_seeds_and_the_study(client):
     out = schema["components"]["schemas"]["ExperimentOut"]
     assert {"study_id", "run_ids", "runs"} <= set(out["properties"])
     assert "seed" in schema["components"]["schemas"]["ExperimentRunOut"]["properties"]
+
+
+def _finish(session, runs: list[dict], accuracy: dict[str, float]) -> None:
+    for run in runs:
+        stored_run = session.get(Run, run["id"], populate_existing=True)
+        stored_run.status, stored_run.final_accuracy = "completed", accuracy[run["kind"]]
+        stored_run.finished_at = stored_run.created_at
+        session.add(stored_run)
+    session.commit()
+
+
+def _board(client) -> dict[str, dict]:
+    """The distilled configurations on the leaderboard, by method (one each here)."""
+    return {g["kind"]: g for g in client.get("/api/leaderboard/groups?limit=1000").json()["items"]
+            if g["role"] == "method"}
+
+
+def test_an_experiments_distilled_runs_compare_with_its_own_student(client, session):
+    # The seed's recipe: KD students train 10 epochs, the student 20; the seed compares them.
+    experiment = client.post("/api/experiments", json=BASE).json()
+    runs = runs_of(client, experiment["id"])
+    accuracy = {"teacher": 0.8, "student": 0.60, **{k: 0.61 + i / 100 for i, k in enumerate(STUDENT_KINDS[1:])}}
+    _finish(session, runs, accuracy)
+    student = next(r for r in runs if r["kind"] == "student")
+    own_key = session.get(Run, student["id"]).group_key
+    board = _board(client)
+    for kind in STUDENT_KINDS[1:]:
+        row = board[kind]
+        assert row["epochs"] == METHODS[kind].default_epochs != 20
+        assert (row["baseline_key"], row["baseline_epochs"]) == (own_key, 20)
+        assert row["vs_baseline"]["mean"] == pytest.approx(accuracy[kind] - 0.60)
+    # A KD run launched alone at 10 epochs compares with a 10-epoch student: there is none.
+    teacher = next(r for r in runs if r["kind"] == TEACHER_KIND)
+    alone = client.post("/api/runs", json={"kind": STUDENT_KINDS[1], "dataset": "synthetic", "subset": 100,
+                                           "teacher_run_id": teacher["id"], "lr": 0.01}).json()
+    _finish(session, [alone], accuracy)
+    row = next(g for g in client.get("/api/leaderboard/groups").json()["items"] if alone["id"] in g["run_ids"])
+    assert row["vs_baseline"] is None and row["missing_baseline"]["epochs"] == 10
+
+
+def test_a_study_of_other_epochs_leaves_the_experiments_comparison_alone(client, session):
+    # The issue: a seed experiment at 4 epochs read KD +1.0 pt against its own student; after a study of
+    # 3-epoch students landed (more runs), the same row read +6.7 pt against those.
+    experiment = client.post("/api/experiments", json={**BASE, "epochs": 4}).json()
+    accuracy = {"teacher": 0.8, "student": 0.60, **{k: 0.61 for k in STUDENT_KINDS[1:]}}
+    _finish(session, runs_of(client, experiment["id"]), accuracy)
+    before = _board(client)[STUDENT_KINDS[1]]
+    study = client.post("/api/studies", json={**BASE, "methods": ["student"], "seeds": [1, 2, 3, 4, 5],
+                                              "epochs": 3}).json()
+    _finish(session, [client.get(f"/api/runs/{i}").json() for i in study["run_ids"]], {"student": 0.543})
+    after = _board(client)[STUDENT_KINDS[1]]
+    assert after["baseline_epochs"] == 4 and after["baseline_key"] == before["baseline_key"]
+    assert after["vs_baseline"] == before["vs_baseline"] and after["vs_baseline"]["mean"] == pytest.approx(0.01)

@@ -107,31 +107,102 @@ def test_difference_uses_welch_when_the_seeds_differ_or_repeat(client, db):
     assert diff["ci95"] == pytest.approx([interval.low, interval.high], abs=1e-12)
 
 
-def test_repeats_of_one_seed_count_as_runs_and_are_not_paired(client, db):
-    # The seed experiment launched three times: seed 0 each time, on a nondeterministic device.
+def test_repeats_of_a_seed_are_one_sample_averaged_and_said_so(client, db):
+    # The seed experiment launched three times with seed 0 (on a nondeterministic device), once with seed 1.
     teacher = add_run(db, TEACHER_KIND, accuracy=0.80)
-    kd = [add_run(db, KD, accuracy=a, seed=0, teacher=teacher.id) for a in (0.682, 0.674, 0.689)]
-    student = [add_run(db, STUDENT_KIND, accuracy=a, seed=0) for a in (0.668, 0.671, 0.660)]
+    kd = {0: [0.682, 0.674, 0.689], 1: [0.701]}
+    student = {0: [0.668, 0.660], 1: [0.690]}
+    runs = [add_run(db, KD, accuracy=a, seed=s, teacher=teacher.id) for s, values in kd.items() for a in values]
+    for seed, values in student.items():
+        for accuracy in values:
+            add_run(db, STUDENT_KIND, accuracy=accuracy, seed=seed)
     row = by_kind(groups(client))[KD]
-    assert row["n"] == 3 and row["seeds"] == [0]
-    expected = stats.ttest_ind([r.final_accuracy for r in kd], [r.final_accuracy for r in student], equal_var=False)
-    assert row["vs_baseline"]["paired"] is False
-    assert row["vs_baseline"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    kd_seeds = [sum(kd[0]) / 3, kd[1][0]]
+    student_seeds = [sum(student[0]) / 2, student[1][0]]
+    assert row["n"] == 2 and row["seeds"] == [0, 1] and len(row["run_ids"]) == 4
+    assert row["repeats"] == [{"seed": 0, "runs": 3}]
+    assert row["mean"] == pytest.approx(sum(kd_seeds) / 2, abs=1e-12)
+    assert row["std"] == pytest.approx(stats.tstd(kd_seeds), abs=1e-12)
+    # Paired by distinct seed: two pairs, not four runs against three.
+    diff = row["vs_baseline"]
+    assert diff["paired"] is True and (diff["n"], diff["baseline_n"]) == (2, 2)
+    assert diff["p_value"] == pytest.approx(stats.ttest_rel(kd_seeds, student_seeds).pvalue, rel=1e-9)
+    assert row["baseline_n"] == 2 and row["baseline_mean"] == pytest.approx(sum(student_seeds) / 2, abs=1e-12)
+    # The page says so beside n, and the opened row too.
+    doc = well_formed(client.get("/").text)
+    cells = doc.find("tr", class_="group-row", data_group=row["key"]).find_all("td")
+    assert cells[3].text() == "2 seed 0 ran 3×"
+    fragment = well_formed(client.get(f"/fragments/leaderboard/group/{runs[0].group_key}").text)
+    assert "4 completed runs, seeds 0, 1 seed 0 ran 3×" in fragment.find(class_="group-detail-head").text()
+    student_row = by_kind(groups(client))[STUDENT_KIND]
+    assert student_row["n"] == 2 and student_row["repeats"] == [{"seed": 0, "runs": 2}]
 
 
-def test_the_baseline_is_the_student_group_with_most_runs_on_the_same_network_and_data(client, db):
+def test_a_kd_group_compares_with_the_student_of_its_own_epochs_even_when_another_has_more_runs(client, db):
     teacher = add_run(db, TEACHER_KIND, accuracy=0.80)
     for seed, accuracy in ((1, 0.73), (2, 0.74)):
-        add_run(db, KD, accuracy=accuracy, seed=seed, teacher=teacher.id)
-    # Two student configurations share the KD runs' network, data and recipe (epochs differ): the one
-    # with more runs is the baseline. A student with another recipe is no baseline for them.
-    many = [add_run(db, STUDENT_KIND, accuracy=a, seed=s, epochs=4) for s, a in ((1, 0.70), (2, 0.71), (3, 0.69))]
-    add_run(db, STUDENT_KIND, accuracy=0.60, seed=1, epochs=5)
-    add_run(db, STUDENT_KIND, accuracy=0.65, seed=2, epochs=5)
-    add_run(db, STUDENT_KIND, accuracy=0.95, seed=1, lr=0.01)
-    row = next(item for item in groups(client) if item["kind"] == KD)
-    assert row["baseline_key"] == many[0].group_key and row["baseline_n"] == 3
-    assert row["baseline_mean"] == pytest.approx(0.70)
+        add_run(db, KD, accuracy=accuracy, seed=seed, teacher=teacher.id, epochs=4)
+    own = [add_run(db, STUDENT_KIND, accuracy=a, seed=s, epochs=4) for s, a in ((1, 0.72), (2, 0.71))]
+    # A study of 3-epoch students lands: more runs, lower accuracy. It is no baseline for 4-epoch KD runs,
+    # and neither is a student with another recipe.
+    for seed in range(1, 6):
+        add_run(db, STUDENT_KIND, accuracy=0.60 + seed / 1000, seed=seed, epochs=3)
+    add_run(db, STUDENT_KIND, accuracy=0.95, seed=1, epochs=4, lr=0.01)
+    row = by_kind_first(groups(client), KD)
+    assert row["baseline_key"] == own[0].group_key and row["baseline_epochs"] == 4
+    assert row["baseline_n"] == 2 and row["baseline_mean"] == pytest.approx(0.715)
+    diff = row["vs_baseline"]
+    assert (diff["baseline_key"], diff["baseline_epochs"], diff["baseline_n"]) == (own[0].group_key, 4, 2)
+    assert diff["mean"] == pytest.approx(0.735 - 0.715) and diff["paired"]
+    title = well_formed(client.get("/").text).find("tr", class_="group-row", data_group=row["key"]).find(class_="ns")
+    assert "against the 4-epoch student" in title.attrs["title"]
+
+
+def test_without_a_matching_student_the_board_says_so_and_launches_one(client, db):
+    teacher = add_run(db, TEACHER_KIND, accuracy=0.80)
+    kd = [add_run(db, KD, accuracy=a, seed=s, teacher=teacher.id, epochs=4, lr=0.002) for s, a in ((3, 0.7), (4, 0.71))]
+    add_run(db, STUDENT_KIND, accuracy=0.60, seed=3, epochs=3, lr=0.002)  # other epochs: not a match
+    row = by_kind_first(groups(client), KD)
+    assert row["vs_baseline"] is None and row["baseline_key"] is None
+    wanted = row["missing_baseline"]
+    assert (wanted["kind"], wanted["epochs"], wanted["lr"], wanted["seed"]) == (STUDENT_KIND, 4, 0.002, 3)
+    cell = well_formed(client.get("/").text).find("tr", class_="group-row", data_group=row["key"]).find_all("td")[6]
+    assert cell.find(class_="no-baseline").text() == "no matching student"
+    # The link opens the launch form filled in with that student's recipe; launching it fills the gap.
+    link = cell.find("a", class_="launch-baseline").attrs["href"]
+    form = well_formed(client.get(link).text).by_id("launch-form")
+    values = form_values(form)
+    assert (values["kind"], values["epochs"], values["lr"], values["subset"]) == (STUDENT_KIND, "4", "0.002", "200")
+    response = client.post("/launch", data=values, follow_redirects=False)
+    assert response.status_code == 303
+    launched = db.get(Run, int(response.headers["location"].rsplit("/", 1)[1]))
+    assert launched.group_key == kd[0].baseline_key
+    launched.status, launched.final_accuracy, launched.finished_at = "completed", 0.65, utcnow()
+    db.commit()
+    row = by_kind_first(groups(client), KD)
+    assert row["baseline_key"] == launched.group_key and row["missing_baseline"] is None
+    assert row["vs_baseline"]["mean"] == pytest.approx(0.705 - 0.65)
+
+
+def form_values(form) -> dict[str, str]:
+    """What a browser submits for ``form`` untouched: every input's value (a checked box after its
+    hidden "false"), each select's chosen option."""
+    values: dict[str, str] = {}
+    for node in form.iter():
+        name = node.attrs.get("name")
+        if not name or "disabled" in node.attrs:
+            continue
+        if node.tag == "input" and (node.attrs.get("type") != "checkbox" or "checked" in node.attrs):
+            values[name] = node.attrs.get("value") or ""
+        elif node.tag == "select":
+            options = node.find_all("option")
+            chosen = next((o for o in options if "selected" in o.attrs), options[0] if options else None)
+            values[name] = chosen.attrs.get("value", "") if chosen else ""
+    return values
+
+
+def by_kind_first(items: list[dict], kind: str) -> dict:
+    return next(item for item in items if item["kind"] == kind)
 
 
 def test_single_runs_say_n1_and_show_no_spread(client, db):

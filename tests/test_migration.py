@@ -1,16 +1,24 @@
 """A database written before methods and architectures became plugins (tests/fixtures/legacy_v1.sql,
-dumped from runs created through that version's REST API) opens, migrates and serves."""
+dumped from runs created through that version's REST API) opens, migrates and serves; baseline keys
+stored before they named the epochs are recomputed."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, update
+from sqlmodel import Session, select
 
 from app.main import create_app
 from app.settings import Settings
+from app.store.migrations import recompute_baseline_keys
+from app.store.models import DataMigration, Run
 from kdcore.config import RunConfig
+from kdcore.studies.study import SPEED_FIELDS, baseline_key
 from tests.app_fixtures import TEST_CLIENT_HOST
 
 LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy_v1.sql"
@@ -62,3 +70,37 @@ def test_a_legacy_kd_run_can_be_retried_and_a_new_run_distils_from_a_legacy_teac
         new = client.post("/api/runs", json={"kind": "dkd", "dataset": "synthetic", "teacher_run_id": 1,
                                              "architecture": "resnet20"})
         assert new.status_code == 201 and new.json()["config"]["params"]["beta"] == 8.0
+
+
+def _legacy_baseline_key(config: dict) -> str:
+    """The baseline key as stored before it named the epochs (any student of the network, data and recipe)."""
+    left_out = ("seed", "kind", "params", "epochs", "teacher_weights", *SPEED_FIELDS)
+    kept = {k: v for k, v in config.items() if k not in left_out and not (k == "precision" and v == "float32")}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def test_baseline_keys_are_recomputed_once_with_the_epochs_and_the_experiments_own_student(tmp_path):
+    settings = _legacy_database(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.engine
+    with Session(engine) as session:
+        runs = {run.id: run for run in session.exec(select(Run)).all()}
+        # Experiment 1 (runs 6-10): its 10-epoch KD students compare with its 20-epoch student, as the seed does.
+        assert runs[8].experiment_id == 1 and runs[7].kind == "student" and (runs[8].epochs, runs[7].epochs) == (10, 20)
+        assert {runs[i].baseline_key for i in (7, 8, 9, 10)} == {runs[7].group_key}
+        # Run 3 was launched alone: its baseline is a 10-epoch student of its recipe, not run 2 (3 epochs, lr 0.002).
+        assert runs[3].baseline_key == baseline_key(runs[3].config) != runs[2].group_key
+        # Keys stored the old way (epochs left out) are recomputed, once per database.
+        expected = {i: run.baseline_key for i, run in runs.items()}
+        legacy = {i: _legacy_baseline_key(runs[i].config) for i in runs}
+        for run_id, key in legacy.items():
+            session.execute(update(Run).where(Run.id == run_id).values(baseline_key=key))
+        session.execute(delete(DataMigration))
+        session.commit()
+    assert recompute_baseline_keys(engine) == len(runs)
+    assert recompute_baseline_keys(engine) == 0  # done: not even read again
+    with Session(engine) as session:
+        assert {run.id: run.baseline_key for run in session.exec(select(Run)).all()} == expected
+        session.execute(delete(DataMigration))
+        session.commit()
+    assert recompute_baseline_keys(engine) == 0  # run again, it changes nothing

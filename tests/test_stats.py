@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from kdcore.studies.stats import difference, summarize, summarize_moments
+from kdcore.studies.stats import difference, summarize
 
 
 def _t_interval(values):
@@ -27,15 +27,6 @@ def test_summary_is_mean_sample_std_and_student_t_interval(values):
     assert summary.std == pytest.approx(np.std(values, ddof=1), abs=1e-12)
     low, high = _t_interval(values)
     assert summary.ci95 == pytest.approx((low, high), abs=1e-12)
-
-
-def test_summary_from_moments_equals_the_summary_from_values():
-    values = [0.613, 0.6421, 0.5987, 0.6304]
-    direct = summarize(values)
-    moments = summarize_moments(len(values), sum(values), sum(v * v for v in values))
-    assert moments.mean == pytest.approx(direct.mean, abs=1e-12)
-    assert moments.std == pytest.approx(direct.std, abs=1e-9)
-    assert moments.ci95 == pytest.approx(direct.ci95, abs=1e-9)
 
 
 def test_one_value_has_no_spread_and_none_is_empty():

@@ -1,10 +1,20 @@
-"""kdcore.studies.study's per-entry epochs: a method entry may train its students for its own number of epochs."""
+"""kdcore.studies.study's per-entry epochs (a method entry may train its students for its own number of
+epochs), and the baseline student each run of a study or experiment is compared with."""
 
 from __future__ import annotations
 
 import pytest
 
-from kdcore.studies.study import StudyInputError, expand, parse_spec, run_count
+from kdcore.config import RunConfig
+from kdcore.studies.study import (
+    StudyInputError,
+    baseline_key,
+    expand,
+    group_key,
+    own_baselines,
+    parse_spec,
+    run_count,
+)
 
 
 def _epochs_by_method(plan) -> dict[str, set[int]]:
@@ -43,3 +53,36 @@ def test_an_entrys_epochs_are_validated(epochs):
     with pytest.raises(StudyInputError) as caught:
         parse_spec({"seeds": [1], "methods": [{"method": "kd", "epochs": epochs}]}, strict=True)
     assert ["methods", 0, "MethodEntry", "epochs"] in [e["loc"] for e in caught.value.errors]
+
+
+def _by_kind(configs, keys) -> dict[str, str | None]:
+    return {f"{c.kind}@{c.epochs}/{c.architecture}": key for c, key in zip(configs, keys)}
+
+
+def test_a_run_compares_with_the_student_of_its_own_network_data_recipe_and_epochs():
+    kd = RunConfig(kind="kd", dataset="synthetic", epochs=4, lr=0.01)
+    student = RunConfig(kind="student", dataset="synthetic", epochs=4, lr=0.01, seed=7)
+    assert baseline_key(kd) == group_key(student)
+    for other in ({"epochs": 3}, {"lr": 0.001}, {"architecture": "resnet8x4"}, {"dataset": "cifar10"}):
+        assert baseline_key(kd.model_copy(update=other)) != group_key(student), other
+    # What belongs to distillation does not choose the student.
+    assert baseline_key(RunConfig(kind="dkd", dataset="synthetic", epochs=4, lr=0.01, teacher_weights="best")) \
+        == group_key(student)
+
+
+def test_a_submission_compares_its_runs_with_the_students_it_trains():
+    # The seed experiment: 10-epoch distilled students against its 20-epoch student, as the seed does.
+    seed = [RunConfig(kind=k, dataset="synthetic") for k in ("teacher", "student", "kd", "cosine")]
+    keys = _by_kind(seed, own_baselines(seed))
+    student = group_key(seed[1])
+    assert keys == {"teacher@20/seed_teacher": baseline_key(seed[0]), "student@20/seed_student": student,
+                    "kd@10/seed_student": student, "cosine@10/seed_student": student}
+    # A student of the run's own epochs wins; two others and none of its own is no guess: its own epochs.
+    spec = parse_spec({"dataset": "synthetic", "seeds": [1, 2], "teacher_epochs": 2,
+                       "methods": [{"method": "student", "epochs": 2}, {"method": "student", "epochs": 4},
+                                   {"method": "kd", "epochs": 2}, {"method": "cosine", "epochs": 3}]})
+    configs = [m.config for m in expand(spec).members]
+    keys = _by_kind(configs, own_baselines(configs))
+    assert keys["kd@2/seed_student"] == group_key(configs[1]) and configs[1].epochs == 2
+    assert keys["cosine@3/seed_student"] == baseline_key(configs[-1])
+    assert keys["cosine@3/seed_student"] not in {group_key(c) for c in configs}

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from kdcore.cli import main
-from kdcore.studies.study import Outcome, summarize_groups
+from kdcore.studies.groups import Outcome, summarize_groups
 
 COMMON = ["--dataset", "synthetic", "--subset", "100", "--epochs", "1", "--device", "cpu"]
 
@@ -54,6 +54,7 @@ def test_sweep_trains_teacher_first_then_students_each_in_its_folder(study):
     assert kd["architecture"] == "seed_student" and kd["parameters"] == 267_738 and kd["teacher"] == "1-teacher-1"
     assert runs[0]["architecture"] == "seed_teacher" and runs[1]["params"] == {} and runs[1]["teacher"] is None
     assert len({r["group"] for r in runs}) == 3  # teacher, student, kd: the seeds are replicates
+    assert {r["baseline"] for r in runs[1:]} == {runs[1]["group"]}  # the student trained here, its own epochs
     assert summary["total"] == 7 and summary["completed"] == 7 and summary["failed"] == 0
 
 
@@ -61,7 +62,8 @@ def test_groups_are_summarize_groups_of_the_runs_with_labels(study):
     _, out, summary, _, _ = study
     outcomes = [Outcome(group=r["group"], kind=r["method"], role=r["role"], architecture=r["architecture"],
                         params=r["params"], seed=r["seed"], status=r["status"], final_accuracy=r["final_accuracy"],
-                        best_accuracy=r["test_accuracy_at_best"], run_id=r["index"]) for r in summary["runs"]]
+                        best_accuracy=r["test_accuracy_at_best"], run_id=r["index"], baseline=r["baseline"],
+                        epochs=r["epochs"]) for r in summary["runs"]]
     expected = json.loads(json.dumps(summarize_groups(outcomes)))
     assert [{k: v for k, v in g.items() if k != "label"} for g in summary["groups"]] == expected
     labels = {g["method"]: g["label"] for g in summary["groups"]}

@@ -18,6 +18,7 @@ from app.store.models import Experiment, Run
 from app.studies.service import create_study
 from kdcore.figures import finite_or_none
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
+from kdcore.studies.study import own_baselines
 
 
 def create_experiment(session: Session, payload: dict, *, strict: bool = False) -> Experiment:
@@ -46,11 +47,13 @@ def create_experiment(session: Session, payload: dict, *, strict: bool = False) 
         session.add(experiment)
         session.flush()
         teacher: Run | None = None
-        for kind, config in configs.items():
+        # Its KD runs compare with its own student, as the seed does (fewer epochs than that student).
+        baselines = own_baselines(list(configs.values()))
+        for (kind, config), baseline in zip(configs.items(), baselines):
             needs_teacher = METHODS[kind].needs_teacher
             teacher_id = teacher.id if needs_teacher and teacher else None
-            run = new_run(config, teacher.group_key if teacher_id else None, experiment_id=experiment.id,
-                          num_classes=info.num_classes, teacher_run_id=teacher_id)
+            run = new_run(config, teacher.group_key if teacher_id else None, baseline=baseline,
+                          experiment_id=experiment.id, num_classes=info.num_classes, teacher_run_id=teacher_id)
             session.add(run)
             session.flush()
             if teacher is None and METHODS[kind].teaches:

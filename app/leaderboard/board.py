@@ -1,13 +1,15 @@
 """The leaderboard by configuration: completed runs grouped by Run.group_key (the same configuration but
-for the seed), ranked by mean final accuracy, each with n, mean ± std, its 95 % interval, its difference
-to the baseline student (kdcore.studies.stats.difference: paired t-test when the seeds match, else Welch) and
-to its teacher's configuration. Also the queries of the single-run board that only it needs.
+for the seed), ranked by the mean of its seeds' values, each described by kdcore.studies.groups.group_figures
+(n distinct seeds, mean ± std, its 95 % interval, the difference to the baseline student its runs name:
+paired t-test when the seeds match, else Welch) as the study pages are, and compared with its teacher's
+configuration. Also the queries of the single-run board that only it needs.
 
-It stays fast with 100,000 runs: one aggregate over a covering index ranks every configuration
-(count, sum and sum of squares, which kdcore.studies.stats.summarize_moments turns into the statistics), kept
-until app.leaderboard.completed.leaderboard_version changes and then moved on by the runs completed since (a deletion
-sums again); per-run values are read only for the groups shown and for their baselines, and kept while
-their counts hold. Like app.runs.service, functions take a Session and raise app.store.errors.
+It stays fast with 100,000 runs: one aggregate over a covering index ranks every configuration (its runs
+and distinct seeds counted, its values summed; a configuration with a repeated seed is summed again over
+its seeds' means), kept until app.leaderboard.completed.leaderboard_version changes and then moved on by the
+groups of the runs completed since (a deletion sums again); per-run values are read only for the groups
+shown, their baselines and teachers, and kept while their counts hold. Like app.runs.service, functions
+take a Session and raise app.store.errors.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from app.store.errors import NotFound
 from app.store.models import Run
 from kdcore.figures import compression, finite_or_none
 from kdcore.registry import BASELINE_KIND, KINDS, METHODS
-from kdcore.studies.stats import difference, summarize_moments
-from kdcore.studies.study import group_label, varying_params
+from kdcore.studies.groups import Outcome, Seeds, group_figures, per_seed
+from kdcore.studies.study import baseline_config, group_key, group_label, varying_params
 
 # A completed run without a group key (its stored config no longer validates) is a group of its own.
 LOOSE_PREFIX = "run-"
@@ -48,7 +50,8 @@ RUN_COLUMNS = (Run.id, Run.group_key, Run.seed, Run.final_accuracy, Run.best_acc
 
 
 class Ranked(NamedTuple):
-    """One configuration's completed runs as the database sums them (a tuple: there are thousands)."""
+    """One configuration as the database sums it (a tuple: there are thousands): ``n`` distinct seeds,
+    the sum and sum of squares of their values (each seed's mean over its repeats), and its ``runs``."""
 
     key: str
     kind: str
@@ -56,27 +59,25 @@ class Ranked(NamedTuple):
     total: float
     squares: float
     mean: float
+    runs: int
 
 
-def _ranked(key: str, kind: str, n: int, total: float, squares: float) -> Ranked:
-    return Ranked(key, kind, n, total, squares, total / n)
+def _ranked(key: str, kind: str, n: int, total: float, squares: float, runs: int) -> Ranked:
+    return Ranked(key, kind, n, total, squares, total / n, int(runs))
 
 
 @dataclass
 class Memo:
-    """What describe read for a ranking, kept while it holds: a group's runs (while its count is the same),
-    its configuration (for good), and which student group is the baseline of a network, data and recipe
-    (until a baseline student completes). A completion then costs the queries of the groups it touched."""
+    """What describe read for a ranking, kept while it holds: a group's runs (while their count is the
+    same) and its configuration (for good). A completion then costs the queries of the groups it touched."""
 
     runs: dict[str, tuple[int, list]] = field(default_factory=dict)
     configs: dict[str, dict] = field(default_factory=dict)
-    baselines: dict[str, str | None] = field(default_factory=dict)
     # Teacher runs by id: their group key and size (a student completes only after its teacher did).
     teachers: dict[int, Any] = field(default_factory=dict)
 
-    def carried(self, touched_kinds: set[str]) -> "Memo":
-        return Memo(dict(self.runs), dict(self.configs), {} if BASELINE_KIND in touched_kinds else dict(self.baselines),
-                    dict(self.teachers))
+    def carried(self) -> "Memo":
+        return Memo(dict(self.runs), dict(self.configs), dict(self.teachers))
 
 
 @dataclass
@@ -94,6 +95,29 @@ class Ranking:
 
 def _sort_key(group: Ranked) -> tuple:
     return -group.mean, -group.n, group.key
+
+
+def _configurations(session: Session, *conditions) -> list[Ranked]:
+    """The configurations with completed runs among those ``conditions`` select, summed over their seeds'
+    values. One pass counts and sums the runs and counts their distinct seeds (grouped by kind too, so that
+    each method's best configuration falls out of it): where every run has its own seed, those are the
+    seeds' values already. Only the configurations with a repeated seed are summed again in two levels,
+    each seed's mean first, which costs a pass per seed over every configuration if done for all."""
+    # Through the connection: 18,000 rows of plain numbers need none of the ORM's row handling (50 ms).
+    rows = session.connection().execute(
+        select(Run.kind, Run.group_key, func.count(ACCURACY), func.count(Run.seed.distinct()), func.sum(ACCURACY),
+               func.sum(ACCURACY * ACCURACY)).where(IS_COMPLETED, *conditions).group_by(Run.kind, Run.group_key)).all()
+    groups = [_ranked(key, kind, runs, total, squares, runs) for kind, key, runs, seeds, total, squares in rows
+              if key is not None and runs and runs == seeds]
+    repeated = [key for _, key, runs, seeds, *_ in rows if key is not None and runs and runs != seeds]
+    for part in _chunks(repeated):
+        values = (select(Run.kind, Run.group_key, func.avg(ACCURACY).label("value"), func.count(ACCURACY).label("runs"))
+                  .where(IS_COMPLETED, Run.group_key.in_(part)).group_by(Run.kind, Run.group_key, Run.seed).subquery())
+        summed = session.connection().execute(select(values.c.kind, values.c.group_key, func.count(values.c.value),
+                                     func.sum(values.c.value), func.sum(values.c.value * values.c.value),
+                                     func.sum(values.c.runs)).group_by(values.c.kind, values.c.group_key)).all()
+        groups += [_ranked(key, kind, n, total, squares, runs) for kind, key, n, total, squares, runs in summed if n]
+    return groups
 
 
 # engine -> (leaderboard_version, Ranking); per engine so that apps on different databases never share one.
@@ -125,18 +149,17 @@ def forget_rankings() -> None:
 
 
 def _rank(session: Session) -> Ranking:
-    # Grouped by kind too, so that each method's best configuration falls out of the same pass. No
-    # condition on the accuracy (count and sum skip NULLs): the query then has nothing to look up, and
-    # reads ix_runs_kind_group_status_accuracy from end to end in GROUP BY order, never a row.
-    rows = session.exec(select(Run.kind, Run.group_key, func.count(ACCURACY), func.sum(ACCURACY),
-                               func.sum(ACCURACY * ACCURACY))
-                        .where(IS_COMPLETED).group_by(Run.kind, Run.group_key)).all()
-    groups = [_ranked(key, kind, n, total, squares) for kind, key, n, total, squares in rows
-              if key is not None and n]
-    if any(key is None for _, key, *_ in rows):  # rare: read those runs one by one
-        loose = session.exec(select(Run.id, Run.kind, ACCURACY).where(*COMPLETED, Run.group_key.is_(None))).all()
-        groups += [_ranked(f"{LOOSE_PREFIX}{run_id}", kind, 1, value, value * value) for run_id, kind, value in loose]
-    return _ranking(groups)
+    # No condition on the accuracy (count and sum skip NULLs): the first query then has nothing to look up,
+    # and reads ix_runs_kind_group_seed_status_accuracy from end to end in GROUP BY order, never a row.
+    groups = _configurations(session)
+    # Rare: runs without a group key, read one by one (a query that finds none walks ix_runs_group_key).
+    return _ranking(groups + _loose(session, Run.group_key.is_(None)))
+
+
+def _loose(session: Session, *conditions) -> list[Ranked]:
+    """Completed runs without a group key: each a configuration of its own."""
+    rows = session.exec(select(Run.id, Run.kind, ACCURACY).where(*COMPLETED, *conditions)).all()
+    return [_ranked(f"{LOOSE_PREFIX}{run_id}", kind, 1, value, value * value, 1) for run_id, kind, value in rows]
 
 
 def _advance(session: Session, cached: tuple, version: tuple) -> Ranking | None:
@@ -149,24 +172,31 @@ def _advance(session: Session, cached: tuple, version: tuple) -> Ranking | None:
     new_count, new_latest = version
     if latest is None or new_latest is None or new_count <= count:
         return None
-    rows = session.exec(select(Run.id, Run.kind, Run.group_key, ACCURACY)
+    rows = session.exec(select(Run.id, Run.group_key)
                         .where(IS_COMPLETED, Run.finished_at > latest)).all()
     if len(rows) != new_count - count:
         return None
-    groups, by_key = list(board.groups), dict(board.by_key)
-    for run_id, kind, key, value in rows:
-        if value is None or not math.isfinite(value):
-            continue
-        key = key if key is not None else f"{LOOSE_PREFIX}{run_id}"
-        old = by_key.get(key)
+    # The groups those runs joined, summed again (a seed's value moves when it repeats), and any loose runs.
+    touched = sorted({key for _, key in rows if key is not None})
+    moved: list[Ranked] = []
+    for part in _chunks(touched):
+        moved += _configurations(session, Run.group_key.in_(part))
+    loose = [run_id for run_id, key in rows if key is None]
+    for part in _chunks(loose):
+        moved += _loose(session, Run.id.in_(part))
+    groups, by_key, runs = list(board.groups), dict(board.by_key), board.runs
+    for group in moved:
+        if not (math.isfinite(group.total) and math.isfinite(group.squares)):
+            return None  # a non-finite sum: left to the full count, which drops it
+        old = by_key.get(group.key)
         if old is not None:
             del groups[bisect_left(groups, _sort_key(old), key=_sort_key)]
-        n, total, squares = (old.n, old.total, old.squares) if old is not None else (0, 0.0, 0.0)
-        by_key[key] = _ranked(key, kind, n + 1, total + value, squares + value * value)
-        insort(groups, by_key[key], key=_sort_key)
-    return Ranking(groups=groups, by_key=by_key, best_of_kind=_best_of_kind(groups),
-                   runs=board.runs + sum(1 for row in rows if row[3] is not None and math.isfinite(row[3])),
-                   memo=board.memo.carried({row[1] for row in rows}))
+            runs -= old.runs
+        by_key[group.key] = group
+        runs += group.runs
+        insort(groups, group, key=_sort_key)
+    return Ranking(groups=groups, by_key=by_key, best_of_kind=_best_of_kind(groups), runs=runs,
+                   memo=board.memo.carried())
 
 
 def _ranking(groups: list[Ranked]) -> Ranking:
@@ -176,7 +206,7 @@ def _ranking(groups: list[Ranked]) -> Ranking:
     groups.sort(key=attrgetter("n"), reverse=True)
     groups.sort(key=attrgetter("mean"), reverse=True)
     return Ranking(groups=groups, by_key={g.key: g for g in groups}, best_of_kind=_best_of_kind(groups),
-                   runs=sum(g.n for g in groups))
+                   runs=sum(g.runs for g in groups))
 
 
 def _best_of_kind(groups: list[Ranked]) -> list[Ranked]:
@@ -244,41 +274,21 @@ def _known_runs(session: Session, board: Ranking, memo: Memo, keys: Iterable[str
     """_runs_of, reading only the groups whose runs ``memo`` does not hold at their current count."""
     keys = list(dict.fromkeys(keys))
     found = {key: memo.runs[key][1] for key in keys
-             if key in memo.runs and key in board.by_key and memo.runs[key][0] == board.by_key[key].n}
+             if key in memo.runs and key in board.by_key and memo.runs[key][0] == board.by_key[key].runs}
     fetched = _runs_of(session, [key for key in keys if key not in found])
     for key, rows in fetched.items():
-        if key in board.by_key and len(rows) == board.by_key[key].n:
+        if key in board.by_key and len(rows) == board.by_key[key].runs:
             memo.runs[key] = (len(rows), rows)
     return {**found, **fetched}
 
 
 def _configs(session: Session, memo: Memo, first: dict[str, Any]) -> dict[str, dict]:
-    """Each group's configuration (from its first run: replicates share it), as far as the board shows it."""
+    """Each group's configuration (from its first run: replicates share it)."""
     missing = {row.id: key for key, row in first.items() if key not in memo.configs}
     for part in _chunks(list(missing)):
         for run_id, config in session.exec(select(Run.id, Run.config).where(Run.id.in_(part))).all():
-            memo.configs[missing[run_id]] = {"params": dict(config.get("params") or {}), "subset": config.get("subset")}
+            memo.configs[missing[run_id]] = config
     return {key: memo.configs.get(key, {}) for key in first}
-
-
-def _baselines(session: Session, board: Ranking, memo: Memo, baseline_keys: set[str]) -> dict[str, str | None]:
-    """baseline_key -> the baseline student's group: of kind BASELINE_KIND with that key, the one with
-    the most completed runs (ties: the better mean, then the key); None where there is none."""
-    missing = sorted(b for b in baseline_keys if b not in memo.baselines)
-    if BASELINE_KIND is not None and missing:
-        candidates: dict[str, set[str]] = {}
-        for part in _chunks(missing):
-            rows = session.exec(select(Run.baseline_key, Run.group_key)
-                                .where(*COMPLETED, Run.kind == BASELINE_KIND, Run.baseline_key.in_(part),
-                                       Run.group_key.is_not(None)).distinct()).all()
-            for baseline_key, key in rows:
-                if key in board.by_key:
-                    candidates.setdefault(baseline_key, set()).add(key)
-        for b in missing:
-            keys = candidates.get(b)
-            memo.baselines[b] = min(keys, key=lambda k: (-board.by_key[k].n, -board.by_key[k].mean, k)) \
-                if keys else None
-    return {b: memo.baselines.get(b) for b in baseline_keys}
 
 
 def _teachers(session: Session, memo: Memo, run_ids: set[int]) -> dict[int, Any]:
@@ -288,13 +298,13 @@ def _teachers(session: Session, memo: Memo, run_ids: set[int]) -> dict[int, Any]
     return {i: memo.teachers[i] for i in run_ids if i in memo.teachers}
 
 
-def _by_seed(runs: list) -> dict:
-    """{seed: accuracy} when every run has its own seed (so that a baseline with the same seeds pairs
-    with it); else {("run", id): accuracy}, which never pairs: repeats of one seed are compared by Welch."""
-    seeds = [r.seed for r in runs]
-    if None not in seeds and len(set(seeds)) == len(seeds):
-        return {r.seed: r.final_accuracy for r in runs}
-    return {("run", r.id): r.final_accuracy for r in runs}
+def _outcomes(runs: list, kind: str, config: dict) -> list[Outcome]:
+    """A group's completed runs as kdcore.studies.groups counts them (oldest first, as _runs_of keeps them)."""
+    params = dict(config.get("params") or {})
+    return [Outcome(group=r.group_key or f"{LOOSE_PREFIX}{r.id}", kind=kind, role=_role(kind),
+                    architecture=r.architecture, params=params, seed=r.seed, final_accuracy=r.final_accuracy,
+                    best_accuracy=r.best_accuracy, run_id=r.id, baseline=r.baseline_key, epochs=r.epochs)
+            for r in runs]
 
 
 def _mean(values: list) -> float | None:
@@ -302,9 +312,26 @@ def _mean(values: list) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
+def missing_baseline(session: Session, config: dict, wanted: str | None) -> dict | None:
+    """The baseline student to launch for a group whose runs name ``wanted`` but no such student has a
+    result: that group's configuration (as its other runs, failed or queued, have it; else the baseline of
+    the group's own epochs), with the group's first seed. None when no configuration gives that key."""
+    baseline = baseline_config(config)
+    if baseline is None or wanted is None:
+        return None
+    if group_key(baseline) != wanted:
+        epochs = session.exec(select(Run.epochs).where(Run.group_key == wanted).limit(1)).first()
+        baseline = baseline_config({**config, "epochs": epochs}) if epochs else None
+        if baseline is None or group_key(baseline) != wanted:
+            return None
+    return baseline.to_json_dict()
+
+
 def describe(session: Session, board: Ranking, shown: list[Ranked],
              runs_of: dict[str, list] | None = None) -> list[dict]:
-    """Each group of ``shown`` as the leaderboard shows it (app.leaderboard.responses.LeaderboardGroupOut)."""
+    """Each group of ``shown`` as the leaderboard shows it (app.leaderboard.responses.LeaderboardGroupOut):
+    its figures and its difference to the baseline student its runs name, from the same function as a
+    study page's (kdcore.studies.groups.group_figures)."""
     if not shown:
         return []
     # "Show all" (thousands of groups) reads afresh rather than keeping every run in memory.
@@ -312,67 +339,74 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
     runs_of = {**(runs_of or {})}
     runs_of.update(_known_runs(session, board, memo, [g.key for g in shown if g.key not in runs_of]))
     first = {g.key: runs_of[g.key][0] for g in shown if runs_of.get(g.key)}
-    configs = _configs(session, memo, first)
-    wanted = {first[g.key].baseline_key for g in shown
-              if g.kind != BASELINE_KIND and g.key in first and first[g.key].baseline_key}
-    baseline_of = _baselines(session, board, memo, wanted)
-    runs_of.update(_known_runs(session, board, memo, [k for k in set(baseline_of.values()) if k and k not in runs_of]))
+    # A group's baseline: the baseline student group its first run names, when that group has results.
+    baseline_of = {g.key: first[g.key].baseline_key for g in shown
+                   if g.kind != BASELINE_KIND and g.key in first and first[g.key].baseline_key}
+    found = {key: b for key, b in baseline_of.items()
+             if b != key and b in board.by_key and board.by_key[b].kind == BASELINE_KIND}
+    runs_of.update(_known_runs(session, board, memo, [b for b in set(found.values()) if b not in runs_of]))
+    configs = _configs(session, memo, {**first, **{b: runs_of[b][0] for b in found.values() if runs_of.get(b)}})
     teachers = _teachers(session, memo, {r.teacher_run_id for g in shown for r in runs_of.get(g.key, [])
                                    if r.teacher_run_id is not None})
-    values_of: dict[str, dict] = {}  # per-seed values, once per group (many groups share a baseline)
+    seeds: dict[str, Seeds] = {}  # once per group: many groups share a baseline or a teacher
+
+    def seeds_of(key: str) -> Seeds:
+        if key not in seeds:
+            seeds[key] = per_seed(_outcomes(runs_of.get(key, []), board.by_key[key].kind, configs.get(key, {})))
+        return seeds[key]
+
     entries = []
     for group in shown:
         runs = runs_of.get(group.key, [])
         head = first.get(group.key)
         config = configs.get(group.key, {})
-        summary = summarize_moments(group.n, group.total, group.squares)
+        baseline = found.get(group.key)
+        figures = group_figures(seeds_of(group.key), seeds_of(baseline) if baseline else ())
         entry: dict[str, Any] = {
             "rank": board.rank(group.key), "key": group.key, "kind": group.kind,
             "title": METHODS[group.kind].title if group.kind in METHODS else group.kind, "label": None,
             "role": _role(group.kind), "architecture": head.architecture if head else None,
             "dataset": head.dataset if head else None, "subset": config.get("subset"),
             "epochs": head.epochs if head else None, "params": dict(config.get("params") or {}),
-            **summary.to_json_dict(),
-            "best_mean": _mean([r.best_accuracy for r in runs]),
+            **figures,
             "parameters": max((r.parameters for r in runs if r.parameters), default=None),
             "train_seconds": _mean([r.train_seconds for r in runs]),
             "run_ids": [r.id for r in runs], "seeds": sorted({r.seed for r in runs if r.seed is not None}),
             "study_ids": sorted({r.study_id for r in runs if r.study_id is not None}),
             "teacher_key": None, "teacher_mean": None, "vs_teacher": None, "compression": None,
-            "baseline_key": None, "baseline_n": None, "baseline_mean": None, "vs_baseline": None,
+            "baseline_key": None, "baseline_n": None, "baseline_mean": None, "baseline_epochs": None,
+            "missing_baseline": None,
         }
-        _add_teacher(entry, runs, teachers, board)
-        baseline = baseline_of.get(head.baseline_key) if head and group.kind != BASELINE_KIND else None
-        if baseline is not None and baseline != group.key:
-            theirs = runs_of.get(baseline, [])
-            for key, rows in ((group.key, runs), (baseline, theirs)):
-                if key not in values_of:
-                    values_of[key] = _by_seed(rows)
-            diff = difference(values_of[group.key], values_of[baseline]) if runs and theirs else None
-            entry.update(baseline_key=baseline, baseline_n=board.by_key[baseline].n,
-                         baseline_mean=board.by_key[baseline].mean,
-                         vs_baseline=diff.to_json_dict() if diff else None)
+        _add_teacher(entry, runs, teachers)
+        if baseline is not None:
+            theirs = group_figures(seeds_of(baseline))
+            entry.update(baseline_key=baseline, baseline_n=theirs["n"], baseline_mean=theirs["mean"],
+                         baseline_epochs=runs_of[baseline][0].epochs)
+        elif entry["role"] == "method" and head is not None:
+            entry["missing_baseline"] = missing_baseline(session, config, baseline_of.get(group.key))
         entries.append(entry)
+    # Against the teacher configuration's mean, from its runs as every shown mean is.
+    teacher_keys = {e["teacher_key"] for e in entries if e["teacher_key"] in board.by_key}
+    runs_of.update(_known_runs(session, board, memo, [k for k in teacher_keys if k not in runs_of]))
+    for entry in entries:
+        if entry["teacher_key"] in teacher_keys and entry["mean"] is not None:
+            entry["teacher_mean"] = group_figures(seeds_of(entry["teacher_key"]))["mean"]
+            entry["vs_teacher"] = entry["mean"] - entry["teacher_mean"]
     varying = varying_params([{"method": e["kind"], "params": e["params"]} for e in entries])
     for entry in entries:
         entry["label"] = group_label({**entry, "method": entry["kind"]}, varying)
     return entries
 
 
-def _add_teacher(entry: dict, runs: list, teachers: dict[int, Any], board: Ranking) -> None:
-    """The teacher's configuration (its runs' group, whatever seeds they had) and its mean."""
+def _add_teacher(entry: dict, runs: list, teachers: dict[int, Any]) -> None:
+    """The teacher's configuration (its runs' group, whatever seeds they had) and its size."""
     known = [teachers[r.teacher_run_id] for r in runs if r.teacher_run_id in teachers]
     keys = Counter(t.group_key for t in known if t.group_key)
     if not keys:
         return
-    key = keys.most_common(1)[0][0]
-    entry["teacher_key"] = key
+    entry["teacher_key"] = keys.most_common(1)[0][0]
     entry["compression"] = compression(max((t.parameters for t in known if t.parameters), default=None),
                                        entry["parameters"])
-    teacher = board.by_key.get(key)
-    if teacher is not None and entry["mean"] is not None:
-        entry["teacher_mean"] = teacher.mean
-        entry["vs_teacher"] = entry["mean"] - teacher.mean
 
 
 # ---------------------------------------------------------------- the single-run board

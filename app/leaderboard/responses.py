@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.studies.responses import DifferenceOut
+from app.studies.responses import DifferenceOut, SeedRepeatOut
 from app.web.api import ApiModel, Figure, Fraction, Interval
 
 
@@ -49,11 +49,12 @@ class LeaderboardGroupOut(ApiModel):
     subset: int | None
     epochs: int | None
     params: dict[str, Any] = Field(description="The method's hyperparameters")
-    n: int = Field(description="Completed runs with a final accuracy")
-    mean: Fraction
-    std: float | None = Field(description="Sample standard deviation (n − 1); null for a single run")
+    n: int = Field(description="Distinct seeds with a completed run: repeats of a seed are one sample")
+    mean: Fraction = Field(description="The mean of the seeds' values (each seed's runs averaged)")
+    std: float | None = Field(description="Sample standard deviation over the seeds (n − 1); null for one seed")
     ci95: Interval
     best_mean: Fraction
+    repeats: list[SeedRepeatOut] = Field(description="Seeds that ran more than once")
     parameters: int | None
     train_seconds: Figure
     run_ids: list[int]
@@ -63,12 +64,16 @@ class LeaderboardGroupOut(ApiModel):
     teacher_mean: Fraction
     vs_teacher: float | None = Field(description="Its mean minus the teacher configuration's mean")
     compression: float | None = Field(description="The teacher's parameter count over its own")
-    baseline_key: str | None = Field(description="The baseline student's group: of the baseline method, with the "
-                                     "same network, data and recipe (the one with most runs)")
-    baseline_n: int | None
+    baseline_key: str | None = Field(description="The baseline student's group its runs name: of the baseline method, "
+                                     "with the same network, data, recipe and epochs, or the one trained by the "
+                                     "experiment or study that launched them; null when it has no completed run")
+    baseline_n: int | None = Field(description="The baseline student's distinct seeds")
     baseline_mean: Fraction
-    vs_baseline: DifferenceOut | None = Field(description="Its final accuracies minus the baseline student's: a paired "
-                                              "t-test when both have the same distinct seeds, else Welch's test")
+    baseline_epochs: int | None
+    vs_baseline: DifferenceOut | None = Field(description="Its seeds' values minus the baseline student's: a paired "
+                                              "t-test when both have the same seeds, else Welch's test")
+    missing_baseline: dict[str, Any] | None = Field(description="When no baseline student has completed: its "
+                                                    "configuration, to launch (POST /api/runs)")
 
 
 class LeaderboardGroupListOut(ApiModel):

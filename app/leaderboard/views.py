@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import weakref
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlmodel import Session
 
@@ -46,10 +47,25 @@ def _groups_board(session: Session, show_all: bool, version: tuple | None) -> di
         row["settings"] = _settings(row)
         # The compare page draws a configuration as its mean and band over all its runs.
         row["compare_url"] = f"/compare?group={row['key']}"
+        row["launch_baseline_url"] = launch_url(row["missing_baseline"])
     rows = described[:len(shown)]
     return {"view": "groups", "show_all": show_all, "groups": rows, "total_groups": len(board.groups),
             "total_done": board.runs, "scatter": group_scatter(rows),
             "best_by_kind": [by_key[g.key] for g in board.best_of_kind]}
+
+
+def launch_url(config: dict | None) -> str | None:
+    """The launch page with its form filled in with ``config`` (it pre-fills from its query string):
+    one click launches the baseline student a row is missing."""
+    if config is None:
+        return None
+    query = {"kind": config["kind"]}
+    for name, value in config.items():
+        if name in ("kind", "params") or value is None:
+            continue
+        query[name] = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else \
+            str(value).lower() if isinstance(value, bool) else value
+    return "/launch?" + urlencode(query)
 
 
 def _settings(row: dict) -> str:
@@ -70,7 +86,7 @@ def group_scatter(rows: list[dict]) -> dict:
         s["x"].append(row["parameters"])
         s["y"].append(row["mean"])
         s["text"].append(f"{row['label']} · n={row['n']}{spread} · {row['dataset']}")
-        s["links"].append(row["compare_url"] if row["n"] > 1 else f"/runs/{row['run_ids'][0]}")
+        s["links"].append(row["compare_url"] if len(row["run_ids"]) > 1 else f"/runs/{row['run_ids'][0]}")
     ordered = [series[k] for k in KINDS if k in series] + [v for k, v in series.items() if k not in KINDS]
     return {"type": "scatter", "xTitle": "Parameters", "xLog": True, "yTitle": "Mean final test accuracy",
             "yFormat": ".1%", "series": ordered}
@@ -132,6 +148,7 @@ def group_runs_view(session: Session, key: str) -> dict:
     """One configuration of the leaderboard opened to its runs. Raises NotFound."""
     group, runs = leaderboard.group_runs(session, key)
     group["color"] = charts.kind_color(group["kind"])
+    group["launch_baseline_url"] = launch_url(group["missing_baseline"])
     group["settings"] = ", ".join(f"{name}={fmt_value(value)}" for name, value in sorted(group["params"].items()))
     return {"group": group, "runs": runs[:GROUP_RUNS_SHOWN], "more_runs": max(0, len(runs) - GROUP_RUNS_SHOWN),
             "compare_url": f"/compare?group={key}"}

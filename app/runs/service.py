@@ -79,12 +79,14 @@ def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
     return run
 
 
-def new_run(config, teacher_key: str | None, **fields) -> Run:
-    """A queued run of ``config``; ``teacher_key`` is its teacher's group key (app.store.migrations.teacher_key_of)."""
+def new_run(config, teacher_key: str | None, *, baseline: str | None = None, **fields) -> Run:
+    """A queued run of ``config``; ``teacher_key`` is its teacher's group key (app.store.migrations.teacher_key_of).
+    ``baseline``: the group key of the baseline student it compares with, when the experiment or study
+    launching it trains its own (kdcore.studies.study.own_baselines); else the one of its own epochs."""
     # The config's fields that lists filter and show are copied to columns (a config never changes).
     return Run(kind=config.kind, config=config.to_json_dict(), dataset=config.dataset, epochs=config.epochs,
                architecture=config.architecture, seed=config.seed, group_key=group_key(config, teacher_key),
-               baseline_key=baseline_key(config), **fields)
+               baseline_key=baseline or baseline_key(config), **fields)
 
 
 def cancel_run(session: Session, run_id: int) -> Run:

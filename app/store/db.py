@@ -19,7 +19,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from app.settings import Settings
 from app.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.store.autoincrement import never_reuse_ids
-from app.store.migrations import fill_group_keys, migrate_run_configs
+from app.store.migrations import fill_group_keys, migrate_run_configs, recompute_baseline_keys
 from app.store.queue import ADMISSION_LOCK
 
 BUSY_TIMEOUT_MS = 10_000
@@ -108,6 +108,7 @@ def init_db(settings: Settings) -> Engine:
     ensure_lock_rows(engine)
     migrate_run_configs(engine)
     fill_group_keys(engine)
+    recompute_baseline_keys(engine)
     return engine
 
 

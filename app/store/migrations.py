@@ -3,6 +3,9 @@
 Runs stored before methods and architectures became plugins hold flat configs (``temperature``,
 ``ce_weight`` and ``distill_weight`` beside the other fields, no ``architecture``). RunConfig reads them
 still; rewriting them once in today's shape keeps every reader (pages, exports, the worker) on one form.
+
+Baseline keys stored before they named the epochs matched a student of any epochs; they are recomputed
+once (recorded in the data_migrations table).
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from __future__ import annotations
 import logging
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, bindparam, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.store.models import Run
+from app.store.models import DataMigration, Run
 from kdcore.config import RunConfig
-from kdcore.studies.study import baseline_key, group_key
+from kdcore.registry import BASELINE_KIND
+from kdcore.studies.study import baseline_key, group_key, own_baseline
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -75,3 +80,69 @@ def fill_group_keys(engine: Engine) -> int:
                     baseline_key=baseline_key(config), seed=config.seed))
                 changed += 1
             session.commit()
+
+
+BASELINE_KEYS = "baseline-keys-with-epochs"
+RUNS = Run.__table__
+
+
+def recompute_baseline_keys(engine: Engine) -> int:
+    """Store every run's baseline key as it is computed now: the baseline student of the same network,
+    data, recipe and epochs, or, for a run of an experiment or study that trained its own, that one
+    (kdcore.studies.study.own_baseline). Once per database; a second pass would change nothing.
+    Returns how many runs changed."""
+    changed, after = 0, 0
+    with Session(engine) as session:
+        if session.get(DataMigration, BASELINE_KEYS) is not None:
+            return 0
+        students: dict[tuple, dict[str, RunConfig]] = {}  # each submission's baseline students, by group key
+        # By configuration and the students trained beside it: its seeds share the key, and so do the
+        # same configurations of experiments that trained the same student.
+        chosen: dict[tuple, str | None] = {}
+        while True:
+            rows = session.exec(select(Run.id, Run.config, Run.group_key, Run.baseline_key, Run.experiment_id,
+                                       Run.study_id).where(Run.id > after).order_by(Run.id).limit(BATCH)).all()
+            if not rows:
+                break
+            moved = []
+            for run_id, stored, configuration, old, experiment_id, study_id in rows:
+                after = run_id
+                submission = ("study", study_id) if study_id is not None else \
+                    ("experiment", experiment_id) if experiment_id is not None else None
+                trained = _students(session, students, submission) if submission is not None else {}
+                memo = (configuration or run_id, frozenset(trained))
+                if memo not in chosen:
+                    try:
+                        config = RunConfig.model_validate(stored)
+                    except ValidationError:
+                        continue  # logged by migrate_run_configs
+                    chosen[memo] = own_baseline(config, list(trained.values()))
+                if chosen[memo] != old:
+                    moved.append({"run_id": run_id, "key": chosen[memo]})
+            if moved:  # one statement for the batch: 100,000 single updates took half a minute
+                session.execute(RUNS.update().where(RUNS.c.id == bindparam("run_id"))
+                                .values(baseline_key=bindparam("key")), moved)
+                changed += len(moved)
+            session.commit()
+        session.add(DataMigration(name=BASELINE_KEYS))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # another process starting at the same moment finished it too
+    return changed
+
+
+def _students(session: Session, found: dict[tuple, dict[str, RunConfig]], submission: tuple) -> dict[str, RunConfig]:
+    """The baseline students an experiment or a study trained (its runs of the baseline method), by group key."""
+    if submission not in found:
+        column = Run.study_id if submission[0] == "study" else Run.experiment_id
+        rows = session.exec(select(Run.group_key, Run.config)
+                            .where(column == submission[1], Run.kind == BASELINE_KIND)).all()
+        found[submission] = {}
+        for key, stored in rows:
+            if key is not None and key not in found[submission]:
+                try:
+                    found[submission][key] = RunConfig.model_validate(stored)
+                except ValidationError:
+                    pass
+    return found[submission]

@@ -35,6 +35,15 @@ class Lock(SQLModel, table=True):
     taken_at: datetime | None = None
 
 
+class DataMigration(SQLModel, table=True):
+    """Data migrations that ran to the end (app.store.migrations), so that a start-up runs each once."""
+
+    __tablename__ = "data_migrations"
+
+    name: str = Field(primary_key=True)
+    done_at: datetime = Field(default_factory=utcnow)
+
+
 class Experiment(SQLModel, table=True):
     __tablename__ = "experiments"
     __table_args__ = (NEVER_REUSE_IDS,)
@@ -70,13 +79,14 @@ class Run(SQLModel, table=True):
     __tablename__ = "runs"
     # Covers the grouped leaderboard's GROUP BY over completed runs without reading the rows.
     # The next two serve app.leaderboard.board and app.leaderboard.completed.leaderboard_version at 100,000 runs: every
-    # configuration ranked (and each method's best found) in one pass over an index in GROUP BY order,
-    # and the latest finish found without a scan. Neither starts with the status: without planner
-    # statistics SQLite takes any equality on a leading column for a match of about ten rows, so a
+    # configuration ranked by its seeds' values (and each method's best found) in one pass over an index in
+    # GROUP BY order, and the latest finish found without a scan. Neither starts with the status: without
+    # planner statistics SQLite takes any equality on a leading column for a match of about ten rows, so a
     # status-led index would lure queries over the completed runs (most of them) into reading them all.
     # The last counts a study's runs by status (lists of studies, their progress) without reading them.
     __table_args__ = (Index("ix_runs_status_group_accuracy", "status", "group_key", "final_accuracy"),
-                      Index("ix_runs_kind_group_status_accuracy", "kind", "group_key", "status", "final_accuracy"),
+                      Index("ix_runs_kind_group_seed_status_accuracy", "kind", "group_key", "seed", "status",
+                            "final_accuracy"),
                       Index("ix_runs_finished_at", "finished_at"),
                       Index("ix_runs_study_status", "study_id", "status"), NEVER_REUSE_IDS)
 

@@ -12,15 +12,24 @@ from app.web.api import ApiModel, Figure, Fraction, Interval, Timestamp
 
 
 class DifferenceOut(ApiModel):
-    """A group's mean final accuracy minus its baseline student's."""
+    """A group's mean final accuracy minus its baseline student's, over seeds (each seed's runs averaged)."""
 
     mean: float
     ci95: Interval
     p_value: float | None = Field(description="Two-sided; null when the data cannot give it")
     paired: bool = Field(description="True: paired t-test on per-seed differences (same seeds); else Welch's test")
-    n: int = Field(description="Pairs when paired; else this group's completed runs")
-    baseline_n: int
+    n: int = Field(description="Distinct seeds with a result: the pairs when paired")
+    baseline_n: int = Field(description="The baseline student's distinct seeds with a result")
     significant: bool = Field(description="p < 0.05")
+    baseline_key: str = Field(description="The baseline student's group key")
+    baseline_epochs: int | None = Field(description="The baseline student's epochs")
+
+
+class SeedRepeatOut(ApiModel):
+    """A seed that ran more than once in a configuration: its runs repeat one draw and count as one sample."""
+
+    seed: int
+    runs: int = Field(description="Completed runs with this seed, averaged into its value")
 
 
 class StudyGroupOut(ApiModel):
@@ -33,17 +42,21 @@ class StudyGroupOut(ApiModel):
     role: Literal["teacher", "baseline", "method"]
     architecture: str | None
     params: dict[str, Any]
-    n: int = Field(description="Completed runs with a final accuracy")
-    mean: Fraction
-    std: float | None = Field(description="Sample standard deviation (n − 1)")
+    n: int = Field(description="Distinct seeds with a completed run (repeats of a seed are one sample)")
+    mean: Fraction = Field(description="The mean of the seeds' values (each seed's runs averaged)")
+    std: float | None = Field(description="Sample standard deviation over the seeds' values (n − 1)")
     ci95: Interval
     best_mean: Fraction
+    repeats: list[SeedRepeatOut] = Field(description="Seeds that ran more than once")
     runs: int = Field(description="Member runs in all, whatever their status")
     finished: int
     run_ids: list[int]
-    seeds: list[int]
-    baseline_key: str | None
-    vs_baseline: DifferenceOut | None = Field(description="Difference to the baseline student on the same network")
+    seeds: list[int] = Field(description="Distinct seeds of its runs, whatever their status")
+    baseline_key: str | None = Field(description="The baseline student group its runs name, when the study has it")
+    baseline_epochs: int | None
+    baseline_n: int | None = Field(description="The baseline student's distinct seeds with a result")
+    vs_baseline: DifferenceOut | None = Field(description="Difference to the baseline student of the same network, "
+                                              "data, recipe and epochs (or the one the study trained for it)")
 
 
 class StudyProgressOut(ApiModel):

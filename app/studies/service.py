@@ -31,7 +31,8 @@ from app.store.queue import admission, cancel_orphans
 from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
-from kdcore.studies.study import Outcome, StudyInputError, expand, labelled_groups, paper_table, parse_spec
+from kdcore.studies.groups import Outcome, labelled_groups
+from kdcore.studies.study import StudyInputError, expand, own_baselines, paper_table, parse_spec
 
 
 def create_study(session: Session, payload: Any, *, strict: bool = False,
@@ -75,19 +76,22 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
             session.add(experiment)
         session.flush()
         joined = {"experiment_id": experiment.id if experiment is not None else None}
+        # Its runs compare with the baseline students it trains (kdcore.studies.study.own_baselines).
+        baselines = own_baselines([member.config for member in plan.members])  # teachers first, as members
         own_teachers: dict[int, Run] = {}
-        for member in plan.teachers:
-            run = new_run(member.config, None, study_id=study.id, num_classes=info.num_classes, **joined)
+        for member, baseline in zip(plan.teachers, baselines):
+            run = new_run(member.config, None, baseline=baseline, study_id=study.id,
+                          num_classes=info.num_classes, **joined)
             session.add(run)
             session.flush()  # the students name its id
             own_teachers[member.config.seed] = run
-        for member in plan.students:
+        for member, baseline in zip(plan.students, baselines[len(plan.teachers):]):
             distils_from = None
             if member.config.method.needs_teacher:
                 distils_from = teacher if teacher is not None else own_teachers[member.teacher_seed]
             session.add(new_run(member.config, distils_from.group_key if distils_from else None,
-                                teacher_run_id=distils_from.id if distils_from else None, study_id=study.id,
-                                num_classes=info.num_classes, **joined))
+                                baseline=baseline, teacher_run_id=distils_from.id if distils_from else None,
+                                study_id=study.id, num_classes=info.num_classes, **joined))
     return study
 
 
@@ -179,16 +183,17 @@ def _role(kind: str) -> str:
 
 
 def outcomes(runs: list[Run]) -> list[Outcome]:
+    """The runs as kdcore.studies.groups counts them (oldest first: a group's first run names its baseline)."""
     return [Outcome(group=run.group_key or f"run {run.id}", kind=run.kind, role=_role(run.kind),
                     architecture=run.architecture, params=dict(run.config.get("params") or {}),
-                    seed=run.seed if run.seed is not None else run.config.get("seed", 0), status=run.status,
+                    seed=run.seed if run.seed is not None else run.config.get("seed"), status=run.status,
                     final_accuracy=finite_or_none(run.final_accuracy), best_accuracy=finite_or_none(run.best_accuracy),
-                    run_id=run.id)
+                    run_id=run.id, baseline=run.baseline_key, epochs=run.epochs)
             for run in runs]
 
 
 def study_groups(runs: list[Run]) -> list[dict[str, Any]]:
-    """The study's configurations with their statistics and labels (kdcore.studies.study.labelled_groups)."""
+    """The study's configurations with their statistics and labels (kdcore.studies.groups.labelled_groups)."""
     return labelled_groups(outcomes(runs))
 
 
@@ -256,7 +261,8 @@ RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "
                "best_epoch_label", "test_accuracy_at_best", "best_val_accuracy", "best_accuracy", "train_seconds",
                "teacher_run_id", "group")
 GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mean", "std", "ci95_low", "ci95_high",
-                 "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant", "run_ids")
+                 "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant",
+                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids")
 
 
 def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -290,7 +296,9 @@ def groups_csv(groups: list[dict]) -> str:
                      "params": g["params"], "n": g["n"], "mean": g["mean"], "std": g["std"], "ci95_low": ci[0],
                      "ci95_high": ci[1], "delta_vs_baseline": diff.get("mean"), "delta_ci95_low": dci[0],
                      "delta_ci95_high": dci[1], "p_value": diff.get("p_value"), "paired": diff.get("paired"),
-                     "significant": diff.get("significant"), "run_ids": g["run_ids"]})
+                     "significant": diff.get("significant"), "baseline_group": diff.get("baseline_key"),
+                     "baseline_epochs": diff.get("baseline_epochs"), "baseline_n": diff.get("baseline_n"),
+                     "run_ids": g["run_ids"]})
     return _csv(GROUP_COLUMNS, rows)
 
 

@@ -21,6 +21,7 @@ from app.studies import service as studies
 from app.web import charts
 from app.web.formatting import fmt_pct
 from kdcore.registry import METHODS
+from kdcore.studies.groups import groups_of, per_seed
 from kdcore.studies.stats import difference, summarize
 
 POLLING_STATUSES = ("queued", "running")
@@ -75,14 +76,9 @@ def progress_view(study: Study, runs: list[Run], refusal: str | None = None) -> 
             "deletable": counts["running"] == 0, "runs_total": len(runs)}
 
 
-def _finals(runs: list[Run]) -> dict[str, dict[int, float]]:
-    """Each configuration's completed final accuracies by seed: what the statistics compare."""
-    finals: dict[str, dict[int, float]] = {}
-    for run in runs:
-        if run.status == "completed" and run.final_accuracy is not None and run.group_key:
-            seed = run.seed if run.seed is not None else run.config.get("seed", 0)
-            finals.setdefault(run.group_key, {})[seed] = run.final_accuracy
-    return finals
+def _finals(runs: list[Run]) -> dict[str, dict]:
+    """Each configuration's values by seed (repeats averaged): what the statistics compare."""
+    return {group.key: per_seed(group.outcomes).finals for group in groups_of(studies.outcomes(runs))}
 
 
 def _p_value(p: float | None) -> str:
@@ -149,6 +145,13 @@ def _colors(groups: list[dict]) -> dict[str, str]:
     return {g["key"]: charts.nth_color(i) for i, g in enumerate(ordered)}
 
 
+def _test_text(diff: dict) -> str:
+    against = f" against the {diff['baseline_epochs']}-epoch student" if diff.get("baseline_epochs") else ""
+    if diff["paired"]:
+        return f"paired t-test over {diff['n']} seeds{against}"
+    return f"Welch's t-test ({diff['n']} vs {diff['baseline_n']} seeds){against}"
+
+
 def group_rows(study_id: int | None, groups: list[dict], runs: list[Run]) -> list[dict]:
     """The table's rows, best mean first, each with its colour, its member runs and its compare link."""
     colors = _colors(groups)
@@ -159,8 +162,7 @@ def group_rows(study_id: int | None, groups: list[dict], runs: list[Run]) -> lis
         rows.append({**group, "color": colors[group["key"]], "members": _members(group, runs_by_id),
                      "compare_url": group_compare_url(study_id, group["key"]),
                      "p_text": _p_value(diff["p_value"]) if diff else None,
-                     "test": None if diff is None else "paired t-test over {} seeds".format(diff["n"])
-                     if diff["paired"] else "Welch's t-test ({} vs {} runs)".format(diff["n"], diff["baseline_n"])})
+                     "test": None if diff is None else _test_text(diff)})
     return rows
 
 

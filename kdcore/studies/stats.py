@@ -114,25 +114,6 @@ def summarize(values: Sequence[float]) -> Summary:
     return Summary(n, mean, std, _t_interval(mean, sem, n - 1))
 
 
-def summarize_moments(n: int, total: float, total_squares: float) -> Summary:
-    """The same summary from a count, a sum and a sum of squares (what a database aggregates cheaply).
-
-    The sample variance from sums loses digits only when the spread is tiny against the mean: for
-    accuracies in [0, 1] over a few hundred runs, far below anything a table prints.
-    """
-    if n == 0:
-        return Summary(0, None, None, None)
-    mean = total / n
-    if n == 1:
-        return Summary(1, mean, None, None)
-    variance = max(0.0, (total_squares - n * mean * mean) / (n - 1))
-    std = math.sqrt(variance)
-    sem = std / math.sqrt(n)
-    if sem == 0:
-        return Summary(n, mean, std, (mean, mean))
-    return Summary(n, mean, std, _t_interval(mean, sem, n - 1))
-
-
 def difference(values: Mapping[int, float], baseline: Mapping[int, float]) -> Difference | None:
     """``values`` minus ``baseline``, each given as {seed: final accuracy}. None when a side is empty.
 

@@ -1,9 +1,9 @@
 """Studies: one request that expands to many runs (methods × hyperparameter grid × student networks ×
-seeds, against one teacher), and the statistics that compare its configurations across their seeds.
+seeds, against one teacher), the keys that name a configuration and its baseline, and the paper table.
 
 The REST API, the form and ``kd sweep`` share this module: StudySpec validates a request, ``expand``
-turns it into RunConfigs, ``group_key`` names a configuration across its seeds, and ``summarize_groups``
-computes each group's mean, std, interval and difference to the baseline student (kdcore.studies.stats).
+turns it into RunConfigs, ``group_key`` names a configuration across its seeds and ``baseline_key`` the
+baseline student it is compared with; kdcore.studies.groups computes each group's statistics.
 Torch-free.
 """
 
@@ -12,15 +12,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kdcore.config import RunConfig, best_teacher_weights_error
+from kdcore.config import METHOD_PARAMS, RunConfig, best_teacher_weights_error
 from kdcore.errors import KDError
-from kdcore.registry import METHODS, TEACHER_KINDS
-from kdcore.studies.stats import difference, summarize
+from kdcore.registry import BASELINE_KIND, METHODS, TEACHER_KINDS
 
 DEFAULT_MAX_RUNS = 500
 # Fields that do not change what a run computes (its seed aside): runs differing only here are replicates.
@@ -297,104 +296,51 @@ def group_key(config: RunConfig | dict, teacher_key: str | None = None) -> str:
     return _digest({"config": kept, "teacher": teacher_key})
 
 
-def baseline_key(config: RunConfig | dict) -> str:
-    """What a run's baseline student shares with it: the network, the data and the recipe. The method,
-    its hyperparameters, the teacher and the epochs are left out (the seed experiment trains its KD
-    students for fewer epochs than the student it compares them with)."""
+def baseline_config(config: RunConfig | dict) -> RunConfig | None:
+    """The baseline student a run is compared with: the baseline method on the same network, data, recipe
+    and epochs. What belongs to distillation (the method, its hyperparameters, the teacher and which of
+    its weights) goes. None without a baseline method, or for a stored config that no longer validates."""
+    if BASELINE_KIND is None:
+        return None
     data = config.to_json_dict() if isinstance(config, RunConfig) else dict(config)
-    left_out = ("seed", "kind", "params", "epochs", "teacher_weights", *SPEED_FIELDS)
-    kept = {k: v for k, v in data.items() if k not in left_out and not _added_default(k, v)}
-    return _digest(kept)
+    for name in ("params", "teacher_weights", *(n for n in METHOD_PARAMS if n not in RunConfig.model_fields)):
+        data.pop(name, None)
+    try:
+        return RunConfig.model_validate({**data, "kind": BASELINE_KIND})
+    except ValidationError:
+        return None
 
 
-@dataclass
-class Outcome:
-    """One run's result as the statistics need it, from the database or from ``kd sweep``."""
-
-    group: str
-    kind: str
-    role: Role
-    architecture: str | None
-    params: dict[str, Any]
-    seed: int
-    status: str = "completed"
-    final_accuracy: float | None = None
-    best_accuracy: float | None = None
-    run_id: int | None = None
+def baseline_key(config: RunConfig | dict) -> str | None:
+    """The group key of ``baseline_config``: the baseline student group a run compares with, unless the
+    experiment or study that launched it trained its own (``own_baselines``)."""
+    baseline = baseline_config(config)
+    return None if baseline is None else group_key(baseline)
 
 
-@dataclass
-class Group:
-    key: str
-    kind: str
-    role: Role
-    architecture: str | None
-    params: dict[str, Any]
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    def finals(self) -> dict[int, float]:
-        return {o.seed: o.final_accuracy for o in self.outcomes
-                if o.status == "completed" and o.final_accuracy is not None}
+def own_baseline(config: RunConfig, students: Sequence[RunConfig]) -> str | None:
+    """A run's baseline when the experiment or study that launches it trains the baseline ``students``:
+    the one on the same network, data and recipe, of the run's own epochs if there is that one, else the
+    only one (the seed experiment compares its 10-epoch KD students with its 20-epoch student). Otherwise,
+    or when several epochs would do, ``baseline_key``: never a guess."""
+    own = baseline_key(config)
+    trained = {group_key(student): student.epochs for student in students}
+    matching = {key for key, epochs in trained.items()
+                if baseline_key(config.model_copy(update={"epochs": epochs})) == key}
+    return own if own in matching or len(matching) != 1 else matching.pop()
 
 
-def groups_of(outcomes: Iterable[Outcome]) -> list[Group]:
-    groups: dict[str, Group] = {}
-    for outcome in outcomes:
-        group = groups.get(outcome.group)
-        if group is None:
-            group = groups[outcome.group] = Group(outcome.group, outcome.kind, outcome.role, outcome.architecture,
-                                                  outcome.params)
-        group.outcomes.append(outcome)
-    return list(groups.values())
-
-
-def _baseline_for(group: Group, baselines: list[Group]) -> Group | None:
-    same_network = [b for b in baselines if b.architecture == group.architecture]
-    if same_network:
-        return same_network[0]
-    return baselines[0] if len(baselines) == 1 else None
-
-
-def summarize_groups(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
-    """One entry per configuration, best mean first: n, mean, std, ci95 over its completed runs, and for
-    every group but the baselines the difference to the baseline student on the same network."""
-    groups = groups_of(outcomes)
-    baselines = [g for g in groups if g.role == "baseline"]
-    summaries = []
-    for group in groups:
-        finals = group.finals()
-        summary = summarize(list(finals.values()))
-        best = summarize([o.best_accuracy for o in group.outcomes
-                          if o.status == "completed" and o.best_accuracy is not None])
-        entry = {
-            "key": group.key, "method": group.kind, "title": METHODS[group.kind].title if group.kind in METHODS
-            else group.kind, "role": group.role, "architecture": group.architecture, "params": group.params,
-            **summary.to_json_dict(), "best_mean": best.mean,
-            "runs": len(group.outcomes), "run_ids": [o.run_id for o in group.outcomes if o.run_id is not None],
-            "seeds": sorted({o.seed for o in group.outcomes}),
-            "finished": sum(o.status in ("completed", "failed", "cancelled") for o in group.outcomes),
-            "vs_baseline": None, "baseline_key": None,
-        }
-        if group.role != "baseline":
-            baseline = _baseline_for(group, baselines)
-            if baseline is not None:
-                entry["baseline_key"] = baseline.key
-                diff = difference(finals, baseline.finals())
-                entry["vs_baseline"] = diff.to_json_dict() if diff else None
-        summaries.append(entry)
-    summaries.sort(key=lambda g: (g["mean"] is None, -(g["mean"] or 0.0)))
-    return summaries
-
-
-def labelled_groups(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
-    """summarize_groups, each group with the label tables show (the hyperparameters that vary, and the
-    network when the study trains several)."""
-    groups = summarize_groups(outcomes)
-    varying = varying_params(groups)
-    networks_vary = len({g["architecture"] for g in groups if g["role"] != "teacher"}) > 1
-    for group in groups:
-        group["label"] = group_label(group, varying, networks_vary)
-    return groups
+def own_baselines(configs: Sequence[RunConfig]) -> list[str | None]:
+    """own_baseline of each run of one submission, against the baseline students it trains."""
+    students = [config for config in configs if config.method.baseline]
+    chosen: dict[str, str | None] = {}  # by configuration: its seeds share their baseline
+    keys = []
+    for config in configs:
+        configuration = group_key(config)
+        if configuration not in chosen:
+            chosen[configuration] = own_baseline(config, students)
+        keys.append(chosen[configuration])
+    return keys
 
 
 def varying_params(groups: list[dict]) -> dict[str, list[str]]:

@@ -5,7 +5,7 @@ completed) train together through kdcore.training.packing.trainer, up to ``pack`
 display, summary entry and failure.
 
 Each run writes its own folder ``OUT/<index>-<method>-<seed>/``; ``OUT/summary.json`` holds every run and
-every configuration's statistics across its seeds (kdcore.studies.study.summarize_groups), rewritten after each
+every configuration's statistics across its seeds (kdcore.studies.groups.summarize_groups), rewritten after each
 run, so an interrupted or crashed sweep still leaves what it finished. A run that fails (a non-finite
 loss, say) is recorded as failed and the sweep goes on: one bad grid point must not cost the others.
 
@@ -25,14 +25,14 @@ from typing import Any, Callable
 
 from kdcore.config import RunConfig, best_teacher_weights_error
 from kdcore.errors import CheckpointError, ConfigError, DatasetError, KDError
+from kdcore.studies.groups import Outcome, labelled_groups
 from kdcore.studies.study import (
     DEFAULT_MAX_RUNS,
     Member,
-    Outcome,
     StudySpec,
     expand,
     group_key,
-    labelled_groups,
+    own_baselines,
     paper_table,
     parse_spec,
 )
@@ -95,6 +95,7 @@ class SweepRun:
     member: Member
     out: Path
     group: str
+    baseline: str | None = None  # the group key of the baseline student it is compared with
     teacher: "SweepRun | None" = None  # the study's teacher it distils from, if any
     status: str = "queued"  # queued, running, completed, failed, cancelled
     error: str | None = None
@@ -123,15 +124,16 @@ class SweepRun:
                 "status": self.status, "error": self.error, "final_accuracy": self.final_accuracy,
                 "best_epoch": self.best_epoch, "best_epoch_label": best_epoch_label(self.config.validation),
                 "test_accuracy_at_best": self.test_accuracy_at_best, "best_val_accuracy": self.best_val_accuracy,
-                "parameters": self.parameters,
-                "seconds": self.seconds, "wall_seconds": self.wall_seconds, "group": self.group, "teacher": teacher, "out": str(self.out),
+                "parameters": self.parameters, "seconds": self.seconds, "wall_seconds": self.wall_seconds,
+                "group": self.group, "baseline": self.baseline, "teacher": teacher, "out": str(self.out),
                 "config": config}
 
     def outcome(self) -> Outcome:
         return Outcome(group=self.group, kind=self.config.kind, role=self.member.role,
                        architecture=self.config.architecture, params=self.config.to_json_dict()["params"],
                        seed=self.config.seed, status=self.status, final_accuracy=self.final_accuracy,
-                       best_accuracy=self.test_accuracy_at_best, run_id=self.index)
+                       best_accuracy=self.test_accuracy_at_best, run_id=self.index, baseline=self.baseline,
+                       epochs=self.config.epochs)
 
 
 @dataclass
@@ -165,7 +167,8 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
     width = len(str(len(plan.members)))
     runs: list[SweepRun] = []
     teachers: dict[int, SweepRun] = {}
-    for index, member in enumerate(plan.members, start=1):
+    baselines = own_baselines([member.config for member in plan.members])
+    for index, (member, baseline) in enumerate(zip(plan.members, baselines), start=1):
         config = member.config
         teacher = teachers.get(member.teacher_seed) if member.teacher_seed is not None else None
         if member.role == "teacher":
@@ -174,7 +177,8 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
             key = group_key(config, teacher.group if teacher else external_key)
         else:
             key = group_key(config)
-        run = SweepRun(index, member, out_dir / f"{index:0{width}d}-{config.kind}-{config.seed}", key, teacher)
+        out = out_dir / f"{index:0{width}d}-{config.kind}-{config.seed}"
+        run = SweepRun(index, member, out, key, baseline, teacher)
         if member.role == "teacher":
             teachers[config.seed] = run
         runs.append(run)
