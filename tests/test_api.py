@@ -387,7 +387,8 @@ def test_openapi_docs(client):
     assert {"/api/runs", "/api/runs/{run_id}", "/api/experiments", "/api/leaderboard", "/api/datasets"} <= set(paths)
     bodies = {path: op["requestBody"]["content"]["application/json"]["schema"]["title"]
               for path, ops in paths.items() for op in ops.values() if "requestBody" in op}
-    assert bodies == {"/api/runs": "RunCreate", "/api/experiments": "ExperimentCreate", "/api/studies": "StudyCreate"}
+    assert bodies == {"/api/runs": "RunCreate", "/api/experiments": "ExperimentCreate", "/api/studies": "StudyCreate",
+                      "/api/runs/{run_id}": "AnnotationsPatch", "/api/studies/{study_id}": "AnnotationsPatch"}
 
 
 def test_every_api_operation_documents_what_it_returns(client):

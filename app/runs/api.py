@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 
 from app.access.auth import require_token
 from app.runs import service
+from app.runs.annotations import MAX_TAG_LENGTH, AnnotationsPatch
 from app.runs.responses import ArchitectureListOut, DatasetListOut, EpochListOut, MethodListOut, RunListOut, RunOut
 from app.runs.schemas import RunCreate
 from app.settings import Settings
@@ -19,9 +20,15 @@ from app.store.models import MAX_ID, STATUSES
 from app.web.api import JsonObject, SessionDep, documented_body, error_responses
 from kdcore.architectures import catalog as architecture_catalog
 from kdcore.data.catalog import list_datasets
-from kdcore.registry import KINDS, METHODS
+from kdcore.registry import METHODS
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# Filters shared with the leaderboard's API: a value no run has matches nothing (an empty list, not a 422).
+Name = Annotated[str | None, Query(min_length=1, max_length=200)]
+TagFilter = Annotated[str | None, Query(min_length=1, max_length=MAX_TAG_LENGTH,
+                                        description="A tag of the run or of its study")]
+EpochsFilter = Annotated[int | None, Query(ge=1, le=2**62)]
+StudyFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def get_settings(request: Request) -> Settings:
@@ -44,12 +51,18 @@ def create_run(body: JsonObject, session: SessionDep) -> dict:
 def list_runs(
     session: SessionDep,
     status: Literal[STATUSES] | None = None,
-    kind: Literal[KINDS] | None = None,
+    kind: Annotated[Name, Query(description="The method")] = None,
+    dataset: Name = None,
+    architecture: Annotated[Name, Query(description="The network (a KD run's student)")] = None,
+    epochs: EpochsFilter = None,
+    study_id: StudyFilter = None,
+    tag: TagFilter = None,
     experiment_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict:
-    runs, total = service.list_runs(session, status=status, kind=kind, experiment_id=experiment_id,
+    runs, total = service.list_runs(session, status=status, kind=kind, dataset=dataset, architecture=architecture,
+                                     epochs=epochs, study_id=study_id, tag=tag, experiment_id=experiment_id,
                                      limit=limit, offset=offset)
     return {"items": [service.run_to_dict(run) for run in runs], "total": total, "limit": limit, "offset": offset}
 
@@ -89,6 +102,12 @@ def get_checkpoint(run_id: RunId, session: SessionDep) -> FileResponse:
     if path is None or not path.is_file():
         raise HTTPException(404, f"run {run_id} has no checkpoint")
     return FileResponse(path, media_type="application/octet-stream", filename=f"run-{run_id}-{run.kind}.pt")
+
+
+@writes.patch("/runs/{run_id}", summary="Change a run's tags or note", response_model=RunOut,
+              responses=error_responses(401, 404), openapi_extra=documented_body(AnnotationsPatch))
+def annotate_run(run_id: RunId, body: JsonObject, session: SessionDep) -> dict:
+    return service.run_to_dict(service.annotate_run(session, run_id, body))
 
 
 @writes.post("/runs/{run_id}/cancel", summary="Cancel a queued run, or stop a running one within seconds",

@@ -70,6 +70,8 @@ class RunOut(BestEpochOut):
     final_accuracy: Figure = Field(description="Test accuracy after the last epoch (what runs are compared by)")
     train_seconds: Figure
     progress: ProgressOut | None
+    tags: list[str] = Field(description="Its own tags (its study's tags also match a tag filter)")
+    note: str | None
 
 
 class RunListOut(ApiModel):

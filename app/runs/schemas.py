@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from app.runs.annotations import NOTE_HELP, TAGS_HELP, Note, TagList
 from app.store.models import MAX_ID
 from kdcore.config import RunConfig
 from kdcore.presets import PRESETS
@@ -24,3 +25,6 @@ class RunCreate(RunConfig):
     preset: Literal[tuple(PRESETS)] | None = Field(  # type: ignore[valid-type]
         None, description="Start from a named recipe; fields given beside it win"
     )
+    # Not part of the configuration: runs that differ only in these replicate each other.
+    tags: TagList | None = Field(None, description=TAGS_HELP)
+    note: Note = Field(None, description=NOTE_HELP)

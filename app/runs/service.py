@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
+from app.runs.annotations import annotate, clean_annotations, split_annotations, store_tags, tagged, tags_of
 from app.runs.validation import TEACHER_STATUSES, validate_run
 from app.settings import Settings
-from app.store.errors import Conflict, NotFound
+from app.store.errors import Conflict, InputError, NotFound
 from app.store.migrations import teacher_key_of
-from app.store.models import ACTIVE_STATUSES, Epoch, Run, utcnow
+from app.store.models import ACTIVE_STATUSES, Epoch, Run, Tag, utcnow
 from app.store.queue import admission, cancel_orphans
 from kdcore.figures import finite_or_none, fraction_done
 from kdcore.registry import METHODS, TEACHER_KINDS
@@ -37,16 +38,25 @@ def queue_room(session: Session, adding: int):
     return admission(session, adding, settings_of(session).max_queued)
 
 
-def list_runs(session: Session, *, status: str | None = None, kind: str | None = None,
-              experiment_id: int | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Run], int]:
-    """Runs matching the filters, newest first, and how many match in all."""
-    filters = []
+def run_filters(*, kind: str | None = None, dataset: str | None = None, architecture: str | None = None,
+                epochs: int | None = None, study_id: int | None = None, tag: str | None = None,
+                experiment_id: int | None = None) -> list:
+    """Conditions on Run for the filters given (None: any); a value no run has simply matches nothing.
+    ``tag`` matches a run's own tags and its study's."""
+    columns = {Run.kind: kind, Run.dataset: dataset, Run.architecture: architecture, Run.epochs: epochs,
+               Run.study_id: study_id, Run.experiment_id: experiment_id}
+    conditions = [column == value for column, value in columns.items() if value is not None]
+    if tag is not None:
+        conditions.append(tagged(tag))
+    return conditions
+
+
+def list_runs(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0,
+              **filters) -> tuple[list[Run], int]:
+    """Runs matching the filters (run_filters' and ``status``), newest first, and how many match in all."""
+    filters = run_filters(**filters)
     if status is not None:
         filters.append(Run.status == status)
-    if kind is not None:
-        filters.append(Run.kind == kind)
-    if experiment_id is not None:
-        filters.append(Run.experiment_id == experiment_id)
     total = session.exec(select(func.count()).select_from(Run).where(*filters)).one()
     runs = session.exec(select(Run).where(*filters).order_by(Run.id.desc()).offset(offset).limit(limit)).all()
     return list(runs), total
@@ -70,13 +80,29 @@ def get_epochs(session: Session, run_id: int, after: int = 0) -> list[Epoch]:
 def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
     """Validate ``payload`` (RunConfig fields plus ``teacher_run_id``) and queue the run.
 
-    ``strict`` (JSON clients): every value must have its field's type; else strings are parsed (forms)."""
-    valid = validate_run(session, payload, settings_of(session), strict=strict)
+    ``strict`` (JSON clients): every value must have its field's type; else strings are parsed (forms).
+    ``tags`` and ``note`` (app.runs.annotations) may come beside them."""
+    payload, given = split_annotations(payload)
+    annotations, errors = clean_annotations(given)
+    try:
+        valid = validate_run(session, payload, settings_of(session), strict=strict)
+    except InputError as exc:
+        raise InputError(exc.errors + errors) from None
+    if errors:
+        raise InputError(errors)
     run = new_run(valid.config, teacher_key_of(session, valid.teacher_run_id), teacher_run_id=valid.teacher_run_id,
-                  num_classes=valid.num_classes)
+                  num_classes=valid.num_classes, **annotations)
     with queue_room(session, 1):
         session.add(run)
+        if annotations.get("tags"):
+            session.flush()  # its id, for the tags table
+            store_tags(session, annotations["tags"], run_id=run.id)
     return run
+
+
+def annotate_run(session: Session, run_id: int, payload: Any) -> Run:
+    """Change a run's tags and note (app.runs.annotations.annotate)."""
+    return annotate(session, get_run(session, run_id), payload)
 
 
 def new_run(config, teacher_key: str | None, *, baseline: str | None = None, **fields) -> Run:
@@ -142,8 +168,9 @@ def delete_run(session: Session, run_id: int) -> None:
     ).all()
     if dependents:
         raise Conflict(f"run {run_id} is the teacher of active runs {', '.join(map(str, dependents))}; cancel them first")
-    # One transaction: if a worker claimed the run meanwhile, the rollback restores its epochs.
+    # One transaction: if a worker claimed the run meanwhile, the rollback restores its epochs and tags.
     session.execute(delete(Epoch).where(Epoch.run_id == run_id))
+    session.execute(delete(Tag).where(Tag.run_id == run_id))
     result = session.execute(delete(Run).where(Run.id == run_id, Run.status != "running"))
     if result.rowcount != 1:
         session.rollback()
@@ -213,6 +240,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "parameters": run.parameters, "final_accuracy": finite_or_none(run.final_accuracy),
         **best_epoch_fields(run),
         "train_seconds": finite_or_none(run.train_seconds), "progress": progress_of(run),
+        "tags": tags_of(run), "note": run.note,
     }
 
 

@@ -73,6 +73,10 @@ class Study(SQLModel, table=True):
     total_runs: int = 0
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    # Free-text labels and a note (app.runs.annotations); the tags table indexes the tags for filters.
+    # NULL (a study stored before tags existed) reads as none.
+    tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    note: str | None = None
 
 
 class Run(SQLModel, table=True):
@@ -142,6 +146,25 @@ class Run(SQLModel, table=True):
     # the pace since then, so that start-up (spawning, loading data, caching the teacher) is not taken for it.
     pace_from_at: datetime | None = None
     pace_from_fraction: float | None = None
+
+    # Free-text labels and a note, as for a study (app.runs.annotations); NULL reads as none.
+    tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    note: str | None = None
+
+
+class Tag(SQLModel, table=True):
+    """One tag of a run or of a study, so that filters find the tagged runs through an index rather than by
+    reading every run's list (app.runs.annotations writes both, in one transaction, and nothing else does)."""
+
+    __tablename__ = "tags"
+    # AUTOINCREMENT: the board's caches know a tag edit by the highest id, which must never come back.
+    __table_args__ = (Index("ix_tags_tag_run", "tag", "run_id"), Index("ix_tags_tag_study", "tag", "study_id"),
+                      NEVER_REUSE_IDS)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    tag: str
+    run_id: int | None = Field(default=None, foreign_key="runs.id", index=True, sa_type=ID)
+    study_id: int | None = Field(default=None, foreign_key="studies.id", index=True, sa_type=ID)
 
 
 class Epoch(SQLModel, table=True):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.access.auth import require_token
+from app.runs.annotations import AnnotationsPatch
 from app.store.models import MAX_ID
 from app.studies import service
 from app.studies.responses import StudyExportOut, StudyListOut, StudyOut
@@ -46,6 +47,14 @@ def list_studies(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)]
             response_model=StudyOut, responses=error_responses(404))
 def get_study(study_id: StudyId, session: SessionDep) -> dict:
     study = service.get_study(session, study_id)
+    return service.study_to_dict(study, service.study_runs(session, study_id))
+
+
+@writes.patch("/{study_id}", summary="Change a study's tags or note (its tags also tag its runs for filtering)",
+              response_model=StudyOut, responses=error_responses(401, 404),
+              openapi_extra=documented_body(AnnotationsPatch))
+def annotate_study(study_id: StudyId, body: JsonObject, session: SessionDep) -> dict:
+    study = service.annotate_study(session, study_id, body)
     return service.study_to_dict(study, service.study_runs(session, study_id))
 
 

@@ -84,6 +84,8 @@ class StudyOut(ApiModel):
     progress: StudyProgressOut
     run_ids: list[int]
     groups: list[StudyGroupOut] = Field(description="Best mean first")
+    tags: list[str] = Field(description="Its tags, which also tag its runs for filtering")
+    note: str | None
 
 
 class StudySummaryOut(ApiModel):
@@ -102,6 +104,8 @@ class StudySummaryOut(ApiModel):
     queued: int
     failed: int
     cancelled: int
+    tags: list[str]
+    note: str | None
 
 
 class StudyListOut(ApiModel):

@@ -6,6 +6,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import ConfigDict, Field, create_model
 
+from app.runs.annotations import NOTE_HELP, TAGS_HELP, Note, TagList
 from app.store.models import MAX_ID
 from kdcore.config import RunConfig
 from kdcore.presets import PRESETS
@@ -28,4 +29,6 @@ StudyCreate = create_model(
     preset=(Optional[Literal[tuple(PRESETS)]], Field(None, description="Start from a named recipe")),  # type: ignore[valid-type]
     teacher_run_id=(Annotated[int, Field(ge=1, le=MAX_ID)] | None,
                     Field(None, description="Distil from this teacher run instead of training one")),
+    tags=(TagList | None, Field(None, description=f"{TAGS_HELP}. They also tag the study's runs for filtering")),
+    note=(Note, Field(None, description=NOTE_HELP)),
 )

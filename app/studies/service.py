@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
+from app.runs.annotations import annotate, clean_annotations, split_annotations, store_tags, tags_of
 from app.runs.service import best_epoch_fields, iso, new_run, remove_run_folders, settings_of
 from app.runs.validation import (
     best_weights_errors,
@@ -26,7 +27,7 @@ from app.runs.validation import (
     teacher_run,
 )
 from app.store.errors import Conflict, InputError, NotFound, field_error
-from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, utcnow
+from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, Tag, utcnow
 from app.store.queue import admission, cancel_orphans
 from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
@@ -42,9 +43,11 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     settings = settings_of(session)
-    payload = dict(payload)
+    payload, given = split_annotations(payload)
+    annotations, errors = clean_annotations(given)
     raw_teacher = payload.pop("teacher_run_id", None)
-    teacher, errors = teacher_run(session, raw_teacher, strict)
+    teacher, teacher_errors = teacher_run(session, raw_teacher, strict)
+    errors += teacher_errors
     spec, plan = None, None
     try:
         spec = parse_spec(payload, strict=strict)
@@ -69,12 +72,13 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
         raise InputError(errors)
     study = Study(name=spec.name, dataset=spec.dataset, subset=spec.subset,
                   spec=spec.model_dump(mode="json", exclude_defaults=True),
-                  teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members))
+                  teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members), **annotations)
     with admission(session, len(plan.members), settings.max_queued):
         session.add(study)
         if experiment is not None:
             session.add(experiment)
         session.flush()
+        store_tags(session, annotations.get("tags", []), study_id=study.id)
         joined = {"experiment_id": experiment.id if experiment is not None else None}
         # Its runs compare with the baseline students it trains (kdcore.studies.study.own_baselines).
         baselines = own_baselines([member.config for member in plan.members])  # teachers first, as members
@@ -100,6 +104,11 @@ def get_study(session: Session, study_id: int) -> Study:
     if study is None:
         raise NotFound(f"study {study_id} does not exist")
     return study
+
+
+def annotate_study(session: Session, study_id: int, payload: Any) -> Study:
+    """Change a study's tags and note (app.runs.annotations.annotate); its tags also tag its runs for filters."""
+    return annotate(session, get_study(session, study_id), payload)
 
 
 def study_runs(session: Session, study_id: int) -> list[Run]:
@@ -162,6 +171,7 @@ def delete_study(session: Session, study_id: int) -> None:
     # One transaction: if a worker claimed one of the runs meanwhile, the rollback keeps everything.
     members = select(Run.id).where(Run.study_id == study_id)
     session.execute(delete(Epoch).where(Epoch.run_id.in_(members)))
+    session.execute(delete(Tag).where(or_(Tag.run_id.in_(members), Tag.study_id == study_id)))
     removed = session.execute(delete(Run).where(Run.study_id == study_id, Run.status != "running"))
     if removed.rowcount != len(run_ids):
         session.rollback()
@@ -212,7 +222,7 @@ def study_to_dict(study: Study, runs: list[Run], *, with_groups: bool = True) ->
         "id": study.id, "name": study.name, "status": status_of(study, counts), "dataset": study.dataset,
         "subset": study.subset, "spec": study.spec, "teacher_run_id": study.teacher_run_id,
         "created_at": iso(study.created_at), "cancel_requested": study.cancel_requested,
-        "progress": progress(runs), "run_ids": [run.id for run in runs],
+        "progress": progress(runs), "run_ids": [run.id for run in runs], "tags": tags_of(study), "note": study.note,
     }
     if with_groups:
         data["groups"] = study_groups(runs)
@@ -228,7 +238,8 @@ def study_summary(study: Study, counts: Counter) -> dict[str, Any]:
                                                 for m in study.spec.get("methods", [])],
             "seeds": study.spec.get("seeds", []), "created_at": iso(study.created_at),
             "total": total, "done": done, "completed": counts["completed"], "running": counts["running"],
-            "queued": counts["queued"], "failed": counts["failed"], "cancelled": counts["cancelled"]}
+            "queued": counts["queued"], "failed": counts["failed"], "cancelled": counts["cancelled"],
+            "tags": tags_of(study), "note": study.note}
 
 
 def group_runs(session: Session, keys: list[str], *, study_id: int | None = None, limit: int = 500) -> list[Run]:
