@@ -150,10 +150,11 @@ def session_of(client: TestClient) -> Session:
 
 def add_run(session: Session, kind: str, *, status: str = "completed", accuracy: float | None = 0.5,
             parameters: int | None = None, teacher: int | None = None, epochs: int = 3,
-            experiment: int | None = None, error: str | None = None, study: int | None = None, **config) -> Run:
+            experiment: int | None = None, error: str | None = None, study: int | None = None,
+            dataset: str = "synthetic", **config) -> Run:
     """Store a run as the worker would leave it, with one epoch row per finished epoch. Runs given the same
     ``config`` (seed aside) and the same teacher configuration are replicates: one leaderboard group."""
-    cfg = RunConfig(kind=kind, dataset="synthetic", subset=200, epochs=epochs, device="cpu", **config)
+    cfg = RunConfig(kind=kind, dataset=dataset, subset=200, epochs=epochs, device="cpu", **config)
     finished = status == "completed"
     done_epochs = epochs if finished else (1 if status == "running" else 0)
     if parameters is None:

@@ -342,24 +342,51 @@ def test_the_cache_follows_completions_and_deletions(client, db):
     assert len(shown()) == 2
 
 
-def test_show_all_and_the_single_run_view(client, db, monkeypatch):
-    monkeypatch.setattr(view_models, "LEADERBOARD_ROWS", 2)
+def test_the_board_pages_forward_and_back_and_the_single_run_view(client, db):
     for epochs in (2, 3, 4):
         add_run(db, STUDENT_KIND, accuracy=0.5 + epochs / 100, epochs=epochs)
-    doc = well_formed(client.get("/").text)
-    assert len(doc.find_all("tr", class_="group-row")) == 2
-    assert "3 configurations from 3 completed runs, best 2 shown" in doc.by_id("board-count").text()
-    section = doc.by_id("leaderboard")
-    assert section.attrs["hx-get"] == "/fragments/leaderboard?view=groups"
-    assert doc.by_id("view-groups").attrs["aria-pressed"] == "true"
+
+    def rows(doc) -> list[tuple[str, str]]:
+        return [(r.find("td", class_="num").text(), r.attrs["data-group"]) for r in doc.find_all("tr", class_="group-row")]
+
+    doc = well_formed(client.get("/?limit=2").text)
+    assert [rank for rank, _ in rows(doc)] == ["1", "2"]
+    assert doc.by_id("board-count").text() == "3 configurations from 3 completed runs"
+    assert doc.by_id("pager-top").find(class_="position").text() == "1–2 of 3"
+    assert "Show all" not in doc.by_id("leaderboard").text()
+    # The section refreshes itself with the page it shows.
+    assert doc.by_id("leaderboard").attrs["hx-get"] == "/fragments/leaderboard?limit=2"
+    assert doc.find(id="page-first-top") is None and doc.find(id="page-previous-top") is None  # the first page
+    following = doc.by_id("page-next-top")
+    assert following.attrs["href"] == "/?offset=2&limit=2"  # without JavaScript, the page itself
+    assert following.attrs["hx-get"] == "/fragments/leaderboard?offset=2&limit=2"
+    second = client.get(following.attrs["hx-get"], headers={"HX-Request": "true", "HX-Trigger": "page-next-top"})
+    # The address follows: reloaded or passed on, it shows this page.
+    assert second.headers["HX-Push-Url"] == "/?offset=2&limit=2"
+    second = well_formed(second.text)
+    assert [rank for rank, _ in rows(second)] == ["3"] and second.by_id("pager-bottom").find(class_="position").text() \
+        == "3–3 of 3"
+    assert second.by_id("page-previous-top").attrs["hx-get"] == "/fragments/leaderboard?limit=2"
+    assert second.find(id="page-next-top") is None  # the last page
+    assert {key for _, key in rows(doc)} | {key for _, key in rows(second)} == {g["key"] for g in groups(client)}
+    # The board refreshing itself (a run completed) keeps the address as it is.
+    refresh = client.get("/fragments/leaderboard?offset=2&limit=2", headers={"HX-Request": "true",
+                                                                             "HX-Trigger": "leaderboard"})
+    assert "HX-Push-Url" not in refresh.headers
     toggle = doc.by_id("view-runs")
-    assert toggle.attrs["hx-get"] == "/fragments/leaderboard?view=runs" and toggle.attrs["hx-push-url"] == "/?view=runs"
-    every = well_formed(client.get("/fragments/leaderboard?all=1").text)
-    assert len(every.find_all("tr", class_="group-row")) == 3
-    runs = well_formed(client.get(toggle.attrs["hx-get"]).text)
+    assert toggle.attrs["hx-get"] == "/fragments/leaderboard?view=runs&limit=2"  # the first page of the other view
+    assert doc.by_id("view-groups").attrs["aria-pressed"] == "true"
+    runs = client.get(toggle.attrs["hx-get"], headers={"HX-Request": "true", "HX-Trigger": "view-runs"})
+    assert runs.headers["HX-Push-Url"] == "/?view=runs&limit=2"
+    runs = well_formed(runs.text)
     assert len(runs.by_id("leaderboard-table").find("tbody").find_all("tr")) == 2
     assert runs.by_id("view-runs").attrs["aria-pressed"] == "true"
+    assert runs.by_id("pager-top").find(class_="position").text() == "1–2 of 3"
     assert well_formed(client.get("/?view=runs").text).find(id="leaderboard-table") is not None
+    # An address past the last page says so and leads back.
+    beyond = well_formed(client.get("/?offset=30&limit=2").text)
+    assert "No configurations on this page" in beyond.by_id("no-rows").text()
+    assert beyond.by_id("no-rows-first").attrs["href"] == "/?limit=2"
 
 
 def test_home_lists_the_latest_studies_with_their_progress(client, db):

@@ -92,20 +92,21 @@ def test_active_fragment_tells_the_leaderboard_to_refresh_when_a_run_finished(cl
     assert home.by_id("leaderboard").attrs["hx-trigger"] == "leaderboard-stale from:body"
 
 
-def test_leaderboard_fragment_shows_the_best_rows_then_all(client, db, monkeypatch):
-    import app.leaderboard.views as view_models
-
-    monkeypatch.setattr(view_models, "LEADERBOARD_ROWS", 2)
+def test_the_single_run_board_shows_a_page_of_rows_and_pages_on(client, db):
     for accuracy in (0.1, 0.2, 0.3):
         add_run(db, STUDENT_KIND, accuracy=accuracy, seed=int(accuracy * 10))
-    top = well_formed(client.get("/fragments/leaderboard?view=runs").text)
+    top = well_formed(client.get("/fragments/leaderboard?view=runs&limit=2").text)
     assert len(top.by_id("leaderboard-table").find("tbody").find_all("tr")) == 2
     # The chart shows the runs listed: with 100,000 runs, one point each would be megabytes of page.
     assert len(json.loads(top.by_id("scatter-spec").text())["series"][0]["x"]) == 2
-    assert "3 completed, best 2 shown" in top.by_id("board-count").text()
-    every = well_formed(client.get("/fragments/leaderboard?view=runs&all=true").text)
-    assert len(every.by_id("leaderboard-table").find("tbody").find_all("tr")) == 3
-    assert every.by_id("leaderboard").attrs["hx-get"].endswith("?view=runs&all=1")  # a refresh keeps the view
+    assert top.by_id("board-count").text() == "3 completed"
+    assert top.by_id("pager-top").find(class_="position").text() == "1–2 of 3"
+    following = top.by_id("page-next-bottom").attrs["hx-get"]
+    assert following == "/fragments/leaderboard?view=runs&offset=2&limit=2"
+    rest = well_formed(client.get(following).text)
+    assert [r.find("td", class_="num").text() for r in rest.by_id("leaderboard-table").find("tbody").find_all("tr")] \
+        == ["3"]
+    assert rest.by_id("leaderboard").attrs["hx-get"] == following  # a refresh keeps the view and the page
 
 
 @pytest.mark.parametrize("kind", KINDS)

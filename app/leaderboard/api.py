@@ -1,4 +1,5 @@
-"""The leaderboard's REST API: completed runs one by one, and configurations over their seeds."""
+"""The leaderboard's REST API: completed runs one by one, and configurations over their seeds, both
+filtered by the query parameters of app.runs.filters and paged by limit and offset."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from fastapi.responses import JSONResponse
 
 from app.leaderboard import board
 from app.leaderboard.completed import single_runs
+from app.leaderboard.filters import group_page
 from app.leaderboard.responses import LeaderboardGroupListOut, LeaderboardOut
+from app.runs.filters import FilterDep
 from app.web.api import SessionDep
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -19,15 +22,17 @@ router = APIRouter(prefix="/api", tags=["api"])
 # answer, and a test holds the board to it.
 @router.get("/leaderboard", summary="Completed runs ranked by final test accuracy (single runs)",
             responses={200: {"model": LeaderboardOut, "description": "Best first; ties: the earlier run first"}})
-def leaderboard(session: SessionDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+def leaderboard(session: SessionDep, filters: FilterDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
                 offset: Annotated[int, Query(ge=0, le=2**62)] = 0) -> JSONResponse:
-    return JSONResponse({"items": single_runs(session, limit, offset),
-                         "total": board.completed_count(session), "limit": limit, "offset": offset})
+    return JSONResponse({"items": single_runs(session, limit, offset, filters=filters),
+                         "total": board.completed_count(session, filters), "limit": limit, "offset": offset})
 
 
 @router.get("/leaderboard/groups", summary="Configurations ranked by mean final accuracy over their seeds",
+            description="Filters choose configurations: by `study_id` or `tag`, those with a completed run in "
+            "that study or so tagged. Each one's n and statistics are those of all its completed runs.",
             response_model=LeaderboardGroupListOut)
-def leaderboard_groups(session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+def leaderboard_groups(session: SessionDep, filters: FilterDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                        offset: Annotated[int, Query(ge=0, le=2**62)] = 0) -> dict:
-    items, total, ranking = board.group_page(session, limit, offset)
-    return {"items": items, "total": total, "runs": ranking.runs, "limit": limit, "offset": offset}
+    found = group_page(session, filters, limit, offset)
+    return {"items": found["items"], "total": found["total"], "runs": found["runs"], "limit": limit, "offset": offset}

@@ -27,6 +27,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.leaderboard.completed import IS_COMPLETED, leaderboard_version
+from app.runs.filters import RunFilter
 from app.store.errors import NotFound
 from app.store.models import Run
 from kdcore.figures import compression, finite_or_none
@@ -36,7 +37,7 @@ from kdcore.studies.study import baseline_config, group_key, group_label, varyin
 
 # A completed run without a group key (its stored config no longer validates) is a group of its own.
 LOOSE_PREFIX = "run-"
-# Keys per IN (...) list, so that "show all" over thousands of groups stays within every database's limits.
+# Keys per IN (...) list, so that a query over thousands of groups stays within every database's limits.
 CHUNK = 500
 # Describing up to this many groups at once keeps what it read for the next time (Memo).
 MEMO_GROUPS = 1000
@@ -75,9 +76,11 @@ class Memo:
     configs: dict[str, dict] = field(default_factory=dict)
     # Teacher runs by id: their group key and size (a student completes only after its teacher did).
     teachers: dict[int, Any] = field(default_factory=dict)
+    # What filters ask of a group (app.leaderboard.filters.group_facts): for good, as its configuration.
+    facts: dict[str, tuple] = field(default_factory=dict)
 
     def carried(self) -> "Memo":
-        return Memo(dict(self.runs), dict(self.configs), dict(self.teachers))
+        return Memo(dict(self.runs), dict(self.configs), dict(self.teachers), dict(self.facts))
 
 
 @dataclass
@@ -110,7 +113,7 @@ def _configurations(session: Session, *conditions) -> list[Ranked]:
     groups = [_ranked(key, kind, runs, total, squares, runs) for kind, key, runs, seeds, total, squares in rows
               if key is not None and runs and runs == seeds]
     repeated = [key for _, key, runs, seeds, *_ in rows if key is not None and runs and runs != seeds]
-    for part in _chunks(repeated):
+    for part in chunks(repeated):
         values = (select(Run.kind, Run.group_key, func.avg(ACCURACY).label("value"), func.count(ACCURACY).label("runs"))
                   .where(IS_COMPLETED, Run.group_key.in_(part)).group_by(Run.kind, Run.group_key, Run.seed).subquery())
         summed = session.connection().execute(select(values.c.kind, values.c.group_key, func.count(values.c.value),
@@ -179,10 +182,10 @@ def _advance(session: Session, cached: tuple, version: tuple) -> Ranking | None:
     # The groups those runs joined, summed again (a seed's value moves when it repeats), and any loose runs.
     touched = sorted({key for _, key in rows if key is not None})
     moved: list[Ranked] = []
-    for part in _chunks(touched):
+    for part in chunks(touched):
         moved += _configurations(session, Run.group_key.in_(part))
     loose = [run_id for run_id, key in rows if key is None]
-    for part in _chunks(loose):
+    for part in chunks(loose):
         moved += _loose(session, Run.id.in_(part))
     groups, by_key, runs = list(board.groups), dict(board.by_key), board.runs
     for group in moved:
@@ -195,7 +198,7 @@ def _advance(session: Session, cached: tuple, version: tuple) -> Ranking | None:
         by_key[group.key] = group
         runs += group.runs
         insort(groups, group, key=_sort_key)
-    return Ranking(groups=groups, by_key=by_key, best_of_kind=_best_of_kind(groups), runs=runs,
+    return Ranking(groups=groups, by_key=by_key, best_of_kind=best_of_kind(groups), runs=runs,
                    memo=board.memo.carried())
 
 
@@ -205,24 +208,17 @@ def _ranking(groups: list[Ranked]) -> Ranking:
     groups.sort(key=attrgetter("key"))
     groups.sort(key=attrgetter("n"), reverse=True)
     groups.sort(key=attrgetter("mean"), reverse=True)
-    return Ranking(groups=groups, by_key={g.key: g for g in groups}, best_of_kind=_best_of_kind(groups),
+    return Ranking(groups=groups, by_key={g.key: g for g in groups}, best_of_kind=best_of_kind(groups),
                    runs=sum(g.runs for g in groups))
 
 
-def _best_of_kind(groups: list[Ranked]) -> list[Ranked]:
+def best_of_kind(groups: list[Ranked]) -> list[Ranked]:
+    """Each method's first group of ``groups`` (ranked best first), in the registry's order of methods."""
     best: dict[str, Ranked] = {}
     for group in groups:
         best.setdefault(group.kind, group)
     order = {kind: index for index, kind in enumerate(KINDS)}
     return sorted(best.values(), key=lambda g: order.get(g.kind, len(order)))
-
-
-def group_page(session: Session, limit: int | None, offset: int = 0,
-               version: tuple | None = None) -> tuple[list[dict], int, Ranking]:
-    """Configurations ranked ``offset`` to ``offset + limit`` (all with no limit), described; how many there are."""
-    board = ranking(session, version)
-    shown = board.groups[offset:offset + limit] if limit is not None else board.groups[offset:]
-    return describe(session, board, shown), len(board.groups), board
 
 
 def group_runs(session: Session, key: str) -> tuple[dict, list[dict]]:
@@ -248,7 +244,7 @@ def _role(kind: str) -> str:
     return "baseline" if kind == BASELINE_KIND else "method"
 
 
-def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
+def chunks(items: list, size: int = CHUNK) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -259,10 +255,10 @@ def _runs_of(session: Session, keys: Iterable[str]) -> dict[str, list]:
     loose = {int(k[len(LOOSE_PREFIX):]): k for k in keys if k.startswith(LOOSE_PREFIX)}
     grouped = [k for k in keys if not k.startswith(LOOSE_PREFIX)]
     found: dict[str, list] = {key: [] for key in keys}
-    for part in _chunks(grouped):
+    for part in chunks(grouped):
         for row in session.exec(select(*RUN_COLUMNS).where(*COMPLETED, Run.group_key.in_(part))).all():
             found[row.group_key].append(row)
-    for part in _chunks(list(loose)):
+    for part in chunks(list(loose)):
         for row in session.exec(select(*RUN_COLUMNS).where(*COMPLETED, Run.id.in_(part))).all():
             found[loose[row.id]].append(row)
     for rows in found.values():
@@ -285,14 +281,14 @@ def _known_runs(session: Session, board: Ranking, memo: Memo, keys: Iterable[str
 def _configs(session: Session, memo: Memo, first: dict[str, Any]) -> dict[str, dict]:
     """Each group's configuration (from its first run: replicates share it)."""
     missing = {row.id: key for key, row in first.items() if key not in memo.configs}
-    for part in _chunks(list(missing)):
+    for part in chunks(list(missing)):
         for run_id, config in session.exec(select(Run.id, Run.config).where(Run.id.in_(part))).all():
             memo.configs[missing[run_id]] = config
     return {key: memo.configs.get(key, {}) for key in first}
 
 
 def _teachers(session: Session, memo: Memo, run_ids: set[int]) -> dict[int, Any]:
-    for part in _chunks(sorted(i for i in run_ids if i not in memo.teachers)):
+    for part in chunks(sorted(i for i in run_ids if i not in memo.teachers)):
         for row in session.exec(select(Run.id, Run.group_key, Run.parameters).where(Run.id.in_(part))).all():
             memo.teachers[row.id] = row
     return {i: memo.teachers[i] for i in run_ids if i in memo.teachers}
@@ -334,7 +330,7 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
     study page's (kdcore.studies.groups.group_figures)."""
     if not shown:
         return []
-    # "Show all" (thousands of groups) reads afresh rather than keeping every run in memory.
+    # Thousands of groups at once read afresh rather than keeping every run in memory.
     memo = board.memo if len(shown) <= MEMO_GROUPS else Memo()
     runs_of = {**(runs_of or {})}
     runs_of.update(_known_runs(session, board, memo, [g.key for g in shown if g.key not in runs_of]))
@@ -411,20 +407,25 @@ def _add_teacher(entry: dict, runs: list, teachers: dict[int, Any]) -> None:
 
 # ---------------------------------------------------------------- the single-run board
 
-def completed_count(session: Session) -> int:
-    """Completed runs with a final accuracy: the single-run board's length."""
-    return session.exec(select(func.count(ACCURACY)).where(Run.status == "completed")).one()
+def completed_count(session: Session, filters: RunFilter = RunFilter()) -> int:
+    """Completed runs with a final accuracy (that match ``filters``): the single-run board's length."""
+    if not filters.active:  # through ix_runs_status, never a row
+        return session.exec(select(func.count(ACCURACY)).where(Run.status == "completed")).one()
+    return session.exec(select(func.count(ACCURACY)).where(IS_COMPLETED, *filters.conditions())).one()
 
 
-def best_run_ids(session: Session) -> list[int]:
-    """Each kind's best completed run (ties: the earlier run), in the registry's order."""
+def best_run_ids(session: Session, filters: RunFilter = RunFilter()) -> list[int]:
+    """Each kind's best completed run (that matches ``filters``; ties: the earlier run), in the registry's order."""
     order = {kind: index for index, kind in enumerate(KINDS)}
-    best = dict(session.exec(select(Run.kind, func.max(ACCURACY)).where(IS_COMPLETED).group_by(Run.kind)).all())
+    conditions = filters.conditions()
+    best = dict(session.exec(select(Run.kind, func.max(ACCURACY)).where(IS_COMPLETED, *conditions)
+                             .group_by(Run.kind)).all())
     best = {kind: accuracy for kind, accuracy in best.items() if accuracy is not None}
     if not best:
         return []
     # One lookup of those accuracies on ix_runs_final_accuracy, rather than one query per kind.
-    rows = session.exec(select(Run.id, Run.kind, ACCURACY).where(ACCURACY.in_(set(best.values())), IS_COMPLETED)).all()
+    rows = session.exec(select(Run.id, Run.kind, ACCURACY).where(ACCURACY.in_(set(best.values())), IS_COMPLETED,
+                                                                 *conditions)).all()
     first: dict[str, int] = {}
     for run_id, kind, accuracy in sorted(rows):
         if best.get(kind) == accuracy:
@@ -435,7 +436,7 @@ def best_run_ids(session: Session) -> list[int]:
 def teacher_results(session: Session, run_ids: set[int]) -> dict[int, tuple[float | None, int | None]]:
     """{run id: (final accuracy, parameters)} of the completed ones among ``run_ids``."""
     found = {}
-    for part in _chunks(sorted(run_ids)):
+    for part in chunks(sorted(run_ids)):
         rows = session.exec(select(Run.id, ACCURACY, Run.parameters).where(*COMPLETED, Run.id.in_(part))).all()
         found.update({run_id: (finite_or_none(accuracy), parameters) for run_id, accuracy, parameters in rows})
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, func, select
 
+from app.runs.filters import RunFilter
 from app.runs.service import title_of
 from app.store.models import Run
 from kdcore.figures import finite_or_none
@@ -32,14 +33,15 @@ def leaderboard_version(session: Session) -> tuple:
 
 
 def single_runs(session: Session, limit: int | None = None, offset: int = 0,
-                run_ids: list[int] | None = None) -> list[dict]:
-    """Completed runs ranked by final test accuracy (ties: the earlier run first); ``run_ids``: only those."""
+                run_ids: list[int] | None = None, filters: RunFilter = RunFilter()) -> list[dict]:
+    """Completed runs ranked by final test accuracy (ties: the earlier run first); ``run_ids``: only those;
+    ``filters``: only the runs they match (each ranked among those)."""
     # Plain columns rather than Run objects: loading each run's whole config costs more than the rest.
     columns = (Run.id, Run.kind, Run.architecture, Run.dataset, Run.epochs,
                Run.experiment_id, Run.teacher_run_id, Run.parameters, Run.final_accuracy, Run.best_accuracy,
-               Run.best_epoch, Run.train_seconds)
+               Run.best_epoch, Run.train_seconds, Run.study_id, Run.tags)
     # Walks ix_runs_final_accuracy from the top (see IS_COMPLETED): the first rows are the answer.
-    query = (select(*columns).where(IS_COMPLETED, Run.final_accuracy.is_not(None))
+    query = (select(*columns).where(IS_COMPLETED, Run.final_accuracy.is_not(None), *filters.conditions())
              .order_by(Run.final_accuracy.desc(), Run.id).offset(offset))
     if run_ids is not None:
         query = query.where(Run.id.in_(run_ids))
@@ -50,8 +52,8 @@ def single_runs(session: Session, limit: int | None = None, offset: int = 0,
             "dataset": dataset,
             "experiment_id": experiment_id, "teacher_run_id": teacher_run_id, "parameters": parameters,
             "final_accuracy": finite_or_none(final), "best_accuracy": finite_or_none(best), "best_epoch": best_epoch,
-            "epochs": epochs, "train_seconds": finite_or_none(seconds),
+            "epochs": epochs, "train_seconds": finite_or_none(seconds), "study_id": study_id, "tags": list(tags or []),
         }
         for rank, (run_id, kind, architecture, dataset, epochs, experiment_id, teacher_run_id, parameters, final, best,
-                   best_epoch, seconds) in enumerate(rows, start=offset + 1)
+                   best_epoch, seconds, study_id, tags) in enumerate(rows, start=offset + 1)
     ]

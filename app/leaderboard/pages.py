@@ -1,32 +1,46 @@
-"""The home page: the leaderboard (by configuration or by run), a configuration opened to its runs, and
-the queue card with the latest studies, each a fragment the page refreshes."""
+"""The home page: the leaderboard (by configuration or by run, filtered and paged), a configuration opened to
+its runs, and the queue card with the latest studies, each a fragment the page refreshes."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from app.leaderboard import views as view_models
+from app.leaderboard.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, BoardPage
+from app.runs.filters import FilterDep
 from app.store.errors import NotFound
 from app.web.api import SessionDep
 from app.web.rendering import not_found, render, render_fragment
 
 router = APIRouter()
+Offset = Annotated[int, Query(ge=0, le=2**62)]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 
 
 @router.get("/", response_class=HTMLResponse, name="home")
-def home(request: Request, session: SessionDep, view: str = "groups", all: bool = False) -> HTMLResponse:
-    board, active = view_models.home_view(session, view, show_all=all)
+def home(request: Request, session: SessionDep, filters: FilterDep, view: str = "groups", offset: Offset = 0,
+         limit: PageSize = DEFAULT_PAGE_SIZE) -> HTMLResponse:
+    board, active = view_models.home_view(session, BoardPage(view, filters, offset, limit))
     context = {"title": "Leaderboard", "nav": "home", "charts": True, **board, **active,
                "board_html": _board_html(request, board)}
     return render(request, "home.html", context)
 
 
 @router.get("/fragments/leaderboard", response_class=HTMLResponse, name="leaderboard_fragment")
-def leaderboard_fragment(request: Request, session: SessionDep, view: str = "groups",
-                         all: bool = False) -> HTMLResponse:
-    return HTMLResponse(_board_html(request, view_models.cached_leaderboard_view(session, show_all=all, view=view)))
+def leaderboard_fragment(request: Request, session: SessionDep, filters: FilterDep, view: str = "groups",
+                         offset: Offset = 0, limit: PageSize = DEFAULT_PAGE_SIZE) -> HTMLResponse:
+    page = BoardPage(view, filters, offset, limit)
+    response = HTMLResponse(_board_html(request, view_models.cached_leaderboard_view(session, page)))
+    if request.headers.get("HX-Trigger") not in (None, "leaderboard"):
+        # A filter, a page or a view chosen (not the board refreshing itself): the address says what is shown,
+        # so that it can be passed on, reloaded, and gone back to.
+        query = page.query()
+        response.headers["HX-Push-Url"] = request.app.url_path_for("home") + (f"?{query}" if query else "")
+    return response
 
 
 def _board_html(request: Request, board: dict) -> Markup:

@@ -25,11 +25,13 @@ class LeaderboardRowOut(ApiModel):
     best_epoch: int | None
     epochs: int | None
     train_seconds: Figure
+    study_id: int | None
+    tags: list[str] = Field(description="Its own tags (its study's tags also match a tag filter)")
 
 
 class LeaderboardOut(ApiModel):
     items: list[LeaderboardRowOut]
-    total: int = Field(description="Completed runs with a final accuracy, in all")
+    total: int = Field(description="Completed runs with a final accuracy (that match the filters), in all")
     limit: int
     offset: int
 
@@ -37,7 +39,8 @@ class LeaderboardOut(ApiModel):
 class LeaderboardGroupOut(ApiModel):
     """One configuration on the leaderboard: its completed runs across seeds (runs that share a group key)."""
 
-    rank: int = Field(description="Position by mean final accuracy, best first")
+    rank: int = Field(description="Position by mean final accuracy among the configurations listed (after any "
+                      "filters), best first")
     key: str = Field(description="The group key (\"run-<id>\" for a run whose configuration has none); "
                      "/fragments/leaderboard/group/{key} lists its runs")
     kind: str
@@ -78,7 +81,8 @@ class LeaderboardGroupOut(ApiModel):
 
 class LeaderboardGroupListOut(ApiModel):
     items: list[LeaderboardGroupOut]
-    total: int = Field(description="Configurations with completed runs, in all")
-    runs: int = Field(description="Completed runs with a final accuracy, in all")
+    total: int = Field(description="Configurations with completed runs (that match the filters), in all")
+    runs: int = Field(description="Completed runs with a final accuracy of those configurations, in all (all "
+                      "their runs: a study or tag filter chooses configurations, whose figures count every run)")
     limit: int
     offset: int

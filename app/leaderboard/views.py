@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,46 +13,68 @@ from sqlmodel import Session
 
 from app.executors.ray import capacity, names
 from app.leaderboard import board as leaderboard
+from app.leaderboard import filters
 from app.leaderboard.completed import leaderboard_version, single_runs
+from app.leaderboard.filters import group_page
+from app.leaderboard.paging import PAGE_SIZES, BoardPage
 from app.runs import service as services
+from app.runs.annotations import known_tags, tags_version
 from app.studies import service as studies
 from app.web import charts
 from app.web.formatting import fmt_value
 from kdcore.figures import compression
 from kdcore.registry import KINDS, METHODS
 
-LEADERBOARD_ROWS = 100
-# The leaderboard's two views: configurations (replicates grouped, the default) and single runs.
-BOARD_VIEWS = ("groups", "runs")
 HOME_STUDIES = 5
 # A configuration opened on the leaderboard lists this many of its runs, best first.
 GROUP_RUNS_SHOWN = 200
+# Board pages kept rendered per database (each view, filter and page its own), the least recently used dropped.
+CACHED_PAGES = 32
 
 
-def board_view(session: Session, view: str = "groups", show_all: bool = False, version: tuple | None = None) -> dict:
-    """The leaderboard's rows (the best LEADERBOARD_ROWS, or all), its chart and each method's best."""
-    if view == "runs":
-        return _runs_board(session, show_all)
-    return _groups_board(session, show_all, version)
+def board_view(session: Session, page: BoardPage = BoardPage(), version: tuple | None = None) -> dict:
+    """One page of the leaderboard (a slice of its rows, filtered), its chart, each method's best, the
+    filters' choices and the pager."""
+    if page.view == "runs":
+        view = _runs_board(session, page)
+        board = leaderboard.ranking(session, version)
+    else:
+        view = _groups_board(session, page, version)
+        board = view.pop("ranking")
+    chosen = page.filters
+    return {**view, "page": page, "filters": chosen, "pager": page.pager(view["total_rows"]), "page_sizes": PAGE_SIZES,
+            "filtered": chosen.active, "choices": _choices(session, board, chosen),
+            "query": page.query(), "clear_query": BoardPage(view=page.view, limit=page.limit).query()}
 
 
-def _groups_board(session: Session, show_all: bool, version: tuple | None) -> dict:
-    board = leaderboard.ranking(session, version)
-    shown = board.groups if show_all else board.groups[:LEADERBOARD_ROWS]
-    keys = {g.key for g in shown}
-    # One description for the rows and each method's best, so both label their settings alike.
-    described = leaderboard.describe(session, board, shown + [g for g in board.best_of_kind if g.key not in keys])
-    by_key = {row["key"]: row for row in described}
-    for row in described:
+def _groups_board(session: Session, page: BoardPage, version: tuple | None) -> dict:
+    found = group_page(session, page.filters, page.limit, page.offset, version)
+    rows, best = found["items"], found["best_of_kind"]
+    for row in [*rows, *best]:
         row["color"] = charts.kind_color(row["kind"])
         row["settings"] = _settings(row)
         # The compare page draws a configuration as its mean and band over all its runs.
         row["compare_url"] = f"/compare?group={row['key']}"
         row["launch_baseline_url"] = launch_url(row["missing_baseline"])
-    rows = described[:len(shown)]
-    return {"view": "groups", "show_all": show_all, "groups": rows, "total_groups": len(board.groups),
-            "total_done": board.runs, "scatter": group_scatter(rows),
-            "best_by_kind": [by_key[g.key] for g in board.best_of_kind]}
+    board = found["ranking"]
+    return {"view": "groups", "groups": rows, "total_rows": found["total"], "total_groups": found["total"],
+            "total_done": found["runs"], "all_groups": len(board.groups), "all_done": board.runs,
+            "scatter": group_scatter(rows), "best_by_kind": best, "ranking": board}
+
+
+def _choices(session: Session, board, chosen) -> dict[str, list[tuple]]:
+    """What each filter offers, as (value, text); a value the address gives but no run has is offered too,
+    so that the controls show the filter the page applies."""
+    names = dict(studies.recent_studies(session))
+    found = {**filters.choices(session, board), "tags": known_tags(session), "studies": list(names)}
+    given = {"kinds": chosen.kind, "datasets": chosen.dataset, "architectures": chosen.architecture,
+             "epochs": chosen.epochs, "studies": chosen.study_id, "tags": chosen.tag}
+    for name, value in given.items():
+        if value is not None and value not in found[name]:
+            found[name] = [*found[name], value]
+    text = {"kinds": lambda kind: METHODS[kind].title if kind in METHODS else kind,
+            "studies": lambda study_id: f"#{study_id} {names.get(study_id) or ''}".strip()}
+    return {name: [(value, text.get(name, str)(value)) for value in values] for name, values in found.items()}
 
 
 def launch_url(config: dict | None) -> str | None:
@@ -92,42 +115,53 @@ def group_scatter(rows: list[dict]) -> dict:
             "yFormat": ".1%", "series": ordered}
 
 
-def _runs_board(session: Session, show_all: bool) -> dict:
-    rows = single_runs(session, None if show_all else LEADERBOARD_ROWS)
+def _runs_board(session: Session, page: BoardPage) -> dict:
+    chosen = page.filters
+    rows = single_runs(session, page.limit, page.offset, filters=chosen)
     order = {kind: index for index, kind in enumerate(KINDS)}
-    best = sorted(single_runs(session, run_ids=leaderboard.best_run_ids(session)),
+    best = sorted(single_runs(session, run_ids=leaderboard.best_run_ids(session, chosen)),
                   key=lambda r: order.get(r["kind"], len(order)))
     teachers = leaderboard.teacher_results(session, {r["teacher_run_id"] for r in [*rows, *best]
                                                      if r["teacher_run_id"] is not None})
+    study_tags = studies.study_tags(session, {r["study_id"] for r in rows if r["study_id"] is not None})
     for row in [*rows, *best]:
         teacher_acc, teacher_params = teachers.get(row["teacher_run_id"], (None, None))
         row["compression"] = compression(teacher_params, row["parameters"])
         row["vs_teacher"] = (row["final_accuracy"] - teacher_acc
                              if teacher_acc is not None and row["final_accuracy"] is not None else None)
         row["color"] = charts.kind_color(row["kind"])
-    return {"view": "runs", "show_all": show_all, "rows": rows, "total_done": leaderboard.completed_count(session),
+        # Its study's tags beside its own: a tag filter matches either.
+        row["study_tags"] = [t for t in study_tags.get(row["study_id"], []) if t not in row["tags"]]
+    total = leaderboard.completed_count(session, chosen)
+    return {"view": "runs", "rows": rows, "total_rows": total, "total_done": total,
+            "all_done": leaderboard.completed_count(session) if chosen.active else total,
             "scatter": charts.accuracy_scatter(rows), "best_by_kind": best}
 
 
-# engine -> {(view, show_all): (version, view)}; per engine so that apps on different databases never share one.
-_LEADERBOARD_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+# engine -> {BoardPage: (version, view)}, least recently used first; per engine so that apps on different
+# databases never share one.
+_LEADERBOARD_CACHE: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 
 
-def cached_leaderboard_view(session: Session, show_all: bool = False, view: str = "groups",
-                            version: tuple | None = None) -> dict:
-    """board_view, reused until leaderboard_version says the set of completed runs changed
-    (``version``: that key, when the caller has it already)."""
-    view = view if view in BOARD_VIEWS else BOARD_VIEWS[0]
-    version = version if version is not None else leaderboard_version(session)
+def cached_leaderboard_view(session: Session, page: BoardPage = BoardPage(), version: tuple | None = None) -> dict:
+    """board_view, reused until leaderboard_version says the set of completed runs changed (``version``:
+    that key, when the caller has it already) or a tag was edited (a tag filter, the tags shown)."""
+    version = (version if version is not None else leaderboard_version(session), tags_version(session))
     engine = session.get_bind()
     with _CACHE_LOCK:
-        cached = _LEADERBOARD_CACHE.setdefault(engine, {}).get((view, show_all))
+        pages = _LEADERBOARD_CACHE.setdefault(engine, OrderedDict())
+        cached = pages.get(page)
+        if cached is not None:
+            pages.move_to_end(page)
     if cached and cached[0] == version:
         return cached[1]
-    result = board_view(session, view, show_all, version)
+    result = board_view(session, page, version[0])
     with _CACHE_LOCK:
-        _LEADERBOARD_CACHE[engine][(view, show_all)] = (version, result)
+        pages[page] = (version, result)
+        pages.move_to_end(page)
+        while len(pages) > CACHED_PAGES:
+            pages.popitem(last=False)
     return result
 
 
@@ -138,10 +172,10 @@ def forget_leaderboards() -> None:
     leaderboard.forget_rankings()
 
 
-def home_view(session: Session, view: str = "groups", show_all: bool = False) -> tuple[dict, dict]:
+def home_view(session: Session, page: BoardPage = BoardPage()) -> tuple[dict, dict]:
     """The leaderboard (the cached dictionary itself) and the queue, from one count of the completed runs."""
     version = leaderboard_version(session)
-    return cached_leaderboard_view(session, show_all, view, version), active_view(session, version[0])
+    return cached_leaderboard_view(session, page, version), active_view(session, version[0])
 
 
 def group_runs_view(session: Session, key: str) -> dict:

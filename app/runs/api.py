@@ -12,7 +12,8 @@ from fastapi.responses import FileResponse
 
 from app.access.auth import require_token
 from app.runs import service
-from app.runs.annotations import MAX_TAG_LENGTH, AnnotationsPatch
+from app.runs.annotations import AnnotationsPatch
+from app.runs.filters import FilterDep
 from app.runs.responses import ArchitectureListOut, DatasetListOut, EpochListOut, MethodListOut, RunListOut, RunOut
 from app.runs.schemas import RunCreate
 from app.settings import Settings
@@ -23,12 +24,6 @@ from kdcore.data.catalog import list_datasets
 from kdcore.registry import METHODS
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
-# Filters shared with the leaderboard's API: a value no run has matches nothing (an empty list, not a 422).
-Name = Annotated[str | None, Query(min_length=1, max_length=200)]
-TagFilter = Annotated[str | None, Query(min_length=1, max_length=MAX_TAG_LENGTH,
-                                        description="A tag of the run or of its study")]
-EpochsFilter = Annotated[int | None, Query(ge=1, le=2**62)]
-StudyFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def get_settings(request: Request) -> Settings:
@@ -50,19 +45,13 @@ def create_run(body: JsonObject, session: SessionDep) -> dict:
 @router.get("/runs", summary="List runs, newest first", response_model=RunListOut)
 def list_runs(
     session: SessionDep,
+    filters: FilterDep,
     status: Literal[STATUSES] | None = None,
-    kind: Annotated[Name, Query(description="The method")] = None,
-    dataset: Name = None,
-    architecture: Annotated[Name, Query(description="The network (a KD run's student)")] = None,
-    epochs: EpochsFilter = None,
-    study_id: StudyFilter = None,
-    tag: TagFilter = None,
     experiment_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict:
-    runs, total = service.list_runs(session, status=status, kind=kind, dataset=dataset, architecture=architecture,
-                                     epochs=epochs, study_id=study_id, tag=tag, experiment_id=experiment_id,
+    runs, total = service.list_runs(session, status=status, experiment_id=experiment_id, filters=filters,
                                      limit=limit, offset=offset)
     return {"items": [service.run_to_dict(run) for run in runs], "total": total, "limit": limit, "offset": offset}
 

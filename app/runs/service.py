@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
-from app.runs.annotations import annotate, clean_annotations, split_annotations, store_tags, tagged, tags_of
+from app.runs.annotations import annotate, clean_annotations, split_annotations, store_tags, tags_of
+from app.runs.filters import RunFilter
 from app.runs.validation import TEACHER_STATUSES, validate_run
 from app.settings import Settings
 from app.store.errors import Conflict, InputError, NotFound
@@ -38,25 +39,14 @@ def queue_room(session: Session, adding: int):
     return admission(session, adding, settings_of(session).max_queued)
 
 
-def run_filters(*, kind: str | None = None, dataset: str | None = None, architecture: str | None = None,
-                epochs: int | None = None, study_id: int | None = None, tag: str | None = None,
-                experiment_id: int | None = None) -> list:
-    """Conditions on Run for the filters given (None: any); a value no run has simply matches nothing.
-    ``tag`` matches a run's own tags and its study's."""
-    columns = {Run.kind: kind, Run.dataset: dataset, Run.architecture: architecture, Run.epochs: epochs,
-               Run.study_id: study_id, Run.experiment_id: experiment_id}
-    conditions = [column == value for column, value in columns.items() if value is not None]
-    if tag is not None:
-        conditions.append(tagged(tag))
-    return conditions
-
-
-def list_runs(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0,
-              **filters) -> tuple[list[Run], int]:
-    """Runs matching the filters (run_filters' and ``status``), newest first, and how many match in all."""
-    filters = run_filters(**filters)
+def list_runs(session: Session, *, status: str | None = None, experiment_id: int | None = None,
+              filters: RunFilter = RunFilter(), limit: int = 50, offset: int = 0) -> tuple[list[Run], int]:
+    """Runs matching the filters, newest first, and how many match in all."""
+    filters = filters.conditions()
     if status is not None:
         filters.append(Run.status == status)
+    if experiment_id is not None:
+        filters.append(Run.experiment_id == experiment_id)
     total = session.exec(select(func.count()).select_from(Run).where(*filters)).one()
     runs = session.exec(select(Run).where(*filters).order_by(Run.id.desc()).offset(offset).limit(limit)).all()
     return list(runs), total

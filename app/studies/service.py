@@ -128,6 +128,19 @@ def list_studies(session: Session, *, limit: int = 50, offset: int = 0) -> tuple
     return [(study, counts[study.id]) for study in studies], total
 
 
+def recent_studies(session: Session, limit: int = 200) -> list[tuple[int, str | None]]:
+    """The newest studies' ids and names (what a filter by study offers)."""
+    return [tuple(row) for row in session.exec(select(Study.id, Study.name).order_by(Study.id.desc()).limit(limit))]
+
+
+def study_tags(session: Session, study_ids: set[int]) -> dict[int, list[str]]:
+    """The tags of each study named (lists of runs show them beside their runs' own)."""
+    if not study_ids:
+        return {}
+    rows = session.exec(select(Study.id, Study.tags).where(Study.id.in_(sorted(study_ids)))).all()
+    return {study_id: list(tags or []) for study_id, tags in rows}
+
+
 def status_of(study: Study, counts: Counter) -> str:
     """queued until a run starts, running while any run is active, then completed (or cancelled)."""
     active = sum(counts[s] for s in ACTIVE_STATUSES)
