@@ -132,6 +132,17 @@ def tags_from_text(text: str) -> list[str]:
     return [piece for piece in (part.strip() for part in text.split(",")) if piece]
 
 
+def form_errors(errors: list[dict], tags: list[str]) -> dict[str, str]:
+    """Field errors as a page shows them beside its two fields (``tags``: what the form's line gave)."""
+    found: dict[str, list[str]] = {}
+    for error in errors:
+        loc = error["loc"]
+        field = loc[0] if loc and loc[0] in FIELDS else "general"
+        where = f"“{tags[loc[1]]}”: " if field == "tags" and len(loc) > 1 and loc[1] < len(tags) else ""
+        found.setdefault(field, []).append(where + error["msg"])
+    return {field: "; ".join(messages) for field, messages in found.items()}
+
+
 def store_tags(session: Session, tags: list[str], *, run_id: int | None = None, study_id: int | None = None) -> None:
     """Index ``tags`` of one run or study in the tags table, replacing what it held (the caller sets the
     row's own copy and commits)."""
@@ -144,6 +155,12 @@ def tagged(tag: str):
     """The runs ``tag`` labels: tagged themselves, or members of a study tagged so (a condition on Run)."""
     return or_(Run.id.in_(select(Tag.run_id).where(Tag.tag == tag, Tag.run_id.is_not(None))),
                Run.study_id.in_(select(Tag.study_id).where(Tag.tag == tag, Tag.study_id.is_not(None))))
+
+
+def study_tags_of(session: Session, run: Run) -> list[str]:
+    """The tags a run has from its study (they tag it for filtering too)."""
+    study = session.get(Study, run.study_id) if run.study_id is not None else None
+    return tags_of(study) if study is not None else []
 
 
 def tags_version(session: Session) -> tuple:

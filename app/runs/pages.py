@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from app.runs import service as services
 from app.runs import views as view_models
-from app.store.errors import Conflict, NotFound, QueueFull
+from app.runs.annotations import form_errors, tags_from_text
+from app.store.errors import Conflict, InputError, NotFound, QueueFull
 from app.web.api import SessionDep
 from app.web.ids import valid_id
 from app.web.rendering import go_to, not_found, render
@@ -24,10 +27,38 @@ def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse
         run = services.get_run(session, run_id)
     except NotFound as exc:
         return not_found(request, str(exc))
-    epochs = services.get_epochs(session, run_id)
-    context = {"title": f"Run {run_id}", "nav": "", "charts": True,
-               **view_models.run_view(session, run, epochs)}
+    return _run_page(request, session, run)
+
+
+def _run_page(request: Request, session: Session, run, **refused) -> HTMLResponse:
+    epochs = services.get_epochs(session, run.id)
+    action = request.app.url_path_for("page_annotate_run", run_id=run.id)
+    context = {"title": f"Run {run.id}", "nav": "", "charts": True, **view_models.run_view(session, run, epochs),
+               **view_models.run_annotations_view(session, run, action, **refused)}
     return render(request, "run.html", context)
+
+
+@router.post("/runs/{run_id}/annotations", response_class=HTMLResponse, name="page_annotate_run")
+def annotate_run(request: Request, run_id: int, session: SessionDep, tags: Annotated[str, Form()] = "",
+                 note: Annotated[str, Form()] = "") -> Response:
+    """Save the tags (one comma-separated line) and the note: htmx gets the card back, saying so or what it
+    refused beside the field with the input kept; a plain form post goes back to the page."""
+    if not valid_id(run_id):
+        return not_found(request, f"run {run_id} does not exist")
+    listed, refused = tags_from_text(tags), {}
+    try:
+        run = services.annotate_run(session, run_id, {"tags": listed, "note": note})
+    except NotFound as exc:
+        return not_found(request, str(exc))
+    except InputError as exc:
+        run = services.get_run(session, run_id)
+        refused = {"values": {"tags": tags, "note": note}, "errors": form_errors(exc.errors, listed)}
+    if "HX-Request" not in request.headers:
+        return _run_page(request, session, run, **refused) if refused else \
+            RedirectResponse(request.app.url_path_for("run_page", run_id=run_id), status_code=303)
+    action = request.app.url_path_for("page_annotate_run", run_id=run_id)
+    return render(request, "_annotations.html",
+                  {**view_models.run_annotations_view(session, run, action, **refused), "saved": not refused})
 
 
 @router.post("/runs/{run_id}/cancel", response_class=HTMLResponse, name="page_cancel_run")

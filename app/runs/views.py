@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from app.executors.ray import names
 from app.runs import service as services
+from app.runs.annotations import MAX_TAG_LENGTH, MAX_TAGS, study_tags_of, tags_of
 from app.runs.form import config_rows
 from app.store.errors import NotFound
 from app.web import charts
@@ -47,3 +48,20 @@ def run_view(session: Session, run, epochs: list) -> dict:
     return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows, validation),
             "accuracy_chart": charts.accuracy_chart(rows, validation), "epochs": rows,
             "after": rows[-1]["epoch"] if rows else 0}
+
+
+def annotations_view(row, action: str, *, inherited: list[str] = (), view: str = "runs",
+                     values: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> dict:
+    """The tags-and-note card of a run or a study (templates/_annotations.html), posting to ``action``;
+    ``view``: the leaderboard view its tags link to; ``values``, ``errors``: a refused form, shown again."""
+    tags = tags_of(row)
+    return {"a": {"tags": tags, "inherited": [t for t in inherited if t not in tags], "note": row.note,
+                  "study_id": getattr(row, "study_id", None), "view": view, "action": action,
+                  "tags_text": values["tags"] if values else ", ".join(tags),
+                  "note_text": values["note"] if values else row.note or "", "errors": errors or {},
+                  "max_tags": MAX_TAGS, "max_tag_length": MAX_TAG_LENGTH}}
+
+
+def run_annotations_view(session: Session, run, action: str, **refused) -> dict:
+    """A run's card, with the tags its study gives it."""
+    return annotations_view(run, action, inherited=study_tags_of(session, run), **refused)

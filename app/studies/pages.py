@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from app.runs.annotations import form_errors, tags_from_text
+from app.runs.views import annotations_view
 from app.store.db import get_session
-from app.store.errors import Conflict, NotFound
+from app.store.errors import Conflict, InputError, NotFound
 from app.studies import service as studies
 from app.studies import views as study_view
 from app.web.ids import valid_id
@@ -45,9 +47,40 @@ def study_page(request: Request, study_id: int, session: SessionDep) -> HTMLResp
         study = _study(session, study_id)
     except NotFound as exc:
         return _not_found(request, str(exc))
+    return _study_page(request, session, study)
+
+
+def _study_page(request: Request, session: Session, study, refusal: str | None = None, **refused) -> HTMLResponse:
     context = {"title": study.name or f"Study {study.id}", "nav": "studies", "charts": True,
-               "poll_seconds": POLL_SECONDS, **study_view.study_view(session, study)}
+               "poll_seconds": POLL_SECONDS, **study_view.study_view(session, study),
+               **_annotations(request, study, **refused)}
+    if refusal is not None:
+        context["refusal"] = refusal
     return render(request, "study.html", context)
+
+
+def _annotations(request: Request, study, **refused) -> dict:
+    # Its tags link to the configurations they choose (a study's tags tag its runs).
+    action = request.app.url_path_for("page_annotate_study", study_id=study.id)
+    return annotations_view(study, action, view="groups", **refused)
+
+
+@router.post("/studies/{study_id}/annotations", response_class=HTMLResponse, name="page_annotate_study")
+def annotate_study(request: Request, study_id: int, session: SessionDep, tags: Annotated[str, Form()] = "",
+                   note: Annotated[str, Form()] = "") -> Response:
+    """Save the tags and the note, as the run page does (app.runs.pages.annotate_run)."""
+    listed, refused = tags_from_text(tags), {}
+    try:
+        study = studies.annotate_study(session, _study(session, study_id).id, {"tags": listed, "note": note})
+    except NotFound as exc:
+        return _not_found(request, str(exc))
+    except InputError as exc:
+        study = studies.get_study(session, study_id)
+        refused = {"values": {"tags": tags, "note": note}, "errors": form_errors(exc.errors, listed)}
+    if "HX-Request" not in request.headers:
+        return _study_page(request, session, study, **refused) if refused else \
+            RedirectResponse(request.app.url_path_for("study_page", study_id=study_id), status_code=303)
+    return render(request, "_annotations.html", {**_annotations(request, study, **refused), "saved": not refused})
 
 
 @router.get("/fragments/studies/{study_id}/progress", response_class=HTMLResponse, name="study_progress_fragment")
@@ -90,9 +123,7 @@ def cancel_study(request: Request, study_id: int, session: SessionDep) -> Respon
     if "HX-Request" not in request.headers:
         if refusal is None:
             return RedirectResponse(request.app.url_path_for("study_page", study_id=study_id), status_code=303)
-        context = {"title": study.name or f"Study {study.id}", "nav": "studies", "charts": True,
-                   "poll_seconds": POLL_SECONDS, **study_view.study_view(session, study), "refusal": refusal}
-        return render(request, "study.html", context)
+        return _study_page(request, session, study, refusal)
     context = {"poll_seconds": POLL_SECONDS,
                **study_view.progress_view(study, studies.study_runs(session, study_id), refusal)}
     headers = {} if refusal else {"HX-Trigger": "study-stale"}
@@ -112,9 +143,7 @@ def delete_study(request: Request, study_id: int, session: SessionDep) -> Respon
         refusal = f"Not deleted: {exc}"
         study = studies.get_study(session, study_id)
         if "HX-Request" not in request.headers:
-            context = {"title": study.name or f"Study {study.id}", "nav": "studies", "charts": True,
-                       "poll_seconds": POLL_SECONDS, **study_view.study_view(session, study), "refusal": refusal}
-            return render(request, "study.html", context)
+            return _study_page(request, session, study, refusal)
         context = {"poll_seconds": POLL_SECONDS,
                    **study_view.progress_view(study, studies.study_runs(session, study_id), refusal)}
         return render(request, "_study_progress.html", context)
