@@ -56,6 +56,8 @@ FACTORS_A = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 FACTORS_B = tuple(round(0.2 * k, 1) for k in range(1, 13))
 PARAMETERS = {"seed_teacher": 1_190_000, "seed_student": 268_000}
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
+# Every tenth study carries this tag (where the tree has tags), which tags its runs for the filters.
+TAG = "ablation"
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -216,6 +218,12 @@ class Filler:
                     batch.clear()
             connection.executemany(insert, batch)
             epochs += len(batch)
+            if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'tags'").fetchone():
+                tagged = [study["id"] for study in self.studies[::10]]
+                connection.executemany("UPDATE studies SET tags = ? WHERE id = ?",
+                                       [(json.dumps([TAG]), study_id) for study_id in tagged])
+                connection.executemany("INSERT INTO tags (tag, study_id) VALUES (?, ?)",
+                                       [(TAG, study_id) for study_id in tagged])
             connection.commit()  # no ANALYZE: a server's database has no planner statistics either
             return epochs
         finally:
@@ -274,8 +282,22 @@ def targets(client: TestClient) -> dict[str, tuple[str, float | None]]:
     })
     if groups:
         paths["fragment leaderboard group runs"] = (f"/fragments/leaderboard/group/{groups[0]['key']}", 100)
-    # Every configuration at once: thousands of rows, asked for by a click; timed cold, with no target.
-    paths["fragment /fragments/leaderboard?all=1 (cold, every group)"] = ("/fragments/leaderboard?all=1", None)
+    # Pages and filters, each timed as a first visit: the ranking kept, that page's rendering not.
+    tag = _tag(client)
+    paths.update({
+        "page /?offset=10000 (first visit)": ("/?offset=10000", 100),
+        "fragment single runs, offset 10,000 (first visit)": ("/fragments/leaderboard?view=runs&offset=10000", 100),
+        "GET /api/leaderboard/groups?offset=10000": ("/api/leaderboard/groups?limit=100&offset=10000", 50),
+        "GET /api/leaderboard?offset=10000": ("/api/leaderboard?offset=10000", 50),
+        "page /?kind=kd (first visit)": ("/?kind=kd", 100),
+        "page /?dataset=synthetic&epochs=20 (first visit)": ("/?dataset=synthetic&epochs=20", 100),
+        f"page /?study_id={{id}} (first visit)": (f"/?study_id={big['id']}", 100),
+        "page /?view=runs&kind=kd (first visit)": ("/?view=runs&kind=kd", 100),
+        "GET /api/runs?architecture=seed_teacher": ("/api/runs?architecture=seed_teacher", 50),
+    })
+    if tag:
+        paths.update({f"page /?tag={tag} (first visit)": (f"/?tag={tag}", 100),
+                      f"GET /api/runs?tag={tag}": (f"/api/runs?tag={tag}", 50)})
     if _has(client, f"/studies/{big['id']}"):
         paths[f"page /studies/{{id}} ({big['total']} runs)"] = (f"/studies/{big['id']}", 100)
     else:
@@ -303,12 +325,18 @@ def _has(client: TestClient, path: str) -> bool:
     return client.get(path).status_code == 200
 
 
+def _tag(client: TestClient) -> str | None:
+    """A tag some studies carry (Filler.write tags every tenth), where this tree has tags."""
+    return TAG if client.get("/api/runs", params={"tag": TAG, "limit": 1}).json().get("total") else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="database file (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true", help="keep an existing --db file rather than refill it")
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--repeat", type=int, default=30, help="requests per endpoint")
+    parser.add_argument("--only", help="time only the requests whose name holds this text")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "scale.sqlite"
@@ -329,10 +357,13 @@ def main() -> int:
         with TestClient(timed, base_url=f"http://{TEST_CLIENT_HOST}") as client:
             print(f"{'request':52} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  target")
             for name, (url, target) in targets(client).items():
+                if args.only and args.only not in name:
+                    continue
                 # The cold case empties the pages' leaderboard caches (a deletion does that); the other
                 # completes a queued run before each request, as the worker does.
                 before = (forget if "cold" in name else
-                          (lambda: complete_one(path)) if "completes" in name else (lambda: None))
+                          (lambda: complete_one(path)) if "completes" in name else
+                          view_models._LEADERBOARD_CACHE.clear if "first visit" in name else (lambda: None))
                 samples = sorted(measure(client, timed, url, args.repeat if target or "cold:" in name else 3, before))
                 p50 = statistics.median(samples)
                 p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]

@@ -13,12 +13,17 @@ from app.leaderboard import board as leaderboard
 from app.leaderboard.responses import LeaderboardGroupListOut, LeaderboardOut
 from app.runs.responses import RunListOut
 from app.store.models import Run, Study
+from tests.pg_fixtures import pg_server, pg_url  # noqa: F401  (PostgreSQL, skipped where absent)
 
 KD = KD_KINDS[0]
 
 
 @pytest.fixture
 def stored(client, db):
+    return fill(client, db)
+
+
+def fill(client, db) -> dict:
     """A teacher; KD and student configurations over seeds; students of other epochs, data and network; a
     study holding a fourth seed of the student; a tagged KD run and a tagged study."""
     teacher = add_run(db, TEACHER_KIND, accuracy=0.80, seed=1)
@@ -216,3 +221,26 @@ def test_a_tag_edit_shows_on_the_cached_board(client, db, stored):
     assert board_rows(well_formed(client.get("/?tag=late").text)) == [stored["keys"]["longer"]]
     client.patch(f"/api/runs/{longer}", json={"tags": []})
     assert board_rows(well_formed(client.get("/?tag=late").text)) == []
+
+
+def test_filters_and_tags_on_postgresql(pg_url, tmp_path):
+    from fastapi.testclient import TestClient
+    from page_fixtures import session_of
+
+    from app.main import create_app
+    from app.settings import Settings
+    from tests.app_fixtures import TEST_CLIENT_HOST
+
+    settings = Settings(db_url=pg_url, data_dir=tmp_path / "data", runs_dir=tmp_path / "runs",
+                        allowed_hosts=(TEST_CLIENT_HOST,))
+    with TestClient(create_app(settings)) as pg, session_of(pg) as db:
+        data = fill(pg, db)
+        keys = data["keys"]
+        assert keys_of(groups(pg, dataset="synthetic100")) == [keys["other_data"]]
+        assert keys_of(groups(pg, epochs=5)) == [keys["longer"]]
+        assert keys_of(groups(pg, tag="sweep")) == [keys["student"]]
+        assert groups(pg, study_id=data["study"])["items"][0]["n"] == 4
+        assert pg.get("/api/runs", params={"tag": "promising"}).json()["total"] == 1
+        assert board_rows(well_formed(pg.get("/?tag=promising").text)) == [keys["kd"]]
+        pg.patch(f"/api/runs/{data['kd'][0]}", json={"tags": []})
+        assert groups(pg, tag="promising")["total"] == 0

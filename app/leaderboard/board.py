@@ -90,6 +90,8 @@ class Ranking:
     best_of_kind: list[Ranked]  # each method's best configuration, in the registry's order
     runs: int  # the completed runs ranked
     memo: Memo = field(default_factory=Memo)
+    # What is worked out from this ranking once and kept with it (app.leaderboard.filters: the filters' choices).
+    derived: dict[str, Any] = field(default_factory=dict)
 
     def rank(self, key: str) -> int | None:
         group = self.by_key.get(key)

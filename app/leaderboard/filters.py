@@ -9,16 +9,15 @@ that study or so tagged (the tags table's index finds them); their figures stay 
 
 from __future__ import annotations
 
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.leaderboard.board import COMPLETED, LOOSE_PREFIX, Ranked, Ranking, best_of_kind, chunks, describe, ranking
 from app.runs.filters import RunFilter
 from app.store.models import Run
-from kdcore.registry import KINDS
 
 # Past this many configurations without facts, one query reads them all rather than a query per CHUNK keys.
 WHOLE = 2000
+FACTS = (Run.dataset, Run.architecture, Run.epochs)
 
 
 def matching(session: Session, board: Ranking, filters: RunFilter) -> list[Ranked]:
@@ -41,13 +40,13 @@ def _fits(facts: tuple | None, wanted: tuple) -> bool:
 
 
 def group_page(session: Session, filters: RunFilter, limit: int, offset: int = 0,
-               version: tuple | None = None) -> dict:
+               version: tuple | None = None, with_best: bool = False) -> dict:
     """Configurations ``offset`` to ``offset + limit`` of those ``filters`` match, described and numbered
-    among them; how many match and their completed runs; and each method's best among them."""
+    among them; how many match and their completed runs; and ``with_best``, each method's best among them."""
     board = ranking(session, version)
     groups = matching(session, board, filters)
     shown = groups[offset:offset + limit]
-    best = best_of_kind(groups) if filters.active else board.best_of_kind
+    best = (best_of_kind(groups) if filters.active else board.best_of_kind) if with_best else []
     keys = {g.key for g in shown}
     # One description for the rows and each method's best, so both label their settings alike.
     described = describe(session, board, shown + [g for g in best if g.key not in keys])
@@ -60,25 +59,24 @@ def group_page(session: Session, filters: RunFilter, limit: int, offset: int = 0
 
 
 def group_facts(session: Session, board: Ranking) -> dict[str, tuple]:
-    """Every ranked configuration's (dataset, architecture, epochs), from its first run."""
+    """Every ranked configuration's (dataset, architecture, epochs), which all its runs share."""
     facts = board.memo.facts
-    missing = [g.key for g in board.groups if g.key not in facts]
+    if "facts" in board.derived:
+        return facts
+    missing = [key for key in board.by_key if key not in facts]
     loose = [int(key[len(LOOSE_PREFIX):]) for key in missing if key.startswith(LOOSE_PREFIX)]
     grouped = [key for key in missing if not key.startswith(LOOSE_PREFIX)]
-    columns = (Run.group_key, Run.dataset, Run.architecture, Run.epochs)
-    if len(grouped) > WHOLE:
-        # Each group's first run: min(id) per key from ix_runs_group_key alone, then those rows by id.
-        firsts = select(func.min(Run.id)).where(Run.group_key.is_not(None)).group_by(Run.group_key)
-        parts = [select(*columns).where(Run.id.in_(firsts))]
-    else:
-        parts = [select(*columns).where(Run.id.in_(select(func.min(Run.id)).where(Run.group_key.in_(part))
-                                                   .group_by(Run.group_key))) for part in chunks(grouped)]
-    for query in parts:
-        for key, *fact in session.connection().execute(query).all():
+    # DISTINCT over ix_runs_group_facts, which holds these columns: no run is read.
+    query = select(Run.group_key, Run.dataset, Run.architecture, Run.epochs).distinct()
+    parts = [query.where(Run.group_key.is_not(None))] if len(grouped) > WHOLE else \
+        [query.where(Run.group_key.in_(part)) for part in chunks(grouped)]
+    for part in parts:
+        for key, *fact in session.connection().execute(part).all():
             facts[key] = tuple(fact)
     for part in chunks(loose):
-        rows = session.connection().execute(select(Run.id, *columns[1:]).where(Run.id.in_(part))).all()
+        rows = session.connection().execute(select(Run.id, *FACTS).where(Run.id.in_(part))).all()
         facts.update({f"{LOOSE_PREFIX}{run_id}": tuple(fact) for run_id, *fact in rows})
+    board.derived["facts"] = True
     return facts
 
 
@@ -90,11 +88,15 @@ def member_keys(session: Session, filters: RunFilter) -> set[str]:
 
 def choices(session: Session, board: Ranking) -> dict[str, list]:
     """The values the board's filters offer: each method, dataset, network and epoch count of a ranked
-    configuration."""
-    facts = group_facts(session, board)
-    known = [facts[g.key] for g in board.groups if g.key in facts]
-    order = {kind: index for index, kind in enumerate(KINDS)}
-    return {"kinds": sorted({g.kind for g in board.groups}, key=lambda k: (order.get(k, len(order)), k)),
-            "datasets": sorted({f[0] for f in known if f[0] is not None}),
-            "architectures": sorted({f[1] for f in known if f[1] is not None}),
-            "epochs": sorted({f[2] for f in known if f[2] is not None})}
+    configuration (worked out once per ranking)."""
+    if "choices" not in board.derived:
+        board.derived["choices"] = _choices(group_facts(session, board), board)
+    return {name: list(values) for name, values in board.derived["choices"].items()}
+
+
+def _choices(facts: dict[str, tuple], board: Ranking) -> dict[str, list]:
+    known = [facts[key] for key in board.by_key if key in facts]
+    columns = [set(column) - {None} for column in zip(*known)] if known else [set(), set(), set()]
+    # Each method present has a best configuration: the kinds, without a pass over every group.
+    return {"kinds": [g.kind for g in board.best_of_kind], "datasets": sorted(columns[0]),
+            "architectures": sorted(columns[1]), "epochs": sorted(columns[2])}

@@ -48,7 +48,7 @@ def board_view(session: Session, page: BoardPage = BoardPage(), version: tuple |
 
 
 def _groups_board(session: Session, page: BoardPage, version: tuple | None) -> dict:
-    found = group_page(session, page.filters, page.limit, page.offset, version)
+    found = group_page(session, page.filters, page.limit, page.offset, version, with_best=True)
     rows, best = found["items"], found["best_of_kind"]
     for row in [*rows, *best]:
         row["color"] = charts.kind_color(row["kind"])
