@@ -2,8 +2,8 @@
 
 The ranking (app.leaderboard.board) holds every configuration; a filter keeps those it matches, in their
 order. The method is in the ranking already; dataset, network and epochs are facts of a configuration
-(its group key includes them, so its runs share them), read once per configuration from its first run and
-kept with the ranking (Memo.facts). A study or a tag chooses the configurations with a completed run in
+(its group key includes them, so its runs share them), read for every configuration from one index
+(ix_runs_group_facts) the first time a filter asks, and kept with the ranking (Memo.facts). A study or a tag chooses the configurations with a completed run in
 that study or so tagged (the tags table's index finds them); their figures stay those of all their runs.
 """
 
@@ -87,16 +87,15 @@ def member_keys(session: Session, filters: RunFilter) -> set[str]:
 
 
 def choices(session: Session, board: Ranking) -> dict[str, list]:
-    """The values the board's filters offer: each method, dataset, network and epoch count of a ranked
-    configuration (worked out once per ranking)."""
+    """The values the board's filters offer: each method with a ranked configuration, and each dataset,
+    network and epoch count of a stored run (worked out once per ranking)."""
     if "choices" not in board.derived:
-        board.derived["choices"] = _choices(group_facts(session, board), board)
+        # One pass over ix_runs_group_facts, a few rows back: cheaper than every configuration's facts,
+        # which a page without a filter on them does not need. A value whose runs have not completed yet
+        # is offered too, and matches nothing until one does.
+        rows = session.connection().execute(select(*FACTS).distinct()).all()
+        columns = [sorted(set(column) - {None}) for column in zip(*rows)] if rows else [[], [], []]
+        # Each method present has a best configuration: the methods, without a pass over every group.
+        board.derived["choices"] = {"kinds": [g.kind for g in board.best_of_kind], "datasets": columns[0],
+                                    "architectures": columns[1], "epochs": columns[2]}
     return {name: list(values) for name, values in board.derived["choices"].items()}
-
-
-def _choices(facts: dict[str, tuple], board: Ranking) -> dict[str, list]:
-    known = [facts[key] for key in board.by_key if key in facts]
-    columns = [set(column) - {None} for column in zip(*known)] if known else [set(), set(), set()]
-    # Each method present has a best configuration: the kinds, without a pass over every group.
-    return {"kinds": [g.kind for g in board.best_of_kind], "datasets": sorted(columns[0]),
-            "architectures": sorted(columns[1]), "epochs": sorted(columns[2])}
