@@ -147,3 +147,10 @@ def test_openapi_documents_the_patch_bodies_and_the_new_fields(client):
         body = paths[create]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert {"tags", "note"} <= set(body["properties"]), create
     assert {"tags", "note"} <= set(schemas["RunOut"]["properties"]) & set(schemas["StudyOut"]["properties"])
+
+
+def test_a_cross_site_patch_is_refused_and_changes_nothing(client, db):
+    run_id = client.post("/api/runs", json={**RUN, "tags": ["kept"]}).json()["id"]
+    response = client.patch(f"/api/runs/{run_id}", json={"tags": ["x"]}, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert client.get(f"/api/runs/{run_id}").json()["tags"] == ["kept"] and indexed(db) == {("kept", run_id, None)}
