@@ -132,6 +132,17 @@ def tags_from_text(text: str) -> list[str]:
     return [piece for piece in (part.strip() for part in text.split(",")) if piece]
 
 
+def save_form(save, reload, tags: str, note: str) -> tuple[Any, dict]:
+    """A page's form (tags as one comma-separated line, the note) saved by ``save(body)``: the row saved and
+    nothing refused, or when refused the row as it is (``reload()``) with what the form shows again, its
+    input and an error per field."""
+    listed = tags_from_text(tags)
+    try:
+        return save({"tags": listed, "note": note}), {}
+    except InputError as exc:
+        return reload(), {"values": {"tags": tags, "note": note}, "errors": form_errors(exc.errors, listed)}
+
+
 def form_errors(errors: list[dict], tags: list[str]) -> dict[str, str]:
     """Field errors as a page shows them beside its two fields (``tags``: what the form's line gave)."""
     found: dict[str, list[str]] = {}

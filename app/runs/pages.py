@@ -10,8 +10,8 @@ from sqlmodel import Session
 
 from app.runs import service as services
 from app.runs import views as view_models
-from app.runs.annotations import form_errors, tags_from_text
-from app.store.errors import Conflict, InputError, NotFound, QueueFull
+from app.runs.annotations import save_form
+from app.store.errors import Conflict, NotFound, QueueFull
 from app.web.api import SessionDep
 from app.web.ids import valid_id
 from app.web.rendering import go_to, not_found, render
@@ -45,14 +45,11 @@ def annotate_run(request: Request, run_id: int, session: SessionDep, tags: Annot
     refused beside the field with the input kept; a plain form post goes back to the page."""
     if not valid_id(run_id):
         return not_found(request, f"run {run_id} does not exist")
-    listed, refused = tags_from_text(tags), {}
     try:
-        run = services.annotate_run(session, run_id, {"tags": listed, "note": note})
+        run, refused = save_form(lambda body: services.annotate_run(session, run_id, body),
+                                 lambda: services.get_run(session, run_id), tags, note)
     except NotFound as exc:
         return not_found(request, str(exc))
-    except InputError as exc:
-        run = services.get_run(session, run_id)
-        refused = {"values": {"tags": tags, "note": note}, "errors": form_errors(exc.errors, listed)}
     if "HX-Request" not in request.headers:
         return _run_page(request, session, run, **refused) if refused else \
             RedirectResponse(request.app.url_path_for("run_page", run_id=run_id), status_code=303)

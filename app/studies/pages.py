@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from app.runs.annotations import form_errors, tags_from_text
+from app.runs.annotations import save_form
 from app.runs.views import annotations_view
 from app.store.db import get_session
-from app.store.errors import Conflict, InputError, NotFound
+from app.store.errors import Conflict, NotFound
 from app.studies import service as studies
 from app.studies import views as study_view
 from app.web.ids import valid_id
@@ -69,14 +69,11 @@ def _annotations(request: Request, study, **refused) -> dict:
 def annotate_study(request: Request, study_id: int, session: SessionDep, tags: Annotated[str, Form()] = "",
                    note: Annotated[str, Form()] = "") -> Response:
     """Save the tags and the note, as the run page does (app.runs.pages.annotate_run)."""
-    listed, refused = tags_from_text(tags), {}
     try:
-        study = studies.annotate_study(session, _study(session, study_id).id, {"tags": listed, "note": note})
+        study, refused = save_form(lambda body: studies.annotate_study(session, _study(session, study_id).id, body),
+                                   lambda: studies.get_study(session, study_id), tags, note)
     except NotFound as exc:
         return _not_found(request, str(exc))
-    except InputError as exc:
-        study = studies.get_study(session, study_id)
-        refused = {"values": {"tags": tags, "note": note}, "errors": form_errors(exc.errors, listed)}
     if "HX-Request" not in request.headers:
         return _study_page(request, session, study, **refused) if refused else \
             RedirectResponse(request.app.url_path_for("study_page", study_id=study_id), status_code=303)
