@@ -94,8 +94,9 @@ def _fill(client, engine) -> dict:
 
 def _requests(ids: dict) -> list[tuple[str, str, dict | None]]:
     run_ids, study, teacher = ids["runs"], ids["study"], ids["teacher"]
-    gets = ["/", "/?view=runs", "/fragments/leaderboard", "/fragments/leaderboard?all=1",
+    gets = ["/", "/?view=runs", "/fragments/leaderboard", "/fragments/leaderboard?limit=3&offset=3",
             "/fragments/leaderboard?view=runs", f"/fragments/leaderboard/group/{ids['group']}",
+            "/?kind=kd&epochs=1", f"/?study_id={study}", "/?view=runs&kind=student&limit=2",
             "/fragments/active", "/launch", "/launch?kind=kd", f"/launch?kind=kd&teacher_run_id={teacher}",
             "/launch?kind=dkd&architecture=resnet8x4", "/fragments/launch-fields?kind=kd",
             "/fragments/launch-fields?kind=fitnet", "/fragments/launch-recipe?preset=crd-cifar",
