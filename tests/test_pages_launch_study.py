@@ -98,7 +98,7 @@ def test_the_study_form_offers_every_method_but_the_teacher_with_its_description
     for box in boxes:
         assert METHODS[box.attrs["value"]].description in box.parent.text()
     networks = [b.attrs["value"] for b in form.find_all("input", name="architectures")]
-    assert {"seed_student", "resnet32x4"} <= set(networks) and not any("checked" in b.attrs for b in
+    assert {"tutorial_student", "resnet32x4"} <= set(networks) and not any("checked" in b.attrs for b in
                                                                           form.find_all("input", name="architectures"))
     assert doc.by_id("study-in-seeds").attrs["value"] == "1, 2, 3"
     teachers = [o.attrs["value"] for o in doc.by_id("study-in-teacher_run_id").find_all("option")]

@@ -307,4 +307,4 @@ def test_run_page_lists_the_recipe_and_the_methods_own_hyperparameters(client, d
     run = add_run(db, "dkd", status="queued", schedule="step", milestones=(150, 180, 210), params={"beta": 6})
     doc = well_formed(client.get(f"/runs/{run.id}").text)
     text = doc.text()
-    assert "Milestones 150, 180, 210" in text and "Beta 6" in text and "Architecture seed_student" in text
+    assert "Milestones 150, 180, 210" in text and "Beta 6" in text and "Architecture tutorial_student" in text

@@ -1,4 +1,4 @@
-"""The launch page: the form for one run, the seed experiment's button and the study form, each
+"""The launch page: the form for one run, the tutorial experiment's button and the study form, each
 submitted to its own route; a rejected form comes back with its errors beside the fields."""
 
 from __future__ import annotations

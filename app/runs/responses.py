@@ -128,6 +128,7 @@ class MethodListOut(ApiModel):
 
 class ArchitectureOut(ApiModel):
     name: str
+    aliases: list[str] = Field(description="Former names, which still name it (configs, runs, checkpoints)")
     description: str
     parameters: int = Field(description="Trainable parameters at the list's class count")
     taps: dict[str, list[int]] = Field(description="Named feature outputs and their shapes without the batch, "

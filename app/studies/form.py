@@ -13,7 +13,7 @@ from typing import Any
 
 from app.runs.form import FormError, dataset_field, default_dataset, form_field, parse_seeds, teacher_label
 from app.web.formatting import fmt_params
-from kdcore.architectures import catalog
+from kdcore.architectures import canonical, catalog
 from kdcore.data.catalog import DatasetInfo
 from kdcore.presets import PRESET_TITLES, PRESETS
 from kdcore.registry import BASELINE_KIND, METHODS
@@ -173,7 +173,7 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
     checked = set(values.get("methods", []))
     dataset_name = _text(values, "dataset") or default_dataset(datasets)
     num_classes = next((d.num_classes for d in datasets if d.name == dataset_name), 10)
-    picked = set(values.get("architectures", []))
+    picked = {canonical(name) for name in values.get("architectures", [])}
     networks = [(name, f"{name} · {fmt_params(info['parameters'])}", name in picked)
                 for name, info in catalog(num_classes).items()]
     networks += [(name, f"{name} (not found)", True) for name in sorted(picked - {n for n, _, _ in networks})]
@@ -216,8 +216,8 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
         "validation": form_field("validation", _text(values, "validation") or None, errors.get("validation")),
         "preset": {"name": "preset", "label": "Preset", "input": "select", "value": preset,
                    "error": errors.get("preset"), "required": False,
-                   "help": PRESET_TITLES.get(preset, "The seed's recipe: Adam, constant learning rate"),
-                   "choices": [("", "seed recipe"), *((name, name) for name in PRESETS)]},
+                   "help": PRESET_TITLES.get(preset, "The tutorial's recipe: Adam, constant learning rate"),
+                   "choices": [("", "tutorial recipe"), *((name, name) for name in PRESETS)]},
         "estimate": run_estimate(values, limit),
     }
 
