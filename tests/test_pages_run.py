@@ -255,7 +255,7 @@ def test_compare_overlays_runs_and_lists_differing_fields(client, db):
                  for r in doc.by_id("config-diff").find("tbody").find_all("tr")}
     assert diff_rows["kind"] == [TEACHER_KIND, KD_KIND]
     assert diff_rows["Learning rate"] == ["0.01", "0.001"]
-    assert diff_rows["teacher run"] == ["—", str(teacher.id)]
+    assert diff_rows["teacher run"] == ["—", f"#{teacher.id}"]
     assert "Dataset" not in diff_rows  # same in both: folded away
     finals = chart_spec(doc, "finals-chart")["series"][0]
     assert finals["y"] == [pytest.approx(0.7), pytest.approx(0.75)]
