@@ -25,6 +25,9 @@ class LeaderboardRowOut(ApiModel):
     best_epoch: int | None
     epochs: int | None
     train_seconds: Figure
+    seed: int | None = Field(description="The run's random seed")
+    study_id: int | None = Field(description="The study that launched it, if one did")
+    params: dict[str, Any] = Field(description="The method's hyperparameters (the run's config params)")
 
 
 class LeaderboardOut(ApiModel):

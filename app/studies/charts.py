@@ -11,8 +11,7 @@ import json
 import math
 from typing import Any
 
-from app.web.formatting import fmt_pct
-from kdcore.registry import METHODS
+from app.web.formatting import distinguishing_params, fmt_pct, varying_names
 
 # The metrics a group's curves show: (chart title, y title, epoch key, y format, log-able, the values' range).
 # A band is drawn inside the range its metric can take: an accuracy's ±std never past 100 % or below 0.
@@ -68,20 +67,12 @@ def band_series(name: str, color: str, key: str, runs: list[list[dict]], samples
             "n": n, "spread": spread, "band": "± 1 std"}
 
 
-def _differs(value: Any, other: Any) -> bool:
-    return json.dumps(value, sort_keys=True, default=str) != json.dumps(other, sort_keys=True, default=str)
-
-
 def legend_name(group: dict, drawn: list[dict], count: int) -> str:
     """A group's name in a chart's legend, e.g. "kd temperature=4 (mean of 3)": its method, the hyperparameters
     that set it apart (from the other groups of its method drawn with it, or from the method's defaults), its
     network where those drawn differ, and how many seeds its line averages."""
-    method = METHODS.get(group["method"])
-    defaults = method.params().model_dump() if method is not None else {}
-    siblings = [g["params"] for g in drawn if g["method"] == group["method"]]
-    shown = [f"{name}={value_text(value)}" for name, value in group["params"].items()
-             if (name in defaults and _differs(value, defaults[name]))
-             or any(_differs(value, other.get(name)) for other in siblings)]
+    shown = distinguishing_params(group["method"], group["params"],
+                                  varying_names([g["params"] for g in drawn if g["method"] == group["method"]]))
     if len({g["architecture"] for g in drawn if g["role"] != "teacher"}) > 1 and group["architecture"]:
         shown.insert(0, group["architecture"])
     counted = f"mean of {count}" if count != 1 else "1 seed"
