@@ -17,7 +17,7 @@ from kdcore.architectures import canonical, catalog
 from kdcore.data.catalog import DatasetInfo
 from kdcore.presets import PRESET_TITLES, PRESETS
 from kdcore.registry import BASELINE_KIND, METHODS
-from kdcore.studies.study import StudyInputError, parse_spec, run_count
+from kdcore.studies.study import StudyInputError, StudySpec, expand, parse_spec, run_count
 
 Values = Mapping[str, list[str]]
 # Every method but the teacher's own: a study trains its teacher, or distils from a teacher run.
@@ -134,15 +134,25 @@ def run_estimate(values: Values, limit: int) -> dict[str, Any]:
     except FormError as exc:
         return {**estimate, "problem": exc.errors[0]["msg"]}
     external_teacher = bool(payload.pop("teacher_run_id", None))
+    spec = None
     try:
         spec = parse_spec(payload)
+        # Expanded as the submit expands it, so that a grid line the submit refuses is refused here in its
+        # words. A study past the limit is counted and flagged instead.
+        expand(spec, external_teacher=external_teacher, max_runs=limit)
     except StudyInputError as exc:
+        if spec is not None and all(error["type"] == "too_many_runs" for error in exc.errors):
+            return _counted(estimate, spec, external_teacher)
         placed, general = place_errors(exc.errors, payload)
         return {**estimate, "problem": next(iter([*placed.values(), *general]))}
+    return _counted(estimate, spec, external_teacher)
+
+
+def _counted(estimate: dict[str, Any], spec: StudySpec, external_teacher: bool) -> dict[str, Any]:
     total = run_count(spec, external_teacher)
     students = run_count(spec, external_teacher=True)
     return {**estimate, "count": total, "teachers": total - students, "students": students,
-            "seeds": len(spec.seeds), "configurations": students // len(spec.seeds), "over": total > limit}
+            "seeds": len(spec.seeds), "configurations": students // len(spec.seeds), "over": total > estimate["limit"]}
 
 
 def _as_typed(value: Any) -> str:
