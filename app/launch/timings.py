@@ -5,6 +5,8 @@ next run will train on. app.launch.estimates turns these into the launch forms' 
 from __future__ import annotations
 
 import statistics
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,10 @@ from app.store.models import Epoch, Run
 # How many of the latest finished runs are read: recent enough to be this hardware, enough for each network.
 RECENT_RUNS = 400
 DEVICES = {"cpu": "CPU", "cuda": "GPU"}
+# engine -> (the latest finish and the data sizes it was read with, the paces): per engine, so that apps on
+# different databases never share one.
+_cache: "weakref.WeakKeyDictionary[Any, tuple[tuple, list]]" = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,8 @@ def worker_device(session: Session, pool: Any = None) -> tuple[str | None, str]:
     if slots:
         kinds = {"cuda" if getattr(slot, "gpu", None) is not None else "cpu" for slot in slots}
         return ("cuda" if "cuda" in kinds else "cpu"), "this server's workers"
-    latest = session.exec(select(Run.worker).where(Run.worker.is_not(None)).order_by(Run.id.desc()).limit(20)).all()
+    # The newest runs only (along the primary key): a database of runs no worker took is not read through.
+    latest = session.exec(select(Run.worker).order_by(Run.id.desc()).limit(200)).all()
     for worker in latest:
         if (kind := device_kind(worker)) is not None:
             return kind, "the workers that took the latest runs"
@@ -55,7 +62,23 @@ def worker_device(session: Session, pool: Any = None) -> tuple[str | None, str]:
 
 
 def measured_runs(session: Session, train_sizes: dict[str, int | None]) -> list[Measured]:
-    """The latest completed runs' paces (``train_sizes``: each dataset's training split, by name)."""
+    """The latest completed runs' paces (``train_sizes``: each dataset's training split, by name), read again
+    only once another run has finished: the launch page and its forms' every change ask for them."""
+    latest = session.exec(select(Run.finished_at).where(Run.finished_at.is_not(None))
+                          .order_by(Run.finished_at.desc()).limit(1)).first()
+    key = (latest, tuple(sorted(train_sizes.items())))
+    engine = session.get_bind()
+    with _lock:
+        cached = _cache.get(engine)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found = _read(session, train_sizes)
+    with _lock:
+        _cache[engine] = (key, found)
+    return found
+
+
+def _read(session: Session, train_sizes: dict[str, int | None]) -> list[Measured]:
     # Newest first along ix_runs_finished_at; failed and cancelled runs are skipped here rather than in SQL,
     # where a status test could lure SQLite onto the status index and a sort of every completed run.
     rows = session.exec(select(Run.id, Run.status, Run.kind, Run.architecture, Run.worker, Run.dataset,
