@@ -26,7 +26,8 @@ def test_single_runs_show_their_seed_study_and_differing_hyperparameters(client,
             assert study.text() == "—"
         else:
             assert study.find("a").attrs["href"] == f"/studies/{study_id}" and study.text() == f"#{study_id}"
-        settings = row.find(class_="settings", data_col="settings")
+        assert row.find(data_col="network").text() == run.architecture
+        settings = row.find(data_col="settings")
         if run.kind == "kd":  # temperature differs between the kd runs: each says its own, the default too
             assert settings.text() == f"temperature={run.config['params']['temperature']:g}"
         else:  # the students and the teacher have no hyperparameters
@@ -42,5 +43,5 @@ def test_a_lone_run_away_from_its_defaults_says_so(client, db):
     add_run(db, "kd", accuracy=0.6, temperature=8)
     add_run(db, "student", accuracy=0.5)
     doc = well_formed(client.get("/", params={"view": "runs"}).text)
-    settings = [s.text() for s in doc.by_id("leaderboard-table").find_all(class_="settings")]
+    settings = [s.text() for s in doc.by_id("leaderboard-table").find_all(data_col="settings")]
     assert settings == ["temperature=8"]

@@ -49,9 +49,15 @@ def compare_view(session: Session, run_ids: list[int], experiment_id: int | None
         run["shown_accuracy"] = run["final_accuracy"] if run["final_accuracy"] is not None else last
     grouped = study_view.compare_groups(session, group_keys or [], study_id, [r["kind"] for r in picked])
     groups = grouped["groups"]
-    return {"runs": picked, "groups": groups,
-            "charts": study_charts.with_group_bands(charts.compare_charts(picked, history), groups,
-                                                    grouped["group_history"]),
+    drawn = study_charts.with_group_bands(charts.compare_charts(picked, history), groups, grouped["group_history"])
+    legend = []
+    if groups:
+        # Groups' legend names are long (their hyperparameters): the page draws one legend for every chart.
+        drawn = [dict(chart, legend=False) for chart in drawn]
+        legend = [{"color": r["color"], "dash": r["dash"], "name": f"#{r['id']} {r['kind']}"} for r in picked]
+        legend += [dict(entry, name=f"{group['tag']} {entry['name']}") for group, entry in
+                   zip(groups, study_charts.curve_legend(groups, grouped["group_history"]))]
+    return {"runs": picked, "groups": groups, "charts": drawn, "legend": legend,
             "finals": study_charts.finals_with_groups(charts.finals_chart(picked), groups),
             "diff": config_diff(picked, groups), "experiments": experiments, "recent": recent,
             "studies": [study for study, _ in listed], "study_id": grouped["study"]["id"] if grouped["study"] else None,

@@ -5,9 +5,12 @@ whole dataset takes. Screenshots at laptop and phone width."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from browser_support import LAPTOP, PHONE, TEACHER_KIND
+from browser_support import KD_KIND, LAPTOP, PHONE, TEACHER_KIND
+from kdcore.registry import METHODS
 from test_screenshots import shoot
 
 SECONDS = "id => Number(document.getElementById(id).dataset.seconds)"
@@ -28,6 +31,19 @@ def test_the_run_form_time_is_measured_here_and_follows_the_form(new_page, live_
     page.fill("#in-subset", str(4 * teacher["subset"]))
     page.wait_for_function("() => document.getElementById('run-estimate-text').dataset.basis === 'scaled'")
     assert "scaled from" in page.locator("#run-estimate").inner_text()
+    # Another kind brings its own fields (its epochs): the time follows them, not the fields it replaced.
+    page.select_option("#in-kind", KD_KIND)
+    page.wait_for_function(f"() => document.getElementById('in-epochs').value === '{METHODS[KD_KIND].default_epochs}'")
+    fields = page.evaluate("() => new URLSearchParams(new FormData(document.getElementById('launch-form'))).toString()")
+    answer = live_server.api.get(f"/fragments/launch-estimate?form=run&{fields}").text
+    expected = int(re.search(r'data-seconds="(\d+)"', answer).group(1))
+    page.wait_for_function(f"() => ({SECONDS})('run-estimate-text') === {expected}")
+    assert f"{KD_KIND} run" in page.locator("#run-estimate").inner_text()
+    kd = page.evaluate(SECONDS, "run-estimate-text")
+    page.fill("#in-epochs", str(2 * METHODS[KD_KIND].default_epochs))
+    page.wait_for_function(f"() => ({SECONDS})('run-estimate-text') > {kd}")
+    # Twice the epochs, and the teacher's outputs computed once as before: less than twice the time.
+    assert kd < page.evaluate(SECONDS, "run-estimate-text") <= 2 * kd + 1
 
 
 @pytest.mark.parametrize("size, viewport", [("laptop", LAPTOP), ("phone", PHONE)])

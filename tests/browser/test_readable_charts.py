@@ -18,7 +18,9 @@ DRAWN_LINES = """id => [...document.querySelectorAll(`#${id} .scatterlayer .trac
     const line = trace.querySelector('.js-line');
     return line && { stroke: line.style.stroke, dash: line.style.strokeDasharray || '' };
   }).filter(Boolean)"""
-LEGEND = """id => [...document.querySelectorAll(`#${id} .legend .legendtext`)].map(t => t.textContent)"""
+# The legend a page draws for all its charts: each entry's text and its swatch's stroke.
+LEGEND = """id => [...document.querySelectorAll(`#${id} li`)].map(li => [li.textContent.trim(),
+    getComputedStyle(li.querySelector('line')).stroke])"""
 # The top of each error bar Plotly drew in #id, and where 100 % is on its y axis (pixels from the plot's top).
 ERROR_BARS = """id => {
   const el = document.getElementById(id), ya = el._fullLayout.yaxis;
@@ -50,11 +52,13 @@ def test_each_method_draws_in_its_colour_with_legends_naming_hyperparameters(new
     page = new_page()
     page.goto(f"{sweep_server.url}/compare?study={sweep_server.study}")
     page.wait_for_selector("#compare-group-0 .main-svg")
-    legend = page.evaluate(LEGEND, "compare-group-0")
+    legend = dict(page.evaluate(LEGEND, "compare-legend"))
     kd_styles = method_styles(["kd", "kd"])
-    for name in ("kd temperature=2 (mean of 2)", "kd temperature=4 (mean of 2)", "cosine (mean of 2)",
-                 "student (mean of 2)"):
-        assert any(text.endswith(name) for text in legend), (name, legend)
+    for name, colour in (("kd temperature=2 (mean of 2)", kd_styles[0]["color"]),
+                         ("kd temperature=4 (mean of 2)", kd_styles[1]["color"]),
+                         ("cosine (mean of 2)", kind_color("cosine")), ("student (mean of 2)", kind_color("student"))):
+        entry = next((text for text in legend if text.endswith(name)), None)
+        assert entry is not None and legend[entry] == rgb(colour), (name, legend)
     drawn = page.evaluate(DRAWN_LINES, "compare-group-0")
     strokes = {line["stroke"] for line in drawn}
     assert {rgb(kind_color(m)) for m in ("student", "cosine", "kd")} <= strokes
@@ -88,6 +92,6 @@ def test_error_bars_end_at_100_percent(new_page, sweep_server):
 def test_screenshots_of_the_readable_pages(new_page, sweep_server, size, viewport):
     page = new_page(viewport)
     for name, path in (("readable-study", f"/studies/{sweep_server.study}"),
-                       ("readable-compare", f"/compare?study={sweep_server.study}")):
+                       ("readable-compare", f"/compare?study={sweep_server.study}"), ("readable-runs", "/?view=runs")):
         page.goto(sweep_server.url + path)
         shoot(page, name, size, "light")
