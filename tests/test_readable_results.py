@@ -58,6 +58,7 @@ def test_a_method_has_one_colour_on_the_board_the_run_page_compare_and_the_study
     for method, group in first.items():
         run_page = well_formed(client.get(f"/runs/{group['run_ids'][0]}").text)
         assert set(_chip_colors(run_page.by_id("run-summary")).values()) == {colour[method]}
+        assert {s["color"] for s in _spec(run_page, "accuracy-chart")["series"]} == {colour[method]}
 
     study = well_formed(client.get(f"/studies/{study_id}").text)
     rows = {tr.attrs["data-group"]: tr for tr in study.by_id("study-table").find("tbody").find_all("tr")}

@@ -85,10 +85,11 @@ def loss_chart(terms: tuple[str, ...] | list[str], epochs: list[dict], validatio
     return line_chart("Losses", "Loss", loss_series(terms, validation), epochs)
 
 
-def accuracy_chart(epochs: list[dict], validation: bool = False) -> dict:
-    series = [{"name": "test accuracy", "key": "test_accuracy", "color": PALETTE[2]}]
+def accuracy_chart(epochs: list[dict], validation: bool = False, color: str = PALETTE[2]) -> dict:
+    """``color``: the run's method's (kind_color), as its accuracy is drawn on every page."""
+    series = [{"name": "test accuracy", "key": "test_accuracy", "color": color}]
     if validation:
-        series.append({"name": "validation accuracy", "key": "val_accuracy", "color": PALETTE[2], "dash": "dash"})
+        series.append({"name": "validation accuracy", "key": "val_accuracy", "color": color, "dash": "dash"})
     return line_chart("Accuracy" if validation else "Test accuracy", "Accuracy", series, epochs, ".1%", log=False)
 
 
