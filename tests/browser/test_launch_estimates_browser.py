@@ -27,7 +27,8 @@ def test_the_run_form_time_is_measured_here_and_follows_the_form(new_page, live_
     two = page.evaluate(SECONDS, "run-estimate-text")
     page.fill("#in-epochs", "8")
     page.wait_for_function(f"() => ({SECONDS})('run-estimate-text') > {two}")
-    assert page.evaluate(SECONDS, "run-estimate-text") == pytest.approx(4 * two, abs=1)
+    # Each figure is rounded to the second: four times one may be two seconds off.
+    assert page.evaluate(SECONDS, "run-estimate-text") == pytest.approx(4 * two, abs=2)
     page.fill("#in-subset", str(4 * teacher["subset"]))
     page.wait_for_function("() => document.getElementById('run-estimate-text').dataset.basis === 'scaled'")
     assert "scaled from" in page.locator("#run-estimate").inner_text()
