@@ -129,3 +129,18 @@ def test_pages_forms_and_the_api_say_tutorial_where_they_meant_the_seed_tutorial
             assert wording not in lowered, (path, wording)
     assert "tutorial experiment" in texts["/launch"].lower() and "tutorial recipe" in texts["/launch"]
     assert "Queue the tutorial experiment" in texts["/openapi.json"]
+
+
+def test_the_command_line_takes_a_former_name_and_keeps_todays(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "kdcore.cli", "train", "student", "--arch", "seed_student",
+                           "--dataset", "synthetic", "--subset", "20", "--epochs", "1", "--batch-size", "10",
+                           "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    from kdcore.training.checkpoint import load_checkpoint
+
+    assert json.loads(done.stdout.strip().splitlines()[-1])["parameters"] == 267_738
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["architecture"] == "tutorial_student"
