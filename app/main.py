@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Its workers' devices say how long a run launched here will take (app.launch.timings).
+    app.state.worker_pool = worker_pool
     app.state.signin_limiter = FailureLimiter(limit=10, window_s=60)
     app.add_middleware(CrossSiteGuard, policy=HostPolicy.for_server(settings.bind_host, settings.allowed_hosts))
     app.state.engine = init_db(settings)

@@ -2,7 +2,7 @@
 
 ``methods/`` and ``architectures/`` hold one file per method and per network family, ``data/`` the
 datasets; ``config`` is a run's typed configuration over them. ``training/`` trains runs (the engine, its
-steps, packing), ``studies/`` expands and compares many runs (studies, statistics, ``kd sweep``, the seed
+steps, packing), ``studies/`` expands and compares many runs (studies, statistics, ``kd sweep``, the tutorial
 experiment), and ``cli`` is the ``kd`` command. Imports go only downward in that order
 (pyproject.toml's [tool.importlinter]).
 

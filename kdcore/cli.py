@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hyperparameters(train_parser)
     train_parser.set_defaults(func=_cmd_train)
 
-    experiment_parser = commands.add_parser("experiment", help="teacher, student, then kd, cosine and fitnet")
+    experiment_parser = commands.add_parser("experiment", help="the tutorial experiment: teacher, student, then kd, cosine and fitnet")
     experiment_parser.add_argument("--epochs", type=int, default=None, help="override every run's epochs")
     experiment_parser.add_argument("--out", default=None, help="output folder (default: runs/experiment-TIMESTAMP)")
     experiment_parser.add_argument("--sequential", action="store_true",

@@ -49,9 +49,9 @@ class RunConfig(BaseModel):
         0.0, ge=0, le=0.5, description="Hold out this fraction of the training images, stratified by class and "
         "the same for every run of the data (not drawn from the run's seed), to choose the best epoch and a "
         "teacher's best weights on; 0: none, and any best epoch is the best test epoch (optimistic)")
-    epochs: int | None = Field(None, ge=1, le=1000, description="Defaults to the method's seed value")
+    epochs: int | None = Field(None, ge=1, le=1000, description="Defaults to the method's own (the tutorial's)")
     batch_size: int = Field(32, ge=1, le=65536)
-    # The recipe. Its defaults are the seed's (Adam, constant lr, no augmentation); PRESETS hold others.
+    # The recipe. Its defaults are the tutorial's (Adam, constant lr, no augmentation); PRESETS hold others.
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0, le=10, description="Learning rate (the peak, with a schedule)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only)")
@@ -97,12 +97,13 @@ class RunConfig(BaseModel):
     @field_validator("architecture")
     @classmethod
     def _known_architecture(cls, name: str | None) -> str | None:
-        from kdcore.architectures import names
+        from kdcore.architectures import canonical, names
 
         known = names()
-        if name is not None and name not in known:
+        if name is not None and canonical(name) not in known:
             raise ValueError(f"unknown architecture {name!r}; choose one of: {', '.join(known)}")
-        return name
+        # A former name (stored configs, checkpoints, scripts) is kept as the network's current one.
+        return None if name is None else canonical(name)
 
     @model_validator(mode="before")
     @classmethod
@@ -197,5 +198,5 @@ def best_teacher_weights_error(teacher_validation: float | None) -> str | None:
 
 
 def seed_config(kind: str, **overrides: Any) -> RunConfig:
-    """The seed experiment's configuration for ``kind``, with overrides applied."""
+    """The tutorial experiment's configuration for ``kind``, with overrides applied."""
     return RunConfig(kind=kind, **{k: v for k, v in overrides.items() if v is not None})

@@ -37,12 +37,12 @@ def _discover() -> dict[str, Method]:
 
 
 def _ordered(found: dict[str, Method]) -> dict[str, Method]:
-    # The seed experiment's methods first, in its order, then the others by name.
+    # The tutorial experiment's methods first, in its order, then the others by name.
     seed = [name for name in SEED_EXPERIMENT if name in found]
     return {name: found[name] for name in [*seed, *sorted(set(found) - set(seed))]}
 
 
-# The seed experiment, in launch order: the teacher first, since the rest distil from it.
+# The tutorial experiment, in launch order: the teacher first, since the rest distil from it.
 SEED_EXPERIMENT: tuple[str, ...] = ("teacher", "student", "kd", "cosine", "fitnet")
 METHODS: dict[str, Method] = _ordered(_discover())
 KINDS: tuple[str, ...] = tuple(METHODS)

@@ -106,7 +106,9 @@
                    hoverinfo: "skip", legendgroup: s.name, connectgaps: false });
         out.push({ type: "scatter", mode: "lines", x: s.x, y: smooth(s.upper, w), line: edge, fill: "tonexty",
                    fillcolor: fill, showlegend: false, hoverinfo: "skip", legendgroup: s.name, connectgaps: false });
-        const spread = s.upper.map((u, j) => (u == null ? "" : ` ± ${fmt(spec, u - s.y[j])}`));
+        // The band's half-width as computed (s.spread): a band clipped at 0 or 100 % is drawn shorter than it is.
+        const half = (j) => (s.spread && s.spread[j] != null ? s.spread[j] : s.upper[j] - s.y[j]);
+        const spread = s.upper.map((u, j) => (u == null ? "" : ` ± ${fmt(spec, half(j))}`));
         out.push({ type: "scatter", mode: s.x.length > 30 ? "lines" : "lines+markers", name: s.name, x: s.x,
                    y: smooth(s.y, w), line: { color, width: 2, dash: s.dash || "solid" }, marker: { size: 5 },
                    legendgroup: s.name, customdata: s.x.map((_, j) => [spread[j], s.n ? s.n[j] : ""]),

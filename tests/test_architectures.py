@@ -1,7 +1,7 @@
-"""The CIFAR KD benchmark's architectures and the seed's CNNs (kdcore/architectures).
+"""The CIFAR KD benchmark's architectures and the tutorial's CNNs (kdcore/architectures).
 
 Parameter counts are those of the benchmark's reference implementations (CRD / mdistiller) at
-100 classes, and of the seed's models at 10. Everything runs on CPU at 32×32 with tiny batches.
+100 classes, and of the tutorial's models at 10. Everything runs on CPU at 32×32 with tiny batches.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread h
 
 # name: (classes, parameters)
 EXPECTED = {
-    "seed_teacher": (10, 1_186_986),
-    "seed_student": (10, 267_738),
+    "tutorial_teacher": (10, 1_186_986),
+    "tutorial_student": (10, 267_738),
     "resnet20": (100, 278_324),
     "resnet56": (100, 861_620),
     "resnet110": (100, 1_736_564),
@@ -33,7 +33,7 @@ EXPECTED = {
     "shufflev2": (100, 1_355_528),
 }
 STAGES = {
-    "seed_teacher": 2, "seed_student": 2,
+    "tutorial_teacher": 2, "tutorial_student": 2,
     "resnet20": 3, "resnet56": 3, "resnet110": 3, "resnet8x4": 3, "resnet32x4": 3,
     "wrn_16_2": 3, "wrn_40_2": 3, "vgg8": 5, "vgg13": 5,
     "mobilenetv2": 4, "shufflev1": 3, "shufflev2": 3,
@@ -57,7 +57,7 @@ def described() -> dict[str, dict]:
 
 
 def test_registered_names_and_descriptions():
-    assert sorted(ARCHITECTURES) == sorted(NAMES) and list(ARCHITECTURES)[:2] == ["seed_teacher", "seed_student"]
+    assert sorted(ARCHITECTURES) == sorted(NAMES) and list(ARCHITECTURES)[:2] == ["tutorial_teacher", "tutorial_student"]
     for name, (factory, description) in ARCHITECTURES.items():
         assert callable(factory) and factory.__name__ == name
         assert description.strip() and "\n" not in description
@@ -147,14 +147,14 @@ def test_short_epoch(name):
 
 @pytest.mark.parametrize("seed", [0, 1234])
 @pytest.mark.parametrize("classes", [10, 100])
-def test_seed_wrappers_initialise_like_the_seeds_models(seed, classes):
-    """bench/seed_loop.py keeps the seed tutorial's own models: the reference for the seed's initial
+def test_tutorial_wrappers_initialise_like_the_tutorials_models(seed, classes):
+    """bench/seed_loop.py keeps the tutorial's own models: the reference for the tutorial's initial
     weights and for checkpoints written before architectures were plugins."""
-    from kdcore.architectures.seed_cnn import seed_student, seed_teacher
+    from kdcore.architectures.tutorial_cnn import tutorial_student, tutorial_teacher
 
     pairs = [
-        (lambda: seed_loop.Teacher(classes), lambda: seed_teacher(classes)),
-        (lambda: seed_loop.Student(classes), lambda: seed_student(classes)),
+        (lambda: seed_loop.Teacher(classes), lambda: tutorial_teacher(classes)),
+        (lambda: seed_loop.Student(classes), lambda: tutorial_student(classes)),
     ]
     x = torch.randn(2, 3, 32, 32)
     for old_factory, new_factory in pairs:
@@ -175,10 +175,10 @@ def test_seed_wrappers_initialise_like_the_seeds_models(seed, classes):
         assert torch.equal(taps["embedding"], torch.flatten(feature_map, 1))
 
 
-def test_seed_student_has_no_regressor():
-    from kdcore.architectures.seed_cnn import seed_student
+def test_tutorial_student_has_no_regressor():
+    from kdcore.architectures.tutorial_cnn import tutorial_student
 
-    model = seed_student(10)
+    model = tutorial_student(10)
     assert not hasattr(model, "regressor")
     assert not any("regressor" in key for key in model.state_dict())
 

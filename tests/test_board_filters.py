@@ -61,6 +61,11 @@ def test_the_api_filters_configurations_by_each_fact(client, stored):
     assert every["total"] == 6
     assert keys_of(groups(client, dataset="synthetic100")) == [keys["other_data"]]
     assert keys_of(groups(client, architecture="resnet20")) == [keys["other_net"]]
+    # A network's former name finds the runs stored under its current one (tutorial_student).
+    tutorial = keys_of(groups(client, architecture="tutorial_student"))
+    assert tutorial and keys_of(groups(client, architecture="seed_student")) == tutorial
+    assert client.get("/api/runs", params={"architecture": "seed_student"}).json()["total"] == \
+        client.get("/api/runs", params={"architecture": "tutorial_student"}).json()["total"] > 0
     assert keys_of(groups(client, kind=KD)) == [keys["kd"]]
     assert keys_of(groups(client, epochs=5)) == [keys["longer"]]
     both = groups(client, kind=STUDENT_KIND, epochs=3, dataset="synthetic")

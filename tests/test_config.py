@@ -17,9 +17,9 @@ def test_seed_defaults():
     params = kd.params
     assert (kd.epochs, kd.batch_size, kd.lr, params.temperature, params.ce_weight, params.distill_weight, kd.seed) == (
         10, 32, 1e-3, 2.0, 0.75, 0.25, 42)
-    assert kd.architecture == "seed_student"
+    assert kd.architecture == "tutorial_student"
     teacher = RunConfig(kind="teacher")
-    assert teacher.epochs == 20 and teacher.params.model_dump() == {} and teacher.architecture == "seed_teacher"
+    assert teacher.epochs == 20 and teacher.params.model_dump() == {} and teacher.architecture == "tutorial_teacher"
 
 
 def test_round_trip_through_json_is_unchanged():

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kdcore.architectures.seed_cnn import seed_teacher
+from kdcore.architectures.tutorial_cnn import tutorial_teacher
 from kdcore.config import RunConfig
 from kdcore.data.loader import load_dataset
 from kdcore.errors import CheckpointError, ConfigError, NonFiniteLoss, RunCancelled
@@ -137,7 +137,7 @@ def test_teacher_with_another_class_count_is_refused(tmp_path, teacher_checkpoin
     from kdcore.training.checkpoint import save_checkpoint
 
     payload = load_checkpoint(teacher_checkpoint)
-    eleven = seed_teacher(11)
+    eleven = tutorial_teacher(11)
     save_checkpoint(tmp_path / "t11.pt", {**payload, "num_classes": 11, "model": eleven.state_dict()})
     with pytest.raises(CheckpointError, match="11 classes but the dataset has 10"):
         train(RunConfig(kind="kd", dataset="synthetic", subset=100, epochs=1, device="cpu"), out_dir=tmp_path / "x",

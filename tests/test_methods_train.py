@@ -31,7 +31,7 @@ def _check(result, kind):
 
 
 @pytest.mark.parametrize("kind", DISTILLING)
-def test_each_method_trains_on_the_seed_cnns(kind, tmp_path, teacher_checkpoint):
+def test_each_method_trains_on_the_tutorial_cnns(kind, tmp_path, teacher_checkpoint):
     _check(train(RunConfig(kind=kind, **SMALL), out_dir=tmp_path, teacher_checkpoint=teacher_checkpoint), kind)
 
 
@@ -43,7 +43,7 @@ def test_each_method_trains_a_resnet20_from_a_resnet8x4(kind, tmp_path, resnet_t
     assert result.parameters == 278_324 - 90 * 65  # resnet20 at 10 classes; a method's own modules excluded
 
 
-@pytest.mark.parametrize("pair", [("seed_student", "seed_teacher"), ("resnet20", "resnet8x4"), ("vgg8", "vgg13"),
+@pytest.mark.parametrize("pair", [("tutorial_student", "tutorial_teacher"), ("resnet20", "resnet8x4"), ("vgg8", "vgg13"),
                                   ("mobilenetv2", "resnet32x4"), ("shufflev2", "wrn_40_2")])
 def test_no_method_reads_back_to_the_host_in_a_step(pair):
     from kdcore.training.graph_safety import meta_step

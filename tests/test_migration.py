@@ -40,16 +40,16 @@ def test_stored_configs_move_to_todays_shape(tmp_path):
         runs = {run["id"]: run for run in client.get("/api/runs?limit=100").json()["items"]}
         assert len(runs) == 10
         kd = runs[3]
-        assert kd["architecture"] == "seed_student" and kd["config"]["params"] == {
+        assert kd["architecture"] == "tutorial_student" and kd["config"]["params"] == {
             "ce_weight": 0.75, "distill_weight": 0.5, "temperature": 4.0, "standardize": False}
         assert runs[5]["config"]["params"] == {"ce_weight": 0.5, "distill_weight": 0.25}  # fitnet
-        assert runs[1]["architecture"] == "seed_teacher" and runs[1]["config"]["params"] == {}
+        assert runs[1]["architecture"] == "tutorial_teacher" and runs[1]["config"]["params"] == {}
         for run in runs.values():
             assert RunConfig.model_validate(run["config"]).to_json_dict() == run["config"]
         # Pages over the migrated runs: the leaderboard, a run page with its epochs, the experiment.
         assert client.get("/").status_code == 200
         page = client.get("/runs/3").text
-        assert "Temperature" in page and "seed_student" in page
+        assert "Temperature" in page and "tutorial_student" in page
         assert client.get("/compare?experiment=1").status_code == 200
         board = client.get("/api/leaderboard").json()["items"]
         assert [row["run_id"] for row in board] == [1, 3, 2]

@@ -299,7 +299,7 @@ def test_looped_packs_draw_the_dropout_masks_and_crops_each_run_draws_alone(tmp_
     _assert_same_run(resumed, tmp_path / "packed2", whole, tmp_path / "alone2", "student resumed")
 
 
-def test_the_seed_cnns_train_vmapped_as_alone_without_dropout(tmp_path, float64, teacher64, monkeypatch):
+def test_the_tutorial_cnns_train_vmapped_as_alone_without_dropout(tmp_path, float64, teacher64, monkeypatch):
     """Dropout aside (vmap draws its masks per run, from another stream), the seed's CNNs pack exactly too."""
     monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
     base = dict(EXACT, architecture="seed_student")

@@ -30,12 +30,12 @@ from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_home_empty_state_offers_the_seed_experiment(client):
+def test_home_empty_state_offers_the_tutorial_experiment(client):
     response = client.get("/")
     assert response.status_code == 200
     doc = well_formed(response.text)
     empty = doc.by_id("no-runs")
-    assert "launch the seed experiment" in empty.text()
+    assert "launch the tutorial experiment" in empty.text()
     assert any(a.attrs["href"].endswith("/launch#experiment") for a in empty.find_all("a"))
     assert doc.find("table") is None
     assert doc.find(id="no-completed") is None  # one empty state, not two

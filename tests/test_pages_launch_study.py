@@ -1,4 +1,4 @@
-"""The launch page's study form and the seed experiment's seeds field (parsed HTML, no browser)."""
+"""The launch page's study form and the tutorial experiment's seeds field (parsed HTML, no browser)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_the_study_form_offers_every_method_but_the_teacher_with_its_description
     for box in boxes:
         assert METHODS[box.attrs["value"]].description in box.parent.text()
     networks = [b.attrs["value"] for b in form.find_all("input", name="architectures")]
-    assert {"seed_student", "resnet32x4"} <= set(networks) and not any("checked" in b.attrs for b in
+    assert {"tutorial_student", "resnet32x4"} <= set(networks) and not any("checked" in b.attrs for b in
                                                                           form.find_all("input", name="architectures"))
     assert doc.by_id("study-in-seeds").attrs["value"] == "1, 2, 3"
     teachers = [o.attrs["value"] for o in doc.by_id("study-in-teacher_run_id").find_all("option")]
@@ -142,6 +142,21 @@ def test_the_count_fragment_says_why_it_cannot_count(client, params, message):
     doc = well_formed(client.get("/fragments/study-count", params=params).text)
     count = doc.by_id("study-count-text")
     assert "data-count" not in count.attrs and message in count.text()
+
+
+BAD_GRID_LINES = [f"{KD}.tempreature = 1, 2", "cosine.temperature = 1", f"{KD}.temperature = -1",
+                  f"{KD}.temperature = warm", f"{KD}.temperature = 1, 1", "temperature = 4"]
+
+
+@pytest.mark.parametrize("line", BAD_GRID_LINES)
+def test_the_count_refuses_a_grid_line_as_the_submit_does_in_its_words(client, db, line):
+    form = {**STUDY, "grid": line}
+    count = well_formed(client.get("/fragments/study-count", params=form).text).by_id("study-count-text")
+    before = stored(db)
+    submitted = well_formed(client.post("/launch/study", data=form, follow_redirects=False).text)
+    assert stored(db) == before
+    message = submitted.by_id("study-err-grid").text()
+    assert "data-count" not in count.attrs and count.text() == f"Run count: {message}"
 
 
 def test_a_count_past_the_limit_is_flagged(client):

@@ -255,7 +255,7 @@ def test_compare_overlays_runs_and_lists_differing_fields(client, db):
                  for r in doc.by_id("config-diff").find("tbody").find_all("tr")}
     assert diff_rows["kind"] == [TEACHER_KIND, KD_KIND]
     assert diff_rows["Learning rate"] == ["0.01", "0.001"]
-    assert diff_rows["teacher run"] == ["—", str(teacher.id)]
+    assert diff_rows["teacher run"] == ["—", f"#{teacher.id}"]
     assert "Dataset" not in diff_rows  # same in both: folded away
     finals = chart_spec(doc, "finals-chart")["series"][0]
     assert finals["y"] == [pytest.approx(0.7), pytest.approx(0.75)]
@@ -307,4 +307,4 @@ def test_run_page_lists_the_recipe_and_the_methods_own_hyperparameters(client, d
     run = add_run(db, "dkd", status="queued", schedule="step", milestones=(150, 180, 210), params={"beta": 6})
     doc = well_formed(client.get(f"/runs/{run.id}").text)
     text = doc.text()
-    assert "Milestones 150, 180, 210" in text and "Beta 6" in text and "Architecture seed_student" in text
+    assert "Milestones 150, 180, 210" in text and "Beta 6" in text and "Architecture tutorial_student" in text

@@ -211,7 +211,8 @@ def test_mean_curves_have_a_std_band_from_the_member_runs(client, db):
     loss = chart_spec(doc, "curve-1")
     assert accuracy["yFormat"] == ".1%" and loss["log"] is True
     student = next(g for g in groups_of(db, study_id) if g["role"] == "baseline")
-    series = next(s for s in accuracy["series"] if s["name"] == student["label"])
+    # Named in the legend by method and seeds: "student (mean of 3)".
+    series = next(s for s in accuracy["series"] if s["name"] == f"{student['method']} (mean of 3)")
     # The reference: each member run's epochs as the API serves them.
     epochs = {run_id: {e["epoch"]: e for e in client.get(f"/api/runs/{run_id}/epochs").json()["items"]}
               for run_id in student["run_ids"]}
@@ -221,7 +222,7 @@ def test_mean_curves_have_a_std_band_from_the_member_runs(client, db):
         assert series["y"][index] == pytest.approx(mean)
         assert (series["lower"][index], series["upper"][index]) == pytest.approx((mean - std, mean + std))
         assert series["n"][index] == 3
-    losses = next(s for s in loss["series"] if s["name"] == student["label"])
+    losses = next(s for s in loss["series"] if s["name"] == series["name"])
     assert losses["key"] == "train_loss" and len(losses["x"]) == 3
 
 

@@ -120,8 +120,11 @@ def test_a_worker_trains_a_run_end_to_end(client, app, app_settings):
     assert [row["run_id"] for row in client.get("/api/leaderboard").json()["items"]] == [run_id]
     # The pages read the same rows through their own queries.
     for page in ("/", f"/runs/{run_id}", f"/compare?run={run_id}", "/launch", "/fragments/leaderboard",
-                 "/fragments/active"):
+                 "/fragments/active", "/?view=runs"):
         assert client.get(page).status_code == 200, page
+    # Its epochs time the next such run (their JSON fields read in PostgreSQL's words).
+    estimate = client.get("/fragments/launch-estimate", params={"form": "run", "kind": "teacher", **SYNTHETIC_RUN}).text
+    assert 'data-basis="measured"' in estimate, estimate
 
 
 def test_the_queue_does_not_depend_on_the_servers_default_isolation(pg_server, pg_url, app_settings):

@@ -169,6 +169,6 @@ def test_a_fitnet_checkpoint_from_before_resumes(tmp_path, teacher_checkpoint):
     moved = payload["optimizer"]["state"][8]["exp_avg"]
     torch.testing.assert_close(moved, optimizer.state[legacy.regressor.weight]["exp_avg"])
     config = RunConfig.model_validate(LEGACY_FITNET_CONFIG)
-    assert config.params.distill_weight == 0.25 and config.architecture == "seed_student"
+    assert config.params.distill_weight == 0.25 and config.architecture == "tutorial_student"
     result = train(config, out_dir=tmp_path, teacher_checkpoint=teacher_checkpoint, resume=True)
     assert [m.epoch for m in result.epochs] == [1, 2]

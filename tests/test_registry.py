@@ -25,14 +25,14 @@ def test_registry_covers_every_method_of_the_seed():
 
 
 def test_seed_parameter_counts():
-    assert deployed_parameters(build_model("seed_teacher", 10, 42)) == 1_186_986
-    assert deployed_parameters(build_model("seed_student", 10, 42)) == 267_738
-    assert catalog(10)["seed_teacher"]["parameters"] == 1_186_986
+    assert deployed_parameters(build_model("tutorial_teacher", 10, 42)) == 1_186_986
+    assert deployed_parameters(build_model("tutorial_student", 10, 42)) == 267_738
+    assert catalog(10)["tutorial_teacher"]["parameters"] == 1_186_986
 
 
 def test_every_student_of_a_seed_starts_identical():
     # Methods own their extra modules, so the baseline and every KD student share their initial weights.
-    first, second = build_model("seed_student", 10, 42), build_model("seed_student", 10, 42)
+    first, second = build_model("tutorial_student", 10, 42), build_model("tutorial_student", 10, 42)
     for a, b in zip(first.parameters(), second.parameters()):
         assert torch.equal(a, b)
 
@@ -47,11 +47,11 @@ def test_one_optimizer_step_per_method(kind):
     config = RunConfig(kind=kind)
     method = config.method
     shapes = {name: {tap: tuple(shape) for tap, shape in info["taps"].items()} for name, info in catalog(10).items()}
-    student_shapes, teacher_shapes = shapes[config.architecture], shapes["seed_teacher"]
+    student_shapes, teacher_shapes = shapes[config.architecture], shapes["tutorial_teacher"]
     wanted = method.taps(student_shapes, teacher_shapes if method.needs_teacher else None, config.params)
     model = build_model(config.architecture, 10, 42)
     modules = method.modules(student_shapes, teacher_shapes, config.params) if method.modules else None
-    teacher = build_model("seed_teacher", 10, 7).eval()
+    teacher = build_model("tutorial_teacher", 10, 7).eval()
     images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     with torch.no_grad():
         t_logits, t_taps = teacher(images)

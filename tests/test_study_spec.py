@@ -75,14 +75,14 @@ def test_a_submission_compares_its_runs_with_the_students_it_trains():
     seed = [RunConfig(kind=k, dataset="synthetic") for k in ("teacher", "student", "kd", "cosine")]
     keys = _by_kind(seed, own_baselines(seed))
     student = group_key(seed[1])
-    assert keys == {"teacher@20/seed_teacher": baseline_key(seed[0]), "student@20/seed_student": student,
-                    "kd@10/seed_student": student, "cosine@10/seed_student": student}
+    assert keys == {"teacher@20/tutorial_teacher": baseline_key(seed[0]), "student@20/tutorial_student": student,
+                    "kd@10/tutorial_student": student, "cosine@10/tutorial_student": student}
     # A student of the run's own epochs wins; two others and none of its own is no guess: its own epochs.
     spec = parse_spec({"dataset": "synthetic", "seeds": [1, 2], "teacher_epochs": 2,
                        "methods": [{"method": "student", "epochs": 2}, {"method": "student", "epochs": 4},
                                    {"method": "kd", "epochs": 2}, {"method": "cosine", "epochs": 3}]})
     configs = [m.config for m in expand(spec).members]
     keys = _by_kind(configs, own_baselines(configs))
-    assert keys["kd@2/seed_student"] == group_key(configs[1]) and configs[1].epochs == 2
-    assert keys["cosine@3/seed_student"] == baseline_key(configs[-1])
-    assert keys["cosine@3/seed_student"] not in {group_key(c) for c in configs}
+    assert keys["kd@2/tutorial_student"] == group_key(configs[1]) and configs[1].epochs == 2
+    assert keys["cosine@3/tutorial_student"] == baseline_key(configs[-1])
+    assert keys["cosine@3/tutorial_student"] not in {group_key(c) for c in configs}

@@ -51,8 +51,8 @@ def test_sweep_trains_teacher_first_then_students_each_in_its_folder(study):
         assert metrics[-1]["test_accuracy"] == run["final_accuracy"]
     kd = runs[4]
     assert kd["params"] == {"ce_weight": 0.75, "distill_weight": 0.25, "temperature": 2.0, "standardize": False}
-    assert kd["architecture"] == "seed_student" and kd["parameters"] == 267_738 and kd["teacher"] == "1-teacher-1"
-    assert runs[0]["architecture"] == "seed_teacher" and runs[1]["params"] == {} and runs[1]["teacher"] is None
+    assert kd["architecture"] == "tutorial_student" and kd["parameters"] == 267_738 and kd["teacher"] == "1-teacher-1"
+    assert runs[0]["architecture"] == "tutorial_teacher" and runs[1]["params"] == {} and runs[1]["teacher"] is None
     assert len({r["group"] for r in runs}) == 3  # teacher, student, kd: the seeds are replicates
     assert {r["baseline"] for r in runs[1:]} == {runs[1]["group"]}  # the student trained here, its own epochs
     assert summary["total"] == 7 and summary["completed"] == 7 and summary["failed"] == 0

@@ -1,1 +1,1 @@
-"""The seed experiment: a teacher, a baseline student and three distilled students, queued at once."""
+"""The tutorial experiment: a teacher, a baseline student and three distilled students, queued at once."""

@@ -1,4 +1,4 @@
-"""The REST API of the seed experiment under /api/experiments: queue one, list them, read one."""
+"""The REST API of the tutorial experiment under /api/experiments: queue one, list them, read one."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api", tags=["api"])
 writes = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(require_token)])
 
 
-@writes.post("/experiments", status_code=201, summary="Queue the seed experiment: teacher, student, kd, cosine, fitnet",
+@writes.post("/experiments", status_code=201, summary="Queue the tutorial experiment: teacher, student, kd, cosine, fitnet",
              response_model=ExperimentOut, responses=error_responses(401, 429),
              openapi_extra=documented_body(ExperimentCreate))
 def create_experiment(body: JsonObject, session: SessionDep) -> dict:

@@ -1,4 +1,4 @@
-"""The launch page's form for the seed experiment: its dataset, subset, epochs, device and seeds, read
+"""The launch page's form for the tutorial experiment: its dataset, subset, epochs, device and seeds, read
 back into the payload app.experiments.service validates."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def experiment_form(values: dict[str, str], errors: dict[str, str], datasets: li
 
 
 def experiment_payload(values: dict[str, str]) -> dict:
-    """The seed experiment form's payload. Seeds "1" (one of each kind, as before) leave ``seeds`` out.
+    """The tutorial experiment form's payload. Seeds "1" (one of each kind, as before) leave ``seeds`` out.
     Raises FormError for seeds that are not numbers."""
     payload = {name: v for name in EXPERIMENT_FIELDS if (v := form_value(values.get(name))) is not None}
     seeds = parse_seeds(values.get("seeds") or "1")

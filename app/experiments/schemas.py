@@ -17,11 +17,11 @@ def _param_field(name: str):
 
 
 # Every RunConfig field but kind and params, and every method hyperparameter by its plain name, all
-# optional: omitted fields take each kind's seed default.
+# optional: omitted fields take each kind's default (the tutorial's).
 ExperimentCreate = create_model(
     "ExperimentCreate",
     __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
-    __doc__="The seed experiment (teacher, student, kd, cosine, fitnet) on one dataset. Shared fields apply "
+    __doc__="The tutorial experiment (teacher, student, kd, cosine, fitnet) on one dataset. Shared fields apply "
     "to every kind that uses them; `kinds` overrides fields per kind, e.g. {\"teacher\": {\"epochs\": 5}}. "
     "With two or more `seeds` it is also a study (the answer's `study_id`; GET /api/studies/{id} gives mean ± std "
     "and the difference to the student): every method over every seed, one teacher per seed. A study shares one "

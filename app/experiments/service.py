@@ -1,4 +1,4 @@
-"""The seed experiment in the database: queue one (a teacher, then the runs that train alone or distil
+"""The tutorial experiment in the database: queue one (a teacher, then the runs that train alone or distil
 from it), or over several seeds a study of its methods (app.studies.service); read experiments back.
 
 Like app.runs.service, each function takes a Session, commits its own transaction and raises
@@ -22,7 +22,7 @@ from kdcore.studies.study import own_baselines
 
 
 def create_experiment(session: Session, payload: dict, *, strict: bool = False) -> Experiment:
-    """Queue the seed experiment: a teacher, then the runs that train alone or distil from it.
+    """Queue the tutorial experiment: a teacher, then the runs that train alone or distil from it.
 
     ``seeds``: one seed is that seed for every run; two or more make the experiment a study (app.studies.service)
     of its methods, one teacher per seed, whose runs the experiment also lists."""
@@ -47,7 +47,7 @@ def create_experiment(session: Session, payload: dict, *, strict: bool = False) 
         session.add(experiment)
         session.flush()
         teacher: Run | None = None
-        # Its KD runs compare with its own student, as the seed does (fewer epochs than that student).
+        # Its KD runs compare with its own student, as the tutorial does (fewer epochs than that student).
         baselines = own_baselines(list(configs.values()))
         for (kind, config), baseline in zip(configs.items(), baselines):
             needs_teacher = METHODS[kind].needs_teacher

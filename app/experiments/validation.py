@@ -1,4 +1,4 @@
-"""Turn a client's request for the seed experiment into one RunConfig per kind, or into field errors;
+"""Turn a client's request for the tutorial experiment into one RunConfig per kind, or into field errors;
 and, over several seeds, into a study request (app.studies.service).
 """
 
@@ -103,7 +103,7 @@ def validate_experiment(payload: Any, settings: Settings, *,
 
 
 def experiment_seeds(payload: dict, strict: bool) -> tuple[list[int] | None, list[dict]]:
-    """The seed experiment's optional ``seeds``: distinct seeds, one experiment's runs per seed. ``seed``
+    """The tutorial experiment's optional ``seeds``: distinct seeds, one experiment's runs per seed. ``seed``
     beside them would say the same thing twice."""
     try:
         seeds = _SEEDS.validate_python(payload.get("seeds"), strict=strict)
@@ -122,7 +122,7 @@ def experiment_seeds(payload: dict, strict: bool) -> tuple[list[int] | None, lis
 
 
 def experiment_study(payload: dict, seeds: list[int]) -> dict:
-    """The seed experiment over several seeds as a study request (kdcore.studies.study): its methods without the
+    """The tutorial experiment over several seeds as a study request (kdcore.studies.study): its methods without the
     teacher, one teacher per seed, each method's default epochs. ``payload`` passed validate_experiment.
 
     Shared fields keep their experiment meaning: ``epochs`` and ``architecture`` apply to the teachers too,
@@ -131,7 +131,7 @@ def experiment_study(payload: dict, seeds: list[int]) -> dict:
     hyperparameters; any other is an InputError, since a study shares one recipe across its runs."""
     shared = {k: v for k, v in payload.items() if k in EXPERIMENT_SHARED_FIELDS and v is not None}
     per_kind = payload.get("kinds") or {}
-    study: dict[str, Any] = {"name": f"Seed experiment over {len(seeds)} seeds", "seeds": seeds,
+    study: dict[str, Any] = {"name": f"Tutorial experiment over {len(seeds)} seeds", "seeds": seeds,
                              "teacher_per_seed": True}
     study.update({k: shared[k] for k in ("dataset", "subset", "epochs") if k in shared})
     study.update({k: v for k, v in shared.items() if k in STUDY_RECIPE_FIELDS})

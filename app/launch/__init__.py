@@ -1,1 +1,1 @@
-"""The launch page: the forms for a run, the seed experiment and a study."""
+"""The launch page: the forms for a run, the tutorial experiment and a study."""

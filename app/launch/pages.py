@@ -1,4 +1,4 @@
-"""The launch page: the form for one run, the seed experiment's button and the study form, each
+"""The launch page: the form for one run, the tutorial experiment's button and the study form, each
 submitted to its own route; a rejected form comes back with its errors beside the fields."""
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from sqlmodel import Session
 
 from app.experiments import form as experiment_forms
 from app.experiments import service as experiments
+from app.launch import planned
+from app.launch.estimates import Estimator
+from app.launch.timings import measured_runs, worker_device
 from app.runs import form as forms
 from app.runs import service as services
 from app.store.errors import InputError, QueueFull
@@ -17,6 +20,7 @@ from app.studies import form as study_form
 from app.studies import service as studies
 from app.web.api import SessionDep
 from app.web.rendering import render
+from kdcore.architectures import catalog
 from kdcore.data.catalog import list_datasets
 
 router = APIRouter()
@@ -29,6 +33,9 @@ def _launch_context(request: Request, session: Session, values: dict[str, str], 
     teachers = services.teacher_choices(session)
     exp_values, exp_errors, exp_error = experiment
     study_values, study_errors, study_error = study
+    estimator = _estimator(request, session, datasets)
+    exp_values = exp_values or _experiment_offer(estimator, datasets)
+    run_values = values or {"kind": forms.launch_form({}, {}, datasets, teachers)["kind"]}
     return {
         "title": "Launch a run", "nav": "launch",
         "form": forms.launch_form(values, errors, datasets, teachers),
@@ -36,7 +43,61 @@ def _launch_context(request: Request, session: Session, values: dict[str, str], 
         "experiment": dict(experiment_forms.experiment_form(exp_values, exp_errors, datasets), error=exp_error),
         "study": dict(study_form.study_form(study_values, study_errors, datasets, teachers,
                                             request.app.state.settings.max_study_runs), error=study_error),
+        "estimates": {name: _expected(estimator, plan) for name, plan in _plans(
+            request, session, datasets, estimator, run_values, exp_values,
+            study_values or study_form.defaults(datasets)).items()}
+        | {"experiment_full": _experiment_full(request, estimator, exp_values, datasets)},
     }
+
+
+# On a CPU the tutorial experiment at full size takes hours: its form offers this many images instead.
+CPU_SUBSET = 5000
+
+
+def _estimator(request: Request, session: Session, datasets: list) -> Estimator:
+    device, _ = worker_device(session, getattr(request.app.state, "worker_pool", None))
+    flops = {name: info["flops"] for name, info in catalog(10).items()}
+    return Estimator(measured_runs(session, {d.name: d.train_size for d in datasets}), device, flops)
+
+
+def _plans(request: Request, session: Session, datasets: list, estimator: Estimator, run_values: dict,
+           exp_values: dict, study_values: dict) -> dict[str, planned.Plan]:
+    settings, flops = request.app.state.settings, estimator.flops
+    return {"run": planned.run_plan(run_values, session, datasets, flops),
+            "experiment": planned.experiment_plan(exp_values, settings, datasets, flops),
+            "study": planned.study_plan(study_values, session, datasets, flops, settings.max_study_runs)}
+
+
+def _expected(estimator: Estimator, plan: planned.Plan) -> dict:
+    """What a form's estimate box says: the time and how it was found, or why there is none."""
+    runs, problem = plan
+    found = estimator.total(runs) if runs else None
+    if found is None:
+        return {"problem": problem or "its network's size is not known"}
+    return {"seconds": found.seconds, "basis": found.basis, "how": found.how, "runs": len(runs),
+            "where": estimator.where, "assumed": not estimator.known}
+
+
+def _experiment_dataset(values: dict, datasets: list) -> tuple[str, int | None]:
+    name = values.get("dataset") or experiment_forms.experiment_form({}, {}, datasets)["fields"][0]["value"]
+    return name, next((d.train_size for d in datasets if d.name == name), None)
+
+
+def _experiment_offer(estimator: Estimator, datasets: list) -> dict:
+    """A fresh tutorial experiment form's values: on a CPU, CPU_SUBSET images of a larger dataset."""
+    name, size = _experiment_dataset({}, datasets)
+    return {"subset": str(CPU_SUBSET)} if estimator.device == "cpu" and size and size > CPU_SUBSET else {}
+
+
+def _experiment_full(request: Request, estimator: Estimator, values: dict, datasets: list) -> dict | None:
+    """On a CPU, how long the tutorial experiment takes on the whole of a dataset larger than CPU_SUBSET
+    (what the form would train with its subset emptied)."""
+    name, size = _experiment_dataset(values, datasets)
+    if estimator.device != "cpu" or not size or size <= CPU_SUBSET:
+        return None
+    full = estimator.total(planned.experiment_plan({**values, "subset": ""}, request.app.state.settings, datasets,
+                                                   estimator.flops)[0])
+    return {"images": size, "subset": CPU_SUBSET, "seconds": full.seconds} if full else None
 
 
 @router.get("/launch", response_class=HTMLResponse, name="launch_page")
@@ -139,3 +200,19 @@ def study_count(request: Request) -> HTMLResponse:
     context = {"estimate": study_form.run_estimate(values, request.app.state.settings.max_study_runs),
                "chosen": study_form.chosen_methods(values), "example": study_form.GRID_EXAMPLE}
     return render(request, "_study_count.html", context)
+
+
+@router.get("/fragments/launch-estimate", response_class=HTMLResponse, name="launch_estimate")
+def launch_estimate(request: Request, session: SessionDep, form: str = "run") -> HTMLResponse:
+    # A launch form changed: how long what it would train now takes.
+    datasets = list_datasets(request.app.state.settings.data_dir)
+    estimator = _estimator(request, session, datasets)
+    single = {k: v for k, v in request.query_params.items() if k != "form"}
+    plans = {"run": lambda: planned.run_plan(single, session, datasets, estimator.flops),
+             "experiment": lambda: planned.experiment_plan(single, request.app.state.settings, datasets,
+                                                           estimator.flops),
+             "study": lambda: planned.study_plan(_multi_values(request.query_params), session, datasets,
+                                                 estimator.flops, request.app.state.settings.max_study_runs)}
+    name = form if form in plans else "run"
+    full = _experiment_full(request, estimator, single, datasets) if name == "experiment" else None
+    return render(request, "_estimate.html", {"name": name, "e": _expected(estimator, plans[name]()), "full": full})

@@ -36,10 +36,11 @@ def single_runs(session: Session, limit: int | None = None, offset: int = 0,
                 run_ids: list[int] | None = None, filters: RunFilter = RunFilter()) -> list[dict]:
     """Completed runs ranked by final test accuracy (ties: the earlier run first); ``run_ids``: only those;
     ``filters``: only the runs they match (each ranked among those)."""
-    # Plain columns rather than Run objects: loading each run's whole config costs more than the rest.
+    # Plain columns rather than Run objects: loading each run's whole config costs more than the rest (its
+    # hyperparameters alone are read out of it in the database).
     columns = (Run.id, Run.kind, Run.architecture, Run.dataset, Run.epochs,
                Run.experiment_id, Run.teacher_run_id, Run.parameters, Run.final_accuracy, Run.best_accuracy,
-               Run.best_epoch, Run.train_seconds, Run.study_id, Run.tags)
+               Run.best_epoch, Run.train_seconds, Run.seed, Run.study_id, Run.tags, Run.config["params"])
     # Walks ix_runs_final_accuracy from the top (see IS_COMPLETED): the first rows are the answer.
     query = (select(*columns).where(IS_COMPLETED, Run.final_accuracy.is_not(None), *filters.conditions())
              .order_by(Run.final_accuracy.desc(), Run.id).offset(offset))
@@ -52,8 +53,9 @@ def single_runs(session: Session, limit: int | None = None, offset: int = 0,
             "dataset": dataset,
             "experiment_id": experiment_id, "teacher_run_id": teacher_run_id, "parameters": parameters,
             "final_accuracy": finite_or_none(final), "best_accuracy": finite_or_none(best), "best_epoch": best_epoch,
-            "epochs": epochs, "train_seconds": finite_or_none(seconds), "study_id": study_id, "tags": list(tags or []),
+            "epochs": epochs, "train_seconds": finite_or_none(seconds), "seed": seed, "study_id": study_id,
+            "tags": list(tags or []), "params": params or {},
         }
         for rank, (run_id, kind, architecture, dataset, epochs, experiment_id, teacher_run_id, parameters, final, best,
-                   best_epoch, seconds, study_id, tags) in enumerate(rows, start=offset + 1)
+                   best_epoch, seconds, seed, study_id, tags, params) in enumerate(rows, start=offset + 1)
     ]

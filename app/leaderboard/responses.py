@@ -25,8 +25,10 @@ class LeaderboardRowOut(ApiModel):
     best_epoch: int | None
     epochs: int | None
     train_seconds: Figure
-    study_id: int | None
+    seed: int | None = Field(description="The run's random seed")
+    study_id: int | None = Field(description="The study that launched it, if one did")
     tags: list[str] = Field(description="Its own tags (its study's tags also match a tag filter)")
+    params: dict[str, Any] = Field(description="The method's hyperparameters (the run's config params)")
 
 
 class LeaderboardOut(ApiModel):

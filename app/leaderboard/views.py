@@ -21,7 +21,7 @@ from app.runs import service as services
 from app.runs.annotations import known_tags, tags_version
 from app.studies import service as studies
 from app.web import charts
-from app.web.formatting import fmt_value
+from app.web.formatting import distinguishing_params, fmt_value, varying_names
 from kdcore.figures import compression
 from kdcore.registry import KINDS, METHODS
 
@@ -124,6 +124,10 @@ def _runs_board(session: Session, page: BoardPage) -> dict:
     teachers = leaderboard.teacher_results(session, {r["teacher_run_id"] for r in [*rows, *best]
                                                      if r["teacher_run_id"] is not None})
     study_tags = studies.study_tags(session, {r["study_id"] for r in rows if r["study_id"] is not None})
+    # Each run's hyperparameters that differ from its method's other runs listed, or from the defaults.
+    varying = {kind: varying_names([r["params"] for r in rows if r["kind"] == kind]) for kind in {r["kind"] for r in rows}}
+    for row in rows:
+        row["settings"] = ", ".join(distinguishing_params(row["kind"], row["params"], varying[row["kind"]]))
     for row in [*rows, *best]:
         teacher_acc, teacher_params = teachers.get(row["teacher_run_id"], (None, None))
         row["compression"] = compression(teacher_params, row["parameters"])

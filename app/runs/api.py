@@ -19,6 +19,7 @@ from app.runs.schemas import RunCreate
 from app.settings import Settings
 from app.store.models import MAX_ID, STATUSES
 from app.web.api import JsonObject, SessionDep, documented_body, error_responses
+from kdcore.architectures import ALIASES
 from kdcore.architectures import catalog as architecture_catalog
 from kdcore.data.catalog import list_datasets
 from kdcore.registry import METHODS
@@ -130,7 +131,8 @@ def methods() -> dict:
 @catalog.get("/architectures", summary="Networks a run can train, with parameter counts and taps",
             response_model=ArchitectureListOut)
 def architectures(num_classes: Annotated[int, Query(ge=2, le=10_000)] = 10) -> dict:
-    items = [{"name": name, **info} for name, info in architecture_catalog(num_classes).items()]
+    items = [{"name": name, "aliases": [old for old, new in ALIASES.items() if new == name], **info}
+             for name, info in architecture_catalog(num_classes).items()]
     return {"num_classes": num_classes, "items": items}
 
 

@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field
 
 from app.runs.annotations import MAX_TAG_LENGTH, tagged
 from app.store.models import MAX_ID, Run
+from kdcore.architectures import canonical
 
 _BLANK = BeforeValidator(lambda value: None if value == "" else value)
 Name = Annotated[Annotated[str, Field(max_length=200)] | None, _BLANK]
@@ -62,6 +63,8 @@ def run_filter(
     tag: Annotated[Annotated[str, Field(max_length=MAX_TAG_LENGTH)] | None, _BLANK,
                    Query(description="A tag of the run or of its study")] = None,
 ) -> RunFilter:
+    # A network's former name (seed_student) finds the runs stored under its current one.
+    architecture = canonical(architecture) if architecture is not None else None
     return RunFilter(kind=kind, dataset=dataset, architecture=architecture, epochs=epochs, study_id=study_id, tag=tag)
 
 

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from app.web.formatting import fmt_params, fmt_pct
-from kdcore.architectures import catalog
+from kdcore.architectures import canonical, catalog
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
 from kdcore.presets import PRESET_TITLES, PRESETS
@@ -22,7 +22,7 @@ LABELS = {"lr": "Learning rate", "ce_weight": "CE weight", "cuda_graphs": "CUDA 
           "teacher_run_id": "Teacher run", "architecture": "Architecture", "lr_decay": "LR decay",
           "warmup_epochs": "Warm-up epochs", "p": "p", "teacher_weights": "Teacher weights",
           "validation": "Validation split"}
-HELP = {"subset": "Empty: the whole training split", "epochs": "Empty: the method's seed value",
+HELP = {"subset": "Empty: the whole training split", "epochs": "Empty: the method's own (the tutorial's)",
         "validation": "Fraction of the training images held out to choose the best epoch on, e.g. 0.1 (the same "
                       "images for every run of this data); 0: none, and a best epoch is the best test epoch "
                       "(optimistic)",
@@ -120,15 +120,15 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
                    "error": errors.get("teacher_run_id"),
                    "help": "Completed teachers, or queued/running ones (this run then waits for it)",
                    "choices": [(str(t.id), teacher_label(t)) for t in teachers]}
-    architecture = _architecture_field(values.get("architecture") or defaults["architecture"],
+    architecture = _architecture_field(canonical(values.get("architecture") or defaults["architecture"]),
                                        errors.get("architecture"), num_classes,
                                        "chosen above" if method.needs_teacher else None)
     schema = _method_schema(kind)
     params = [field(n, schema, defaults["params"][n]) for n in schema]
     kind_fields = [architecture, field("epochs")] + ([field("teacher_weights")] if method.needs_teacher else [])
     preset_field = {"name": "preset", "label": "Preset", "input": "select", "value": preset, "error": errors.get("preset"),
-                    "required": False, "help": PRESET_TITLES.get(preset, "The seed's recipe: Adam, constant learning rate"),
-                    "choices": [("", "seed recipe"), *((name, name) for name in PRESETS)]}
+                    "required": False, "help": PRESET_TITLES.get(preset, "The tutorial's recipe: Adam, constant learning rate"),
+                    "choices": [("", "tutorial recipe"), *((name, name) for name in PRESETS)]}
     general = [dataset] + [field(n) for n in DATA_FIELDS if n != "dataset"]
     return {
         "kind": kind, "method": method, "error": errors.get("kind"),

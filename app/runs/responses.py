@@ -130,8 +130,10 @@ class MethodListOut(ApiModel):
 
 class ArchitectureOut(ApiModel):
     name: str
+    aliases: list[str] = Field(description="Former names, which still name it (configs, runs, checkpoints)")
     description: str
     parameters: int = Field(description="Trainable parameters at the list's class count")
+    flops: int = Field(description="Floating-point operations of one 32×32 image's forward pass")
     taps: dict[str, list[int]] = Field(description="Named feature outputs and their shapes without the batch, "
                                        "for 32×32 inputs")
 

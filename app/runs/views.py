@@ -46,7 +46,7 @@ def run_view(session: Session, run, epochs: list) -> dict:
               for name, label, value, help_text in config_rows(run.kind, run.config)]
     validation = bool(run.config.get("validation"))
     return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows, validation),
-            "accuracy_chart": charts.accuracy_chart(rows, validation), "epochs": rows,
+            "accuracy_chart": charts.accuracy_chart(rows, validation, charts.kind_color(run.kind)), "epochs": rows,
             "after": rows[-1]["epoch"] if rows else 0}
 
 

@@ -19,7 +19,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from app.settings import Settings
 from app.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.store.autoincrement import never_reuse_ids
-from app.store.migrations import fill_group_keys, migrate_run_configs, recompute_baseline_keys
+from app.store.migrations import fill_group_keys, migrate_run_configs, recompute_baseline_keys, rename_architectures
 from app.store.queue import ADMISSION_LOCK
 
 BUSY_TIMEOUT_MS = 10_000
@@ -109,6 +109,7 @@ def init_db(settings: Settings) -> Engine:
     migrate_run_configs(engine)
     fill_group_keys(engine)
     recompute_baseline_keys(engine)
+    rename_architectures(engine)
     return engine
 
 

@@ -6,6 +6,10 @@ still; rewriting them once in today's shape keeps every reader (pages, exports, 
 
 Baseline keys stored before they named the epochs matched a student of any epochs; they are recomputed
 once (recorded in the data_migrations table).
+
+Runs stored under a network's former name (kdcore.architectures.ALIASES) are given its current one; their
+group and baseline keys stay as they are (kdcore.studies.study.group_key keys a renamed network by its
+first name).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.store.models import DataMigration, Run
+from kdcore.architectures import ALIASES
 from kdcore.config import RunConfig
 from kdcore.registry import BASELINE_KIND
 from kdcore.studies.study import baseline_key, group_key, own_baseline
@@ -146,3 +151,24 @@ def _students(session: Session, found: dict[tuple, dict[str, RunConfig]], submis
                 except ValidationError:
                     pass
     return found[submission]
+
+
+def rename_architectures(engine: Engine) -> int:
+    """Give runs stored under a network's former name its current name, in the column and the config (which
+    names it either way). Their keys do not change. Returns how many runs changed."""
+    changed = 0
+    with Session(engine) as session:
+        while True:
+            rows = session.exec(select(Run.id, Run.config).where(Run.architecture.in_(list(ALIASES)))
+                                .order_by(Run.id).limit(BATCH)).all()
+            if not rows:
+                return changed
+            renamed = []
+            for run_id, stored in rows:
+                config = dict(stored)
+                config["architecture"] = ALIASES.get(config.get("architecture"), config.get("architecture"))
+                renamed.append({"run_id": run_id, "config": config, "name": config["architecture"]})
+            session.execute(RUNS.update().where(RUNS.c.id == bindparam("run_id"))
+                            .values(config=bindparam("config"), architecture=bindparam("name")), renamed)
+            changed += len(renamed)
+            session.commit()

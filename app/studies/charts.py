@@ -11,12 +11,24 @@ import json
 import math
 from typing import Any
 
-from app.web.formatting import fmt_pct
+from app.web.formatting import distinguishing_params, fmt_pct, varying_names
 
-# The metrics a group's curves show: (chart title, y title, epoch key, y format, log-able).
-GROUP_METRICS = (("Test accuracy", "Accuracy", "test_accuracy", ".1%", False),
-                 ("Train loss (weighted)", "Loss", "train_loss", None, True),
-                 ("Test loss", "Loss", "test_loss", None, True))
+# The metrics a group's curves show: (chart title, y title, epoch key, y format, log-able, the values' range).
+# A band is drawn inside the range its metric can take: an accuracy's ±std never past 100 % or below 0.
+GROUP_METRICS = (("Test accuracy", "Accuracy", "test_accuracy", ".1%", False, (0.0, 1.0)),
+                 ("Train loss (weighted)", "Loss", "train_loss", None, True, (0.0, None)),
+                 ("Test loss", "Loss", "test_loss", None, True, (0.0, None)))
+ACCURACY = (0.0, 1.0)
+
+
+def clip(value: float | None, bounds: tuple[float | None, float | None] = ACCURACY) -> float | None:
+    """``value`` inside ``bounds`` (either may be None: no bound there)."""
+    low, high = bounds
+    if value is None:
+        return None
+    if low is not None and value < low:
+        return low
+    return high if high is not None and value > high else value
 
 
 def _at(epoch: dict, key: str) -> Any:
@@ -26,37 +38,75 @@ def _at(epoch: dict, key: str) -> Any:
     return value
 
 
-def band_series(name: str, color: str, key: str, runs: list[list[dict]]) -> dict:
-    """The mean of ``key`` at each epoch over the runs that reached it, with mean ± sample std as the band
-    (no band where fewer than two runs have a value); ``n`` says how many runs each point averages."""
-    by_epoch: dict[int, list[float]] = {}
-    for epochs in runs:
+def band_series(name: str, color: str, key: str, runs: list[list[dict]], samples: list[Any] | None = None,
+                dash: str = "solid", bounds: tuple[float | None, float | None] = (None, None)) -> dict:
+    """The mean of ``key`` at each epoch over the samples that reached it, with mean ± sample std as the band
+    (no band where fewer than two have a value), clipped to ``bounds``. ``samples`` names each run's sample
+    (its seed): runs of one seed are averaged into its value first, as the tables count them; without it each
+    run is a sample. ``n`` says how many samples each point averages, ``spread`` the std before clipping."""
+    by_epoch: dict[int, dict[Any, list[float]]] = {}
+    for index, epochs in enumerate(runs):
+        sample = samples[index] if samples is not None and samples[index] is not None else ("run", index)
         for epoch in epochs:
             value = _at(epoch, key)
             if value is not None and math.isfinite(value):
-                by_epoch.setdefault(epoch["epoch"], []).append(value)
-    x, y, upper, lower, n = [], [], [], [], []
+                by_epoch.setdefault(epoch["epoch"], {}).setdefault(sample, []).append(value)
+    x, y, upper, lower, n, spread = [], [], [], [], [], []
     for number in sorted(by_epoch):
-        values = by_epoch[number]
+        values = [math.fsum(v) / len(v) for v in by_epoch[number].values()]
         mean = math.fsum(values) / len(values)
         # The sample std (n − 1), as the table's; statistics.stdev is exact but far slower per point.
         std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
         x.append(number)
         y.append(mean)
-        upper.append(mean + std if std is not None else None)
-        lower.append(mean - std if std is not None else None)
+        upper.append(clip(mean + std, bounds) if std is not None else None)
+        lower.append(clip(mean - std, bounds) if std is not None else None)
         n.append(len(values))
-    return {"name": name, "color": color, "key": key, "x": x, "y": y, "upper": upper, "lower": lower, "n": n,
-            "band": "± 1 std"}
+        spread.append(std)
+    return {"name": name, "color": color, "dash": dash, "key": key, "x": x, "y": y, "upper": upper, "lower": lower,
+            "n": n, "spread": spread, "band": "± 1 std"}
+
+
+def legend_name(group: dict, drawn: list[dict], count: int) -> str:
+    """A group's name in a chart's legend, e.g. "kd temperature=4 (mean of 3)": its method, the hyperparameters
+    that set it apart (from the other groups of its method drawn with it, or from the method's defaults), its
+    network where those drawn differ, and how many seeds its line averages."""
+    shown = distinguishing_params(group["method"], group["params"],
+                                  varying_names([g["params"] for g in drawn if g["method"] == group["method"]]))
+    if len({g["architecture"] for g in drawn if g["role"] != "teacher"}) > 1 and group["architecture"]:
+        shown.insert(0, group["architecture"])
+    counted = f"mean of {count}" if count != 1 else "1 seed"
+    return " ".join([group["method"], *shown, f"({counted})"])
+
+
+def _samples(group: dict) -> dict[int, Any]:
+    """Each member run's sample (its seed), from the group's ``members``."""
+    return {member["id"]: member["seed"] for member in group.get("members", [])}
+
+
+def _drawn_seeds(group: dict, epochs_by_run: dict[int, list[dict]]) -> int:
+    samples = _samples(group)
+    return len({samples.get(i, ("run", i)) for i in group["run_ids"] if epochs_by_run.get(i)})
+
+
+def _group_bands(groups: list[dict], epochs_by_run: dict[int, list[dict]], key: str,
+                 bounds: tuple[float | None, float | None], tagged: bool = False) -> list[dict]:
+    series = []
+    for group in groups:
+        samples = _samples(group)
+        name = legend_name(group, groups, _drawn_seeds(group, epochs_by_run))
+        series.append(band_series(f"{group['tag']} {name}" if tagged else name, group["color"], key,
+                                  [epochs_by_run.get(i, []) for i in group["run_ids"]],
+                                  [samples.get(i) for i in group["run_ids"]], group.get("dash", "solid"), bounds))
+    return [s for s in series if s["x"]]
 
 
 def group_curves(groups: list[dict], epochs_by_run: dict[int, list[dict]], prefix: str = "curve") -> list[dict]:
-    """One chart per metric, a mean line and ±std band per group (``key``, ``label``, ``color``, ``run_ids``)."""
+    """One chart per metric, a mean line and ±std band per group (``key``, ``method``, ``params``, ``color``,
+    ``dash``, ``run_ids`` and its ``members`` with their seeds)."""
     charts = []
-    for index, (title, y_title, key, y_format, log) in enumerate(GROUP_METRICS):
-        series = [band_series(g["label"], g["color"], key, [epochs_by_run.get(i, []) for i in g["run_ids"]])
-                  for g in groups]
-        series = [s for s in series if s["x"]]
+    for index, (title, y_title, key, y_format, log, bounds) in enumerate(GROUP_METRICS):
+        series = _group_bands(groups, epochs_by_run, key, bounds)
         if series:
             # The page draws one legend for all three charts: long labels would crowd each plot.
             charts.append({"id": f"{prefix}-{index}", "type": "line", "title": f"{title} · mean ± std",
@@ -65,16 +115,20 @@ def group_curves(groups: list[dict], epochs_by_run: dict[int, list[dict]], prefi
     return charts
 
 
+def curve_legend(groups: list[dict], epochs_by_run: dict[int, list[dict]]) -> list[dict]:
+    """The legend a page draws once for its group_curves charts: each group's colour, dash and legend name."""
+    return [{"key": g["key"], "color": g["color"], "dash": g.get("dash", "solid"),
+             "name": legend_name(g, groups, _drawn_seeds(g, epochs_by_run))} for g in groups]
+
+
 def with_group_bands(run_charts: list[dict], groups: list[dict], epochs_by_run: dict[int, list[dict]]) -> list[dict]:
     """The compare page's per-metric charts with each group's mean and band added beside the runs' lines;
     a metric that only groups have gets its own chart."""
     if not groups:
         return run_charts
     charts = [dict(c, series=list(c["series"])) for c in run_charts]
-    for index, (title, y_title, key, y_format, log) in enumerate(GROUP_METRICS):
-        series = [band_series(f"{g['tag']} {g['method']} (mean of {len(g['run_ids'])})", g["color"], key,
-                              [epochs_by_run.get(i, []) for i in g["run_ids"]]) for g in groups]
-        series = [s for s in series if s["x"]]
+    for index, (title, y_title, key, y_format, log, bounds) in enumerate(GROUP_METRICS):
+        series = _group_bands(groups, epochs_by_run, key, bounds, tagged=True)
         if not series:
             continue
         chart = next((c for c in charts if any(s.get("key") == key for s in c["series"])), None)
@@ -87,20 +141,21 @@ def with_group_bands(run_charts: list[dict], groups: list[dict], epochs_by_run: 
 
 
 def finals_with_groups(finals: dict, groups: list[dict]) -> dict:
-    """The compare page's final-accuracy bars, and a bar per group at its mean with its 95 % interval.
-    Groups are named by their tag on the axis (labels are long) and in full on hover."""
+    """The compare page's final-accuracy bars, and a bar per group at its mean with its 95 % interval (drawn
+    inside [0, 100] %). Groups are named by their tag on the axis (legend names are long) and in full on hover."""
     if not groups:
         return finals
     bars = finals["series"][0]
     shown = [g for g in groups if g["mean"] is not None]
+    intervals = [(clip(g["ci95"][0]), clip(g["ci95"][1])) if g["ci95"] else None for g in shown]
     series = {**bars, "x": [*bars["x"], *(g["tag"] for g in shown)],
-              "names": [*bars["x"], *(f"{g['label']} (mean of {g['n']})" for g in shown)],
+              "names": [*bars["x"], *(f"{g['tag']} {legend_name(g, groups, g['n'])}" for g in shown)],
               "y": [*bars["y"], *(g["mean"] for g in shown)],
               "colors": [*bars["colors"], *(g["color"] for g in shown)],
               "links": [*bars["links"], *(None for _ in shown)],
-              "errorPlus": [None] * len(bars["x"]) + [g["ci95"][1] - g["mean"] if g["ci95"] else None for g in shown],
-              "errorMinus": [None] * len(bars["x"]) + [g["mean"] - g["ci95"][0] if g["ci95"] else None
-                                                       for g in shown]}
+              "errorPlus": [None] * len(bars["x"]) + [ci[1] - g["mean"] if ci else None for g, ci in zip(shown, intervals)],
+              "errorMinus": [None] * len(bars["x"]) + [g["mean"] - ci[0] if ci else None
+                                                       for g, ci in zip(shown, intervals)]}
     return {**finals, "series": [series], "note": "groups: mean with its 95 % confidence interval"}
 
 
@@ -132,7 +187,7 @@ def _hover(group: dict) -> str:
                                                                  if group["std"] is not None else ""),
              f"n = {group['n']}"]
     if group["ci95"]:
-        lines.append(f"95 % CI {fmt_pct(group['ci95'][0])} – {fmt_pct(group['ci95'][1])}")
+        lines.append(f"95 % CI {fmt_pct(clip(group['ci95'][0]))} – {fmt_pct(clip(group['ci95'][1]))}")
     diff = group.get("vs_baseline")
     if diff:
         p = "untested" if diff["p_value"] is None else f"p = {diff['p_value']:.3f}"
@@ -175,11 +230,12 @@ def sweep_line(title: str, name: str, values: list, groups: list[dict], color: s
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in points)
     x = [v if numeric else value_text(v) for v, _ in points]
     series = [{"name": "mean final accuracy (95 % CI)", "color": color, "x": x, "y": [g["mean"] for _, g in points],
-               "upper": [g["ci95"][1] if g["ci95"] else None for _, g in points],
-               "lower": [g["ci95"][0] if g["ci95"] else None for _, g in points],
+               "upper": [clip(g["ci95"][1]) if g["ci95"] else None for _, g in points],
+               "lower": [clip(g["ci95"][0]) if g["ci95"] else None for _, g in points],
+               "spread": [g["ci95"][1] - g["mean"] if g["ci95"] else None for _, g in points],
                "n": [g["n"] for _, g in points], "band": "95 % CI"}]
     if baseline is not None and baseline["mean"] is not None and x:
-        series.append({"name": f"{baseline['label']} (mean)", "color": "#79706e", "dash": "dash", "x": x,
+        series.append({"name": f"{baseline['label']} (mean)", "color": baseline["color"], "dash": "dash", "x": x,
                        "y": [baseline["mean"]] * len(x)})
     return {"type": "line", "title": title, "xTitle": name, "yTitle": "Final test accuracy", "yFormat": ".1%",
             "log": False, "smoothable": False, "series": series}

@@ -13,11 +13,11 @@ from typing import Any
 
 from app.runs.form import FormError, dataset_field, default_dataset, form_field, parse_seeds, teacher_label
 from app.web.formatting import fmt_params
-from kdcore.architectures import catalog
+from kdcore.architectures import canonical, catalog
 from kdcore.data.catalog import DatasetInfo
 from kdcore.presets import PRESET_TITLES, PRESETS
 from kdcore.registry import BASELINE_KIND, METHODS
-from kdcore.studies.study import StudyInputError, parse_spec, run_count
+from kdcore.studies.study import StudyInputError, StudySpec, expand, parse_spec, run_count
 
 Values = Mapping[str, list[str]]
 # Every method but the teacher's own: a study trains its teacher, or distils from a teacher run.
@@ -134,15 +134,25 @@ def run_estimate(values: Values, limit: int) -> dict[str, Any]:
     except FormError as exc:
         return {**estimate, "problem": exc.errors[0]["msg"]}
     external_teacher = bool(payload.pop("teacher_run_id", None))
+    spec = None
     try:
         spec = parse_spec(payload)
+        # Expanded as the submit expands it, so that a grid line the submit refuses is refused here in its
+        # words. A study past the limit is counted and flagged instead.
+        expand(spec, external_teacher=external_teacher, max_runs=limit)
     except StudyInputError as exc:
+        if spec is not None and all(error["type"] == "too_many_runs" for error in exc.errors):
+            return _counted(estimate, spec, external_teacher)
         placed, general = place_errors(exc.errors, payload)
         return {**estimate, "problem": next(iter([*placed.values(), *general]))}
+    return _counted(estimate, spec, external_teacher)
+
+
+def _counted(estimate: dict[str, Any], spec: StudySpec, external_teacher: bool) -> dict[str, Any]:
     total = run_count(spec, external_teacher)
     students = run_count(spec, external_teacher=True)
     return {**estimate, "count": total, "teachers": total - students, "students": students,
-            "seeds": len(spec.seeds), "configurations": students // len(spec.seeds), "over": total > limit}
+            "seeds": len(spec.seeds), "configurations": students // len(spec.seeds), "over": total > estimate["limit"]}
 
 
 def _as_typed(value: Any) -> str:
@@ -173,7 +183,7 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
     checked = set(values.get("methods", []))
     dataset_name = _text(values, "dataset") or default_dataset(datasets)
     num_classes = next((d.num_classes for d in datasets if d.name == dataset_name), 10)
-    picked = set(values.get("architectures", []))
+    picked = {canonical(name) for name in values.get("architectures", [])}
     networks = [(name, f"{name} · {fmt_params(info['parameters'])}", name in picked)
                 for name, info in catalog(num_classes).items()]
     networks += [(name, f"{name} (not found)", True) for name in sorted(picked - {n for n, _, _ in networks})]
@@ -216,8 +226,8 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
         "validation": form_field("validation", _text(values, "validation") or None, errors.get("validation")),
         "preset": {"name": "preset", "label": "Preset", "input": "select", "value": preset,
                    "error": errors.get("preset"), "required": False,
-                   "help": PRESET_TITLES.get(preset, "The seed's recipe: Adam, constant learning rate"),
-                   "choices": [("", "seed recipe"), *((name, name) for name in PRESETS)]},
+                   "help": PRESET_TITLES.get(preset, "The tutorial's recipe: Adam, constant learning rate"),
+                   "choices": [("", "tutorial recipe"), *((name, name) for name in PRESETS)]},
         "estimate": run_estimate(values, limit),
     }
 

@@ -39,7 +39,7 @@ from kdcore.studies.study import StudyInputError, expand, own_baselines, paper_t
 def create_study(session: Session, payload: Any, *, strict: bool = False,
                  experiment: Experiment | None = None) -> Study:
     """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named).
-    ``experiment``: stored with the study, its runs joined to it (the seed experiment over several seeds)."""
+    ``experiment``: stored with the study, its runs joined to it (the tutorial experiment over several seeds)."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     settings = settings_of(session)
@@ -189,7 +189,7 @@ def delete_study(session: Session, study_id: int) -> None:
     if removed.rowcount != len(run_ids):
         session.rollback()
         raise Conflict(f"a run of study {study_id} started meanwhile; cancel the study first")
-    # The seed experiment over several seeds stores an experiment beside the study: it goes with its runs.
+    # The tutorial experiment over several seeds stores an experiment beside the study: it goes with its runs.
     for experiment_id in {run.experiment_id for run in runs if run.experiment_id is not None}:
         if session.exec(select(Run.id).where(Run.experiment_id == experiment_id).limit(1)).first() is None:
             session.execute(delete(Experiment).where(Experiment.id == experiment_id))

@@ -139,10 +139,11 @@ def _members(group: dict, runs_by_id: dict[int, Run]) -> list[dict]:
     return members
 
 
-def _colors(groups: list[dict]) -> dict[str, str]:
-    # By first run, not by rank: a configuration keeps its colour while the ranking moves.
+def _styles(groups: list[dict]) -> dict[str, dict[str, str]]:
+    """Each configuration's colour (its method's, as on every page) and dash. A method's variants are told
+    apart by first run, not by rank: a configuration keeps its style while the ranking moves."""
     ordered = sorted(groups, key=lambda g: min(g["run_ids"], default=0))
-    return {g["key"]: charts.nth_color(i) for i, g in enumerate(ordered)}
+    return {g["key"]: style for g, style in zip(ordered, charts.method_styles([g["method"] for g in ordered]))}
 
 
 def _test_text(diff: dict) -> str:
@@ -154,12 +155,12 @@ def _test_text(diff: dict) -> str:
 
 def group_rows(study_id: int | None, groups: list[dict], runs: list[Run]) -> list[dict]:
     """The table's rows, best mean first, each with its colour, its member runs and its compare link."""
-    colors = _colors(groups)
+    styles = _styles(groups)
     runs_by_id = {run.id: run for run in runs}
     rows = []
     for group in groups:
         diff = group["vs_baseline"]
-        rows.append({**group, "color": colors[group["key"]], "members": _members(group, runs_by_id),
+        rows.append({**group, **styles[group["key"]], "members": _members(group, runs_by_id),
                      "compare_url": group_compare_url(study_id, group["key"]),
                      "p_text": _p_value(diff["p_value"]) if diff else None,
                      "test": None if diff is None else _test_text(diff)})
@@ -257,6 +258,7 @@ def results_view(session: Session, study: Study, runs: list[Run]) -> dict:
             "has_baseline": any(r["role"] == "baseline" for r in rows),
             "has_validation": with_best_validation(rows, runs),
             "curves": study_charts.group_curves(curve_rows, history),
+            "curve_legend": study_charts.curve_legend(curve_rows, history),
             "curves_truncated": len(curve_rows) < len([r for r in rows if r["run_ids"]]),
             "curve_count": len(curve_rows), "curve_rows": curve_rows, **sweeps,
             "tables": studies.paper_tables(groups) if any(g["n"] for g in groups) else None,
@@ -270,9 +272,11 @@ def study_view(session: Session, study: Study) -> dict:
 
 # ---------------------------------------------------------------- compare page groups
 
-def compare_groups(session: Session, keys: list[str], study_id: int | None, first_color: int) -> dict:
+def compare_groups(session: Session, keys: list[str], study_id: int | None, run_kinds: list[str] = ()) -> dict:
     """Configurations to overlay on the compare page: the given group keys (within one study when
-    ``study_id`` is given), or all of a study's configurations; each with its statistics and runs."""
+    ``study_id`` is given), or all of a study's configurations; each with its statistics, its runs, the first
+    run's config and its style (its method's colour; ``run_kinds``: the single runs drawn beside them, which
+    take their methods' first styles)."""
     study, missing = None, []
     if study_id is not None:
         try:
@@ -292,11 +296,14 @@ def compare_groups(session: Session, keys: list[str], study_id: int | None, firs
     truncated = len(found) > COMPARE_MAX_GROUPS
     found = found[:COMPARE_MAX_GROUPS]
     runs_by_id = {run.id: run for run in runs}
+    styles = charts.method_styles([*run_kinds, *(g["method"] for g in found)])[len(run_kinds):]
     groups = []
-    for index, group in enumerate(found):
-        groups.append({**group, "color": charts.nth_color(first_color + index), "tag": f"G{index + 1}",
-                       "members": _members(group, runs_by_id),
-                       "study_id": runs_by_id[group["run_ids"][0]].study_id if group["run_ids"] else None})
+    for index, (group, style) in enumerate(zip(found, styles)):
+        first = runs_by_id[group["run_ids"][0]] if group["run_ids"] else None
+        groups.append({**group, **style, "tag": f"G{index + 1}", "members": _members(group, runs_by_id),
+                       "study_id": first.study_id if first else None, "config": first.config if first else {},
+                       "teacher_run_ids": sorted({runs_by_id[i].teacher_run_id for i in group["run_ids"]
+                                                  if runs_by_id[i].teacher_run_id is not None})})
     wanted = [i for g in groups for i in g["run_ids"] if runs_by_id[i].status in CURVE_STATUSES]
     history = studies.epoch_metrics(session, wanted)
     active = any(runs_by_id[i].status in ACTIVE_STATUSES for g in groups for i in g["run_ids"])

@@ -14,12 +14,39 @@ PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2",
            "#eeca3b", "#9d755d", "#ff9da6", "#79706e")
 
 
+# How the second, third, … series of one method drawn together differ from its first: a dash of their own.
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 def kind_color(kind: str) -> str:
+    """A method's colour, the same on every page (board, run, compare, study)."""
     return PALETTE[KINDS.index(kind) % len(PALETTE)] if kind in KINDS else PALETTE[-1]
 
 
 def nth_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
+
+
+def shade(color: str, step: int) -> str:
+    """``color`` itself at step 0, then alternately darker and lighter, further each time: one method's
+    several series stay in its colour, yet apart."""
+    if step == 0:
+        return color
+    amount = min(0.7, 0.3 + 0.15 * ((step - 1) // 2))
+    target = 0 if step % 2 else 255  # odd steps towards black, even ones towards white
+    channels = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(c + (target - c) * amount):02x}" for c in channels)
+
+
+def method_styles(kinds: list[str]) -> list[dict[str, str]]:
+    """The colour and dash of each of several series drawn together, by their methods in order: a method's
+    first series has its own colour (kind_color), its next ones shades of it with dashes of their own."""
+    seen: dict[str, int] = {}
+    styles = []
+    for kind in kinds:
+        step = seen[kind] = seen.get(kind, -1) + 1
+        styles.append({"color": shade(kind_color(kind), step), "dash": DASHES[step % len(DASHES)]})
+    return styles
 
 
 def _pick(data: dict, key: str) -> Any:
@@ -58,10 +85,11 @@ def loss_chart(terms: tuple[str, ...] | list[str], epochs: list[dict], validatio
     return line_chart("Losses", "Loss", loss_series(terms, validation), epochs)
 
 
-def accuracy_chart(epochs: list[dict], validation: bool = False) -> dict:
-    series = [{"name": "test accuracy", "key": "test_accuracy", "color": PALETTE[2]}]
+def accuracy_chart(epochs: list[dict], validation: bool = False, color: str = PALETTE[2]) -> dict:
+    """``color``: the run's method's (kind_color), as its accuracy is drawn on every page."""
+    series = [{"name": "test accuracy", "key": "test_accuracy", "color": color}]
     if validation:
-        series.append({"name": "validation accuracy", "key": "val_accuracy", "color": PALETTE[2], "dash": "dash"})
+        series.append({"name": "validation accuracy", "key": "val_accuracy", "color": color, "dash": "dash"})
     return line_chart("Accuracy" if validation else "Test accuracy", "Accuracy", series, epochs, ".1%", log=False)
 
 
@@ -92,8 +120,8 @@ def compare_charts(runs: list[dict], history: dict[int, list[dict]]) -> list[dic
     metrics += [(f"Train {t}", "Loss", f"train_terms.{t}", None, True) for t in terms]
     charts = []
     for index, (title, y_title, key, y_format, log) in enumerate(metrics):
-        series = [_with_points({"name": f"#{run['id']} {run['kind']}", "key": key, "color": run["color"]},
-                               history[run["id"]]) for run in runs]
+        series = [_with_points({"name": f"#{run['id']} {run['kind']}", "key": key, "color": run["color"],
+                                "dash": run.get("dash", "solid")}, history[run["id"]]) for run in runs]
         series = [s for s in series if s["x"]]
         if series:
             charts.append({"id": f"compare-{index}", "type": "line", "title": title, "xTitle": "Epoch",

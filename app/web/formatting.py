@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
+
+from kdcore.registry import METHODS
 
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
@@ -44,3 +47,22 @@ def fmt_value(value: Any) -> str:
 
 def fmt_when(iso: str | None) -> str:
     return "—" if not iso else iso[:16].replace("T", " ")
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def varying_names(params_list: list[dict[str, Any]]) -> set[str]:
+    """The hyperparameters whose values differ between these runs or configurations (of one method)."""
+    names = {name for params in params_list for name in params}
+    return {name for name in names if len({_text(params.get(name)) for params in params_list}) > 1}
+
+
+def distinguishing_params(method: str, params: dict[str, Any], varying: set[str]) -> list[str]:
+    """``name=value`` for each hyperparameter that sets a run or configuration of ``method`` apart: one that
+    ``varying`` names (it differs between those shown beside it), or one away from the method's default."""
+    known = METHODS.get(method)
+    defaults = known.params().model_dump() if known is not None else {}
+    return [f"{name}={fmt_value(value)}" for name, value in params.items()
+            if name in varying or (name in defaults and _text(value) != _text(defaults[name]))]

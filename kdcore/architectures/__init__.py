@@ -6,6 +6,9 @@ forward gives ``(logits, {tap name: tensor})``), and whatever installed packages
 The model files import torch. This module does not: a torch-free process (the web server) reads the
 ``catalog`` (names, descriptions, parameter counts, tap shapes), which a short-lived subprocess
 computes once per set of architecture files and which is then kept on disk.
+
+A network that was renamed keeps its former name as an alias (``ALIASES``): configurations, commands,
+stored runs and checkpoints may name it either way, and RunConfig stores the current name.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from kdcore.plugins import add_plugins
 
 ENTRY_POINT_GROUP = "kdcore.architectures"
 _HELPERS = ("shapes", "staged", "__main__")
+# Former names of renamed networks -> their names now. "seed" meant the tutorial the project started from,
+# and read as a random seed; the tutorial's CNNs are named after it now.
+ALIASES = {"seed_teacher": "tutorial_teacher", "seed_student": "tutorial_student"}
 _catalogs: dict[tuple[str, int], dict[str, dict]] = {}
 _lock = threading.Lock()
 
@@ -35,21 +41,33 @@ def _declared(obj) -> dict[str, tuple[Any, str]]:
     return dict(obj if isinstance(obj, dict) else getattr(obj, "ARCHITECTURES", {}))
 
 
+def canonical(name: str) -> str:
+    """The current name of a network named by ``name`` (itself unless it is a former name)."""
+    return ALIASES.get(name, name)
+
+
+def first_name(name: str) -> str:
+    """The name a network had when group keys were first stored (kdcore.studies.study.group_key): a renamed
+    network keys its runs under its former name, so that runs stored before the rename group with new ones."""
+    return next((old for old, new in ALIASES.items() if new == name), name)
+
+
 def registry() -> dict[str, tuple[Any, str]]:
     """``{name: (factory, description)}``. Imports torch: for training processes only."""
     found: dict[str, tuple[Any, str]] = {}
-    # The seed's CNNs first: the forms list architectures in this order.
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "seed_cnn", m.name)):
+    # The tutorial's CNNs first: the forms list architectures in this order.
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "tutorial_cnn", m.name)):
         if module.name not in _HELPERS:
             found.update(_declared(importlib.import_module(f"{__name__}.{module.name}")))
     return add_plugins(found, ENTRY_POINT_GROUP, _declared)
 
 
 def build(name: str, num_classes: int):
-    """A fresh model; the caller seeds torch's RNG first for reproducible weights."""
+    """A fresh model (``name`` may be a former name); the caller seeds torch's RNG first for reproducible weights."""
     from kdcore.errors import ConfigError
 
     architectures = registry()
+    name = canonical(name)
     if name not in architectures:
         raise ConfigError(f"unknown architecture {name!r}; choose one of: {', '.join(architectures)}")
     return architectures[name][0](num_classes)

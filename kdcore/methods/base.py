@@ -29,8 +29,8 @@ class NoHyperparameters(Hyperparameters):
     pass
 
 
-class SeedWeights(Hyperparameters):
-    """The seed's weighting: loss = ce_weight·CE + distill_weight·(the method's term)."""
+class TutorialWeights(Hyperparameters):
+    """The tutorial's weighting: loss = ce_weight·CE + distill_weight·(the method's term)."""
 
     ce_weight: float = Field(0.75, ge=0, le=1000, description="Weight of the cross-entropy term")
     distill_weight: float = Field(0.25, ge=0, le=1000, description="Weight of the distillation term")
@@ -43,6 +43,9 @@ class SeedWeights(Hyperparameters):
             raise ValidationError.from_exception_data(type(self).__name__, [
                 InitErrorDetails(type=error, loc=("distill_weight",), input=self.distill_weight)])
         return self
+
+
+SeedWeights = TutorialWeights  # its former name, which plugin packages may import
 
 
 class TapChoice(NamedTuple):
@@ -102,7 +105,7 @@ class Method:
     teaches: bool = False
     # Whether it is the baseline that distillation is measured against: the student trained alone.
     baseline: bool = False
-    default_architecture: str = "seed_student"
+    default_architecture: str = "tutorial_student"
     default_epochs: int = 20
     taps: Callable[[TapShapes, TapShapes | None, Hyperparameters], TapChoice] = no_taps
     # Trainable modules of the method's own (a regressor, a projector), built from the tap shapes.

@@ -1,10 +1,10 @@
 """Cosine loss between hidden representations: the student's flattened last feature map against the
-teacher's, average-pooled to the student's width (the seed: 2048 pooled pairwise to 1024)."""
+teacher's, average-pooled to the student's width (the tutorial: 2048 pooled pairwise to 1024)."""
 
-from kdcore.methods.base import Method, SeedWeights, TapChoice
+from kdcore.methods.base import Method, TapChoice, TutorialWeights
 
 
-class CosineParams(SeedWeights):
+class CosineParams(TutorialWeights):
     pass
 
 

@@ -1,13 +1,13 @@
 """FitNets hint: a 3×3 conv regressor maps the student's last feature map onto the teacher's channels,
-compared by MSE (the seed: Conv(16→32) from 16×8×8 to 32×8×8). Where the two maps differ in size, the
+compared by MSE (the tutorial: Conv(16→32) from 16×8×8 to 32×8×8). Where the two maps differ in size, the
 larger is average-pooled to the smaller. The regressor belongs to the method: it trains with the
 student and is saved in its checkpoint, but is not part of the deployed student."""
 
-from kdcore.methods.base import Method, SeedWeights, TapChoice
+from kdcore.methods.base import Method, TapChoice, TutorialWeights
 from kdcore.methods.cosine import _last_stage
 
 
-class FitNetParams(SeedWeights):
+class FitNetParams(TutorialWeights):
     pass
 
 

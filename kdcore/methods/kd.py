@@ -2,11 +2,11 @@
 
 from pydantic import Field
 
-from kdcore.methods.base import Method, SeedWeights, logits_only
+from kdcore.methods.base import Method, TutorialWeights, logits_only
 from kdcore.methods.logit_standardization import logit_pair
 
 
-class KDParams(SeedWeights):
+class KDParams(TutorialWeights):
     temperature: float = Field(2.0, gt=0, le=1000, description="Softmax temperature T")
     standardize: bool = Field(False, description="Standardise both logits per row before the temperature "
                               "(logit standardisation, Sun et al. 2024)")
@@ -15,8 +15,8 @@ class KDParams(SeedWeights):
 def soft_target_loss(student_logits, teacher_logits, temperature):
     import torch.nn.functional as F  # here, not above: the torch-free web process reads this file
 
-    # KL on log-probabilities (log_target=True) has the seed's gradient, but stays finite when
-    # a confident teacher's probability underflows to 0, where the seed's p·log p gives NaN.
+    # KL on log-probabilities (log_target=True) has the tutorial's gradient, but stays finite when
+    # a confident teacher's probability underflows to 0, where the tutorial's p·log p gives NaN.
     student_log_p = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_log_p = F.log_softmax(teacher_logits / temperature, dim=-1)
     kl = F.kl_div(student_log_p, teacher_log_p, reduction="batchmean", log_target=True)

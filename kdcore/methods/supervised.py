@@ -12,8 +12,8 @@ def loss(student, teacher, labels, params, progress, modules):
 
 METHODS = (
     Method(name="teacher", title="Teacher", description="The teacher network trained with cross-entropy alone.",
-           loss=loss, teaches=True, default_architecture="seed_teacher", default_epochs=20),
+           loss=loss, teaches=True, default_architecture="tutorial_teacher", default_epochs=20),
     Method(name="student", title="Student (baseline)",
            description="The student network trained with cross-entropy alone, no teacher.",
-           loss=loss, baseline=True, default_architecture="seed_student", default_epochs=20),
+           loss=loss, baseline=True, default_architecture="tutorial_student", default_epochs=20),
 )

@@ -1,4 +1,4 @@
-"""The seed experiment: a teacher, a baseline student, then three students distilled from it."""
+"""The tutorial experiment: a teacher, a baseline student, then three students distilled from it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kdcore.training.engine import RunResult, train
 
 
 def experiment_configs(dataset: str, subset: int | None = None, **overrides: Any) -> list[RunConfig]:
-    """One config per kind, with the seed's defaults and the overrides that kind accepts (an
+    """One config per kind, with the tutorial's defaults and the overrides that kind accepts (an
     ``architecture`` is the students': the teacher keeps its own)."""
     configs = []
     for kind in EXPERIMENT_KINDS:
@@ -111,7 +111,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def experiment_study(dataset: str, subset: int | None, seeds: list, **overrides: Any) -> dict[str, Any]:
-    """The seed experiment repeated over seeds, as a study request (kdcore.studies.study): one teacher per seed,
+    """The tutorial experiment repeated over seeds, as a study request (kdcore.studies.study): one teacher per seed,
     each seed's students distilled from their own, every method at its own default epochs unless
     ``epochs`` is given (which, as in the single experiment, sets every run's, the teacher's included)."""
     epochs = overrides.pop("epochs", None)

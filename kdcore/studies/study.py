@@ -17,6 +17,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kdcore.architectures import canonical, first_name
 from kdcore.config import METHOD_PARAMS, RunConfig, best_teacher_weights_error
 from kdcore.errors import KDError
 from kdcore.registry import BASELINE_KIND, METHODS, TEACHER_KINDS
@@ -293,6 +294,9 @@ def group_key(config: RunConfig | dict, teacher_key: str | None = None) -> str:
     configuration (not the run) of its teacher, so students of per-seed teachers group together."""
     data = config.to_json_dict() if isinstance(config, RunConfig) else dict(config)
     kept = {k: v for k, v in data.items() if k not in ("seed", *SPEED_FIELDS) and not _added_default(k, v)}
+    if isinstance(kept.get("architecture"), str):
+        # A renamed network keys under the name stored keys were made with: old runs and new ones group together.
+        kept["architecture"] = first_name(canonical(kept["architecture"]))
     return _digest({"config": kept, "teacher": teacher_key})
 
 
@@ -321,7 +325,7 @@ def baseline_key(config: RunConfig | dict) -> str | None:
 def own_baseline(config: RunConfig, students: Sequence[RunConfig]) -> str | None:
     """A run's baseline when the experiment or study that launches it trains the baseline ``students``:
     the one on the same network, data and recipe, of the run's own epochs if there is that one, else the
-    only one (the seed experiment compares its 10-epoch KD students with its 20-epoch student). Otherwise,
+    only one (the tutorial experiment compares its 10-epoch KD students with its 20-epoch student). Otherwise,
     or when several epochs would do, ``baseline_key``: never a guess."""
     own = baseline_key(config)
     trained = {group_key(student): student.epochs for student in students}

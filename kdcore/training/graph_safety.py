@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from kdcore.architectures import catalog, registry
+from kdcore.architectures import canonical, catalog, registry
 from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
 
@@ -25,7 +25,7 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
     Raises (RuntimeError or NotImplementedError) where the step reads a value back to the host."""
     config = RunConfig(kind=kind, **({"architecture": student} if student else {}))
     method = config.method
-    teacher = teacher or "seed_teacher"
+    teacher = canonical(teacher or "tutorial_teacher")
     shapes = {name: {tap: tuple(s) for tap, s in info["taps"].items()} for name, info in catalog(num_classes).items()}
     student_shapes = shapes[config.architecture]
     teacher_shapes = shapes[teacher] if method.needs_teacher else None

@@ -27,7 +27,7 @@ class StepRunner:
         the step itself advances (the step count): a capture restores them like the weights."""
         self.parameters, self.optimizer, self.loss_fn = parameters, optimizer, loss_fn
         self.split, self.counters = split, counters
-        # Row 0: weighted total; then one row per term. Sums of batch means, as the seed logs.
+        # Row 0: weighted total; then one row per term. Sums of batch means, as the tutorial logs.
         self.sums = torch.zeros(num_terms + 1, device=split.device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_index: torch.Tensor | None = None

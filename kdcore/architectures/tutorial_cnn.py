@@ -1,12 +1,13 @@
-"""The seed experiment's two CNNs, with the taps interface.
+"""The tutorial experiment's two CNNs, with the taps interface: ``tutorial_teacher`` and ``tutorial_student``
+(formerly ``seed_teacher`` and ``seed_student``, names that still work: kdcore.architectures.ALIASES).
 
-Built exactly like the seed's ``Teacher`` / ``Student(regressor=False)`` (bench/seed_loop.py) (same modules, in
+Built exactly like the tutorial's ``Teacher`` / ``Student(regressor=False)`` (bench/seed_loop.py) (same modules, in
 the same order, under the same names), so ``torch.manual_seed(s)`` gives bit-identical initial
 weights and their state dicts (and existing checkpoints) are interchangeable. The FitNets hint
 regressor is not part of the student: it belongs to the method that trains it.
 
 Taps: ``stage1`` after the first max-pool (teacher 64×16×16, student 16×16×16), ``stage2`` the
-conv stack's output that the seed's cosine / FitNets losses use (teacher 32×8×8, student
+conv stack's output that the tutorial's cosine / FitNets losses use (teacher 32×8×8, student
 16×8×8), ``embedding`` the flattened conv output the classifier receives (2048 / 1024).
 """
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 
-class _SeedCNN(nn.Module):
+class _TutorialCNN(nn.Module):
     features: nn.Sequential
     classifier: nn.Sequential
     # Index in ``features`` of the first max-pool: stage1 is its output.
@@ -37,7 +38,7 @@ class _SeedCNN(nn.Module):
         return self.classifier(embedding), taps
 
 
-class SeedTeacher(_SeedCNN):
+class TutorialTeacher(_TutorialCNN):
     _stage1_end = 4
 
     def __init__(self, num_classes: int = 10):
@@ -55,7 +56,7 @@ class SeedTeacher(_SeedCNN):
         )
 
 
-class SeedStudent(_SeedCNN):
+class TutorialStudent(_TutorialCNN):
     _stage1_end = 2
 
     def __init__(self, num_classes: int = 10):
@@ -71,15 +72,15 @@ class SeedStudent(_SeedCNN):
         )
 
 
-def seed_teacher(num_classes: int = 10) -> nn.Module:
-    return SeedTeacher(num_classes)
+def tutorial_teacher(num_classes: int = 10) -> nn.Module:
+    return TutorialTeacher(num_classes)
 
 
-def seed_student(num_classes: int = 10) -> nn.Module:
-    return SeedStudent(num_classes)
+def tutorial_student(num_classes: int = 10) -> nn.Module:
+    return TutorialStudent(num_classes)
 
 
 ARCHITECTURES: dict[str, tuple[Callable[[int], nn.Module], str]] = {
-    "seed_teacher": (seed_teacher, "The seed's teacher CNN: 4 convs (128/64/64/32), 2 max-pools, MLP 2048→512→classes"),
-    "seed_student": (seed_student, "The seed's light student CNN: 2 convs (16/16), 2 max-pools, MLP 1024→256→classes"),
+    "tutorial_teacher": (tutorial_teacher, "The tutorial's teacher CNN: 4 convs (128/64/64/32), 2 max-pools, MLP 2048→512→classes"),
+    "tutorial_student": (tutorial_student, "The tutorial's light student CNN: 2 convs (16/16), 2 max-pools, MLP 1024→256→classes"),
 }
