@@ -44,7 +44,7 @@ class StepRunner:
         self.failed_capture: BaseException | None = None
         if use_graph and not fallbacks.is_off(CUDA_GRAPHS):
             with _capture_lock:
-                self._capture_or_step_eagerly(batch_size)
+                self._try_capture(batch_size)
 
     def _body(self, index: torch.Tensor) -> None:
         batch = self.split.gather(index)
@@ -70,7 +70,7 @@ class StepRunner:
         self.sums.zero_()
         return sums
 
-    def _capture_or_step_eagerly(self, batch_size: int) -> None:
+    def _try_capture(self, batch_size: int) -> None:
         """Capture, leaving model and optimiser as they were whether it succeeds or raises. Capturing
         needs a few warm-up steps, which change the weights, Adam's moments and the counters: all are
         snapshotted first and restored in place afterwards (after a failure the random numbers too, so

@@ -55,7 +55,6 @@ from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import Progress, TapChoice
 from kdcore.training.checkpoint import load_teacher
 from kdcore.training.device_data import Split
-from kdcore.training.fallback import VMAPPED, Fallbacks
 from kdcore.training.engine import (
     EpochMetrics,
     RunResult,
@@ -72,6 +71,7 @@ from kdcore.training.engine import (
     write_best,
     write_run_files,
 )
+from kdcore.training.fallback import VMAPPED, Fallbacks
 from kdcore.training.networks import build_model
 from kdcore.training.packing.key import differing_fields, pack_key
 from kdcore.training.packing.looped import LoopedStep
