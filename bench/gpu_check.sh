@@ -3,7 +3,8 @@
 # seed experiment through `kd experiment`, and packed training's GPU targets (issue 10): five seeds
 # packed against one, bfloat16 against float32. Expects the archive in .devdata/ and, where the device
 # image lacks pydantic, wheels in .whl/ (see bench/README.md). SECTIONS picks what runs; with a
-# 15-minute budget, SECTIONS="packtests seeds bf16 packbench" is the packing session.
+# 15-minute budget, SECTIONS="packtests seeds bf16 packbench" is the packing session; SECTIONS=fallbacks checks
+# that each GPU speed path falls back when it raises (issue 18).
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -20,13 +21,18 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 echo "== decode the archive once (cached afterwards)"
 time python3 -c "from kdcore.data.loader import load_dataset; d = load_dataset('cifar10-jpg'); print(d.train_x.shape, d.test_x.shape)"
-SECTIONS=${SECTIONS:-"tests experiment sequential bench losses switches"}
+SECTIONS=${SECTIONS:-"tests fallbacks experiment sequential bench losses switches"}
 on() { case " $SECTIONS " in *" $1 "*) return 0;; esac; return 1; }
 on tests && echo "== CUDA tests"
 on tests && python3 -m pytest -q -p no:cacheprovider --tb=short tests/test_cuda.py 2>&1 | tail -40
 on packtests && echo "== CUDA pack and precision tests (CUDA graph packs against eager packs and runs alone)"
 on packtests && python3 -m pytest -q -p no:cacheprovider --tb=short tests/test_packed.py tests/test_precision.py \
   -k "cuda or bfloat16" 2>&1 | tail -30
+# Issue 18: every speed path falls back to the plain one when it raises. On CUDA the capture fails for real
+# (a read back to the host inside it), the others are forced to raise; each run and pack must equal the
+# one without that path. About 1 minute.
+on fallbacks && echo "== speed-path fallbacks on CUDA (tests/test_fallback.py)"
+on fallbacks && python3 -m pytest -q -p no:cacheprovider --tb=short tests/test_fallback.py -k cuda 2>&1 | tail -30
 experiment() {  # $1: label, then extra flags
   local label=$1; shift
   echo "== whole seed experiment, $label"

@@ -121,6 +121,7 @@ def finish_run(session: Session, run_id: int, worker: str, status: str, *, error
             best_val_accuracy=finite_or_none(result.get("best_val_accuracy")),
             best_epoch=result.get("best_epoch"),
             train_seconds=finite_or_none(result.get("seconds")),
+            notes=[str(note) for note in result.get("notes") or ()] or None,
         )
     outcome = session.execute(
         update(Run).where(Run.id == run_id, Run.worker == worker, Run.status == "running").values(**values)

@@ -72,6 +72,8 @@ class RunOut(BestEpochOut):
     progress: ProgressOut | None
     tags: list[str] = Field(description="Its own tags (its study's tags also match a tag filter)")
     note: str | None
+    notes: list[str] = Field(description="What the trainer said of the completed run: a resized dataset, a pack, "
+                             "and each speed path it fell back from ('fallback: ...')")
 
 
 class RunListOut(ApiModel):

@@ -230,7 +230,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "parameters": run.parameters, "final_accuracy": finite_or_none(run.final_accuracy),
         **best_epoch_fields(run),
         "train_seconds": finite_or_none(run.train_seconds), "progress": progress_of(run),
-        "tags": tags_of(run), "note": run.note,
+        "tags": tags_of(run), "note": run.note, "notes": run.notes or [],
     }
 
 

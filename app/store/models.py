@@ -137,6 +137,9 @@ class Run(SQLModel, table=True):
     best_epoch: int | None = None
     best_val_accuracy: float | None = None
     train_seconds: float | None = None
+    # What the trainer said of the completed run (RunResult.notes): a resized dataset, a pack, and each speed
+    # path it fell back from ("fallback: ...", kdcore.training.fallback). NULL reads as none.
+    notes: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     # Live progress, written by the worker about once a second.
     progress_epoch: int | None = None

@@ -1,7 +1,8 @@
 """The training loop: one importable function that reports through callbacks.
 
 No printing and no storage beyond the run's own output folder (checkpoint.pt and
-metrics.json, both written atomically each epoch).
+metrics.json, both written atomically each epoch). A speed path that raises is left for the plain one
+before the loop needs it (kdcore.training.fallback); the result's notes say so.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.training.augment import random_crop_flip
 from kdcore.training.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.training.device_data import Split
-from kdcore.training.networks import build_model
-from kdcore.training.precision import autocast, widened, widened_outputs
+from kdcore.training.fallback import Fallbacks
+from kdcore.training.networks import build_model, channels_last
+from kdcore.training.precision import autocast, usable_precision, widened, widened_outputs
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
 from kdcore.training.run_files import BEST, CHECKPOINT, METRICS
 from kdcore.training.selection import best_epoch_label, best_of
-from kdcore.training.steps import StepRunner
+from kdcore.training.steps import StepRunner, graphs_apply
 from kdcore.training.teacher_cache import teacher_outputs
 
 
@@ -104,7 +106,7 @@ def train(
     notes = [dataset.note] if dataset.note else []
     if method.needs_teacher and config.cache_teacher and config.augment:
         notes.append("teacher outputs are computed online: augmentation changes every image")
-    use_graph = device.type == "cuda" and config.cuda_graphs and config.resident_data
+    fallbacks = Fallbacks(str(out_dir))
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True
 
@@ -115,11 +117,10 @@ def train(
     _check_taps(config, wanted, student_shapes, teacher_shapes)
     model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
     modules = method.modules(student_shapes, teacher_shapes, config.params).to(device) if method.modules else None
-    if config.channels_last:  # faster on GPUs and on CPUs (oneDNN's pooling above all; bench/bench_layout.py)
-        model = model.to(memory_format=torch.channels_last)
-        modules = modules.to(memory_format=torch.channels_last) if modules is not None else None
+    if config.channels_last:
+        channels_last([model, modules], fallbacks)
     trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
-    optimizer = make_optimizer(config, trained, device)
+    optimizer = make_optimizer(config, trained, device, fallbacks)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[EpochMetrics] = []
     if resume:
@@ -129,6 +130,7 @@ def train(
     test_split = Split(dataset.test_x, dataset.test_y, device, config.resident_data)
     val_split = validation_split(dataset, device, config.resident_data)
     steps = math.ceil(len(train_split) / config.batch_size)
+    precision = usable_precision(config.precision, model, probe_images(train_split), fallbacks)
     progress = Progress(epoch=torch.zeros((), device=device), step=torch.full((), float(len(history) * steps),
                         device=device), epochs=config.epochs, steps_per_epoch=steps)
     teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, train_split,
@@ -137,7 +139,7 @@ def train(
     def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
         if config.augment:
             batch = random_crop_flip(batch)
-        with autocast(config.precision, device):
+        with autocast(precision, device):
             logits, taps = model(batch)
         student = widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
         # The teacher stays in float32, online as cached: cache_teacher changes the speed, not the targets.
@@ -148,7 +150,7 @@ def train(
     # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
     buffers = [*model.buffers(), *(modules.buffers() if modules is not None else ())]
     runner = StepRunner(trained, optimizer, loss_fn, train_split, config.batch_size, len(method.loss_terms),
-                        use_graph, counters=(progress.step, *buffers))
+                        graphs_apply(config, device), fallbacks, counters=(progress.step, *buffers))
     started = time.perf_counter()
     for epoch in range(len(history) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -166,8 +168,8 @@ def train(
         train_seconds = time.perf_counter() - epoch_start
         if not all(math.isfinite(v) for v in sums):
             raise NonFiniteLoss(f"training loss became non-finite in epoch {epoch} ({sums[0]})")
-        test_loss, test_accuracy = evaluate(model, test_split, config.precision)
-        val_loss, val_accuracy = evaluate(model, val_split, config.precision) if val_split is not None else (None, None)
+        test_loss, test_accuracy = evaluate(model, test_split, precision)
+        val_loss, val_accuracy = evaluate(model, val_split, precision) if val_split is not None else (None, None)
         metrics = EpochMetrics(
             epoch, config.epochs, sums[0], dict(zip(method.loss_terms, sums[1:])), test_loss, test_accuracy,
             time.perf_counter() - epoch_start, len(train_split) / train_seconds, val_loss, val_accuracy,
@@ -179,12 +181,17 @@ def train(
         if on_epoch:
             on_epoch(metrics)
     return run_result(config, history, parameters=deployed_parameters(model), seconds=time.perf_counter() - started,
-                      checkpoint=str(out_dir / CHECKPOINT), device=str(device), notes=notes)
+                      checkpoint=str(out_dir / CHECKPOINT), device=str(device), notes=[*notes, *fallbacks.notes])
 
 
 def validation_split(dataset, device: torch.device, resident: bool) -> Split | None:
     """The held-out training images (RunConfig.validation) on the device, or None without a split."""
     return Split(dataset.val_x, dataset.val_y, device, resident) if dataset.val_x is not None else None
+
+
+def probe_images(split: Split) -> torch.Tensor:
+    """A couple of the split's images on its device: what a speed path is tried on before the run uses it."""
+    return split.gather(torch.arange(min(2, len(split)), device=split.device))
 
 
 def keeps_best(config: RunConfig, history: list[EpochMetrics]) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from kdcore.methods.base import Outputs
+from kdcore.training.fallback import AUTOCAST, Fallbacks, out_of_memory
 
 
 def autocast(precision: str, device: torch.device):
@@ -29,3 +30,30 @@ def widened(tensor: torch.Tensor) -> torch.Tensor:
 def widened_outputs(outputs: Outputs) -> Outputs:
     """A network's logits and taps, each widened."""
     return Outputs(widened(outputs.logits), {name: widened(value) for name, value in outputs.taps.items()})
+
+
+def usable_precision(precision: str, model: torch.nn.Module, images: torch.Tensor, fallbacks: Fallbacks) -> str:
+    """``precision``, or "float32" where a forward pass of ``model`` under its autocast raises (a GPU
+    without bfloat16, a kernel missing in it) and one without autocast does not: a pass that fails in
+    float32 too is the network's own problem, which it raises. ``images``: a few of the run's, on its
+    device. The passes run in eval mode and without gradients, so no statistic or random number moves:
+    the run then trains as if they had not been made."""
+    if precision == "float32" or fallbacks.is_off(AUTOCAST):
+        return "float32"
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            try:
+                with autocast(precision, images.device):
+                    model(images)
+                return precision
+            except Exception as error:
+                if out_of_memory(error):
+                    raise
+                failure = error
+            model(images)
+        fallbacks.record(AUTOCAST, failure, "the run trains in float32")
+        return "float32"
+    finally:
+        model.train(training)

@@ -23,17 +23,22 @@ import torch
 from kdcore.methods.base import Outputs, Progress
 from kdcore.training.augment import random_crop_flip
 from kdcore.training.device_data import Split
-from kdcore.training.engine import deployed_parameters, evaluate
+from kdcore.training.engine import deployed_parameters, evaluate, probe_images
+from kdcore.training.fallback import Fallbacks
+from kdcore.training.networks import channels_last
 from kdcore.training.packing.vmapped import PackSteps, cpu_copy
-from kdcore.training.precision import autocast, widened_outputs
+from kdcore.training.precision import autocast, usable_precision, widened_outputs
 
 
 class LoopedStep(PackSteps):
-    def __init__(self, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress, *,
-                 lr: float | None = None, optimizer_states: list[dict | None] | None = None):
+    def __init__(self, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress,
+                 fallbacks: Fallbacks, precision: str, *, lr: float | None = None,
+                 optimizer_states: list[dict | None] | None = None):
         """``runs`` (kdcore.training.packing.trainer's): config, wanted taps, modules, teacher_of, shuffle and
-        ``rng``, the state torch's generator had once the run's network and modules were built."""
+        ``rng``, the state torch's generator had once the run's network and modules were built.
+        ``precision``: the one the networks run in (the runs', unless its autocast fell back)."""
         self.runs, self.models, self.split, self.progress = runs, models, split, progress
+        self.fallbacks, self.precision = fallbacks, precision
         self.config = runs[0].config
         self.device = split.device
         self.owned = [[*model.parameters(), *run.module_parameters()] for run, model in zip(runs, models)]
@@ -43,13 +48,12 @@ class LoopedStep(PackSteps):
         self._start([p for own in self.owned for p in own], buffers, lr, optimizer_states)
 
     @classmethod
-    def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress) -> "LoopedStep":
+    def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress,
+              fallbacks: Fallbacks) -> "LoopedStep":
         if runs[0].config.channels_last:
-            models = [model.to(memory_format=torch.channels_last) for model in models]
-            for run in runs:
-                if run.modules is not None:
-                    run.modules.to(memory_format=torch.channels_last)
-        return cls(runs, models, split, progress)
+            channels_last([*models, *(run.modules for run in runs)], fallbacks)
+        precision = usable_precision(runs[0].config.precision, models[0], probe_images(split), fallbacks)
+        return cls(runs, models, split, progress, fallbacks, precision)
 
     def _loss(self, batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
         """StepRunner's loss: ``batch`` holds each run's batch in turn; returns the sum of the runs' totals
@@ -63,7 +67,7 @@ class LoopedStep(PackSteps):
             for j, (run, model) in enumerate(zip(self.runs, self.models)):
                 torch.set_rng_state(run.rng)
                 images = random_crop_flip(batch[j]) if self.config.augment else batch[j]
-                with autocast(self.config.precision, self.device):
+                with autocast(self.precision, self.device):
                     logits, taps = model(images)
                 student = widened_outputs(Outputs(logits, {name: taps[name] for name in run.wanted.student}))
                 own, terms = run.config.method.loss(student, run.teacher_of(images, index[j]), labels[j],
@@ -84,7 +88,7 @@ class LoopedStep(PackSteps):
 
     def evaluate(self, split: Split) -> tuple[list[float], list[float]]:
         """Each run's mean cross-entropy and accuracy on ``split`` (test or validation), by engine.evaluate itself."""
-        scores = [evaluate(model, split, self.config.precision) for model in self.models]
+        scores = [evaluate(model, split, self.precision) for model in self.models]
         for model in self.models:
             model.train()
         return [loss for loss, _ in scores], [accuracy for _, accuracy in scores]
@@ -113,7 +117,7 @@ class LoopedStep(PackSteps):
             return None
         states = [self.optimizer.state.get(p) for j in keep for p in self.owned[j]]
         smaller = LoopedStep([self.runs[j] for j in keep], [self.models[j] for j in keep], self.split, self.progress,
-                             lr=self.lr, optimizer_states=states)
+                             self.fallbacks, self.precision, lr=self.lr, optimizer_states=states)
         self._carry_to(smaller, keep)
         self.close()
         return smaller

@@ -27,6 +27,10 @@ run exactly its own gradients, and one optimiser (Adam or SGD, both elementwise)
 own would. A packed run therefore equals the same run trained alone to float tolerance (a looped one on
 a CPU: dropout and augmentation included).
 
+A speed path that raises falls back as in a run alone (kdcore.training.fallback), for the whole pack: a
+vmapped step that fails at the pack's set-up or first step trains the same runs again looped, each
+prepared afresh from its seed; every run's result notes the fallbacks.
+
 Each run writes its checkpoint and metrics in the engine's format, so ``engine.train(..., resume=True)``
 continues a packed run on its own. A run that fails (a non-finite loss in its epoch sums) or is cancelled
 leaves the pack, which goes on without it, and the others train on unchanged. An out-of-memory error in
@@ -67,6 +71,7 @@ from kdcore.training.engine import (
     write_best,
     write_run_files,
 )
+from kdcore.training.fallback import VMAPPED, Fallbacks
 from kdcore.training.networks import build_model
 from kdcore.training.packing.key import differing_fields, pack_key
 from kdcore.training.packing.looped import LoopedStep
@@ -88,6 +93,10 @@ class _Shared:
     described: dict
     data_root: object
     step_kind: type  # PackedStep (vmapped) or LoopedStep
+    # The speed paths the call's packs fell back from (kdcore.training.fallback), from its first pack on.
+    fallbacks: Fallbacks
+    # Why the vmapped step failed, until a looped pack's first step shows that it, not the runs, was at fault.
+    vmap_failure: BaseException | None = None
     teachers: dict[str, torch.nn.Module] = field(default_factory=dict)
 
 
@@ -108,12 +117,20 @@ class _Run:
         return list(self.modules.parameters()) if self.modules is not None else []
 
 
-class _PackTooLarge(Exception):
-    """Out of memory while a pack set up or took its first step: retry it in smaller packs."""
+class _RetryPack(Exception):
+    """A pack's set-up or first step raised ``error`` in a way that another try of its runs may avoid."""
 
     def __init__(self, error: BaseException):
         super().__init__(str(error))
         self.error = error
+
+
+class _PackTooLarge(_RetryPack):
+    """Out of memory: retry it in smaller packs."""
+
+
+class _VmapFailed(_RetryPack):
+    """The vmapped step raised: retry it looped (kdcore.training.fallback)."""
 
 
 def train_packed(
@@ -157,7 +174,7 @@ def train_packed(
     shared = _Shared(device, dataset, Split(dataset.train_x, dataset.train_y, device, config.resident_data),
                      Split(dataset.test_x, dataset.test_y, device, config.resident_data),
                      validation_split(dataset, device, config.resident_data), catalog(dataset.num_classes), data_root,
-                     _step_kind(device, vectorised, config.precision))
+                     _step_kind(device, vectorised, config.precision), Fallbacks(", ".join(map(str, out_dirs))))
     callbacks = (on_step, on_epoch, should_stop)
     results: list[RunResult | BaseException | None] = [None] * len(configs)
     limit = max_pack or len(configs)
@@ -170,11 +187,17 @@ def train_packed(
         try:
             _train_pack([(i, configs[i], out_dirs[i], teachers[i]) for i in group], shared, results, callbacks)
             continue
-        except _PackTooLarge as too_large:
-            error = too_large.error.with_traceback(None)
+        except _RetryPack as retry:
+            error, vmapped = retry.error.with_traceback(None), isinstance(retry, _VmapFailed)
         # Out of the except clause, the exceptions are gone, and with their tracebacks the failed pack's
-        # frames and tensors: the memory can be returned before the smaller packs start.
+        # frames and tensors: the memory can be returned before the smaller or looped packs start.
         _release_memory(device)
+        if vmapped:  # the same runs again, looped, each prepared afresh from its seed
+            shared.vmap_failure, shared.step_kind = error, LoopedStep
+            waiting.insert(0, group)
+            for i in group:
+                results[i] = None
+            continue
         if len(group) == 1:
             results[group[0]] = error
             continue
@@ -197,7 +220,9 @@ def _step_kind(device: torch.device, vectorised: bool | None, precision: str) ->
 
 
 def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks: tuple) -> None:
-    """Train one pack to its end, writing each run's outcome into ``results``."""
+    """Train one pack to its end, writing each run's outcome into ``results``. The pack's speed-path
+    decisions are kept for the call's later packs once its first step has been taken."""
+    fallbacks = shared.fallbacks.copy()
     try:
         runs, models = [], []
         for index, config, out_dir, teacher_checkpoint in members:
@@ -215,14 +240,23 @@ def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks:
         steps = math.ceil(len(shared.train) / runs[0].config.batch_size)
         progress = Progress(epoch=torch.zeros((), device=shared.device), step=torch.zeros((), device=shared.device),
                             epochs=runs[0].config.epochs, steps_per_epoch=steps)
-        trainer = _PackTrainer(shared.step_kind.stack(runs, models, shared.train, progress), shared, results,
-                               callbacks)
+        trainer = _PackTrainer(shared.step_kind.stack(runs, models, shared.train, progress, fallbacks), shared,
+                               results, callbacks)
         del models
-        # The first step is where a pack too large for the device's memory shows it.
+        # The first step is where a pack too large for the device's memory shows it, and a vmapped step
+        # that cannot run.
         trainer.begin_epoch(1)
         trainer.pack.step(0)
     except torch.OutOfMemoryError as exc:
         raise _PackTooLarge(exc) from exc
+    except Exception as exc:
+        if shared.step_kind is PackedStep:
+            raise _VmapFailed(exc) from exc
+        raise
+    if shared.vmap_failure is not None:
+        failure, shared.vmap_failure = shared.vmap_failure, None
+        fallbacks.record(VMAPPED, failure, "the pack's runs take their steps one after another (looped)")
+    shared.fallbacks = fallbacks
     try:
         trainer.train()
     finally:
@@ -261,8 +295,8 @@ class _PackTrainer:
             self.results[run.index] = run_result(
                 run.config, run.history, parameters=self.pack.parameters, seconds=time.perf_counter() - self.started,
                 checkpoint=str(run.out_dir / CHECKPOINT), device=str(self.shared.device),
-                notes=[*run.notes, f"trained packed with {others} other run{'s' if others > 1 else ''}"] if others
-                else run.notes,
+                notes=[*run.notes, *([f"trained packed with {others} other run{'s' if others > 1 else ''}"] if others
+                                     else []), *self.pack.fallbacks.notes],
             )
 
     def _epoch(self, epoch: int) -> bool:

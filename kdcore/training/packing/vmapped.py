@@ -16,8 +16,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from kdcore.methods.base import Outputs, Progress
 from kdcore.training.augment import random_crop_flip
 from kdcore.training.device_data import EVAL_BATCH, Split
+from kdcore.training.fallback import Fallbacks
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
-from kdcore.training.steps import StepRunner
+from kdcore.training.steps import StepRunner, graphs_apply
 
 
 class PackSteps:
@@ -33,12 +34,14 @@ class PackSteps:
     runner: StepRunner | None
     optimizer: torch.optim.Optimizer | None
     orders: torch.Tensor | None
+    fallbacks: Fallbacks
 
     def _start(self, trained: list[torch.Tensor], buffers: list[torch.Tensor], lr: float | None,
                optimizer_states: list[dict | None] | None) -> None:
         """The pack's optimiser (with the moments a larger pack had, and its learning rate) and its step
-        runner, replayed as a CUDA graph under the engine's conditions."""
-        self.optimizer = make_optimizer(self.config, trained, self.device)
+        runner, replayed as a CUDA graph under the engine's conditions. A speed path that raises is left for
+        the pack's plain one (``self.fallbacks``: kdcore.training.fallback), and for its smaller packs too."""
+        self.optimizer = make_optimizer(self.config, trained, self.device, self.fallbacks)
         for parameter, state in zip(trained, optimizer_states or ()):
             if state:
                 self.optimizer.state[parameter] = state
@@ -48,10 +51,10 @@ class PackSteps:
         self.widths = [1 + len(run.config.method.loss_terms) for run in self.runs]
         self.offsets = [1 + sum(self.widths[:j]) for j in range(len(self.runs))]
         self.orders = None
-        use_graph = self.device.type == "cuda" and self.config.cuda_graphs and self.config.resident_data
         # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
         self.runner = StepRunner(trained, self.optimizer, self._loss, self.split,
-                                 len(self.runs) * self.config.batch_size, sum(self.widths), use_graph,
+                                 len(self.runs) * self.config.batch_size, sum(self.widths),
+                                 graphs_apply(self.config, self.device), self.fallbacks,
                                  counters=(self.progress.step, *buffers))
 
     def _begin_epoch(self, epoch: int) -> None:
@@ -87,12 +90,12 @@ class PackSteps:
 
 class PackedStep(PackSteps):
     def __init__(self, runs: list, base: torch.nn.Module, params: dict[str, torch.Tensor],
-                 buffers: dict[str, torch.Tensor], split: Split, progress: Progress, *, lr: float | None = None,
-                 optimizer_states: list[dict | None] | None = None):
+                 buffers: dict[str, torch.Tensor], split: Split, progress: Progress, fallbacks: Fallbacks, *,
+                 lr: float | None = None, optimizer_states: list[dict | None] | None = None):
         """``runs`` (kdcore.training.packing.trainer's): config, wanted taps, modules, teacher_of, shuffle.
         ``base``: the architecture on the meta device, the structure ``functional_call`` fills with a run's slice."""
         self.runs, self.base, self.params, self.buffers = runs, base, params, buffers
-        self.split, self.progress = split, progress
+        self.split, self.progress, self.fallbacks = split, progress, fallbacks
         self.config = runs[0].config
         self.device = split.device
         self.state_keys = list(base.state_dict().keys())
@@ -102,10 +105,11 @@ class PackedStep(PackSteps):
         self._start(trained, list(buffers.values()), lr, optimizer_states)
 
     @classmethod
-    def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress) -> "PackedStep":
+    def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress,
+              fallbacks: Fallbacks) -> "PackedStep":
         base = copy.deepcopy(models[0]).to("meta")
         params, buffers = stack_module_state(models)
-        return cls(runs, base, params, buffers, split, progress)
+        return cls(runs, base, params, buffers, split, progress, fallbacks)
 
     def _one(self, params, buffers, images):
         return functional_call(self.base, (params, buffers), (images,))
@@ -191,7 +195,7 @@ class PackedStep(PackSteps):
         for j in keep:
             states.extend(self.optimizer.state.get(p) for p in self.runs[j].module_parameters())
         smaller = PackedStep([self.runs[j] for j in keep], self.base, params, buffers, self.split, self.progress,
-                             lr=self.lr, optimizer_states=states)
+                             self.fallbacks, lr=self.lr, optimizer_states=states)
         self._carry_to(smaller, keep)
         self.close()
         return smaller
