@@ -78,11 +78,9 @@ def token_server(tmp_path_factory):
 @pytest.mark.parametrize("size", SIZES)
 def test_sign_in(new_page, token_server, size, scheme):
     page = new_page(SIZES[size], scheme)
-    page.goto(token_server.url + "/launch")
-    assert page.locator("#signin-notice").is_visible()
-    shoot(page, "launch-signed-out", size, scheme)
-    page.click("#launch-form button[type=submit]")  # refused: the sign-in page, which comes back here
+    page.goto(token_server.url + "/launch")  # private: the sign-in page, which comes back here
     page.wait_for_selector("#signin-form")
+    assert page.url == token_server.url + "/signin?next=/launch"
     shoot(page, "signin", size, scheme)
     page.fill("#in-token", "wrong")
     page.click("#signin-form button[type=submit]")
