@@ -183,11 +183,17 @@ def test_failure_limiter_counts_per_client_within_the_window():
     assert limiter.retry_after("a") is None
 
 
-def test_sign_in_is_limited_to_ten_failures_a_minute(tmp_path):
-    token = "s3cret-token"
+def _app_with_a_clock(tmp_path, token: str):
+    """An app with ``token`` whose failure limiter reads the returned clock (``now[0]``, in seconds)."""
     app = create_app(replace(make_settings(tmp_path), api_token=token))
     now = [1000.0]
     app.state.token_limiter.clock = lambda: now[0]
+    return app, now
+
+
+def test_sign_in_is_limited_to_ten_failures_a_minute(tmp_path):
+    token = "s3cret-token"
+    app, now = _app_with_a_clock(tmp_path, token)
     with TestClient(app) as client:
         for attempt in range(10):
             response = client.post("/signin", data={"token": f"guess-{attempt}", "next": "/"}, follow_redirects=False)
@@ -267,9 +273,7 @@ def test_allowed_host_flag_adds_names(monkeypatch, tmp_path):
 
 def test_wrong_bearer_tokens_and_cookies_count_toward_the_sign_in_limit(tmp_path):
     token = "s3cret-token"
-    app = create_app(replace(make_settings(tmp_path), api_token=token))
-    now = [1000.0]
-    app.state.token_limiter.clock = lambda: now[0]
+    app, now = _app_with_a_clock(tmp_path, token)
     with TestClient(app) as client:
         for attempt in range(20):  # no credential at all is not a guess
             assert client.get("/api/runs").status_code == 401

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -22,9 +23,10 @@ def _attacker_page(target: str) -> str:
 </script></body></html>"""
 
 
-@pytest.fixture
-def attacker(live_server):
-    page = _attacker_page(live_server.url).encode()
+@contextmanager
+def another_site(page: bytes):
+    """Serve ``page`` as a site of its own: "localhost" is another site than the dashboard's 127.0.0.1, as
+    any web site would be. Yields its address."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -38,12 +40,18 @@ def attacker(live_server):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    # "localhost" is another site than the dashboard's 127.0.0.1, as any web site would be.
-    yield f"http://localhost:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def attacker(live_server):
+    with another_site(_attacker_page(live_server.url).encode()) as url:
+        yield url
 
 
 def test_a_cross_site_form_and_fetch_launch_nothing(browser, live_server, attacker):
@@ -68,23 +76,8 @@ def framing_site(live_server):
     page = (f'<!doctype html><html><body><p id="bait">Click here!</p>'
             f'<iframe id="victim" src="{target}" style="opacity:0.02" width="900" height="700"></iframe>'
             f'</body></html>').encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://localhost:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with another_site(page) as url:
+        yield url
 
 
 def test_another_site_cannot_frame_the_dashboard(browser, live_server, framing_site):
