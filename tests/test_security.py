@@ -183,6 +183,20 @@ def test_failure_limiter_counts_per_client_within_the_window():
     assert limiter.retry_after("a") is None
 
 
+def test_a_repeated_wrong_value_is_no_new_guess():
+    now = [0.0]
+    limiter = FailureLimiter(limit=3, window_s=60, clock=lambda: now[0])
+    for _ in range(10):
+        limiter.failed("a", "stale cookie")
+    limiter.failed("a", "guess 1")
+    assert limiter.retry_after("a") is None
+    limiter.failed("a", "guess 2")
+    assert limiter.retry_after("a") == 60
+    now[0] = 61.0  # once its first failure has left the window, the same value counts again
+    limiter.failed("a", "stale cookie")
+    assert limiter.retry_after("a") is None and len(limiter._failures["a"]) == 1
+
+
 def _app_with_a_clock(tmp_path, token: str):
     """An app with ``token`` whose failure limiter reads the returned clock (``now[0]``, in seconds)."""
     app = create_app(replace(make_settings(tmp_path), api_token=token))
@@ -277,7 +291,11 @@ def test_wrong_bearer_tokens_and_cookies_count_toward_the_sign_in_limit(tmp_path
     with TestClient(app) as client:
         for attempt in range(20):  # no credential at all is not a guess
             assert client.get("/api/runs").status_code == 401
-        for attempt in range(6):
+        client.cookies.set(COOKIE, cookie_value("the token before a restart"))
+        for attempt in range(20):  # nor is the same stale cookie, sent by every poll of every open tab
+            assert client.get("/fragments/active", headers={"HX-Request": "true"}).status_code == 401
+        client.cookies.clear()
+        for attempt in range(5):
             assert client.get("/api/runs", headers={"Authorization": f"Bearer guess-{attempt}"}).status_code == 401
         for attempt in range(3):
             client.cookies.set(COOKIE, cookie_value(f"guess-{attempt}"))

@@ -3,7 +3,8 @@ it is answered here, before routing and before its body is read, so no route can
 
 Wrong credentials, a Bearer header or a cookie, count toward the same per-client failure limit as sign-in
 (app.access.throttle): past it, the client gets 429 with Retry-After, even with the right token, until its
-oldest failure is a minute old. A missing credential is not a guess and counts nothing. The client is the
+oldest failure is a minute old. A missing credential is not a guess and counts nothing, nor does a wrong
+one the client already sent (the stale cookie of every open tab after the token changed). The client is the
 connection's address, or the X-Forwarded-For address only from proxies named with --forwarded-allow-ips.
 
 Who is refused gets what it can act on: a browser page or form post a redirect to the sign-in page that
@@ -64,8 +65,10 @@ def too_many(wait: int) -> Response:
                     status_code=429, media_type="application/json", headers={"Retry-After": str(wait)})
 
 
-def _presented(request: Request) -> bool:
-    return "authorization" in request.headers or auth.COOKIE in request.cookies
+def _presented(request: Request) -> str | None:
+    """The credentials the request carries (its Authorization header and sign-in cookie), or None."""
+    header, cookie = request.headers.get("authorization"), request.cookies.get(auth.COOKIE)
+    return None if header is None and cookie is None else f"{header}\n{cookie}"
 
 
 class AccessGate:
@@ -85,8 +88,9 @@ class AccessGate:
         wait = self.limiter.retry_after(client)
         if wait is None and auth.authorized(request):
             return await self.app(scope, receive, send)
-        if wait is None and _presented(request):
-            self.limiter.failed(client)
+        presented = _presented(request)
+        if wait is None and presented is not None:
+            self.limiter.failed(client, presented)
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         response = too_many(wait) if wait is not None else refusal(request)

@@ -36,7 +36,7 @@ def _sign_in(request: Request, given: object, next_path: str) -> Response:
         return _page(request, next_path, f"Too many failed attempts with a wrong token; try again in {wait} s.",
                      status_code=429, headers={"Retry-After": str(wait)})
     if not isinstance(given, str) or not auth.token_matches(given.strip(), token):
-        limiter.failed(client_address(request))
+        limiter.failed(client_address(request), given if isinstance(given, str) else None)
         # A normal page with the error, like the launch form's errors: no cookie is set.
         return _page(request, next_path, "That is not this server's API token.")
     response = RedirectResponse(next_path, status_code=303)
