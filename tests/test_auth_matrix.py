@@ -49,6 +49,7 @@ PRIVATE = {
     "POST /studies/{study_id}/delete": "page", "GET /": "page", "GET /fragments/leaderboard": "page",
     "GET /fragments/leaderboard/group/{key}": "page", "GET /fragments/active": "page", "GET /launch": "page",
     "GET /fragments/launch-fields": "page", "GET /fragments/launch-recipe": "page", "POST /launch": "page",
+    "GET /fragments/launch-estimate": "page",
     "POST /launch/experiment": "page", "POST /launch/study": "page", "GET /fragments/study-count": "page",
     "GET /runs/{run_id}": "page", "POST /runs/{run_id}/annotations": "page", "POST /runs/{run_id}/cancel": "page",
     "POST /runs/{run_id}/retry": "page", "POST /runs/{run_id}/delete": "page", "GET /compare": "page",
