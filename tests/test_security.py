@@ -5,6 +5,7 @@ proxies), and an exposed server without a token. The request checks run against 
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from dataclasses import replace
 
@@ -313,8 +314,13 @@ def test_wrong_bearer_tokens_and_cookies_count_toward_the_sign_in_limit(tmp_path
         assert client.get("/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
+_guesses = itertools.count()
+
+
 def _guess(server, address: str) -> int:
-    return server.api.get("/api/runs", headers={"Authorization": "Bearer wrong", "X-Forwarded-For": address}).status_code
+    """One new wrong token (a repeated one is no new guess), claiming to come from ``address``."""
+    headers = {"Authorization": f"Bearer wrong-{next(_guesses)}", "X-Forwarded-For": address}
+    return server.api.get("/api/runs", headers=headers).status_code
 
 
 def test_forwarded_addresses_are_ignored_unless_the_proxy_is_named(tmp_path):
