@@ -70,6 +70,9 @@ def token_server(tmp_path_factory):
         for name in ("train/cat/0.jpg", "train/dog/0.jpg", "test/cat/0.jpg", "test/dog/0.jpg"):
             tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
     server = LiveServer(root, worker=False, token="browser-token")
+    # The first launch page waits for the architecture catalog (a torch subprocess, seconds on a busy CPU):
+    # take that wait here, so that the page the test signs in to loads within its timeout.
+    assert server.api.get("/launch", timeout=180).status_code == 200
     yield server
     server.stop()
 
