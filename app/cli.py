@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -78,6 +79,25 @@ def _guard_exposed_server(settings, host: str, port: int, no_auth: bool):
     return replace(settings, api_token=token)
 
 
+def _access_settings(settings, args: argparse.Namespace):
+    """--public-read over KD_PUBLIC_READ, with a warning whenever a token's server leaves reads open."""
+    if args.public_read:
+        settings = replace(settings, public_read=True)
+    if settings.public_read and settings.api_token is not None:
+        log.warning("serving reads without the API token (--public-read / KD_PUBLIC_READ): anyone who can reach "
+                    "port %d can list runs, read their curves and download checkpoints and exports; writes still "
+                    "need the token", args.port)
+    return settings
+
+
+def _proxy_options(args: argparse.Namespace) -> dict:
+    """uvicorn's X-Forwarded-For/-Proto handling, only for the proxies named: by default it trusts 127.0.0.1,
+    so any local process (or a proxy passing the header through) could pick its client address and so
+    escape the per-client limit on wrong tokens."""
+    allowed = args.forwarded_allow_ips.strip()
+    return {"proxy_headers": bool(allowed), "forwarded_allow_ips": allowed or None}
+
+
 def _executor_settings(settings, args: argparse.Namespace):
     """--executor, --ray-address and --shared-runs-dir over KD_EXECUTOR, KD_RAY_ADDRESS and KD_SHARED_RUNS_DIR."""
     changes = {name: value for name, value in (("executor", args.executor), ("ray_address", args.ray_address))
@@ -116,9 +136,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(bind_host=args.host)
     settings = replace(settings, allowed_hosts=(*settings.allowed_hosts, *args.allowed_host))
     settings = _guard_exposed_server(settings, args.host, args.port, args.no_auth)
+    settings = _access_settings(settings, args)
     settings = _executor_settings(settings, args)
     app = create_app(settings, worker_pool=_executor(settings, args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                **_proxy_options(args))
     return 0
 
 
@@ -153,6 +175,14 @@ def register_serve(subparsers) -> None:
     parser.add_argument("--no-auth", action="store_true",
                         help="on a non-loopback --host without KD_API_TOKEN, serve without a token instead of "
                         "generating one (anyone who reaches the port can launch runs)")
+    parser.add_argument("--public-read", action="store_true",
+                        help="with an API token, let anyone who reaches the port read runs, exports and event "
+                        "streams without it (or KD_PUBLIC_READ=1); writes still need it. Default: everything "
+                        "but sign-in needs the token")
+    parser.add_argument("--forwarded-allow-ips", default=os.environ.get("KD_FORWARDED_ALLOW_IPS", ""), metavar="IPS",
+                        help="comma-separated addresses (or networks) of reverse proxies whose X-Forwarded-For and "
+                        "X-Forwarded-Proto headers are believed (or KD_FORWARDED_ALLOW_IPS; * for any). Default: "
+                        "none, the connection's own address is the client's")
     _add_worker_options(parser)
     parser.add_argument("--executor", choices=("local", "ray"), default=None,
                         help="who trains the queued runs: local (worker slots on this machine; the default, "

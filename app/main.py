@@ -12,7 +12,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.access import auth, signin
+from app.access.access_log import redact_access_log
 from app.access.cross_site import CrossSiteGuard, HostPolicy
+from app.access.gate import AccessGate
+from app.access.headers import SecurityHeaders
 from app.access.throttle import FailureLimiter
 from app.compare import pages as compare_pages
 from app.experiments import api as experiments_api
@@ -27,6 +30,7 @@ from app.store.db import init_db
 from app.store.errors import InputError, ServiceError, field_error
 from app.studies import api as studies_api
 from app.studies import pages as study_pages
+from app.web import api_docs
 from app.web.rendering import templates
 from kdcore.architectures import catalog
 
@@ -57,10 +61,9 @@ PAGE_ROUTERS = (run_events.router, study_pages.router, leaderboard_pages.router,
 
 
 def page_router() -> APIRouter:
-    """PAGE_ROUTERS out of the OpenAPI schema (/docs and the API fuzz tests are about /api only). Every
-    state-changing route (any method but GET/HEAD) needs the API token when one is set, including routes
-    added later; sign-in itself lives in app.access.signin, outside this router."""
-    pages = APIRouter(include_in_schema=False, dependencies=[Depends(auth.require_signed_in)])
+    """PAGE_ROUTERS out of the OpenAPI schema (/docs and the API fuzz tests are about /api only). Which of
+    them need the API token is the gate's decision (app.access.gate), for every route alike."""
+    pages = APIRouter(include_in_schema=False)
     for router in PAGE_ROUTERS:
         pages.include_router(router)
     if auth.template_context not in templates.context_processors:
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        redact_access_log()  # here, after uvicorn has set its loggers up
         # The architecture catalog comes from a subprocess the first time (seconds): describe the networks
         # while the server starts rather than during the first launch page.
         threading.Thread(target=catalog, args=(10,), name="architecture-catalog", daemon=True).start()
@@ -91,22 +95,32 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
         description="Launch, watch and compare knowledge-distillation runs.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by app.web.api_docs instead of from a CDN
     )
     app.state.settings = settings
     # Its workers' devices say how long a run launched here will take (app.launch.timings).
     app.state.worker_pool = worker_pool
-    app.state.signin_limiter = FailureLimiter(limit=10, window_s=60)
+    # Failed sign-ins and wrong Bearer tokens or cookies, per client: one limit for every way of guessing.
+    app.state.token_limiter = FailureLimiter(limit=10, window_s=60)
+    # The last added runs first: headers on every answer (refusals too), then the host and cross-site
+    # checks, then the token, all before routing and before a body is read.
+    app.add_middleware(AccessGate, limiter=app.state.token_limiter)
     app.add_middleware(CrossSiteGuard, policy=HostPolicy.for_server(settings.bind_host, settings.allowed_hosts))
+    app.add_middleware(SecurityHeaders)
     app.state.engine = init_db(settings)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(ServiceError, _on_service_error)
-    # In this order, /openapi.json lists the paths as it always has: reads, then writes.
+    # In this order, /openapi.json lists the paths as it always has: reads, then writes. Every API route
+    # declares the Bearer scheme (the writes' routers carry it already), so that /docs sends the token.
+    reads = (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog, studies_api.router)
     for router in (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog,
                    runs_api.writes, experiments_api.writes, studies_api.router, studies_api.writes):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(auth.require_token)] if router in reads else None)
     app.include_router(page_router())
-    # Outside the pages' sign-in rule: these routes are how a browser gets (or drops) the right to write.
+    app.include_router(api_docs.router)
+    # Public (app.access.auth.PUBLIC_PATHS): how a browser gets (or drops) the token's cookie.
     app.include_router(signin.router)
+    app.mount(api_docs.ASSETS_PATH, StaticFiles(directory=api_docs.ASSETS_DIR), name="api_docs_assets")
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -51,6 +51,9 @@ class Settings:
     data_dir: Path = Path("data")
     runs_dir: Path = Path("runs")
     api_token: str | None = None
+    # With a token, reads (GETs, downloads, event streams) are open without it (KD_PUBLIC_READ=1, kd serve
+    # --public-read); writes always need it. See app.access.auth.
+    public_read: bool = False
     # Host names (besides the loopback ones and the bound address) that requests may name in their
     # Host header; "*" accepts any. See app.access.cross_site.
     allowed_hosts: tuple[str, ...] = ()
@@ -85,6 +88,7 @@ class Settings:
             data_dir=Path(os.environ.get("KD_DATA_DIR") or "data"),
             runs_dir=Path(os.environ.get("KD_RUNS_DIR") or "runs"),
             api_token=os.environ.get("KD_API_TOKEN") or None,
+            public_read=_env_bool("KD_PUBLIC_READ"),
             allowed_hosts=_env_list("KD_ALLOWED_HOSTS"),
             max_queued=int(_env_number("KD_MAX_QUEUED", cls.max_queued, int, 1)),
             max_study_runs=int(_env_number("KD_MAX_STUDY_RUNS", cls.max_study_runs, int, 1)),

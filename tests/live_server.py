@@ -42,7 +42,9 @@ class LiveServer:
         command += ["--gpus", ""] if worker else ["--no-worker"]
         self.log = (root / "server.log").open("w")
         self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT)
-        self.api = httpx.Client(base_url=self.url, timeout=30)
+        # With a token, every route but sign-in needs it: the test's own client carries it.
+        self.api = httpx.Client(base_url=self.url, timeout=30,
+                                headers={"Authorization": f"Bearer {token}"} if token else None)
         deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -368,8 +368,8 @@ def test_token_guards_state_changing_calls(app_settings):
         assert client.post("/api/runs", json=body, headers={"Authorization": "Bearer s3cret\u00e9".encode("latin-1")}).status_code == 401
         good = {"Authorization": "Bearer s3cret"}
         run = client.post("/api/runs", json=body, headers=good).json()
-        assert client.get(f"/api/runs/{run['id']}").status_code == 200  # reads stay open
-        assert client.get("/api/runs").status_code == 200
+        assert client.get(f"/api/runs/{run['id']}").status_code == 401  # reads too (tests/test_auth_matrix.py)
+        assert client.get("/api/runs", headers=good).status_code == 200
         assert client.post(f"/api/runs/{run['id']}/cancel").status_code == 401
         assert client.delete(f"/api/runs/{run['id']}").status_code == 401
         assert client.post("/api/experiments", json={"dataset": "synthetic"}).status_code == 401

@@ -1,11 +1,12 @@
-"""The dashboard under KD_API_TOKEN: sign-in, the cookie, and every state-changing page route refused without it."""
+"""The dashboard under KD_API_TOKEN: sign-in, the cookie, pages that send a browser to sign in and back, and
+--public-read (tests/test_auth_matrix.py checks every route)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from urllib.parse import quote
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from page_fixtures import (  # noqa: F401  (db is a fixture, using this module's token client)
     STUDENT_KIND,
@@ -19,7 +20,7 @@ from page_fixtures import (  # noqa: F401  (db is a fixture, using this module's
 from sqlmodel import select
 
 from app.access.auth import COOKIE, safe_next
-from app.main import PAGE_ROUTERS, create_app
+from app.main import create_app
 from app.store.models import Run
 
 TOKEN = "s3cret-token"
@@ -64,18 +65,6 @@ def test_htmx_actions_without_the_cookie_are_401_with_a_redirect_to_sign_in(clie
     assert db.get(Run, run.id).status == "queued" and db.get(Run, failed.id).status == "failed"
 
 
-def test_every_state_changing_page_route_needs_the_token(client, db):
-    # Routes added later are covered too: the check sits on the pages' router, not on each route. Sign-in
-    # and sign-out are how a browser gets the right, so they stand outside it.
-    writes = [(method, route.path.replace("{run_id}", "1").replace("{study_id}", "1"))
-              for router in PAGE_ROUTERS for route in router.routes if isinstance(route, APIRoute)
-              for method in route.methods - {"GET", "HEAD"}]
-    assert len(writes) >= 6
-    for method, path in writes:
-        response = client.request(method, path, data={"kind": STUDENT_KIND}, follow_redirects=False)
-        assert response.status_code == 303 and response.headers["location"].startswith("/signin"), (method, path)
-
-
 def test_wrong_token_shows_an_error_and_sets_nothing(client, db):
     response = sign_in(client, "wrong")
     assert response.status_code == 200 and COOKIE not in response.cookies
@@ -116,13 +105,30 @@ def test_bearer_header_works_on_page_routes_and_a_forged_cookie_does_not(client,
     assert db.get(Run, run.id).status == "cancelled"
 
 
-def test_pages_stay_readable_and_offer_sign_in(client, db):
+def test_pages_send_the_browser_to_sign_in_and_back(client, db):
     run = add_run(db, STUDENT_KIND)
-    for path in ("/", "/launch", f"/runs/{run.id}", "/compare", "/fragments/active"):
-        assert client.get(path).status_code == 200, path
-    doc = well_formed(client.get("/launch").text)
-    assert doc.by_id("signin-link").attrs["href"] == "/signin?next=/launch"
-    assert doc.by_id("signin-notice") is not None
+    for path in ("/", "/launch?kind=student", f"/runs/{run.id}", "/compare", "/studies", "/docs"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"] == "/signin?next=" + quote(path, safe="/"), path
+    signin = well_formed(client.get(f"/signin?next=/runs/{run.id}").text)
+    assert "before showing its runs" in signin.by_id("signin-form").text()
+    assert sign_in(client, next_path=f"/runs/{run.id}").headers["location"] == f"/runs/{run.id}"
+    assert f"#{run.id}" in well_formed(client.get(f"/runs/{run.id}").text).find("h1").text()
+
+
+def test_public_read_keeps_pages_readable_and_offers_sign_in(tmp_path):
+    settings = replace(make_settings(tmp_path), api_token=TOKEN, public_read=True)
+    with TestClient(create_app(settings)) as client, session_of(client) as db:
+        run = add_run(db, STUDENT_KIND)
+        for path in ("/", "/launch", f"/runs/{run.id}", "/compare", "/fragments/active", "/api/runs"):
+            assert client.get(path).status_code == 200, path
+        doc = well_formed(client.get("/launch").text)
+        assert doc.by_id("signin-link").attrs["href"] == "/signin?next=/launch"
+        assert doc.by_id("signin-notice") is not None
+        assert "Pages stay readable" in well_formed(client.get("/signin").text).by_id("signin-form").text()
+        assert client.post("/launch", data=LAUNCH, follow_redirects=False).headers["location"].startswith("/signin")
+        assert run_count(db) == 1
 
 
 @pytest.mark.parametrize("target, expected", [

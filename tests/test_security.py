@@ -1,9 +1,11 @@
-"""What the server refuses: cross-site state changes, foreign Host headers (DNS rebinding), token guessing,
-and an exposed server without a token. The request checks run against the real server (uvicorn)."""
+"""What the server refuses: cross-site state changes, foreign Host headers (DNS rebinding), token guessing
+(through sign-in, Bearer headers and cookies alike, with forwarded addresses believed only from named
+proxies), and an exposed server without a token. The request checks run against the real server (uvicorn)."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from dataclasses import replace
 
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from page_fixtures import STUDENT_KIND, make_settings
 
 from app import cli
+from app.access.auth import COOKIE, cookie_value
 from app.access.cross_site import HostPolicy, cross_site_reason, is_loopback, split_host
 from app.access.throttle import FailureLimiter
 from app.main import create_app
@@ -151,7 +154,7 @@ def test_the_checks_hold_with_a_token_too(tmp_path):
         assert live.api.post("/api/runs", json=RUN, headers=bearer).status_code == 201
         assert live.api.post("/api/runs", json=RUN, headers={**bearer, "Origin": EVIL}).status_code == 403
         assert live.api.get("/api/runs", headers={**bearer, "Host": "evil.example"}).status_code == 403
-        assert live.api.get("/api/runs").json()["total"] == 1
+        assert live.api.get("/api/runs", headers=bearer).json()["total"] == 1
     finally:
         live.stop()
 
@@ -181,11 +184,31 @@ def test_failure_limiter_counts_per_client_within_the_window():
     assert limiter.retry_after("a") is None
 
 
-def test_sign_in_is_limited_to_ten_failures_a_minute(tmp_path):
-    token = "s3cret-token"
+def test_a_repeated_wrong_value_is_no_new_guess():
+    now = [0.0]
+    limiter = FailureLimiter(limit=3, window_s=60, clock=lambda: now[0])
+    for _ in range(10):
+        limiter.failed("a", "stale cookie")
+    limiter.failed("a", "guess 1")
+    assert limiter.retry_after("a") is None
+    limiter.failed("a", "guess 2")
+    assert limiter.retry_after("a") == 60
+    now[0] = 61.0  # once its first failure has left the window, the same value counts again
+    limiter.failed("a", "stale cookie")
+    assert limiter.retry_after("a") is None and len(limiter._failures["a"]) == 1
+
+
+def _app_with_a_clock(tmp_path, token: str):
+    """An app with ``token`` whose failure limiter reads the returned clock (``now[0]``, in seconds)."""
     app = create_app(replace(make_settings(tmp_path), api_token=token))
     now = [1000.0]
-    app.state.signin_limiter.clock = lambda: now[0]
+    app.state.token_limiter.clock = lambda: now[0]
+    return app, now
+
+
+def test_sign_in_is_limited_to_ten_failures_a_minute(tmp_path):
+    token = "s3cret-token"
+    app, now = _app_with_a_clock(tmp_path, token)
     with TestClient(app) as client:
         for attempt in range(10):
             response = client.post("/signin", data={"token": f"guess-{attempt}", "next": "/"}, follow_redirects=False)
@@ -194,7 +217,7 @@ def test_sign_in_is_limited_to_ten_failures_a_minute(tmp_path):
                         client.get(f"/signin?token={token}", follow_redirects=False)):
             assert refused.status_code == 429
             assert 1 <= int(refused.headers["retry-after"]) <= 60
-            assert "Too many failed sign-in attempts" in refused.text and "kd_session" not in refused.cookies
+            assert "Too many failed attempts" in refused.text and "kd_session" not in refused.cookies
         now[0] += 61
         response = client.post("/signin", data={"token": token, "next": "/"}, follow_redirects=False)
         assert response.status_code == 303 and "kd_session" in response.cookies
@@ -229,7 +252,8 @@ def test_a_non_loopback_bind_without_a_token_generates_and_requires_one(monkeypa
     with TestClient(served["app"], base_url="http://192.168.1.5:8123") as client:
         assert client.post("/api/runs", json=RUN).status_code == 401
         assert client.post("/launch", data={"kind": STUDENT_KIND}, follow_redirects=False).status_code == 303
-        assert client.get("/api/runs").json()["total"] == 0
+        assert client.get("/api/runs").status_code == 401  # reads need it too
+        assert client.get("/", follow_redirects=False).headers["location"] == "/signin?next=/"
         # The printed URL signs the browser in and lands on the dashboard without the token in the address.
         response = client.get(f"/signin?token={token}", follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/"
@@ -258,3 +282,92 @@ def test_allowed_host_flag_adds_names(monkeypatch, tmp_path):
     with TestClient(served["app"], base_url="http://other.example") as client:
         assert client.get("/api/runs").status_code == 403
 
+
+
+# ---------------------------------------------------------------- guessing through any route
+
+def test_wrong_bearer_tokens_and_cookies_count_toward_the_sign_in_limit(tmp_path):
+    token = "s3cret-token"
+    app, now = _app_with_a_clock(tmp_path, token)
+    with TestClient(app) as client:
+        for attempt in range(20):  # no credential at all is not a guess
+            assert client.get("/api/runs").status_code == 401
+        client.cookies.set(COOKIE, cookie_value("the token before a restart"))
+        for attempt in range(20):  # nor is the same stale cookie, sent by every poll of every open tab
+            assert client.get("/fragments/active", headers={"HX-Request": "true"}).status_code == 401
+        client.cookies.clear()
+        for attempt in range(5):
+            assert client.get("/api/runs", headers={"Authorization": f"Bearer guess-{attempt}"}).status_code == 401
+        for attempt in range(3):
+            client.cookies.set(COOKIE, cookie_value(f"guess-{attempt}"))
+            assert client.get("/", follow_redirects=False).status_code == 303
+        client.cookies.clear()
+        assert client.post("/signin", data={"token": "guess", "next": "/"}).status_code == 200  # the tenth
+        for refused in (client.get("/api/runs", headers={"Authorization": f"Bearer {token}"}),
+                        client.get("/runs/1/events", headers={"Authorization": f"Bearer {token}"}),
+                        client.post("/signin", data={"token": token, "next": "/"}, follow_redirects=False)):
+            assert refused.status_code == 429, refused.request.url
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert "too many failed attempts" in client.get("/api/runs").json()["detail"]
+        assert client.get("/static/app.css").status_code == 200  # public files are not held back
+        now[0] += 61
+        assert client.get("/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+_guesses = itertools.count()
+
+
+def _guess(server, address: str) -> int:
+    """One new wrong token (a repeated one is no new guess), claiming to come from ``address``."""
+    headers = {"Authorization": f"Bearer wrong-{next(_guesses)}", "X-Forwarded-For": address}
+    return server.api.get("/api/runs", headers=headers).status_code
+
+
+def test_forwarded_addresses_are_ignored_unless_the_proxy_is_named(tmp_path):
+    # By default a new X-Forwarded-For per try is no new client: guessing is still limited.
+    token = "tok-" + "y" * 20
+    for name in ("default", "proxied"):
+        (tmp_path / name).mkdir()
+    server = LiveServer(tmp_path / "default", worker=False, token=token)
+    try:
+        # The sign-in URL carries the token; the access log shows it redacted.
+        assert server.api.get(f"/signin?token={token}&next=/").status_code == 303
+        server.api.cookies.clear()
+        assert [_guess(server, f"203.0.113.{i}") for i in range(10)] == [401] * 10
+        assert server.api.get("/api/runs", headers={"X-Forwarded-For": "203.0.113.99"}).status_code == 429
+    finally:
+        server.stop()
+    log = (tmp_path / "default" / "server.log").read_text()
+    assert token not in log and "GET /signin?token=[redacted]&next=/ HTTP/1.1" in log
+    # Behind a named proxy, its X-Forwarded-For is the client: each address has its own limit.
+    server = LiveServer(tmp_path / "proxied", worker=False, token=token, env={"KD_FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    try:
+        assert [_guess(server, f"203.0.113.{i}") for i in range(12)] == [401] * 12
+        assert [_guess(server, "198.51.100.7") for _ in range(11)] == [401] * 10 + [429]
+        assert server.api.get("/api/runs", headers={"X-Forwarded-For": "203.0.113.99"}).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_public_read_opens_reads_with_a_warning(monkeypatch, tmp_path, caplog):
+    served = _serve(monkeypatch, tmp_path, "--public-read", env_token="chosen-token")
+    assert served["app"].state.settings.public_read
+    assert "serving reads without the API token" in caplog.text
+    with TestClient(served["app"], base_url="http://127.0.0.1:8123") as client:
+        assert client.get("/api/runs").status_code == 200
+        assert client.post("/api/runs", json=RUN).status_code == 401
+
+
+def test_public_read_from_the_environment(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("KD_PUBLIC_READ", "1")
+    assert _serve(monkeypatch, tmp_path, env_token="chosen-token")["app"].state.settings.public_read
+    assert "serving reads without the API token" in caplog.text
+
+
+@pytest.mark.parametrize("argv, options", [
+    ((), {"proxy_headers": False, "forwarded_allow_ips": None}),
+    (("--forwarded-allow-ips", "10.0.0.5,10.0.1.0/24"), {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.5,10.0.1.0/24"}),
+])
+def test_uvicorn_believes_forwarded_headers_only_from_named_proxies(monkeypatch, tmp_path, argv, options):
+    served = _serve(monkeypatch, tmp_path, *argv)
+    assert {name: served[name] for name in options} == options

@@ -1,1 +1,2 @@
-"""Who may do what: the cross-site and host guard, the API token, sign-in and its throttle."""
+"""Who may do what: the cross-site and host guard, the API token and its gate, sign-in and its throttle, the
+security headers (CSP), and the access log's redaction of tokens."""

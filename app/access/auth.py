@@ -1,11 +1,15 @@
-"""The API token (KD_API_TOKEN) for the REST API and the dashboard's state-changing routes.
+"""The API token (KD_API_TOKEN): with one set, every route but sign-in and the static files needs it.
 
 Programs send ``Authorization: Bearer <token>``. A browser signs in once at /signin and then carries
 a cookie holding an HMAC of the token rather than the token itself: the cookie proves the holder
 knew the token, but a copy of it does not reveal the token for use elsewhere, and changing the token
 signs every browser out. The cookie is HttpOnly (scripts cannot read it) and SameSite=Strict (no
 other site's form or script can make the browser send it), which is what keeps cross-site form
-posts from launching or cancelling runs. Reads stay open, as they do in the REST API.
+posts from launching or cancelling runs.
+
+Reads need the token too (app.access.gate refuses them before any route runs), as Jupyter requires its
+token for everything: run lists, checkpoints, CSVs and event streams are the user's data. ``--public-read``
+(``KD_PUBLIC_READ=1``) opens reads again for a trusted network; writes always need the token.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 from typing import Annotated
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,6 +30,12 @@ COOKIE_MAX_AGE_S = 30 * 24 * 3600  # "asks for it once": a month, not only until
 # Versioned so that a future change of the cookie's meaning signs everyone out instead of misreading it.
 _COOKIE_CONTEXT = b"kd-dashboard-session-v1"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# What answers without the token. /static holds the app's own scripts, styles and vendored libraries, no
+# user data, and the sign-in page needs them; /signin is how a browser gets in, and /signout only drops
+# a cookie. Everything else (pages, the API, downloads, event streams, /docs and /openapi.json, and
+# routes added later) is private.
+PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PATHS = frozenset({"/signin", "/signout"})
 
 
 def _settings(request: Request) -> Settings:
@@ -38,7 +48,8 @@ def required(request: Request) -> bool:
 
 def template_context(request: Request) -> dict:
     """For every page's top bar, which offers sign-in or sign-out when the server has a token."""
-    return {"auth": {"required": required(request), "signed_in": has_cookie(request)}}
+    return {"auth": {"required": required(request), "signed_in": has_cookie(request),
+                     "public_read": _settings(request).public_read}}
 
 
 def cookie_value(token: str) -> str:
@@ -72,6 +83,13 @@ def authorized(request: Request) -> bool:
     return has_bearer(request) or has_cookie(request)
 
 
+def needs_token(settings: Settings, method: str, path: str) -> bool:
+    """Whether a request for ``method path`` must carry the token (header or cookie) on this server."""
+    if settings.api_token is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        return False
+    return not (settings.public_read and method in SAFE_METHODS)
+
+
 def safe_next(target: str | None, default: str = "/") -> str:
     """A local path to return to after signing in: never another site (//host, scheme:, backslashes)."""
     if not target:
@@ -83,36 +101,14 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-def _return_to(request: Request) -> str:
-    # After signing in, go back to the page the user was on, not to the POST route that was refused.
-    # Only the path of these headers is used, so a forged one cannot send the user to another site.
-    current = request.headers.get("hx-current-url") or request.headers.get("referer")
-    if current:
-        parts = urlsplit(current)
-        return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""), request.url.path)
-    return request.url.path
-
-
-def require_signed_in(request: Request) -> None:
-    """Dependency for the dashboard's routes: state-changing requests need the cookie or the Bearer token.
-
-    A plain form post is redirected to the sign-in page; an htmx request gets a 401 whose HX-Redirect
-    makes htmx load the sign-in page (a redirect would be followed inside the XHR and swapped in).
-    """
-    if request.method in SAFE_METHODS or authorized(request):
-        return
-    location = str(request.app.url_path_for("signin_page")) + "?next=" + quote(_return_to(request), safe="/")
-    if "hx-request" in request.headers:
-        raise HTTPException(401, "sign in first", headers={"HX-Redirect": location})
-    raise HTTPException(303, "sign in first", headers={"Location": location})
-
-
-_bearer_scheme = HTTPBearer(auto_error=False, description="Needed for state-changing calls when KD_API_TOKEN is set")
+_bearer_scheme = HTTPBearer(auto_error=False, description="Needed for every call when KD_API_TOKEN is set "
+                            "(for writes only under --public-read)")
 
 
 def require_token(request: Request,
                   _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]) -> None:
-    """Dependency for the REST API's writes: the Bearer token, or the dashboard's sign-in cookie.
-    ``_credentials`` is only there to document the scheme in OpenAPI."""
-    if not authorized(request):
+    """Dependency for the REST API's routes: the Bearer token, or the dashboard's sign-in cookie. The gate
+    (app.access.gate) has refused such requests already; this documents the scheme in OpenAPI (so that
+    /docs sends the token it is given) and checks again should a route ever be served without the gate."""
+    if needs_token(_settings(request), request.method, request.url.path) and not authorized(request):
         raise HTTPException(401, "missing or wrong API token", headers={"WWW-Authenticate": "Bearer"})

@@ -1,9 +1,10 @@
 """Sign-in and sign-out for the dashboard when KD_API_TOKEN is set (see app.access.auth).
 
-Outside the pages' router (app.main) on purpose: that router refuses state-changing requests from browsers that
-have not signed in, and these two routes are how a browser gets (or drops) the right to make them.
+Public (app.access.auth.PUBLIC_PATHS): the token gate refuses everything else to a browser that has not
+signed in, and these two routes are how a browser gets (or drops) the right.
 ``GET /signin?token=…`` signs in too: it is the URL that ``kd serve`` prints with a generated token.
-Failed attempts are limited per client address (app.access.throttle).
+Failed attempts are limited per client address (app.access.throttle), together with wrong tokens
+and cookies sent to any other route (app.access.gate).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.access import auth
+from app.access.gate import client_address
 from app.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
@@ -23,22 +25,18 @@ def _page(request: Request, next_path: str, error: str | None = None, status_cod
                   status_code=status_code, headers=headers)
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _sign_in(request: Request, given: object, next_path: str) -> Response:
     """Check a token typed into the form or carried by the sign-in URL that ``kd serve`` prints."""
     token = request.app.state.settings.api_token
     if token is None:
         return RedirectResponse(next_path, status_code=303)  # nothing to sign in to
-    limiter = request.app.state.signin_limiter
-    wait = limiter.retry_after(_client(request))
+    limiter = request.app.state.token_limiter
+    wait = limiter.retry_after(client_address(request))
     if wait is not None:  # refused even when right: otherwise guessing would just go on more slowly
-        return _page(request, next_path, f"Too many failed sign-in attempts; try again in {wait} s.",
+        return _page(request, next_path, f"Too many failed attempts with a wrong token; try again in {wait} s.",
                      status_code=429, headers={"Retry-After": str(wait)})
     if not isinstance(given, str) or not auth.token_matches(given.strip(), token):
-        limiter.failed(_client(request))
+        limiter.failed(client_address(request), given if isinstance(given, str) else None)
         # A normal page with the error, like the launch form's errors: no cookie is set.
         return _page(request, next_path, "That is not this server's API token.")
     response = RedirectResponse(next_path, status_code=303)

@@ -72,7 +72,7 @@ def test_filter_by_method_then_page_forward_back_and_reload(new_page, board):
     # The address is the page: back goes to the first page, a reload keeps the second.
     page.go_back()
     page.wait_for_url(f"**/?kind={STUDENT_KIND}&limit=25")
-    page.wait_for_function("document.querySelector('#pager-top .position').textContent.startsWith('1–25')")
+    page.wait_for_function("() => document.querySelector('#pager-top .position').textContent.startsWith('1–25')")
     page.go_forward()
     page.wait_for_url(f"**/?kind={STUDENT_KIND}&offset=25&limit=25")
     page.reload()

@@ -71,7 +71,7 @@ def test_cancel_a_running_run(page, live_server):
                                                        "device": "cpu"})
     run_id = response.json()["id"]
     page.goto(f"{live_server.url}/runs/{run_id}")
-    page.wait_for_function(f"({STATUS})() === 'running'", timeout=120_000)  # the event stream redraws the summary
+    page.wait_for_function(f"() => ({STATUS})() === 'running'", timeout=120_000)  # the event stream redraws the summary
     page.click("#cancel-run")
     page.wait_for_selector("#run-summary .badge[data-status=cancelled]", timeout=30_000)
     assert page.locator("#run-summary .badge").inner_text() == "cancelled"
@@ -160,7 +160,7 @@ def test_compare_refresh_keeps_the_users_zoom(page, live_server, trained_pair):
         assert chart.evaluate("el => el.layout.uirevision") is not None
         chart.evaluate("el => { el.__beforeRefresh = true; return Plotly.relayout(el, {'xaxis.range': [1.2, 1.8]}); }")
         page.evaluate("window.__swaps = 0; document.body.addEventListener('htmx:afterSettle', () => window.__swaps++)")
-        page.wait_for_function("window.__swaps >= 1", timeout=15_000)
+        page.wait_for_function("() => window.__swaps >= 1", timeout=15_000)
         page.wait_for_timeout(100)  # the redraw follows the settle
         assert chart.evaluate("el => el.__beforeRefresh") is True  # the same element, redrawn in place
         assert chart.evaluate("el => el.layout.xaxis.range") == [1.2, 1.8]
@@ -202,7 +202,7 @@ def test_launch_a_new_method_on_a_cifar_resnet_with_the_benchmark_preset(page, l
     page.select_option("#in-teacher_run_id", str(trained_pair["teacher"]))
     page.select_option("#in-architecture", "resnet20")
     page.select_option("#in-preset", "crd-cifar")
-    page.wait_for_function("document.querySelector('#in-optimizer').value === 'sgd'")
+    page.wait_for_function("() => document.querySelector('#in-optimizer').value === 'sgd'")
     assert page.input_value("#in-milestones") == "150,180,210" and page.is_checked("#in-augment")
     page.fill("#in-epochs", "1")
     page.fill("#in-beta", "6")

@@ -146,6 +146,6 @@ def test_the_board_refreshes_when_a_replicate_completes(new_page, board):
         run.parameters = 268_000
         db.commit()
     # The queue's poll (every 2 s) sees one more completed run and tells the board to refresh.
-    page.wait_for_function(f"document.querySelector(\"tr.group-row[data-group='{key}']\").dataset.n === '4'",
+    page.wait_for_function(f"() => document.querySelector(\"tr.group-row[data-group='{key}']\").dataset.n === '4'",
                            timeout=15_000)
     assert group_row(page, key).locator(".sig, .ns").count() == 1

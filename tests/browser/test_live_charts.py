@@ -30,7 +30,7 @@ def test_compare_and_leaderboard_draw_a_run_that_ends_while_they_are_open(new_pa
 
     assert live_server.wait_for(run_id, timeout=240)["status"] == "completed"
     # The compare page refreshes every 3 s while a run is active, the leaderboard polls the queue every 2 s.
-    compare.wait_for_function(f"({RUN_CURVE})() === {EPOCHS}", timeout=10_000)
-    board.wait_for_function(f"({SCATTER_POINTS})() === {ranked_before + 1}", timeout=10_000)
+    compare.wait_for_function(f"() => ({RUN_CURVE})() === {EPOCHS}", timeout=10_000)
+    board.wait_for_function(f"() => ({SCATTER_POINTS})() === {ranked_before + 1}", timeout=10_000)
     assert board.locator(f"#leaderboard-table tr[data-run-id='{run_id}']").count() == 1
     assert all(page.evaluate("window.__sameDocument") is True for page in (compare, board))  # no reload

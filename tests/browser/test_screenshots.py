@@ -70,6 +70,9 @@ def token_server(tmp_path_factory):
         for name in ("train/cat/0.jpg", "train/dog/0.jpg", "test/cat/0.jpg", "test/dog/0.jpg"):
             tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
     server = LiveServer(root, worker=False, token="browser-token")
+    # The first launch page waits for the architecture catalog (a torch subprocess, seconds on a busy CPU):
+    # take that wait here, so that the page the test signs in to loads within its timeout.
+    assert server.api.get("/launch", timeout=180).status_code == 200
     yield server
     server.stop()
 
@@ -78,11 +81,9 @@ def token_server(tmp_path_factory):
 @pytest.mark.parametrize("size", SIZES)
 def test_sign_in(new_page, token_server, size, scheme):
     page = new_page(SIZES[size], scheme)
-    page.goto(token_server.url + "/launch")
-    assert page.locator("#signin-notice").is_visible()
-    shoot(page, "launch-signed-out", size, scheme)
-    page.click("#launch-form button[type=submit]")  # refused: the sign-in page, which comes back here
+    page.goto(token_server.url + "/launch")  # private: the sign-in page, which comes back here
     page.wait_for_selector("#signin-form")
+    assert page.url == token_server.url + "/signin?next=/launch"
     shoot(page, "signin", size, scheme)
     page.fill("#in-token", "wrong")
     page.click("#signin-form button[type=submit]")

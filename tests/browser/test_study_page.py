@@ -85,10 +85,10 @@ def test_copy_the_paper_table(new_page, study_server):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=study_server.url)
     page.goto(f"{study_server.url}/studies/{study_server.grid}")
     page.click("#copy-markdown")
-    page.wait_for_function("document.getElementById('copy-markdown').textContent === 'Copied'")
+    page.wait_for_function("() => document.getElementById('copy-markdown').textContent === 'Copied'")
     table = study_server.api.get(f"/api/studies/{study_server.grid}/table.md").text
     assert page.evaluate("navigator.clipboard.readText()") == table
-    page.wait_for_function("document.getElementById('copy-markdown').textContent === 'Copy'")
+    page.wait_for_function("() => document.getElementById('copy-markdown').textContent === 'Copy'")
 
 
 def test_progress_follows_the_runs_and_cancel_stops_the_polling(new_page, study_server):
@@ -102,16 +102,16 @@ def test_progress_follows_the_runs_and_cancel_stops_the_polling(new_page, study_
     with study_server.db() as db:
         finish(db, study_id, only=lambda run: run.seed == 1)
     # The progress card polls; a run that ended refreshes the table too.
-    page.wait_for_function("document.getElementById('study-done').textContent === '1 of 3 runs done'", timeout=10_000)
-    page.wait_for_function("document.querySelector('#study-table tr[data-role=baseline] td[data-col=n]')"
+    page.wait_for_function("() => document.getElementById('study-done').textContent === '1 of 3 runs done'", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('#study-table tr[data-role=baseline] td[data-col=n]')"
                            ".textContent.trim() === 'n = 1/3'", timeout=10_000)
     assert page.inner_text("#study-status") == "running"
     assert any("/results" in url for url in fragments)
     # Its mean curve appears without a reload and draws each of the finished run's 3 epochs.
-    page.wait_for_function(f"({DRAWN_POINTS})('curve-0').includes(3)", timeout=5_000)
+    page.wait_for_function(f"() => ({DRAWN_POINTS})('curve-0').includes(3)", timeout=5_000)
 
     page.click("#cancel-study")  # the confirm dialog is accepted (conftest)
-    page.wait_for_function("document.getElementById('study-status').textContent === 'cancelled'")
+    page.wait_for_function("() => document.getElementById('study-status').textContent === 'cancelled'")
     assert page.locator("#cancel-study").count() == 0
     assert page.get_attribute("#study-progress", "hx-trigger") is None
     polled = len(fragments)
