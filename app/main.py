@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.access import auth, signin
+from app.access.body_limit import BodyLimit
 from app.access.cross_site import CrossSiteGuard, HostPolicy
 from app.access.throttle import FailureLimiter
 from app.compare import pages as compare_pages
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
     # Its workers' devices say how long a run launched here will take (app.launch.timings).
     app.state.worker_pool = worker_pool
     app.state.signin_limiter = FailureLimiter(limit=10, window_s=60)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body)
     app.add_middleware(CrossSiteGuard, policy=HostPolicy.for_server(settings.bind_host, settings.allowed_hosts))
     app.state.engine = init_db(settings)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
