@@ -25,7 +25,7 @@ from app.runs import events as run_events
 from app.runs import pages as run_pages
 from app.settings import Settings
 from app.store.db import init_db
-from app.store.errors import InputError, ServiceError, field_error
+from app.store.errors import InputError, ServiceError, bounded, field_error
 from app.studies import api as studies_api
 from app.studies import pages as study_pages
 from app.web.rendering import templates
@@ -40,8 +40,8 @@ def _validation_response(errors: list[dict]) -> JSONResponse:
 
 async def _on_request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
     # FastAPI's default handler echoes the input, which may be NaN and not JSON-encodable; keep loc/msg/type.
-    return _validation_response([field_error(e.get("loc", ()), str(e.get("msg", "")), str(e.get("type", "")))
-                                 for e in exc.errors()])
+    errors = [field_error(e.get("loc", ()), str(e.get("msg", "")), str(e.get("type", ""))) for e in exc.errors()]
+    return _validation_response(bounded(errors))
 
 
 async def _on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
