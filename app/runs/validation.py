@@ -16,8 +16,7 @@ from app.settings import Settings
 from app.store.errors import InputError, field_error, pydantic_errors, unknown_fields
 from app.store.models import ACTIVE_STATUSES, MAX_ID, Run
 from kdcore.config import METHOD_PARAMS, RunConfig, best_teacher_weights_error
-from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets, validation_error
-from kdcore.errors import DatasetError
+from kdcore.data.catalog import DatasetInfo, list_datasets, validation_error
 from kdcore.registry import METHODS
 
 DEFAULT_DATASET = RunConfig.model_fields["dataset"].default
@@ -40,13 +39,14 @@ class ValidRun:
 def dataset_info(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | None, list[dict]]:
     if not isinstance(name, str):
         return None, []  # RunConfig reports the type error
-    available = [info.name for info in list_datasets(settings.data_dir)]
-    if name not in available:
-        return None, [field_error(loc, f"unknown dataset {name!r}; available: {', '.join(available)}", "dataset")]
-    try:
-        return find_dataset(name, settings.data_dir), []
-    except DatasetError as exc:
-        return None, [field_error(loc, str(exc), "dataset")]
+    infos = {info.name: info for info in list_datasets(settings.data_dir)}
+    info = infos.get(name)
+    if info is None:
+        available = ", ".join(name for name, info in infos.items() if not info.problem)
+        return None, [field_error(loc, f"unknown dataset {name!r}; available: {available}", "dataset")]
+    if info.problem:
+        return None, [field_error(loc, f"dataset {name!r} cannot be used: {info.problem}", "dataset")]
+    return info, []
 
 
 def subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]], errors: list[dict],

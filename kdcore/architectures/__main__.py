@@ -5,7 +5,8 @@ import os
 import sys
 
 # A description is background work for the server that asked for it: its requests come first for the CPU.
-os.nice(10)
+if hasattr(os, "nice"):  # POSIX
+    os.nice(10)
 
 from kdcore.architectures import describe_all  # noqa: E402
 
