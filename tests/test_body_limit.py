@@ -10,8 +10,9 @@ import socket
 import time
 
 import pytest
-from page_fixtures import STUDENT_KIND
+from page_fixtures import STUDENT_KIND, make_settings
 
+from app.main import create_app
 from app.settings import Settings
 from tests.live_server import LiveServer
 
@@ -106,3 +107,13 @@ def test_the_limit_comes_from_kd_max_body(monkeypatch):
     monkeypatch.setenv("KD_MAX_BODY", "10")
     with pytest.raises(SystemExit, match="KD_MAX_BODY"):
         Settings.from_env()
+
+
+def test_the_early_token_check_refuses_only_what_the_routes_refuse(tmp_path):
+    # It answers 401 to every state-changing /api call without the token: each of those routes asks for it
+    # too, which the OpenAPI document shows as the Bearer scheme.
+    paths = create_app(make_settings(tmp_path)).openapi()["paths"]
+    writes = {(path, method): operation.get("security") for path, operations in paths.items()
+              for method, operation in operations.items() if method not in ("get", "head", "options")}
+    assert len(writes) >= 10 and all(path.startswith("/api/") for path, _ in writes)
+    assert {key: security for key, security in writes.items() if security != [{"HTTPBearer": []}]} == {}
