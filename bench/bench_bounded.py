@@ -89,10 +89,33 @@ def declared_only(server: LiveServer, length: int, headers: dict[str, str]) -> t
     return status, time.perf_counter() - started
 
 
+def sent_whole(server: LiveServer, length: int, headers: dict[str, str]) -> tuple[str, float]:
+    """A body of ``length`` bytes sent in full (from a thread): how long until the answer's status line."""
+    lines = [f"POST /api/runs HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Content-Type: application/json",
+             f"Content-Length: {length}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+    body = b'{"kind": "student", "padding": "' + b"x" * (length - 34) + b'"}'
+    assert len(body) == length
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        def upload():
+            try:
+                sock.sendall("\r\n".join(lines).encode() + body)
+            except OSError:
+                pass  # the server answered and closed before taking it all
+        started = time.perf_counter()
+        threading.Thread(target=upload, daemon=True).start()
+        try:
+            status = sock.recv(65536).split(b"\r\n", 1)[0].decode()
+        except TimeoutError:
+            status = "no answer in 60 s"
+        return status, time.perf_counter() - started
+
+
 def bodies(server: LiveServer) -> None:
     for label, headers in (("right token", BEARER), ("wrong token", {"Authorization": "Bearer wrong"})):
         status, seconds = declared_only(server, 20_000_000, headers)
         print(f"20 MB body declared, {label}: {status!r} in {seconds * 1000:.0f} ms")
+    status, seconds = sent_whole(server, 100_000_000, {"Authorization": "Bearer wrong"})
+    print(f"100 MB body sent, wrong token: {status!r} in {seconds * 1000:.0f} ms")
     body = json.dumps({**LAUNCH, **{f"k{i}": 0 for i in range(75_000)}}).encode()
     started = time.perf_counter()
     response = server.api.post("/api/runs", content=body, headers={**BEARER, "Content-Type": "application/json"})
