@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.access import auth, signin
 from app.access.access_log import redact_access_log
+from app.access.body_limit import BodyLimit
 from app.access.cross_site import CrossSiteGuard, HostPolicy
 from app.access.gate import AccessGate
 from app.access.headers import SecurityHeaders
@@ -27,7 +28,7 @@ from app.runs import events as run_events
 from app.runs import pages as run_pages
 from app.settings import Settings
 from app.store.db import init_db
-from app.store.errors import InputError, ServiceError, field_error
+from app.store.errors import InputError, ServiceError, bounded, field_error
 from app.studies import api as studies_api
 from app.studies import pages as study_pages
 from app.web import api_docs
@@ -43,8 +44,8 @@ def _validation_response(errors: list[dict]) -> JSONResponse:
 
 async def _on_request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
     # FastAPI's default handler echoes the input, which may be NaN and not JSON-encodable; keep loc/msg/type.
-    return _validation_response([field_error(e.get("loc", ()), str(e.get("msg", "")), str(e.get("type", "")))
-                                 for e in exc.errors()])
+    errors = [field_error(e.get("loc", ()), str(e.get("msg", "")), str(e.get("type", ""))) for e in exc.errors()]
+    return _validation_response(bounded(errors))
 
 
 async def _on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -103,7 +104,9 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
     # Failed sign-ins and wrong Bearer tokens or cookies, per client: one limit for every way of guessing.
     app.state.token_limiter = FailureLimiter(limit=10, window_s=60)
     # The last added runs first: headers on every answer (refusals too), then the host and cross-site
-    # checks, then the token, all before routing and before a body is read.
+    # checks, then the token (so a wrong one counts as a guess whatever the body), then the body's size,
+    # all before routing and before a body is read.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body)
     app.add_middleware(AccessGate, limiter=app.state.token_limiter)
     app.add_middleware(CrossSiteGuard, policy=HostPolicy.for_server(settings.bind_host, settings.allowed_hosts))
     app.add_middleware(SecurityHeaders)

@@ -60,6 +60,8 @@ class Settings:
     # The address the server listens on, as given to ``kd serve --host``.
     bind_host: str = "127.0.0.1"
     max_queued: int = 500
+    # The largest request body accepted, in bytes (KD_MAX_BODY); larger ones get 413 before they are read.
+    max_body: int = 1_000_000
     # The most runs one study may expand to (KD_MAX_STUDY_RUNS).
     max_study_runs: int = 500
     # Worker timing. A heartbeat older than stale_after_s means the worker holding the run is gone.
@@ -91,6 +93,7 @@ class Settings:
             public_read=_env_bool("KD_PUBLIC_READ"),
             allowed_hosts=_env_list("KD_ALLOWED_HOSTS"),
             max_queued=int(_env_number("KD_MAX_QUEUED", cls.max_queued, int, 1)),
+            max_body=int(_env_number("KD_MAX_BODY", cls.max_body, int, 1024)),
             max_study_runs=int(_env_number("KD_MAX_STUDY_RUNS", cls.max_study_runs, int, 1)),
             stale_after_s=_env_number("KD_STALE_AFTER", cls.stale_after_s, float, 1),
             prestart_child=_env_flag("KD_PRESTART_CHILD"),

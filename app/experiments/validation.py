@@ -10,6 +10,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from app.runs.validation import (
     DEFAULT_DATASET,
+    RUN_KEYS,
     best_weights_errors,
     dataset_info,
     split_errors,
@@ -17,7 +18,7 @@ from app.runs.validation import (
     where_given,
 )
 from app.settings import Settings
-from app.store.errors import InputError, field_error, pydantic_errors
+from app.store.errors import InputError, field_error, pydantic_errors, unknown_fields
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
 from kdcore.registry import EXPERIMENT_KINDS, METHODS
@@ -30,6 +31,7 @@ _SEEDS = TypeAdapter(Annotated[list[Annotated[int, Field(ge=0, le=2**63 - 1)]], 
 # applies to every kind of the experiment that has it.
 EXPERIMENT_SHARED_FIELDS = (*(name for name in RunConfig.model_fields if name not in ("kind", "params")),
                             *METHOD_PARAMS)
+EXPERIMENT_KEYS = frozenset((*EXPERIMENT_SHARED_FIELDS, "kinds"))
 
 
 def validate_experiment(payload: Any, settings: Settings, *,
@@ -40,8 +42,7 @@ def validate_experiment(payload: Any, settings: Settings, *,
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     shared = {k: v for k, v in payload.items() if k in EXPERIMENT_SHARED_FIELDS and v is not None}
-    errors = [field_error([k], "Extra inputs are not permitted", "extra_forbidden")
-              for k in payload if k not in EXPERIMENT_SHARED_FIELDS and k != "kinds"]
+    errors = unknown_fields(payload, EXPERIMENT_KEYS)
     per_kind = payload.get("kinds") or {}
     if not isinstance(per_kind, dict):
         errors.append(field_error(["kinds"], "expected an object of {kind: {field: value}}", "dict_type"))
@@ -61,13 +62,16 @@ def validate_experiment(payload: Any, settings: Settings, *,
     seen: set[tuple] = set()
     for kind in EXPERIMENT_KINDS:
         own = per_kind.get(kind) if isinstance(per_kind.get(kind), dict) else {}
+        if own_unknown := unknown_fields(own, RUN_KEYS, ("kinds", kind)):
+            errors += own_unknown
+            own = {k: v for k, v in own.items() if k in RUN_KEYS}
         names = METHODS[kind].param_names()
         applicable = {k: v for k, v in shared.items() if k not in METHOD_PARAMS or k in names}
         try:
             configs[kind] = RunConfig.model_validate({**applicable, **own, "kind": kind}, strict=strict,
                                                      context={"strict": strict})
         except ValidationError as exc:
-            for error in exc.errors():
+            for error in exc.errors(include_url=False, include_context=False, include_input=False):
                 loc = where_given(list(error["loc"]), own)
                 if loc[:1] == ["params"] or (loc and (loc[0] in own or loc[0] == "kind")):
                     loc = ["kinds", kind, *loc]

@@ -8,6 +8,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 
 from app.access.auth import require_token
@@ -130,7 +131,15 @@ def methods() -> dict:
 
 @catalog.get("/architectures", summary="Networks a run can train, with parameter counts and taps",
             response_model=ArchitectureListOut)
-def architectures(num_classes: Annotated[int, Query(ge=2, le=10_000)] = 10) -> dict:
+def architectures(settings: Annotated[Settings, Depends(get_settings)],
+                  num_classes: Annotated[int, Query(ge=2, le=10_000, description="The class count of a dataset "
+                                                    "here (GET /api/datasets)")] = 10) -> dict:
+    # Each class count is described once, in a subprocess of seconds: only those a run here can have.
+    counts = sorted({info.num_classes for info in list_datasets(settings.data_dir) if info.classes})
+    if num_classes not in counts:
+        raise RequestValidationError([{"loc": ("query", "num_classes"), "type": "num_classes",
+                                       "msg": f"no dataset here has {num_classes} classes; the datasets' class "
+                                              f"counts are {', '.join(map(str, counts))}"}])
     items = [{"name": name, "aliases": [old for old, new in ALIASES.items() if new == name], **info}
              for name, info in architecture_catalog(num_classes).items()]
     return {"num_classes": num_classes, "items": items}

@@ -112,7 +112,7 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
 
     dataset_name = values.get("dataset", default_dataset(datasets))
     dataset = dataset_field(form_field("dataset", dataset_name, errors.get("dataset")), datasets)
-    num_classes = next((d.num_classes for d in datasets if d.name == dataset_name), 10)
+    num_classes = next((d.num_classes for d in datasets if d.name == dataset_name and d.classes), 10)
     teacher = None
     if method.needs_teacher:
         teacher = {"name": "teacher_run_id", "label": LABELS["teacher_run_id"], "input": "select",
@@ -168,15 +168,15 @@ def default_dataset(datasets: list[DatasetInfo]) -> str:
 
 
 def dataset_choices(datasets: list[DatasetInfo], current: str) -> list[tuple[str, str]]:
-    choices = [(d.name, f"{d.name} · {d.num_classes} classes" + ("" if d.ready else " · to download"))
-               for d in datasets]
+    choices = [(d.name, f"{d.name} · unreadable" if d.problem else
+                f"{d.name} · {d.num_classes} classes" + ("" if d.ready else " · to download")) for d in datasets]
     if current and current not in {d.name for d in datasets}:
         choices.append((current, f"{current} (not found)"))  # keep the user's input visible beside its error
     return choices
 
 
 def dataset_notes(datasets: list[DatasetInfo]) -> dict[str, str]:
-    return {d.name: d.note or SOURCE_NOTES.get(d.source, "") for d in datasets}
+    return {d.name: d.problem or d.note or SOURCE_NOTES.get(d.source, "") for d in datasets}
 
 
 def dataset_field(f: dict, datasets: list[DatasetInfo]) -> dict:

@@ -104,10 +104,12 @@ class DatasetOut(ApiModel):
     name: str = Field(description="What a run's config names as its dataset")
     source: str = Field(description="synthetic, torchvision or imagefolder")
     classes: list[str]
-    ready: bool = Field(description="False: usable only after a download")
+    ready: bool = Field(description="False: usable only after a download, or (with a problem) not at all")
     note: str
     num_classes: int
     train_size: int | None = Field(description="Images in the training split, when known (the most a subset may take)")
+    problem: str = Field(description="Why it cannot be used, e.g. \"cifar10-jpg.tar.xz: truncated archive, …\"; "
+                         "empty when it can")
 
 
 class DatasetListOut(ApiModel):

@@ -13,11 +13,10 @@ from pydantic import Field, TypeAdapter, ValidationError
 from sqlmodel import Session
 
 from app.settings import Settings
-from app.store.errors import InputError, field_error, pydantic_errors
+from app.store.errors import InputError, field_error, pydantic_errors, unknown_fields
 from app.store.models import ACTIVE_STATUSES, MAX_ID, Run
-from kdcore.config import RunConfig, best_teacher_weights_error
-from kdcore.data.catalog import DatasetInfo, find_dataset, list_datasets, validation_error
-from kdcore.errors import DatasetError
+from kdcore.config import METHOD_PARAMS, RunConfig, best_teacher_weights_error
+from kdcore.data.catalog import DatasetInfo, list_datasets, validation_error
 from kdcore.registry import METHODS
 
 DEFAULT_DATASET = RunConfig.model_fields["dataset"].default
@@ -25,6 +24,9 @@ TEACHER_STATUSES = ("completed", *ACTIVE_STATUSES)
 RUN_ID = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID)] | None)
 _SUBSET = TypeAdapter(int | None)
 KINDS_NEEDING_TEACHER = tuple(kind for kind, method in METHODS.items() if method.needs_teacher)
+# What a run request may name besides teacher_run_id: RunConfig's fields, a preset, and hyperparameters by
+# their plain names (RunConfig moves them under params).
+RUN_KEYS = frozenset((*RunConfig.model_fields, *METHOD_PARAMS, "preset"))
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,14 @@ class ValidRun:
 def dataset_info(name: Any, settings: Settings, loc: list) -> tuple[DatasetInfo | None, list[dict]]:
     if not isinstance(name, str):
         return None, []  # RunConfig reports the type error
-    available = [info.name for info in list_datasets(settings.data_dir)]
-    if name not in available:
-        return None, [field_error(loc, f"unknown dataset {name!r}; available: {', '.join(available)}", "dataset")]
-    try:
-        return find_dataset(name, settings.data_dir), []
-    except DatasetError as exc:
-        return None, [field_error(loc, str(exc), "dataset")]
+    infos = {info.name: info for info in list_datasets(settings.data_dir)}
+    info = infos.get(name)
+    if info is None:
+        available = ", ".join(name for name, info in infos.items() if not info.problem)
+        return None, [field_error(loc, f"unknown dataset {name!r}; available: {available}", "dataset")]
+    if info.problem:
+        return None, [field_error(loc, f"dataset {name!r} cannot be used: {info.problem}", "dataset")]
+    return info, []
 
 
 def subset_errors(info: DatasetInfo | None, candidates: list[tuple[list, Any]], errors: list[dict],
@@ -141,12 +144,26 @@ def where_given(loc: list, given: dict) -> list:
     return loc
 
 
+def known_keys_only(payload: dict) -> tuple[dict, list[dict]]:
+    """``payload`` without the keys a run cannot have (at the top, and under ``params`` of a known kind), and
+    an error for each of them: pydantic would report them too, but a body of thousands costs it seconds."""
+    errors = unknown_fields(payload, RUN_KEYS)
+    kind, params = payload.get("kind"), payload.get("params")
+    if isinstance(kind, str) and kind in METHODS and isinstance(params, dict):
+        own = METHODS[kind].param_names()
+        if params_errors := unknown_fields(params, own, ("params",)):
+            errors += params_errors
+            payload = {**payload, "params": {k: v for k, v in params.items() if k in own}}
+    return ({k: v for k, v in payload.items() if k in RUN_KEYS} if errors else payload), errors
+
+
 def validate_run(session: Session, payload: Any, settings: Settings, *, strict: bool = False) -> ValidRun:
     """``strict``: values must have their field's JSON type (the REST API); else strings are parsed (forms)."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     payload = dict(payload)
     raw_teacher = payload.pop("teacher_run_id", None)
+    payload, unknown = known_keys_only(payload)
     errors: list[dict] = []
     config = None
     if "kind" in payload and not isinstance(payload["kind"], str):
@@ -161,7 +178,7 @@ def validate_run(session: Session, payload: Any, settings: Settings, *, strict: 
     info, dataset_errors = None, []
     if not any(error["loc"][:1] == ["dataset"] for error in errors):
         info, dataset_errors = dataset_info(payload.get("dataset", DEFAULT_DATASET), settings, ["dataset"])
-    errors += teacher_errors + dataset_errors + class_count_errors(info, teacher)
+    errors += unknown + teacher_errors + dataset_errors + class_count_errors(info, teacher)
     errors += subset_errors(info, [(["subset"], payload.get("subset"))], errors, strict)
     if config is not None:
         errors += best_weights_errors(teacher.config if teacher else None, [(["teacher_weights"], config)])

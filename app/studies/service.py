@@ -26,14 +26,26 @@ from app.runs.validation import (
     subset_errors,
     teacher_run,
 )
-from app.store.errors import Conflict, InputError, NotFound, field_error
+from app.store.errors import Conflict, InputError, NotFound, field_error, unknown_fields
 from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, Tag, utcnow
 from app.store.queue import admission, cancel_orphans
 from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
 from kdcore.studies.groups import Outcome, labelled_groups
-from kdcore.studies.study import StudyInputError, expand, own_baselines, paper_table, parse_spec
+from kdcore.studies.study import (
+    RECIPE_FIELDS,
+    StudyInputError,
+    StudySpec,
+    expand,
+    own_baselines,
+    paper_table,
+    parse_spec,
+)
+
+# What a study request may name besides its tags, note and teacher_run_id (parse_spec's rule): checked here
+# first, so that a body of thousands of unknown keys costs no more than one of a few (unknown_fields).
+STUDY_KEYS = frozenset((*StudySpec.model_fields, *RECIPE_FIELDS, "preset"))
 
 
 def create_study(session: Session, payload: Any, *, strict: bool = False,
@@ -48,6 +60,9 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
     raw_teacher = payload.pop("teacher_run_id", None)
     teacher, teacher_errors = teacher_run(session, raw_teacher, strict)
     errors += teacher_errors
+    if unknown := unknown_fields(payload, STUDY_KEYS):
+        errors += unknown
+        payload = {k: v for k, v in payload.items() if k in STUDY_KEYS}
     spec, plan = None, None
     try:
         spec = parse_spec(payload, strict=strict)

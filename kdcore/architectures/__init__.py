@@ -21,11 +21,11 @@ import os
 import pkgutil
 import subprocess
 import sys
-import threading
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from kdcore.flights import SingleFlight
 from kdcore.plugins import add_plugins
 
 ENTRY_POINT_GROUP = "kdcore.architectures"
@@ -34,7 +34,8 @@ _HELPERS = ("shapes", "staged", "__main__")
 # and read as a random seed; the tutorial's CNNs are named after it now.
 ALIASES = {"seed_teacher": "tutorial_teacher", "seed_student": "tutorial_student"}
 _catalogs: dict[tuple[str, int], dict[str, dict]] = {}
-_lock = threading.Lock()
+# One description per class count at a time; a request for another count never waits on it.
+_describing = SingleFlight()
 
 
 def _declared(obj) -> dict[str, tuple[Any, str]]:
@@ -99,12 +100,14 @@ def _fingerprint() -> str:
 
 def catalog(num_classes: int) -> dict[str, dict]:
     """``describe_all(num_classes)`` for any process: computed here where torch is already loaded,
-    else in a subprocess, and kept in memory and on disk (under KD_CACHE_DIR or the data directory)."""
+    else in a subprocess, and kept in memory and on disk (under KD_CACHE_DIR or the data directory).
+    Callers of a count being described wait for it; callers of other counts do not (each count's own
+    subprocess). The web server asks only for the class counts of its datasets."""
     key = (_fingerprint(), num_classes)
-    with _lock:
-        if key not in _catalogs:
-            _catalogs[key] = _load_or_describe(*key)
-        return _catalogs[key]
+    found = _catalogs.get(key)
+    if found is None:
+        found = _describing.run(key, lambda: _catalogs.get(key) or _catalogs.setdefault(key, _load_or_describe(*key)))
+    return found
 
 
 def names() -> tuple[str, ...]:

@@ -7,14 +7,19 @@ directory when reachable), and every ImageFolder-layout directory or ``.tar``/``
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import lzma
 import os
 import tarfile
+import threading
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from kdcore.errors import DatasetError
+from kdcore.flights import SingleFlight
 
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -60,9 +65,10 @@ class DatasetInfo:
     source: str  # "synthetic", "torchvision" or "imagefolder"
     classes: tuple[str, ...]
     path: str | None
-    ready: bool  # False: usable only after a download
+    ready: bool  # False: usable only after a download, or (with a problem) not at all
     note: str = ""
     train_size: int | None = None  # images in the training split, when known
+    problem: str = ""  # why it cannot be used (an archive that cannot be read), "" when it can
 
     @property
     def num_classes(self) -> int:
@@ -132,33 +138,86 @@ def _layout_of(path: Path, root: Path) -> tuple[tuple[str, ...], int]:
         return tuple(name for name, _ in class_dirs), train_size
     stat = path.stat()
     index = cache_dir(root) / "classes.json"
+    # An archive is read through once per content (size and time of change): what it holds, or why it cannot
+    # be used, is kept in the index, so that listing the datasets does not decompress it again.
     key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    known = json.loads(index.read_text()) if index.is_file() else {}
-    entry = known.get(key)
-    if isinstance(entry, dict):  # entries from before image counts were kept are bare lists: read again
-        return tuple(entry["classes"]), entry["train_size"]
-    classes: set[str] = set()
-    train_size = 0
+    entry = _indexed(index, key) or _scans.run(key, lambda: _indexed(index, key) or _scan_into(index, key, path))
+    if "problem" in entry:
+        raise DatasetError(entry["problem"])
+    return tuple(entry["classes"]), entry["train_size"]
+
+
+# One scan per archive at a time: listings that arrive together wait for it rather than decompress it again.
+_scans = SingleFlight()
+_index_lock = threading.Lock()  # the index is read, changed and written back by threads of one process
+# What a damaged archive's decompression raises, as opposed to an error of the file system (not kept: a
+# file made readable again has the same size and time).
+_CONTENT_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile)
+
+
+def _indexed(index: Path, key: str) -> dict | None:
+    """The index's entry for ``key``; entries from before image counts were kept (bare lists) are read again."""
     try:
-        with tarfile.open(path) as archive:
-            for member in archive:
-                parts = Path(member.name).parts
-                parts = parts[1:] if parts and parts[0] == "." else parts
-                if "train" in parts[:2]:
-                    at = parts.index("train")
-                    if len(parts) > at + 2:
-                        classes.add(parts[at + 1])
-                train_size += _is_train_image(member)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DatasetError(f"cannot read archive {path}: {exc}") from exc
+        entry = json.loads(index.read_text()).get(key) if index.is_file() else None
+    except (OSError, ValueError):
+        return None  # a damaged index: read the archives again
+    return entry if isinstance(entry, dict) else None
+
+
+def _scan_into(index: Path, key: str, path: Path) -> dict:
+    entry = _scan(path)
+    try:
+        with _index_lock:
+            known = json.loads(index.read_text()) if index.is_file() else {}
+            known[key] = entry
+            index.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index.with_name(f".{index.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known))
+            tmp.replace(index)
+    except (OSError, ValueError):
+        pass  # a read-only or damaged cache costs a scan per listing, nothing more
+    return entry
+
+
+def _scan(path: Path) -> dict:
+    """``{"classes", "train_size"}`` of an archive, or ``{"problem": why it cannot be used}``."""
+    classes: set[str] = set()
+    train_size = files = 0
+    member = None
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as raw, tarfile.open(fileobj=raw) as archive:
+            try:
+                for member in archive:
+                    files += 1
+                    parts = Path(member.name).parts
+                    parts = parts[1:] if parts and parts[0] == "." else parts
+                    if "train" in parts[:2]:
+                        at = parts.index("train")
+                        if len(parts) > at + 2:
+                            classes.add(parts[at + 1])
+                    train_size += _is_train_image(member)
+            except _CONTENT_ERRORS as exc:
+                read = raw.tell()
+                if read < size:
+                    return {"problem": f"{path.name}: corrupt archive at {100 * read // size} % of its {size:,} "
+                                       f"bytes, after {files:,} files ({type(exc).__name__}: {exc})"}
+                return {"problem": _truncated(path, files)}
+            if archive.fileobj is raw and member is not None and member.offset_data + member.size > size:
+                # A plain tar cut short: tarfile seeks over a file's data without reading it, and a cut
+                # inside a header reads as the archive's end. Its last file then ends after the file does.
+                return {"problem": _truncated(path, files)}
+    except _CONTENT_ERRORS as exc:
+        return {"problem": f"{path.name}: not a readable tar archive ({type(exc).__name__}: {exc})"}
+    except OSError as exc:
+        raise DatasetError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
     if not classes:
-        raise DatasetError(f"archive {path} has no train/<class>/<image> files (ImageFolder layout expected)")
-    known[key] = {"classes": sorted(classes), "train_size": train_size}
-    index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index.with_suffix(".tmp")
-    tmp.write_text(json.dumps(known))
-    tmp.replace(index)
-    return tuple(sorted(classes)), train_size
+        return {"problem": f"{path.name}: no train/<class>/<image> files (ImageFolder layout expected)"}
+    return {"classes": sorted(classes), "train_size": train_size}
+
+
+def _truncated(path: Path, files: int) -> str:
+    return f"{path.name}: truncated archive, it ends after {files:,} files (is it still being copied?)"
 
 
 def validation_error(info: DatasetInfo, subset: int | None, validation: float) -> str | None:
@@ -171,13 +230,14 @@ def validation_error(info: DatasetInfo, subset: int | None, validation: float) -
 
 
 def list_datasets(root: str | os.PathLike | None = None) -> list[DatasetInfo]:
+    """Every dataset here; one that cannot be used (an unreadable archive) too, with its ``problem``."""
     base = data_dir(root)
     infos = [find_dataset(name, base) for name in BUILT_IN]
-    for name in _local_sources(base):
+    for name, path in _local_sources(base).items():
         try:
-            infos.append(find_dataset(name, base))
-        except DatasetError:
-            continue  # an unreadable archive is not offered; naming it directly says why
+            infos.append(_local_dataset(name, path, base))
+        except DatasetError as exc:
+            infos.append(DatasetInfo(name, "imagefolder", (), str(path), False, problem=str(exc)))
     return infos
 
 
@@ -195,6 +255,9 @@ def find_dataset(name: str, root: str | os.PathLike | None = None) -> DatasetInf
     if name not in sources:
         names = ", ".join([*BUILT_IN, *sources])
         raise DatasetError(f"dataset {name!r} not found in {base.resolve()}; available: {names}")
-    path = sources[name]
-    classes, train_size = _layout_of(path, base)
+    return _local_dataset(name, sources[name], base)
+
+
+def _local_dataset(name: str, path: Path, root: Path) -> DatasetInfo:
+    classes, train_size = _layout_of(path, root)
     return DatasetInfo(name, "imagefolder", classes, str(path), True, train_size=train_size)

@@ -19,6 +19,11 @@ from kdcore.data import catalog, synthetic
 from kdcore.errors import DatasetError
 
 SIZE = 32
+# The most an image may be, checked before it is read or decoded: the networks see 32×32, and one 1.1 MB
+# archive of a few huge images once took a worker to 1.47 GB before PIL refused one. 40 million pixels is a
+# 48-megapixel photo's 8000×6000, 120 MB decoded; 64 MiB of file is more than such a photo's.
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,7 @@ def _iter_images(source: Path):
         for split in ("train", "test"):
             for file in sorted((source / split).glob("*/*")):
                 if file.is_file():
+                    _check_file_size(source, f"{split}/{file.parent.name}/{file.name}", file.stat().st_size)
                     yield split, file.parent.name, file.name, file.read_bytes()
         return
     try:
@@ -193,9 +199,24 @@ def _iter_images(source: Path):
                 parts = [p for p in PurePosixPath(member.name).parts if p != "."]
                 if not member.isfile() or len(parts) < 3 or parts[-3] not in ("train", "test"):
                     continue
+                _check_file_size(source, member.name, member.size)
                 yield parts[-3], parts[-2], parts[-1], archive.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DatasetError(f"cannot read archive {source}: {exc}") from exc
+
+
+def _check_file_size(source: Path, name: str, size: int) -> None:
+    # From the archive's header or the file system: a file of zeros compresses to almost nothing.
+    if size > MAX_IMAGE_BYTES:
+        raise DatasetError(f"{source}: {name} is {size:,} bytes; an image may have at most {MAX_IMAGE_BYTES:,}")
+
+
+def _check_image_size(source: Path, name: str, image) -> None:
+    # Image.open has read the header only: nothing is decoded until convert() below.
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DatasetError(f"{source}: {name} is {width:,}×{height:,} pixels; an image may have at most "
+                           f"{MAX_IMAGE_PIXELS:,} (the networks see {SIZE}×{SIZE})")
 
 
 def _decode(source: Path, classes: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -207,15 +228,19 @@ def _decode(source: Path, classes: tuple[str, ...]) -> dict[str, np.ndarray]:
     for split, label, file_name, data in _iter_images(source):
         if label not in index:
             raise DatasetError(f"{source}: class {label!r} appears in {split}/ but not in train/")
+        name = f"{split}/{label}/{file_name}"
         try:
             with Image.open(io.BytesIO(data)) as image:
+                _check_image_size(source, name, image)
                 image = image.convert("RGB")
                 if image.size != (SIZE, SIZE):
                     resized_from.add(image.size)
                     image = image.resize((SIZE, SIZE), Image.BILINEAR)
                 pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+        except Image.DecompressionBombError as exc:  # PIL's own limit, past twice its MAX_IMAGE_PIXELS
+            raise DatasetError(f"{source}: {name} is too large to decode ({exc})") from None
         except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"{source}: {split}/{label}/{file_name} is not a readable image ({exc})") from None
+            raise DatasetError(f"{source}: {name} is not a readable image ({exc})") from None
         records[split].append((index[label], file_name, pixels))
     parts: dict[str, np.ndarray] = {}
     for split, items in records.items():
