@@ -57,9 +57,11 @@ def test_a_20_mb_body_gets_413_without_being_read(server):
     status, answer, seconds = _declare_only(server, "/api/runs", TWENTY_MB, {"Authorization": f"Bearer {TOKEN}"})
     assert status == 413 and b"larger than 1,000,000 bytes (KD_MAX_BODY)" in answer
     assert seconds < 2
-    # Pages' forms too: every route is behind the limit.
-    status, _, _ = _declare_only(server, "/launch", TWENTY_MB)
+    # Pages' forms too: every route is behind the limit (past the token gate, which redirects a browser).
+    status, _, _ = _declare_only(server, "/launch", TWENTY_MB, {"Authorization": f"Bearer {TOKEN}"})
     assert status == 413
+    status, _, _ = _declare_only(server, "/launch", TWENTY_MB)
+    assert status == 303
     assert _runs(server) == before
 
 
@@ -109,9 +111,9 @@ def test_the_limit_comes_from_kd_max_body(monkeypatch):
         Settings.from_env()
 
 
-def test_the_early_token_check_refuses_only_what_the_routes_refuse(tmp_path):
-    # It answers 401 to every state-changing /api call without the token: each of those routes asks for it
-    # too, which the OpenAPI document shows as the Bearer scheme.
+def test_every_api_write_declares_the_token(tmp_path):
+    # The gate answers 401 to every state-changing /api call without the token; each of those routes asks
+    # for it too, which the OpenAPI document shows as the Bearer scheme (so /docs sends it).
     paths = create_app(make_settings(tmp_path)).openapi()["paths"]
     writes = {(path, method): operation.get("security") for path, operations in paths.items()
               for method, operation in operations.items() if method not in ("get", "head", "options")}
