@@ -11,6 +11,7 @@ import secrets
 import signal
 import socket
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 
 
@@ -106,6 +107,20 @@ def _executor(settings, args: argparse.Namespace):
     return WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
 
 
+@contextmanager
+def _database_opened(settings, command: str):
+    """A database that cannot be opened, created or upgraded at start-up (read-only, full, a folder that
+    cannot be written, a server that is down) ends the command with one line naming it, not a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.store.storage import database_failure
+
+    try:
+        yield
+    except (DBAPIError, OSError) as exc:
+        raise SystemExit(f"{command}: {database_failure(exc, settings.db_url)}") from None
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -117,7 +132,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = replace(settings, allowed_hosts=(*settings.allowed_hosts, *args.allowed_host))
     settings = _guard_exposed_server(settings, args.host, args.port, args.no_auth)
     settings = _executor_settings(settings, args)
-    app = create_app(settings, worker_pool=_executor(settings, args))
+    with _database_opened(settings, "kd serve"):
+        app = create_app(settings, worker_pool=_executor(settings, args))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
 
@@ -128,7 +144,8 @@ def worker(args: argparse.Namespace) -> int:
 
     _logging()
     settings = Settings.from_env(**({"pack": args.pack} if args.pack is not None else {}))
-    pool = WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
+    with _database_opened(settings, "kd worker"):
+        pool = WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
 
     def _interrupt(_signum, _frame):
         raise KeyboardInterrupt

@@ -22,13 +22,18 @@ from dataclasses import asdict
 STEP_REPORT_INTERVAL_S = 1.0
 
 
-def describe_failure(exc: BaseException) -> str:
-    """A one-line, readable reason for the run's error column."""
-    from kdcore.errors import KDError
+def describe_failure(exc: BaseException, out_dir: str | None = None) -> str:
+    """A one-line, readable reason for the run's error column. ``out_dir``: the run's folder, named when a
+    device filled up under a write that did not say which file it was."""
+    from kdcore.errors import KDError, out_of_space
 
     first_line = (str(exc).strip().splitlines() or [""])[0][:500]
     if isinstance(exc, KDError):
         return first_line or type(exc).__name__
+    full = out_of_space(exc)
+    if full is not None:
+        where = os.path.dirname(os.path.abspath(full.filename)) if full.filename else out_dir
+        return f"no space left on device: {os.path.abspath(where)}" if where else "no space left on device"
     if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in first_line.lower():
         return f"CUDA out of memory: lower batch_size or the runs per GPU ({first_line})"
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -76,7 +81,7 @@ def train_job(job: dict, messages, stop) -> None:
         messages.put(("completed", summary))
     except BaseException as exc:  # noqa: BLE001  (every failure must reach the worker as a message)
         traceback.print_exc(file=sys.stderr)
-        messages.put(("failed", describe_failure(exc)))
+        messages.put(("failed", describe_failure(exc, job["out_dir"])))
 
 
 def _listen_for_cancels(jobs, cancelled: set) -> None:
@@ -127,10 +132,10 @@ def train_pack_job(job: dict, messages, stop, jobs) -> None:
             if isinstance(result, RunCancelled):
                 messages.put(("cancelled", index, None))
             elif isinstance(result, BaseException):
-                messages.put(("failed", index, describe_failure(result)))
+                messages.put(("failed", index, describe_failure(result, runs[index]["out_dir"])))
             else:
                 messages.put(("completed", index, {k: v for k, v in asdict(result).items() if k != "epochs"}))
     except BaseException as exc:  # noqa: BLE001  (every failure must reach the worker as a message)
         traceback.print_exc(file=sys.stderr)
         for index in range(len(runs)):
-            messages.put(("failed", index, describe_failure(exc)))
+            messages.put(("failed", index, describe_failure(exc, runs[index]["out_dir"])))

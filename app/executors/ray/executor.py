@@ -19,6 +19,7 @@ import time
 import ray
 from sqlalchemy import Engine
 
+from app.executors.backoff import Backoff
 from app.executors.ray import capacity
 from app.executors.ray.capacity import ClusterCapacity
 from app.executors.ray.cluster import Cluster, Dispatch
@@ -104,17 +105,21 @@ class RayExecutor:
 
     def _loop(self) -> None:
         next_refresh = 0.0
+        backoff = Backoff(log, "Ray executor", self.settings.db_url, self.settings.poll_s)
         while not self.shutdown.is_set():
+            wait = self.settings.poll_s
             try:
                 if time.monotonic() >= next_refresh:
                     self.refresh_capacity()
                     next_refresh = time.monotonic() + CAPACITY_INTERVAL_S
                 self.maybe_recover()
-                if self._has_room() and self._claim_one():
+                claimed = self._has_room() and self._claim_one()
+                backoff.succeeded()
+                if claimed:
                     continue
-            except Exception:  # noqa: BLE001  (a database or cluster hiccup must not end the executor)
-                log.exception("Ray executor loop error; retrying")
-            self.shutdown.wait(self.settings.poll_s)
+            except Exception as exc:  # noqa: BLE001  (a database or cluster hiccup must not end the executor)
+                wait = backoff.failed(exc)
+            self.shutdown.wait(wait)
 
     def _has_room(self) -> bool:
         with self._lock:
