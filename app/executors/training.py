@@ -1,8 +1,8 @@
 """Training one job and reporting it as messages: what a local pool's child process runs, and a Ray task.
 
-It reports through a queue-like ``messages`` and never touches the database. Messages: ("step",
-StepProgress), ("epoch", EpochMetrics), then exactly one of ("completed", RunResult), ("failed", message)
-or ("cancelled", None); all as plain dicts.
+It reports through a queue-like ``messages`` and never touches the database. Messages: ("restored", the
+checkpoint's epochs) first when it resumes, ("step", StepProgress), ("epoch", EpochMetrics), then exactly
+one of ("completed", RunResult), ("failed", message) or ("cancelled", None); all as plain dicts.
 
 A pack job (several runs trained together by kdcore.training.packing.trainer) reports the same messages
 with the run's index in the job between kind and payload: ("step", index, StepProgress), ..., one ending
@@ -18,6 +18,8 @@ import threading
 import time
 import traceback
 from dataclasses import asdict
+
+from kdcore.training.run_files import CHECKPOINT
 
 STEP_REPORT_INTERVAL_S = 1.0
 
@@ -67,7 +69,13 @@ def train_job(job: dict, messages, stop) -> None:
         from kdcore.config import RunConfig
         from kdcore.errors import RunCancelled
         from kdcore.training import engine
+        from kdcore.training.checkpoint import load_checkpoint
 
+        if job["resume"]:
+            # The checkpoint is where the run continues from: its epochs are the run's past, whatever the
+            # database recorded (a server killed between a checkpoint and its epoch's row: app.executors.lost_runs).
+            checkpoint = os.path.join(job["out_dir"], CHECKPOINT)
+            messages.put(("restored", load_checkpoint(checkpoint)["metrics"]))
         try:
             result = engine.train(
                 RunConfig.model_validate(job["config"]), out_dir=job["out_dir"], data_root=job["data_root"],

@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 
 from app.executors.backoff import Backoff
 from app.executors.local.runner import RunSupervisor
-from app.executors.records import finish_run, recover_lost_runs
+from app.executors.lost_runs import recover_lost_runs
+from app.executors.records import finish_run
 from app.settings import Settings
 from app.store.db import init_db, new_session
 from app.store.queue import HOST, cancel_orphans, claim_next, claim_pack_mates

@@ -27,7 +27,7 @@ from app.executors.ray.names import claim_name
 from app.executors.ray.pack import RayPack
 from app.executors.ray.records import settle_left_runs
 from app.executors.ray.run import RayRun
-from app.executors.records import recover_lost_runs
+from app.executors.lost_runs import recover_lost_runs
 from app.settings import Settings
 from app.store.db import init_db, new_session
 from app.store.queue import HOST, cancel_orphans, claim_next, claim_pack_mates
