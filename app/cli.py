@@ -97,6 +97,10 @@ def _executor(settings, args: argparse.Namespace):
     if settings.executor == "ray":
         if args.gpus is not None:
             raise SystemExit("--gpus chooses the local pool's GPUs; with --executor ray, Ray assigns them")
+        from app.executors.ray.connection import use_saved_token
+
+        if settings.ray_address is not None:
+            use_saved_token()  # before Ray is imported: it reads RAY_AUTH_MODE once
         try:
             from app.executors.ray.executor import RayExecutor
         except ImportError as exc:
@@ -121,6 +125,17 @@ def _database_opened(settings, command: str):
         raise SystemExit(f"{command}: {database_failure(exc, settings.db_url)}") from None
 
 
+def _join_cluster(executor) -> None:
+    """Join the Ray cluster before the server starts: one that refuses (its token) or does not answer ends
+    kd serve with one line, not a retry log ending in "Application startup failed"."""
+    from app.executors.ray.connection import ClusterUnreachable
+
+    try:
+        executor.connect()
+    except ClusterUnreachable as exc:
+        raise SystemExit(f"kd serve: {exc}") from None
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -133,7 +148,10 @@ def serve(args: argparse.Namespace) -> int:
     settings = _guard_exposed_server(settings, args.host, args.port, args.no_auth)
     settings = _executor_settings(settings, args)
     with _database_opened(settings, "kd serve"):
-        app = create_app(settings, worker_pool=_executor(settings, args))
+        executor = _executor(settings, args)
+        app = create_app(settings, worker_pool=executor)
+    if settings.executor == "ray" and executor is not None:
+        _join_cluster(executor)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
 
