@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'
 
 from app.executors.ray.connection import AUTH_MODE, TOKEN, refusal_message, refused, use_saved_token  # noqa: E402
 from tests.app_fixtures import SYNTHETIC_RUN  # noqa: E402
+from tests.live_server import _free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
@@ -68,12 +68,6 @@ def test_a_refusal_is_recognised_and_said_in_one_line(clean_ray_env):
     assert not refused(ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379"))
     message = refusal_message("127.0.0.1:6379")
     assert "\n" not in message and "RAY_AUTH_TOKEN" in message and "`ray get-auth-token`" in message
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pids_under(marker: str) -> list[int]:

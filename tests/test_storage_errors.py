@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
@@ -27,6 +28,8 @@ from kdcore.errors import StorageFull
 from kdcore.training import checkpoint as checkpoint_module
 from kdcore.training.checkpoint import save_checkpoint
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, wait_for  # noqa: F401
+from tests.live_server import _free_port
+from tests.test_worker import _get
 
 REPO = Path(__file__).resolve().parents[1]
 # A note long enough that its run's row needs a page of its own (SQLite's pages hold 4,096 bytes).
@@ -207,29 +210,12 @@ def test_a_run_that_fills_the_runs_disk_fails_saying_so(tmp_path):
     server = subprocess.Popen(["unshare", "-Urm", "sh", "-c", script], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import httpx
-
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _get(httpx, f"{base}/api/datasets"), 60, what="the server")
-        run_id = httpx.post(f"{base}/api/runs", json={**SYNTHETIC_RUN, "kind": "teacher"}).json()["id"]
-        run = wait_for(lambda: (r := _get(httpx, f"{base}/api/runs/{run_id}")) and r["status"] == "failed" and r,
+        wait_for(lambda: _get(base, "/api/datasets"), 60, what="the server")
+        run_id = httpx.post(f"{base}/api/runs", json={**SYNTHETIC_RUN, "kind": "teacher"}, timeout=60).json()["id"]
+        run = wait_for(lambda: (r := _get(base, f"/api/runs/{run_id}")) and r["status"] == "failed" and r,
                        120, what="the run to fail")
         assert run["error"] == f"no space left on device: {runs / str(run_id)} (writing checkpoint.pt)"
     finally:
         server.terminate()
         server.wait(60)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(httpx, url: str):
-    try:
-        return httpx.get(url, timeout=5).json()
-    except httpx.HTTPError:
-        return None
