@@ -78,8 +78,8 @@ def test_a_run_that_saved_nothing_in_its_attempt_fails_with_its_checkpoint_on_re
 
 
 def test_a_silent_worker_s_run_fails_with_its_checkpoint_on_record(client, session, app, app_settings):
-    # A stale heartbeat: its worker may still live on another machine, so the run is not queued again.
-    run_id = _lost_run(client, session, recorded=1, saved=2, checkpoint_age_s=5, worker="elsewhere:1:gpu0",
+    # A stale heartbeat: its worker (of this host, its process alive) may only be stuck; it is not queued again.
+    run_id = _lost_run(client, session, recorded=1, saved=2, checkpoint_age_s=5, worker=f"{HOST}:{os.getpid()}:cpu",
                        runs_dir=app_settings.runs_dir)
     set_run(session, run_id, heartbeat_at=utcnow() - timedelta(minutes=5))
 
@@ -88,6 +88,19 @@ def test_a_silent_worker_s_run_fails_with_its_checkpoint_on_record(client, sessi
     run = client.get(f"/api/runs/{run_id}").json()
     assert run["status"] == "failed" and run["has_checkpoint"]
     assert [e["epoch"] for e in client.get(f"/api/runs/{run_id}/epochs").json()["items"]] == [1, 2]
+
+
+def test_another_machine_s_run_is_not_settled_with_this_one_s_folder(client, session, app, app_settings):
+    # A kd worker elsewhere writes its own runs directory: a folder here is an older attempt's, not its.
+    run_id = _lost_run(client, session, recorded=1, saved=2, checkpoint_age_s=5, worker="elsewhere:1:gpu0",
+                       runs_dir=app_settings.runs_dir)
+    set_run(session, run_id, heartbeat_at=utcnow() - timedelta(minutes=5))
+
+    recover_lost_runs(app.state.engine, app_settings)
+
+    run = client.get(f"/api/runs/{run_id}").json()
+    assert run["status"] == "failed" and not run["has_checkpoint"]
+    assert [e["epoch"] for e in client.get(f"/api/runs/{run_id}/epochs").json()["items"]] == [1]
 
 
 def test_a_resumed_run_s_epochs_are_its_checkpoint_s(client, session, app, app_settings):

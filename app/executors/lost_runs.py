@@ -8,7 +8,9 @@ run whose worker is known dead and that saved a checkpoint during the attempt is
 (the resumed trainer then reports the checkpoint's whole history: app.executors.records.record_restored).
 A run that saved nothing new ends failed, as before, so a run that kills its worker cannot loop; its
 retry resumes from the recorded checkpoint. A run only silent (a stale heartbeat, its worker perhaps still
-alive on another machine) ends failed too, with its checkpoint on record.
+alive) ends failed too, with its checkpoint on record. Only the runs of this host's workers are settled
+with this runs directory: a `kd worker` on another machine writes its own. (The Ray executor settles the
+runs a previous server left on Ray at its start: app.executors.ray.records.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlmodel import Session
 
 from app.executors.records import store_history
 from app.store.models import Run, utcnow
-from app.store.queue import cancel_orphans, end_lost, lost_ending, lost_runs
+from app.store.queue import HOST, cancel_orphans, end_lost, lost_ending, lost_runs
 from kdcore.training.run_files import CHECKPOINT, METRICS
 
 log = logging.getLogger("kd.worker")
@@ -38,6 +40,11 @@ def saved_history(run_dir: Path) -> list[dict]:
     return history if isinstance(history, list) and all(isinstance(m, dict) for m in history) else []
 
 
+def _trained_here(worker: str | None) -> bool:
+    """Whether the attempt wrote this runs directory: its worker ("host:pid:slot") was of this host."""
+    return (worker or "").partition(":")[0] == HOST
+
+
 def _saved_since(path: Path, moment: datetime | None) -> bool:
     if moment is None:
         return False
@@ -51,7 +58,7 @@ def settle(session: Session, run: Run, dead: bool, runs_dir: Path, now: datetime
     values = lost_ending(run, now)
     run_dir = runs_dir / str(run.id)
     checkpoint = run_dir / CHECKPOINT
-    if not checkpoint.is_file():
+    if not _trained_here(run.worker) or not checkpoint.is_file():
         return values
     values["checkpoint"] = str(checkpoint)
     history = saved_history(run_dir)
