@@ -12,6 +12,7 @@ import secrets
 import signal
 import socket
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 
 
@@ -116,6 +117,10 @@ def _executor(settings, args: argparse.Namespace):
     if settings.executor == "ray":
         if args.gpus is not None:
             raise SystemExit("--gpus chooses the local pool's GPUs; with --executor ray, Ray assigns them")
+        from app.executors.ray.connection import use_saved_token
+
+        if settings.ray_address is not None:
+            use_saved_token()  # before Ray is imported: it reads RAY_AUTH_MODE once
         try:
             from app.executors.ray.executor import RayExecutor
         except ImportError as exc:
@@ -124,6 +129,31 @@ def _executor(settings, args: argparse.Namespace):
     from app.executors.local.pool import WorkerPool
 
     return WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
+
+
+@contextmanager
+def _database_opened(settings, command: str):
+    """A database that cannot be opened, created or upgraded at start-up (read-only, full, a folder that
+    cannot be written, a server that is down) ends the command with one line naming it, not a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.store.storage import database_failure
+
+    try:
+        yield
+    except (DBAPIError, OSError) as exc:
+        raise SystemExit(f"{command}: {database_failure(exc, settings.db_url)}") from None
+
+
+def _join_cluster(executor) -> None:
+    """Join the Ray cluster before the server starts: one that refuses (its token) or does not answer ends
+    kd serve with one line, not a retry log ending in "Application startup failed"."""
+    from app.executors.ray.connection import ClusterUnreachable
+
+    try:
+        executor.connect()
+    except ClusterUnreachable as exc:
+        raise SystemExit(f"kd serve: {exc}") from None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -138,7 +168,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = _guard_exposed_server(settings, args.host, args.port, args.no_auth)
     settings = _access_settings(settings, args)
     settings = _executor_settings(settings, args)
-    app = create_app(settings, worker_pool=_executor(settings, args))
+    with _database_opened(settings, "kd serve"):
+        executor = _executor(settings, args)
+        app = create_app(settings, worker_pool=executor)
+    if settings.executor == "ray" and executor is not None:
+        _join_cluster(executor)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                 **_proxy_options(args))
     return 0
@@ -150,7 +184,8 @@ def worker(args: argparse.Namespace) -> int:
 
     _logging()
     settings = Settings.from_env(**({"pack": args.pack} if args.pack is not None else {}))
-    pool = WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
+    with _database_opened(settings, "kd worker"):
+        pool = WorkerPool(settings, gpus=args.gpus, runs_per_gpu=args.runs_per_gpu)
 
     def _interrupt(_signum, _frame):
         raise KeyboardInterrupt

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from app.access import auth, signin
 from app.access.access_log import redact_access_log
@@ -29,10 +30,11 @@ from app.runs import pages as run_pages
 from app.settings import Settings
 from app.store.db import init_db
 from app.store.errors import InputError, ServiceError, bounded, field_error
+from app.store.storage import storage_problem
 from app.studies import api as studies_api
 from app.studies import pages as study_pages
 from app.web import api_docs
-from app.web.rendering import templates
+from app.web.rendering import render, templates
 from kdcore.architectures import catalog
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -54,6 +56,19 @@ async def _on_service_error(request: Request, exc: ServiceError) -> JSONResponse
         prefix = ["body"] if request.url.path.startswith("/api/") else []
         return _validation_response([{**e, "loc": [*prefix, *e["loc"]]} for e in exc.errors])
     return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+
+async def _on_storage_error(request: Request, exc: Exception):
+    """A full or read-only disk under the database or a file: 507 or 503 naming the path and the condition
+    (JSON for the API, the error page for pages), instead of a 500 with a traceback. Other database and
+    file errors stay 500s."""
+    problem = storage_problem(exc, request.app.state.settings.db_url)
+    if problem is None:
+        raise exc
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(problem.as_json(), status_code=problem.status_code)
+    return render(request, "error.html", {"title": "Nothing was saved", "message": str(problem)},
+                  status_code=problem.status_code)
 
 
 # The dashboard's HTML routes, feature by feature.
@@ -113,6 +128,8 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
     app.state.engine = init_db(settings)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(ServiceError, _on_service_error)
+    for storage_error in (DBAPIError, OSError):
+        app.add_exception_handler(storage_error, _on_storage_error)
     # In this order, /openapi.json lists the paths as it always has: reads, then writes. Every API route
     # declares the Bearer scheme (the writes' routers carry it already), so that /docs sends the token.
     reads = (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog, studies_api.router)

@@ -300,3 +300,27 @@ document.addEventListener("click", (ev) => {
   button.setAttribute("aria-expanded", String(open));
   row.hidden = !open;
 });
+
+// htmx leaves a failed request's answer unshown (a button that saves nothing would look dead): say what
+// the server said at the top of the page. The error page marks its message; JSON answers carry "detail".
+document.addEventListener("htmx:responseError", (ev) => {
+  const xhr = ev.detail.xhr;
+  let message = "";
+  try {
+    message = JSON.parse(xhr.responseText).detail;
+  } catch {
+    const page = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    const marked = page.querySelector("[data-error-message]");
+    message = marked ? marked.textContent : "";
+  }
+  if (typeof message !== "string" || !message.trim()) message = `${xhr.status} ${xhr.statusText}`.trim();
+  let banner = document.getElementById("request-error");
+  if (!banner) {
+    banner = document.createElement("div");
+    banner.id = "request-error";
+    banner.className = "form-error";
+    banner.setAttribute("role", "alert");
+    document.querySelector("main")?.prepend(banner);
+  }
+  banner.textContent = message.trim();
+});

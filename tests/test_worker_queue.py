@@ -11,13 +11,14 @@ import pytest
 from sqlmodel import select
 
 from app.executors.local.pool import visible_gpus
+from app.executors.lost_runs import recover_lost_runs
 from app.executors.local.runner import _exit_reason
 from app.executors.records import finish_run, record_progress
 from app.executors.training import describe_failure
 from app.settings import Settings
 from app.store.db import init_db, new_session
 from app.store.models import Run, utcnow
-from app.store.queue import HOST, cancel_orphans, claim_next, recover_lost
+from app.store.queue import HOST, cancel_orphans, claim_next
 from kdcore.errors import NonFiniteLoss
 from tests.app_fixtures import app, app_settings, client, session, set_run  # noqa: F401
 
@@ -90,7 +91,7 @@ def test_a_failed_teacher_cancels_its_waiting_runs(client, session):
     assert cancel_orphans(session) == []
 
 
-def test_lost_workers_runs_fail_and_live_ones_stay(client, session):
+def test_lost_workers_runs_fail_and_live_ones_stay(client, session, app, app_settings):
     now = utcnow()
     stale, dead_pid, alive, stopping = (queue(client, kind="student") for _ in range(4))
     set_run(session, stale, status="running", worker="elsewhere:1:gpu0", heartbeat_at=now - timedelta(minutes=5))
@@ -100,7 +101,7 @@ def test_lost_workers_runs_fail_and_live_ones_stay(client, session):
     set_run(session, stopping, status="running", worker="elsewhere:1:gpu1", cancel_requested=True,
             heartbeat_at=now - timedelta(minutes=5))
 
-    assert sorted(recover_lost(session, stale_after_s=60)) == sorted([stale, dead_pid, stopping])
+    assert sorted(recover_lost_runs(app.state.engine, app_settings)) == sorted([stale, dead_pid, stopping])
     runs = {run_id: session.get(Run, run_id, populate_existing=True) for run_id in (stale, dead_pid, alive, stopping)}
     assert runs[stale].status == "failed" and runs[stale].error == "worker lost (elsewhere:1:gpu0)"
     assert runs[dead_pid].status == "failed" and runs[dead_pid].error.startswith("worker lost")

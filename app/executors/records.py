@@ -7,30 +7,16 @@ worker, so a run that was recovered as "worker lost" is never overwritten by a l
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from app.store.models import Epoch, Run, utcnow
-from app.store.queue import cancel_orphans, heartbeat, recover_lost
+from app.store.queue import cancel_orphans, heartbeat
 from kdcore.figures import finite_or_none, fraction_done
-from kdcore.training.selection import improves, score
-
-log = logging.getLogger(__name__)
-
-
-def recover_lost_runs(engine, settings) -> list[int]:
-    """End the runs of workers that died (app.store.queue.recover_lost), saying so in the log."""
-    from app.store.db import new_session  # app.store.db imports app.store.queue: import here, not at the top
-
-    with new_session(engine, settings) as session:
-        lost = recover_lost(session, settings.stale_after_s)
-    if lost:
-        log.warning("runs %s were left running by a lost worker; marked failed", lost)
-    return lost
+from kdcore.training.selection import best_of, improves, score
 
 
 def _paced(run: Run | None, done: float, now: datetime) -> dict[str, Any]:
@@ -51,11 +37,8 @@ def _paced(run: Run | None, done: float, now: datetime) -> dict[str, Any]:
     return dict(eta_seconds=None if last is None else max(0.0, last - (now - run.progress_at).total_seconds()))
 
 
-def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> None:
-    """Store one epoch (EpochMetrics as a dict), replacing the row a resumed run may repeat."""
-    run = session.get(Run, run_id, populate_existing=True)
-    if run is None or run.status != "running" or run.worker != worker:
-        return
+def _store_epoch_row(session: Session, run_id: int, metrics: dict) -> dict:
+    """Insert or replace the run's row for one epoch (EpochMetrics as a dict); returns the stored values."""
     values = dict(
         train_loss=float(metrics["train_loss"]), train_terms={k: float(v) for k, v in metrics["train_terms"].items()},
         test_loss=float(metrics["test_loss"]), test_accuracy=float(metrics["test_accuracy"]),
@@ -69,6 +52,41 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
         for name, value in values.items():
             setattr(row, name, value)
     session.add(row)
+    return values
+
+
+def store_history(session: Session, run: Run, history: list[dict], *, drop_later: bool) -> None:
+    """Make the run's epochs those of ``history`` (a checkpoint's, oldest first), and its best epoch the best
+    of its rows. ``drop_later``: also delete rows after the history's last epoch (that checkpoint is where
+    the run continues from, so they are no longer its past). Does not commit."""
+    for metrics in history:
+        _store_epoch_row(session, run.id, metrics)
+    if drop_later:
+        session.execute(delete(Epoch).where(Epoch.run_id == run.id, Epoch.epoch > len(history)))
+    session.flush()
+    best = best_of(session.exec(select(Epoch).where(Epoch.run_id == run.id).order_by(Epoch.epoch)).all())
+    run.best_accuracy = best.test_accuracy if best else None
+    run.best_val_accuracy = best.val_accuracy if best else None
+    run.best_epoch = best.epoch if best else None
+    session.add(run)
+
+
+def record_restored(session: Session, run_id: int, worker: str, history: list[dict]) -> None:
+    """A resumed run's checkpoint holds ``history``: its epochs replace the database's record, which may lack
+    the last (a server killed between the checkpoint and the epoch's row) or hold later ones."""
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None or run.status != "running" or run.worker != worker:
+        return
+    store_history(session, run, history, drop_later=True)
+    session.commit()
+
+
+def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> None:
+    """Store one epoch (EpochMetrics as a dict), replacing the row a resumed run may repeat."""
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None or run.status != "running" or run.worker != worker:
+        return
+    values = _store_epoch_row(session, run_id, metrics)
     # The best epoch so far, as the run's result will name it (kdcore.training.selection).
     accuracy = finite_or_none(metrics["test_accuracy"])
     if improves(score(values["val_accuracy"], accuracy), score(run.best_val_accuracy, run.best_accuracy)):

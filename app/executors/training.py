@@ -1,8 +1,8 @@
 """Training one job and reporting it as messages: what a local pool's child process runs, and a Ray task.
 
-It reports through a queue-like ``messages`` and never touches the database. Messages: ("step",
-StepProgress), ("epoch", EpochMetrics), then exactly one of ("completed", RunResult), ("failed", message)
-or ("cancelled", None); all as plain dicts.
+It reports through a queue-like ``messages`` and never touches the database. Messages: ("restored", the
+checkpoint's epochs) first when it resumes, ("step", StepProgress), ("epoch", EpochMetrics), then exactly
+one of ("completed", RunResult), ("failed", message) or ("cancelled", None); all as plain dicts.
 
 A pack job (several runs trained together by kdcore.training.packing.trainer) reports the same messages
 with the run's index in the job between kind and payload: ("step", index, StepProgress), ..., one ending
@@ -19,16 +19,23 @@ import time
 import traceback
 from dataclasses import asdict
 
+from kdcore.training.run_files import CHECKPOINT
+
 STEP_REPORT_INTERVAL_S = 1.0
 
 
-def describe_failure(exc: BaseException) -> str:
-    """A one-line, readable reason for the run's error column."""
-    from kdcore.errors import KDError
+def describe_failure(exc: BaseException, out_dir: str | None = None) -> str:
+    """A one-line, readable reason for the run's error column. ``out_dir``: the run's folder, named when a
+    device filled up under a write that did not say which file it was."""
+    from kdcore.errors import KDError, out_of_space
 
     first_line = (str(exc).strip().splitlines() or [""])[0][:500]
     if isinstance(exc, KDError):
         return first_line or type(exc).__name__
+    full = out_of_space(exc)
+    if full is not None:
+        where = os.path.dirname(os.path.abspath(full.filename)) if full.filename else out_dir
+        return f"no space left on device: {os.path.abspath(where)}" if where else "no space left on device"
     if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in first_line.lower():
         return f"CUDA out of memory: lower batch_size or the runs per GPU ({first_line})"
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -62,7 +69,13 @@ def train_job(job: dict, messages, stop) -> None:
         from kdcore.config import RunConfig
         from kdcore.errors import RunCancelled
         from kdcore.training import engine
+        from kdcore.training.checkpoint import load_checkpoint
 
+        if job["resume"]:
+            # The checkpoint is where the run continues from: its epochs are the run's past, whatever the
+            # database recorded (a server killed between a checkpoint and its epoch's row: app.executors.lost_runs).
+            checkpoint = os.path.join(job["out_dir"], CHECKPOINT)
+            messages.put(("restored", load_checkpoint(checkpoint)["metrics"]))
         try:
             result = engine.train(
                 RunConfig.model_validate(job["config"]), out_dir=job["out_dir"], data_root=job["data_root"],
@@ -76,7 +89,7 @@ def train_job(job: dict, messages, stop) -> None:
         messages.put(("completed", summary))
     except BaseException as exc:  # noqa: BLE001  (every failure must reach the worker as a message)
         traceback.print_exc(file=sys.stderr)
-        messages.put(("failed", describe_failure(exc)))
+        messages.put(("failed", describe_failure(exc, job["out_dir"])))
 
 
 def _listen_for_cancels(jobs, cancelled: set) -> None:
@@ -127,10 +140,10 @@ def train_pack_job(job: dict, messages, stop, jobs) -> None:
             if isinstance(result, RunCancelled):
                 messages.put(("cancelled", index, None))
             elif isinstance(result, BaseException):
-                messages.put(("failed", index, describe_failure(result)))
+                messages.put(("failed", index, describe_failure(result, runs[index]["out_dir"])))
             else:
                 messages.put(("completed", index, {k: v for k, v in asdict(result).items() if k != "epochs"}))
     except BaseException as exc:  # noqa: BLE001  (every failure must reach the worker as a message)
         traceback.print_exc(file=sys.stderr)
         for index in range(len(runs)):
-            messages.put(("failed", index, describe_failure(exc)))
+            messages.put(("failed", index, describe_failure(exc, runs[index]["out_dir"])))

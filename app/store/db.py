@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import Request
-from sqlalchemy import Engine, event, insert, inspect, literal, select, text
+from sqlalchemy import Engine, event, insert, inspect, literal, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
@@ -101,11 +101,20 @@ def ensure_lock_rows(engine: Engine) -> None:
         pass  # another process starting at the same moment inserted it
 
 
+def check_writable(engine: Engine) -> None:
+    """Write once at start-up (a no-op update of the admission lock row), so that a database the server can
+    read but not write (a read-only file, a full disk) stops it at once rather than at the first launch."""
+    with engine.begin() as connection:
+        connection.execute(update(models.Lock).where(models.Lock.name == ADMISSION_LOCK)
+                           .values(taken_at=models.Lock.taken_at))
+
+
 def init_db(settings: Settings) -> Engine:
     engine = make_engine(settings.db_url)
     upgrade_schema(engine)
     never_reuse_ids(engine)
     ensure_lock_rows(engine)
+    check_writable(engine)
     migrate_run_configs(engine)
     fill_group_keys(engine)
     recompute_baseline_keys(engine)

@@ -185,30 +185,29 @@ def _dead_local_worker(worker: str | None) -> bool:
     return host == HOST and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
 
 
-def recover_lost(session: Session, stale_after_s: float, now: datetime | None = None) -> list[int]:
-    """End runs held by workers that died: a stale heartbeat, or a dead process on this host.
-
-    A run whose cancel was requested ends ``cancelled``; the others end ``failed`` with "worker lost".
-    Their recorded epochs and last checkpoint stay, so a retry may resume. Commits.
-    """
+def lost_runs(session: Session, stale_after_s: float, now: datetime | None = None) -> list[tuple[Run, bool]]:
+    """Runs held by workers that died: a stale heartbeat, or a dead process on this host. Each comes with
+    whether its worker is known dead (its process is gone) rather than only silent."""
     now = now or utcnow()
     stale_before = now - timedelta(seconds=stale_after_s)
     running = session.exec(select(Run).where(Run.status == "running")).all()
-    lost = [run for run in running
-            if run.heartbeat_at is None or run.heartbeat_at < stale_before or _dead_local_worker(run.worker)]
-    ended = []
-    for run in lost:
-        status = "cancelled" if run.cancel_requested else "failed"
-        reason = "cancelled by user (worker lost)" if run.cancel_requested else f"{LOST_REASON} ({run.worker})"
-        # Only if nobody renewed the heartbeat since we looked.
-        same_beat = Run.heartbeat_at.is_(None) if run.heartbeat_at is None else Run.heartbeat_at == run.heartbeat_at
-        result = session.execute(
-            update(Run).where(Run.id == run.id, Run.status == "running", same_beat)
-            .values(status=status, finished_at=now, error=reason)
-        )
-        if result.rowcount == 1:
-            ended.append(run.id)
-    session.commit()
-    if ended:
-        cancel_orphans(session)
-    return ended
+    found = []
+    for run in running:
+        dead = _dead_local_worker(run.worker)
+        if dead or run.heartbeat_at is None or run.heartbeat_at < stale_before:
+            found.append((run, dead))
+    return found
+
+
+def lost_ending(run: Run, now: datetime) -> dict:
+    """How a lost run ends by default: ``cancelled`` if a cancel was asked, else ``failed`` with "worker lost"."""
+    if run.cancel_requested:
+        return dict(status="cancelled", finished_at=now, error="cancelled by user (worker lost)")
+    return dict(status="failed", finished_at=now, error=f"{LOST_REASON} ({run.worker})")
+
+
+def end_lost(session: Session, run: Run, values: dict) -> bool:
+    """Write ``values`` to a lost run, only if nobody renewed its heartbeat since it was found. Does not commit."""
+    same_beat = Run.heartbeat_at.is_(None) if run.heartbeat_at is None else Run.heartbeat_at == run.heartbeat_at
+    result = session.execute(update(Run).where(Run.id == run.id, Run.status == "running", same_beat).values(**values))
+    return result.rowcount == 1

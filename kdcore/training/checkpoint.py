@@ -10,22 +10,25 @@ from typing import Any
 import torch
 
 from kdcore.config import RunConfig
-from kdcore.errors import CheckpointError
+from kdcore.errors import CheckpointError, StorageFull, out_of_space
 from kdcore.training.networks import build_model
 
 FORMAT = "kdcore-checkpoint-1"
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    """Write to a temporary file in the same folder, then rename: readers never see half a file. A full
+    device is StorageFull naming the folder (torch would say "enforce fail at inline_container.cc")."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save({"format": FORMAT, **payload}, handle)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if out_of_space(exc) is not None:
+            raise StorageFull(f"no space left on device: {path.parent.resolve()} (writing {path.name})") from exc
         raise
 
 

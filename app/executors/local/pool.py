@@ -19,8 +19,10 @@ import time
 
 from sqlalchemy import Engine
 
+from app.executors.backoff import Backoff
 from app.executors.local.runner import RunSupervisor
-from app.executors.records import finish_run, recover_lost_runs
+from app.executors.lost_runs import recover_lost_runs
+from app.executors.records import finish_run
 from app.settings import Settings
 from app.store.db import init_db, new_session
 from app.store.queue import HOST, cancel_orphans, claim_next, claim_pack_mates
@@ -56,6 +58,7 @@ class Slot:
 
     def _loop(self) -> None:
         settings, shutdown = self.pool.settings, self.pool.shutdown
+        backoff = Backoff(log, self.name, settings.db_url, settings.poll_s)
         while not shutdown.is_set():
             try:
                 self.pool.maybe_recover()
@@ -63,6 +66,7 @@ class Slot:
                     cancel_orphans(session)
                     run = claim_next(session, self.name)
                     mates = claim_pack_mates(session, self.name, run, self.pack - 1) if run and self.pack > 1 else []
+                backoff.succeeded()
                 if run is None:
                     shutdown.wait(settings.poll_s)
                     continue
@@ -79,9 +83,8 @@ class Slot:
                         for held in runs:  # conditional: a run already ended keeps its state
                             finish_run(session, held.id, self.name, "failed", error=f"worker error: {exc}")
                     raise
-            except Exception:  # noqa: BLE001  (a database hiccup must not end the worker)
-                log.exception("%s: worker loop error; retrying", self.name)
-                shutdown.wait(settings.poll_s)
+            except Exception as exc:  # noqa: BLE001  (a database hiccup must not end the worker)
+                shutdown.wait(backoff.failed(exc))
 
 
 class WorkerPool:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 
 from app.executors.local.child import train_in_child
-from app.executors.records import finish_run, record_epoch, record_progress
+from app.executors.records import finish_run, record_epoch, record_progress, record_restored
 from app.executors.run_dirs import prepare_run_dir
 from app.settings import Settings
 from app.store.db import new_session
@@ -161,6 +161,9 @@ class RunSupervisor:
                 kind, payload = None, None
             if kind == "step":
                 pending_step = payload
+            elif kind == "restored":
+                with self._session() as session:
+                    record_restored(session, run.id, self.worker, payload)
             elif kind == "epoch":
                 with self._session() as session:
                     record_epoch(session, run.id, self.worker, payload)

@@ -12,21 +12,22 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import signal
 import threading
 import time
 
 import ray
 from sqlalchemy import Engine
 
+from app.executors.backoff import Backoff
 from app.executors.ray import capacity
 from app.executors.ray.capacity import ClusterCapacity
 from app.executors.ray.cluster import Cluster, Dispatch
+from app.executors.ray.connection import connect
 from app.executors.ray.names import claim_name
 from app.executors.ray.pack import RayPack
 from app.executors.ray.records import settle_left_runs
 from app.executors.ray.run import RayRun
-from app.executors.records import recover_lost_runs
+from app.executors.lost_runs import recover_lost_runs
 from app.settings import Settings
 from app.store.db import init_db, new_session
 from app.store.queue import HOST, cancel_orphans, claim_next, claim_pack_mates
@@ -35,20 +36,6 @@ from kdcore.training.packing.key import default_pack
 log = logging.getLogger("kd.ray")
 RECOVERY_INTERVAL_S = 10.0
 CAPACITY_INTERVAL_S = 2.0
-
-
-def connect(address: str | None) -> bool:
-    """Join the cluster at ``address`` (None: start a local one). Returns whether this call connected."""
-    if ray.is_initialized():
-        return False
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    ray.init(address=address)
-    if main:
-        # ray.init makes SIGTERM exit the process at once; the server's own handler stops it gracefully
-        # (running runs back to the queue), and ray.shutdown in stop() then ends a local cluster.
-        signal.signal(signal.SIGTERM, previous)
-    return True
 
 
 class RayExecutor:
@@ -61,14 +48,21 @@ class RayExecutor:
         self.dispatch = Dispatch(settings, self.engine, self.shutdown, self.cluster, self.forget)
         self._lock = threading.Lock()
         self._claims = itertools.count(1)
-        self._connected = False
+        self._connected = self._joined = False
         self._last_recovery = float("-inf")
         self._thread = threading.Thread(target=self._loop, name="kd-ray-executor", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
 
+    def connect(self) -> None:
+        """Join the cluster (once); ClusterUnreachable says in one line why it cannot be joined. ``kd serve``
+        calls it before the server starts, so that a refusal ends it at once."""
+        if not self._joined:
+            self._connected = connect(self.settings.ray_address)
+            self._joined = True
+
     def start(self) -> None:
-        self._connected = connect(self.settings.ray_address)
+        self.connect()
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         with new_session(self.engine, self.settings) as session:
             settle_left_runs(session, self.settings.runs_dir)
@@ -89,7 +83,7 @@ class RayExecutor:
         self.cluster.forget_teachers()
         if self._connected:
             ray.shutdown()
-            self._connected = False
+        self._connected = self._joined = False
 
     @property
     def capacity(self) -> ClusterCapacity | None:
@@ -104,17 +98,21 @@ class RayExecutor:
 
     def _loop(self) -> None:
         next_refresh = 0.0
+        backoff = Backoff(log, "Ray executor", self.settings.db_url, self.settings.poll_s)
         while not self.shutdown.is_set():
+            wait = self.settings.poll_s
             try:
                 if time.monotonic() >= next_refresh:
                     self.refresh_capacity()
                     next_refresh = time.monotonic() + CAPACITY_INTERVAL_S
                 self.maybe_recover()
-                if self._has_room() and self._claim_one():
+                claimed = self._has_room() and self._claim_one()
+                backoff.succeeded()
+                if claimed:
                     continue
-            except Exception:  # noqa: BLE001  (a database or cluster hiccup must not end the executor)
-                log.exception("Ray executor loop error; retrying")
-            self.shutdown.wait(self.settings.poll_s)
+            except Exception as exc:  # noqa: BLE001  (a database or cluster hiccup must not end the executor)
+                wait = backoff.failed(exc)
+            self.shutdown.wait(wait)
 
     def _has_room(self) -> bool:
         with self._lock:

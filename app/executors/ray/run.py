@@ -22,7 +22,7 @@ from app.executors.ray.files import write_files
 from app.executors.ray.names import node_name, where
 from app.executors.ray.records import rename_holder, requeue
 from app.executors.ray.task import train_run
-from app.executors.records import finish_run, record_epoch, record_progress
+from app.executors.records import finish_run, record_epoch, record_progress, record_restored
 from app.executors.run_dirs import prepare_run_dir
 from app.store.db import new_session
 from app.store.models import Run
@@ -144,6 +144,9 @@ class RayRun:
                     self._placed(message[1])
                 elif kind == "step":
                     pending_step = message[1]
+                elif kind == "restored":
+                    with self._session() as session:
+                        record_restored(session, self.run.id, self.worker, message[1])
                 elif kind == "epoch":
                     self._store_epoch(message[1], message[2])
                     if pending_step is not None and pending_step["epoch"] <= message[1]["epoch"]:

@@ -1,6 +1,7 @@
 """The Ray task that trains one run on whichever node Ray picked, reporting through a streaming generator.
 
-The server consumes what it yields, in order: ("started", where), then ("step", StepProgress) about
+The server consumes what it yields, in order: ("started", where), ("restored", the checkpoint's epochs) when
+the run resumes, then ("step", StepProgress) about
 once a second, ("epoch", EpochMetrics, files) after each epoch, and last exactly one of
 ("completed", RunResult summary), ("failed", reason) or ("cancelled", None); all plain data. ``files``
 holds the run files that changed (app.executors.ray.files), empty when the runs directory is shared.
