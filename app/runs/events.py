@@ -9,7 +9,7 @@ import time
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.runs import service as services
@@ -22,6 +22,8 @@ from app.web.rendering import templates
 
 router = APIRouter(include_in_schema=False)
 EVENT_POLL_S = 0.5
+# The largest epoch position a stream accepts, from ?after= or Last-Event-ID (SQLite integers are 64-bit).
+MAX_POSITION = 2**62
 # Uvicorn waits for open responses before it exits; a stream that ends every so often keeps a
 # shutdown short. EventSource reconnects after RETRY_MS and resumes from its Last-Event-ID.
 STREAM_MAX_S = 10.0
@@ -35,13 +37,13 @@ def _sse(event: str, data: str, event_id: int | None = None) -> str:
 
 
 @router.get("/runs/{run_id}/events", name="run_events")
-async def run_events(request: Request, run_id: int, after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Response:
+async def run_events(request: Request, run_id: int, after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
+                     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_POSITION)] = None) -> Response:
     """Server-sent events for an open run page: new epochs, progress, and the summary when the status changes."""
     if not valid_id(run_id):
         return Response(status_code=404)
     # EventSource resends the last event id on reconnect: continue after the last epoch it received.
-    last_id = request.headers.get("last-event-id", "")
-    after = max(after, int(last_id)) if last_id.isdigit() else after
+    after = max(after, last_event_id or 0)
     app = request.app
 
     def poll(after: int):
