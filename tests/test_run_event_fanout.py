@@ -39,13 +39,16 @@ def polls(monkeypatch) -> list[float]:
     return times
 
 
-def watch_together(client, urls: list[str]) -> list[list[tuple[str, str, str | None]]]:
-    """Open every stream at once, as that many browser tabs would, and read each to its end."""
+def watch_together(client, urls: list[str], ended: list[float] | None = None):
+    """Open every stream at once, as that many browser tabs would, and read each to its end (its time in
+    ``ended``): the threads, and a list that gets each stream's events."""
     results: list = [None] * len(urls)
 
     def watch(i: int) -> None:
         with client.stream("GET", urls[i]) as response:
             results[i] = read_events(response.iter_lines())
+        if ended is not None:
+            ended.append(time.monotonic())
 
     threads = [threading.Thread(target=watch, args=(i,)) for i in range(len(urls))]
     for thread in threads:
@@ -58,10 +61,11 @@ def epochs_of(events) -> list[tuple[int, str | None]]:
 
 
 def test_twelve_streams_of_a_running_run_share_one_poll_and_each_gets_every_message(client, db, polls, monkeypatch):
-    monkeypatch.setattr(run_events, "STREAM_MAX_S", 2.0)
+    monkeypatch.setattr(run_events, "STREAM_MAX_S", 3.0)  # each stream ends after 1.5 to 3 s
     run = add_run(db, STUDENT_KIND, status="running", epochs=3)  # epoch 1 stored, training epoch 2
-    threads, results = watch_together(client, [f"/runs/{run.id}/events?after=0"] * 12)
-    time.sleep(0.8)
+    ended: list[float] = []
+    threads, results = watch_together(client, [f"/runs/{run.id}/events?after=0"] * 12, ended)
+    time.sleep(0.6)
     with session_of(client) as worker_db:  # the worker stores epoch 2 and moves on
         stored = worker_db.get(Run, run.id)
         add_epoch(worker_db, stored, 2, accuracy=0.6)
@@ -70,8 +74,8 @@ def test_twelve_streams_of_a_running_run_share_one_poll_and_each_gets_every_mess
         worker_db.commit()
     for thread in threads:
         thread.join(10)
-    # One poll per interval for all twelve (the old per-stream polling made about 12 × 5 = 60).
-    assert 2 <= len(polls) <= 2.0 / run_events.EVENT_POLL_S + 2, len(polls)
+    # One poll per interval for all twelve (the old per-stream polling made 48 here).
+    assert 2 <= len(polls) <= 3.0 / run_events.EVENT_POLL_S + 2, len(polls)
     first = results[0]
     for events in results:
         assert epochs_of(events) == [(1, "1"), (2, "2")]
@@ -81,6 +85,7 @@ def test_twelve_streams_of_a_running_run_share_one_poll_and_each_gets_every_mess
         assert kinds.count("summary") == 1 and kinds[0] == "epoch" and "end" not in kinds
         progress = [data for event, data, _ in events if event == "progress"]
         assert "epoch 3/3" in progress[-1] and "step 1/10" in progress[-1]
+    assert max(ended) - min(ended) > 0.2  # streams opened together do not all reconnect together
     # The last stream gone, the poll stops.
     time.sleep(3 * run_events.EVENT_POLL_S)
     count = len(polls)
@@ -90,7 +95,7 @@ def test_twelve_streams_of_a_running_run_share_one_poll_and_each_gets_every_mess
 
 
 def test_a_stream_that_joins_further_back_gets_the_epochs_the_others_already_had(client, db, monkeypatch):
-    monkeypatch.setattr(run_events, "STREAM_MAX_S", 1.5)
+    monkeypatch.setattr(run_events, "STREAM_MAX_S", 2.0)
     run = add_run(db, STUDENT_KIND, status="running", epochs=5)
     with session_of(client) as worker_db:
         add_epoch(worker_db, worker_db.get(Run, run.id), 2)

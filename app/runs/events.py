@@ -4,6 +4,7 @@ whenever the run's state changes. app.main includes this router with the pages, 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -27,9 +28,11 @@ router = APIRouter(include_in_schema=False)
 EVENT_POLL_S = 0.5
 # The largest epoch position a stream accepts, from ?after= or Last-Event-ID (SQLite integers are 64-bit).
 MAX_POSITION = 2**62
-# Uvicorn waits for open responses before it exits; a stream that ends every so often keeps a
-# shutdown short. EventSource reconnects after RETRY_MS and resumes from its Last-Event-ID.
-STREAM_MAX_S = 10.0
+# Uvicorn waits for open responses before it exits: a stream ends every so often (after half to all of
+# STREAM_MAX_S), so that a bare `uvicorn --factory app.main:create_app` stops within it (`kd serve` closes
+# streams after its own GRACEFUL_SHUTDOWN_S). Each reconnect is a whole request: with hundreds of pages open,
+# 10 s cost the server more than their messages. EventSource reconnects after RETRY_MS from its Last-Event-ID.
+STREAM_MAX_S = 30.0
 RETRY_MS = 500
 
 
@@ -41,7 +44,8 @@ def _sse(event: str, data: str, event_id: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class LiveView:
-    """What a stream sends of a run besides its epochs; ``status`` None: the run is gone."""
+    """What a stream sends of a run besides its epochs, as messages ready to send (formatted once for
+    every stream); ``status`` None: the run is gone."""
     status: str | None
     progress: str = ""
     summary: str = ""
@@ -61,11 +65,11 @@ def _poll(request: Request, run_id: int, since: int, previous: LiveView | None) 
         summary = summary_view(session, run)
     state = (run.status, run.cancel_requested, summary["run"]["has_checkpoint"])
     # The summary's links need only the application: the first stream's request serves every stream.
-    html = previous.summary if previous is not None and previous.state == state else \
-        templates.get_template("_run_summary.html").render(request=request, **summary)
-    view = LiveView(run.status, templates.get_template("_progress.html").render(run=summary["run"]), html, state)
-    return Seen(tuple((e.epoch, json.dumps(services.epoch_to_dict(e))) for e in epochs), view,
-                final=run.status in FINISHED_STATUSES)
+    card = previous.summary if previous is not None and previous.state == state else \
+        _sse("summary", templates.get_template("_run_summary.html").render(request=request, **summary))
+    progress = _sse("progress", templates.get_template("_progress.html").render(run=summary["run"]))
+    return Seen(tuple((e.epoch, _sse("epoch", json.dumps(services.epoch_to_dict(e)), e.epoch)) for e in epochs),
+                LiveView(run.status, progress, card, state), final=run.status in FINISHED_STATUSES)
 
 
 @router.get("/runs/{run_id}/events", name="run_events")
@@ -80,10 +84,13 @@ async def run_events(request: Request, run_id: int, after: Annotated[int, Query(
 
     async def stream(after: int):
         sent_progress = sent_state = version = None
-        deadline = time.monotonic() + STREAM_MAX_S
+        # Streams opened together (a restart, a crowd of pages) end at different times, so that their
+        # reconnects spread out instead of arriving all at once.
+        deadline = time.monotonic() + STREAM_MAX_S * random.uniform(0.5, 1.0)
         yield f"retry: {RETRY_MS}\n\n"
         async with broadcasts.watch(run_id, after, partial(_poll, request, run_id), interval=EVENT_POLL_S) as feed:
-            while not await request.is_disconnected():
+            # No disconnect check of our own: Starlette listens for one beside the stream and cancels it.
+            while True:
                 snapshot = None
                 with anyio.move_on_after(deadline - time.monotonic()):
                     snapshot = await feed.next(version, after)
@@ -93,16 +100,15 @@ async def run_events(request: Request, run_id: int, after: Annotated[int, Query(
                 if view.status is None:
                     yield _sse("end", "gone")
                     return
-                chunks = []
-                for epoch, data in snapshot.epochs_after(after):
-                    chunks.append(_sse("epoch", data, epoch))
-                    after = epoch
+                epochs = snapshot.epochs_after(after)
+                chunks = [message for _, message in epochs]
+                after = epochs[-1][0] if epochs else after
                 if view.progress != sent_progress:
-                    chunks.append(_sse("progress", view.progress))
+                    chunks.append(view.progress)
                     sent_progress = view.progress
                 # The first summary goes out too: the run may have started between the page load and this stream.
                 if view.state != sent_state:
-                    chunks.append(_sse("summary", view.summary))
+                    chunks.append(view.summary)
                     sent_state = view.state
                 if snapshot.final:
                     chunks.append(_sse("end", view.status))
