@@ -209,6 +209,17 @@ def read_events(lines) -> list[tuple[str, str, str | None]]:
     return events
 
 
+def read_until(lines, event: str) -> str:
+    """The stream's text from an iterator of its lines up to the end of its first ``event`` message; the
+    iterator goes on from there."""
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if line == "" and any(s == f"event: {event}" for s in seen):
+            break
+    return "\n".join(seen)
+
+
 def add_experiment(session: Session) -> Experiment:
     experiment = Experiment(dataset="synthetic", subset=200, overrides={})
     session.add(experiment)

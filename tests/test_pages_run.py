@@ -21,6 +21,7 @@ from page_fixtures import (  # noqa: F401  (client and db are fixtures)
     make_client,
     make_settings,
     read_events,
+    read_until,
     session_of,
     well_formed,
 )
@@ -217,12 +218,7 @@ def test_event_stream_follows_a_running_run_until_it_ends(client, db):
 
     with client.stream("GET", f"/runs/{run.id}/events?after=1") as response:
         lines = response.iter_lines()
-        seen = []
-        for line in lines:
-            seen.append(line)
-            if line == "" and any(s.startswith("event: progress") for s in seen):
-                break
-        progress = "\n".join(seen)
+        progress = read_until(lines, "progress")
         assert "epoch 2/2" in progress and "step 5/10" in progress
         threading.Thread(target=finish_training).start()
         rest = read_events(lines)

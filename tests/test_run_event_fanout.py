@@ -16,6 +16,7 @@ from page_fixtures import (  # noqa: F401  (client and db are fixtures)
     client,
     db,
     read_events,
+    read_until,
     session_of,
 )
 
@@ -113,7 +114,7 @@ def test_a_stream_that_joins_further_back_gets_the_epochs_the_others_already_had
 def test_closing_the_last_page_early_stops_the_poll(client, db, polls):
     run = add_run(db, STUDENT_KIND, status="running", epochs=3)
     with client.stream("GET", f"/runs/{run.id}/events") as response:
-        next(line for line in response.iter_lines() if line.startswith("event: summary"))
+        read_until(response.iter_lines(), "summary")
         assert RunBroadcasts.of(client.app).watched() == [run.id]
     time.sleep(2 * run_events.EVENT_POLL_S)  # long before the stream's own end (STREAM_MAX_S)
     count = len(polls)
@@ -133,13 +134,7 @@ def test_a_finished_run_ends_every_stream_and_its_retry_is_watched_afresh(client
         session.add(stored)
         session.commit()
     with client.stream("GET", f"/runs/{run.id}/events") as response:
-        lines = response.iter_lines()
-        seen = []
-        for line in lines:
-            seen.append(line)
-            if line == "" and any(s.startswith("event: summary") for s in seen):
-                break
-    assert 'data-status="queued"' in "\n".join(seen)  # not the failed run's last look
+        assert 'data-status="queued"' in read_until(response.iter_lines(), "summary")  # not the failed run's last look
 
 
 def test_a_subscriber_that_does_not_read_holds_back_no_one():
