@@ -71,12 +71,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(settings: Settings, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_server(settings: Settings, *extra: str, repo: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """``kd serve`` from the checkout ``repo`` (another one gives a before/after figure) on a free loopback port."""
     port = free_port()
     env = {**os.environ, "KD_DB_URL": settings.db_url, "KD_DATA_DIR": str(settings.data_dir),
-           "KD_RUNS_DIR": str(settings.runs_dir), "PYTHONPATH": str(REPO)}
+           "KD_RUNS_DIR": str(settings.runs_dir), "PYTHONPATH": str(repo)}
     server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), *extra],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -123,19 +124,24 @@ def stored_data_phase(root: Path, count: int) -> None:
         server.wait(timeout=30)
 
 
+def start_training(client: httpx.Client, run: dict) -> dict:
+    """Launch ``run`` and return it once the server's worker reports its first training steps."""
+    run = client.post("/api/runs", json=run).json()
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/runs/{run['id']}").json()["progress"] is None:
+        if time.monotonic() > deadline:
+            raise SystemExit("the run did not start training")
+        time.sleep(0.5)
+    return run
+
+
 def training_phase(root: Path, count: int) -> None:
     # The same 1,000 stored runs; none is queued, so the worker trains only the run queued here.
     settings = Settings(db_url=f"sqlite:///{root / 'filled.sqlite'}", data_dir=root / "data", runs_dir=root / "runs")
     server, base = start_server(settings)
     try:
         with httpx.Client(base_url=base, timeout=10) as client:
-            run = client.post("/api/runs", json={"kind": "teacher", "dataset": "synthetic", "epochs": 30,
-                                                 "device": "cpu"}).json()
-            deadline = time.monotonic() + 120
-            while client.get(f"/api/runs/{run['id']}").json()["progress"] is None:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the run did not start training")
-                time.sleep(0.5)
+            run = start_training(client, {"kind": "teacher", "dataset": "synthetic", "epochs": 30, "device": "cpu"})
             print(f"while run {run['id']} trains (teacher, synthetic, CPU worker in the server):")
             times: list[float] = []
             for path in (f"/api/runs/{run['id']}", f"/api/runs/{run['id']}/epochs?after=0", "/api/runs",

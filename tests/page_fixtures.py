@@ -191,6 +191,35 @@ def add_epoch(session: Session, run: Run, n: int, accuracy: float = 0.5) -> Epoc
     return epoch
 
 
+def read_events(lines) -> list[tuple[str, str, str | None]]:
+    """Parse server-sent events from an iterator of lines, up to and including "end"."""
+    events, event, data, event_id = [], None, [], None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line == "" and event:
+            events.append((event, "\n".join(data), event_id))
+            if event == "end":
+                return events
+            event, data, event_id = None, [], None
+    return events
+
+
+def read_until(lines, event: str) -> str:
+    """The stream's text from an iterator of its lines up to the end of its first ``event`` message; the
+    iterator goes on from there."""
+    seen = []
+    for line in lines:
+        seen.append(line)
+        if line == "" and any(s == f"event: {event}" for s in seen):
+            break
+    return "\n".join(seen)
+
+
 def add_experiment(session: Session) -> Experiment:
     experiment = Experiment(dataset="synthetic", subset=200, overrides={})
     session.add(experiment)

@@ -20,6 +20,8 @@ from page_fixtures import (  # noqa: F401  (client and db are fixtures)
     db,
     make_client,
     make_settings,
+    read_events,
+    read_until,
     session_of,
     well_formed,
 )
@@ -171,24 +173,6 @@ def test_missing_run_is_an_html_404(client):
     assert client.post("/runs/999/cancel").status_code == 404
 
 
-def read_events(lines) -> list[tuple[str, str, str | None]]:
-    """Parse server-sent events from an iterator of lines, up to and including "end"."""
-    events, event, data, event_id = [], None, [], None
-    for line in lines:
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-        elif line.startswith("id: "):
-            event_id = line[4:]
-        elif line == "" and event:
-            events.append((event, "\n".join(data), event_id))
-            if event == "end":
-                return events
-            event, data, event_id = None, [], None
-    return events
-
-
 def test_event_stream_of_a_finished_run_sends_the_missing_epochs_then_ends(client, db):
     run = add_run(db, STUDENT_KIND, epochs=3)
     with client.stream("GET", f"/runs/{run.id}/events?after=1") as response:
@@ -201,6 +185,21 @@ def test_event_stream_of_a_finished_run_sends_the_missing_epochs_then_ends(clien
     assert events[-1][:2] == ("end", "completed")
     with client.stream("GET", f"/runs/{run.id}/events", headers={"Last-Event-ID": "3"}) as response:
         assert [e for e in read_events(response.iter_lines()) if e[0] == "epoch"] == []  # a reconnect resumes after its last id
+
+
+def test_event_stream_bounds_last_event_id_like_after(client, db):
+    run = add_run(db, STUDENT_KIND, epochs=3)
+    # 20 digits overflowed SQLite's integer mid-stream; 5,000 digits (past Python's int parsing limit) was a 500.
+    for header in ("1" * 20, "9" * 5000, str(2**62 + 1), "-1", "3x"):
+        response = client.get(f"/runs/{run.id}/events", headers={"Last-Event-ID": header})
+        assert response.status_code == 422, header
+        assert [e["loc"] for e in response.json()["detail"]] == [["header", "last-event-id"]], header
+        assert len(response.content) < 1000  # the answer does not echo the 5,000 digits
+        assert client.get(f"/runs/{run.id}/events?after={header}").status_code == 422, header
+    with client.stream("GET", f"/runs/{run.id}/events", headers={"Last-Event-ID": str(2**62)}) as response:
+        events = read_events(response.iter_lines())
+    assert "epoch" not in [event for event, _, _ in events]  # the largest id is taken: no epoch after it
+    assert events[-1][:2] == ("end", "completed")
 
 
 def test_event_stream_follows_a_running_run_until_it_ends(client, db):
@@ -219,12 +218,7 @@ def test_event_stream_follows_a_running_run_until_it_ends(client, db):
 
     with client.stream("GET", f"/runs/{run.id}/events?after=1") as response:
         lines = response.iter_lines()
-        seen = []
-        for line in lines:
-            seen.append(line)
-            if line == "" and any(s.startswith("event: progress") for s in seen):
-                break
-        progress = "\n".join(seen)
+        progress = read_until(lines, "progress")
         assert "epoch 2/2" in progress and "step 5/10" in progress
         threading.Thread(target=finish_training).start()
         rest = read_events(lines)
