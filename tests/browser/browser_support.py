@@ -21,3 +21,12 @@ PHONE = {"width": 390, "height": 844}
 # Plotly's data arrays can hold points that were never drawn; these counts cannot.
 DRAWN_POINTS = """id => [...document.querySelectorAll(`#${id} .scatterlayer .trace`)]
     .map(trace => trace.querySelectorAll('.points path').length)"""
+
+
+def choose_kind(page, kind: str) -> None:
+    """Choose a kind on the launch form and wait until its fields have landed: a field filled before the
+    swap arrives (slow on a loaded machine) would be replaced by the kind's default."""
+    with page.expect_response(lambda response: "/fragments/launch-fields" in response.url):
+        page.select_option("#in-kind", kind)
+    page.wait_for_function("() => !document.querySelector("
+                           "'#launch-form .htmx-request, #launch-form .htmx-swapping, #launch-form .htmx-settling')")

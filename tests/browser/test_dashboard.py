@@ -9,7 +9,7 @@ import pytest
 
 from kdcore.registry import METHODS
 
-from browser_support import DRAWN_POINTS, KD_KIND, SCREENSHOTS, TEACHER_KIND
+from browser_support import DRAWN_POINTS, KD_KIND, SCREENSHOTS, TEACHER_KIND, choose_kind
 
 STUDENT_KIND = next(k for k, m in METHODS.items() if not m.teaches and not m.needs_teacher)
 STATUS = "() => document.querySelector('#run-summary .badge').dataset.status"
@@ -26,7 +26,7 @@ def drawn(page, chart_id: str) -> int:
 
 def test_launch_through_the_form_and_watch_the_curves_grow(page, live_server):
     page.goto(f"{live_server.url}/launch")
-    page.select_option("#in-kind", STUDENT_KIND)
+    choose_kind(page, STUDENT_KIND)
     page.wait_for_selector("#in-teacher_run_id", state="detached")
     page.select_option("#in-dataset", "synthetic")
     # Big enough that an epoch lasts longer than the page's polling below (400 images trained in 0.1 s).

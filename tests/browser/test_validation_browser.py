@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 
-from browser_support import KD_KIND, SCREENSHOTS, TEACHER_KIND
+from browser_support import KD_KIND, SCREENSHOTS, TEACHER_KIND, choose_kind
 
 
 def test_best_weights_need_a_teacher_trained_with_a_validation_split(page, live_server, trained_pair):
     page.goto(f"{live_server.url}/launch")
-    page.select_option("#in-kind", TEACHER_KIND)
+    choose_kind(page, TEACHER_KIND)
     page.select_option("#in-dataset", "synthetic")
     page.fill("#in-subset", "200")
     page.fill("#in-epochs", "2")
