@@ -17,6 +17,7 @@ from kdcore.methods import crd, memory_bank
 from kdcore.methods.base import Outputs, Progress
 from kdcore.training.checkpoint import load_checkpoint
 from kdcore.training.engine import train
+from kdcore.training.packing import vmapped
 from kdcore.training.packing.trainer import train_packed
 from tests.float64 import in_float64
 from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
@@ -171,6 +172,14 @@ def test_each_run_of_a_pack_keeps_its_own_banks(tmp_path, teacher64, vectorised,
     """Two CRD runs packed end with the banks each has alone: a bank shared by the pack, or one run's rows
     written into the other's, would not. (Without dropout: a vmapped pack draws its masks from another stream.)"""
     monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    counted = []  # what each pack step restores after a CUDA graph's warm-up steps (kdcore.training.steps)
+
+    class Recording(vmapped.StepRunner):
+        def __init__(self, *args, counters=(), **kwargs):
+            counted.append(counters)
+            super().__init__(*args, counters=counters, **kwargs)
+
+    monkeypatch.setattr(vmapped, "StepRunner", Recording)
     teacher_checkpoint = teacher64
     with in_float64():
         configs = [RunConfig(kind="crd", epochs=1, seed=seed, **SMALL) for seed in (1, 2)]
@@ -185,3 +194,5 @@ def test_each_run_of_a_pack_keeps_its_own_banks(tmp_path, teacher64, vectorised,
             torch.testing.assert_close(ours, alone, rtol=1e-9, atol=1e-11)
             banks.append(ours["memory.student"])
     assert not torch.allclose(banks[0], banks[1])
+    # Both runs' banks (student and teacher side) count as counters: warm-up steps must not move them.
+    assert sum(tuple(c.shape) == (100, 128) for c in counted[0]) == 4
