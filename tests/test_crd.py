@@ -88,19 +88,20 @@ def test_negatives_are_distinct_images_of_other_classes_and_a_function_of_key_st
     assert memory_bank.negatives_available(train_labels) == 16
     index = torch.tensor([0, 8, 13, 20, 24])
     labels = train_labels[index]
-    key, step = memory_bank.draw_key(), torch.tensor(4.0)
-    drawn = memory_bank.other_class_negatives(key, step, index, labels, train_labels, 16)
+    key, step, images = memory_bank.draw_key(), torch.tensor(4.0), memory_bank.image_keys(25)
+    drawn = memory_bank.other_class_negatives(key, step, index, labels, train_labels, images, 16)
     assert drawn.shape == (5, 16)
     for row, label in zip(drawn, labels):
         assert len(set(row.tolist())) == 16 and not (train_labels[row] == label).any()
     # The last row's image is of the 4-image class: 16 of its 21 others were drawn, not always the same ones.
-    assert torch.equal(drawn, memory_bank.other_class_negatives(key, step, index, labels, train_labels, 16))
-    later = memory_bank.other_class_negatives(key, step + 1, index, labels, train_labels, 16)
+    assert torch.equal(drawn, memory_bank.other_class_negatives(key, step, index, labels, train_labels, images, 16))
+    later = memory_bank.other_class_negatives(key, step + 1, index, labels, train_labels, images, 16)
     assert set(later[-1].tolist()) != set(drawn[-1].tolist())
     # Over many steps each other-class image is drawn about equally often (uniform sampling).
     counts = torch.zeros(25)
     for s in range(400):
-        row = memory_bank.other_class_negatives(key, torch.tensor(float(s)), index[-1:], labels[-1:], train_labels, 4)
+        row = memory_bank.other_class_negatives(key, torch.tensor(float(s)), index[-1:], labels[-1:], train_labels,
+                                                images, 4)
         counts.index_add_(0, row[0], torch.ones(4))
     others = counts[train_labels != labels[-1]]
     assert others.min() > 0.6 * others.mean() and others.max() < 1.4 * others.mean()

@@ -45,26 +45,33 @@ def draw_key() -> torch.Tensor:
     return torch.randint(-(2**62), 2**62, (), dtype=torch.long)
 
 
-def sample_keys(key: torch.Tensor, step: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, size) int64 pseudo-random keys, one per (image of the batch, image of the training set), a pure
-    function of the run's ``key``, the ``step`` count (a float tensor, as ``Progress.step``) and the batch's
-    ``index``. Within a row the keys are distinct (XOR with the row's value and ``mix64`` are bijections), so
-    ranking them never meets a tie."""
+def image_keys(size: int) -> torch.Tensor:
+    """(size,) distinct int64 values standing for the training images in ``sample_keys``: hashed once per run,
+    so that each step's (B, size) keys take only a few operations per element."""
     import torch
 
-    base = mix64(key ^ mix64(step.long()))
-    rows = mix64(base ^ index.long())
-    return mix64(rows.unsqueeze(1) ^ torch.arange(size, device=index.device))
+    return mix64(torch.arange(size, dtype=torch.long))
+
+
+def sample_keys(key: torch.Tensor, step: torch.Tensor, index: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """(B, N) int64 pseudo-random keys, one per (image of the batch, training image), a pure function of the
+    run's ``key``, the ``step`` count (a float tensor, as ``Progress.step``), the batch's ``index`` and the
+    training images' ``image_keys``. Within a row the keys are distinct (XOR with the row's value, a product
+    with an odd constant and an xorshift are bijections of the 64-bit values), so ranking them meets no tie."""
+    rows = mix64(mix64(key ^ mix64(step.long())) ^ index.long())
+    keys = (rows.unsqueeze(1) ^ images).mul_(_MIX1)
+    return keys.bitwise_xor_(_shift_right(keys, 29))
 
 
 def other_class_negatives(key: torch.Tensor, step: torch.Tensor, index: torch.Tensor, labels: torch.Tensor,
-                          train_labels: torch.Tensor, count: int) -> torch.Tensor:
+                          train_labels: torch.Tensor, images: torch.Tensor, count: int) -> torch.Tensor:
     """(B, count) training-set positions, for each image of the batch ``count`` distinct images of other
     classes, uniformly at random without replacement (RepDistiller's "exact" sampling of CRD's negatives):
     the ``count`` highest keys of ``sample_keys`` among the images whose label differs from the row's.
-    ``count`` must not exceed the number of images outside the largest class (``negatives_available``)."""
-    keys = sample_keys(key, step, index, train_labels.shape[0])
-    keys = keys.masked_fill(train_labels.unsqueeze(0) == labels.unsqueeze(1), _INT64_MIN)
+    ``images``: ``image_keys`` of the training set. ``count`` must not exceed the number of images outside the
+    largest class (``negatives_available``)."""
+    keys = sample_keys(key, step, index, images)
+    keys.masked_fill_(train_labels.unsqueeze(0) == labels.unsqueeze(1), _INT64_MIN)
     return keys.topk(count, dim=1, sorted=False).indices
 
 
