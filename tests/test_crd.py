@@ -197,3 +197,14 @@ def test_each_run_of_a_pack_keeps_its_own_banks(tmp_path, teacher64, vectorised,
     assert not torch.allclose(banks[0], banks[1])
     # Both runs' banks (student and teacher side) count as counters: warm-up steps must not move them.
     assert sum(tuple(c.shape) == (100, 128) for c in counted[0]) == 4
+
+
+@pytest.mark.parametrize("size", [12, 1000], ids=["whole-bank product", "gathered rows"])
+def test_contrast_scores_take_either_path_to_the_same_values(size):
+    generator = torch.Generator().manual_seed(size)
+    anchor = torch.nn.functional.normalize(torch.randn(4, 5, dtype=F64, generator=generator), dim=1)
+    bank = torch.nn.functional.normalize(torch.randn(size, 5, dtype=F64, generator=generator), dim=1)
+    sample = torch.randint(0, size, (4, 7), generator=generator)
+    expected = [[math.exp(sum(b * a for b, a in zip(bank[j].tolist(), anchor[i].tolist())) / 0.07) for j in row]
+                for i, row in enumerate(sample.tolist())]
+    torch.testing.assert_close(crd.contrast_scores(anchor, bank, sample, 0.07), t64(expected), rtol=1e-12, atol=0)
