@@ -152,7 +152,8 @@ def test_crd_trains_and_a_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tm
     ours, theirs = load_checkpoint(tmp_path / "split/checkpoint.pt"), load_checkpoint(tmp_path / "whole/checkpoint.pt")
     # The banks, their normalisation constants and the negatives' key are saved with the run's modules.
     assert {"memory.student", "memory.teacher", "memory.normalizers", "memory.key"} <= set(theirs["modules"])
-    assert theirs["modules"]["memory.student"].shape == (100, 128) and (theirs["modules"]["memory.normalizers"] > 0).all()
+    assert theirs["modules"]["memory.student"].shape == (100, 128)
+    assert (theirs["modules"]["memory.normalizers"] > 0).all()
     for part in ("model", "modules"):
         for name, value in theirs[part].items():
             assert torch.equal(ours[part][name], value), f"{part}.{name}"

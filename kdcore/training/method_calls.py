@@ -15,8 +15,11 @@ def build_modules(method: Method, student_shapes, teacher_shapes, params, train_
     (numpy or torch), handed over as a CPU long tensor to an indexed method."""
     if method.modules is None:
         return None
-    extra = {"train_labels": torch.as_tensor(np.asarray(train_labels), dtype=torch.long, device="cpu")} if method.indexed else {}
-    return method.modules(student_shapes, teacher_shapes, params, **extra)
+    if not method.indexed:
+        return method.modules(student_shapes, teacher_shapes, params)
+    # On the CPU explicitly: the graph-safety probe builds modules under a meta default device.
+    labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long, device="cpu")
+    return method.modules(student_shapes, teacher_shapes, params, train_labels=labels)
 
 
 def method_loss(method: Method, student, teacher, labels, params, progress, modules, index: torch.Tensor):
