@@ -28,7 +28,9 @@ from kdcore.methods.base import LOGITS, Outputs, Progress  # noqa: E402
 from kdcore.registry import METHODS  # noqa: E402
 from kdcore.training.engine import resolve_device  # noqa: E402
 from kdcore.training.graph_safety import meta_step  # noqa: E402
+from kdcore.training.method_calls import build_modules, method_loss  # noqa: E402
 
+CIFAR_IMAGES = 50_000
 PAIRS = (("seed_student", "seed_teacher"), ("resnet20", "resnet56"), ("resnet8x4", "resnet32x4"))
 
 
@@ -45,9 +47,13 @@ def step_times(kind: str, student: str, teacher: str, device: torch.device, step
     factories = registry()
     torch.manual_seed(0)
     model = factories[student][0](10).to(device)
-    modules = method.modules(shapes[student], shapes[teacher], config.params).to(device) if method.modules else None
+    # A CIFAR-sized training set for methods that keep per-image state (CRD's memory banks).
+    train_labels = torch.arange(CIFAR_IMAGES) % 10
+    modules = build_modules(method, shapes[student], shapes[teacher], config.params, train_labels)
+    modules = modules.to(device) if modules is not None else None
     images = torch.randn(batch, 3, 32, 32, device=device)
-    labels = torch.randint(0, 10, (batch,), device=device)
+    index = torch.randperm(CIFAR_IMAGES)[:batch].to(device)
+    labels = train_labels.to(device).index_select(0, index)
     with torch.no_grad():
         t_logits, t_taps = factories[teacher][0](10).to(device).eval()(images)
     teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
@@ -58,8 +64,8 @@ def step_times(kind: str, student: str, teacher: str, device: torch.device, step
 
     def step():
         logits, taps = model(images)
-        total, _ = method.loss(Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
-                               config.params, progress, modules)
+        total, _ = method_loss(method, Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
+                               config.params, progress, modules, index)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()

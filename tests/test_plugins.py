@@ -82,3 +82,20 @@ def test_the_plugin_method_reaches_the_api_and_the_launch_form(plugin_path, tmp_
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "params", "weight"]
     finally:
         server.stop()
+
+
+def test_a_plugin_method_with_per_image_buffers_trains_and_keeps_them(plugin_path, tmp_path):
+    """temporal_ensemble (Method.indexed) gets each batch's dataset indices and keeps one ensemble row per image:
+    after two epochs every image was visited twice, and its row is a probability vector."""
+    import torch
+
+    from kdcore.training.checkpoint import load_checkpoint
+
+    env = _env(plugin_path, tmp_path)
+    result = _kd(["train", "temporal_ensemble", "--dataset", "synthetic", "--subset", "100", "--epochs", "2",
+                  "--batch-size", "25", "--device", "cpu", "--out", str(tmp_path / "run")], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    modules = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["modules"]
+    assert modules["ensemble"].shape == (100, 10) and torch.equal(modules["visits"], torch.full((100,), 2.0))
+    # Two visits at α 0.6: the rows sum to 1 − 0.6², the bias the loss corrects.
+    torch.testing.assert_close(modules["ensemble"].sum(1), torch.full((100,), 1 - 0.6**2))

@@ -12,6 +12,7 @@ from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
 from kdcore.training.engine import deployed_parameters
+from kdcore.training.method_calls import build_modules, method_loss
 from kdcore.training.networks import build_model
 
 SEED_EPOCHS = {"teacher": 20, "student": 20, "kd": 10, "cosine": 10, "fitnet": 10}
@@ -50,9 +51,11 @@ def test_one_optimizer_step_per_method(kind):
     student_shapes, teacher_shapes = shapes[config.architecture], shapes["tutorial_teacher"]
     wanted = method.taps(student_shapes, teacher_shapes if method.needs_teacher else None, config.params)
     model = build_model(config.architecture, 10, 42)
-    modules = method.modules(student_shapes, teacher_shapes, config.params) if method.modules else None
+    train_labels = torch.randint(0, 10, (40,))  # a training set, for a method with per-image state
+    modules = build_modules(method, student_shapes, teacher_shapes, config.params, train_labels)
     teacher = build_model("tutorial_teacher", 10, 7).eval()
-    images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    index = torch.randperm(40)[:8]
+    images, labels = torch.randn(8, 3, 32, 32), train_labels[index]
     with torch.no_grad():
         t_logits, t_taps = teacher(images)
     teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
@@ -62,8 +65,8 @@ def test_one_optimizer_step_per_method(kind):
     before = [p.detach().clone() for p in trained]
     logits, taps = model(images)
     progress = Progress(torch.tensor(1.0), torch.tensor(0.0), config.epochs, 10)
-    total, terms = method.loss(Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
-                               config.params, progress, modules)
+    total, terms = method_loss(method, Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
+                               config.params, progress, modules, index)
     optimizer.zero_grad()
     total.backward()
     optimizer.step()

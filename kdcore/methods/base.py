@@ -111,6 +111,12 @@ class Method:
     # Trainable modules of the method's own (a regressor, a projector), built from the tap shapes.
     # They train with the student and are saved in its checkpoint, but are not deployed with it.
     modules: Callable[[TapShapes, TapShapes | None, Hyperparameters], Any] | None = None
+    # Whether the method keeps state per training image (CRD's memory banks) or draws other images of the
+    # training set (negatives). Then ``modules`` gets the keyword ``train_labels`` (the training split's labels
+    # in order, a CPU long tensor, whose length sizes per-image buffers) and ``loss`` the keyword ``index`` (the
+    # batch's positions in that split, a long tensor on the device). Buffers of the modules (a memory bank
+    # updated in place) are saved in the checkpoint and kept per run in a pack.
+    indexed: bool = False
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.params.model_fields)

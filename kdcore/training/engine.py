@@ -29,6 +29,7 @@ from kdcore.training.augment import random_crop_flip
 from kdcore.training.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.training.device_data import Split
 from kdcore.training.fallback import Fallbacks
+from kdcore.training.method_calls import build_modules, method_loss
 from kdcore.training.networks import build_model, channels_last
 from kdcore.training.precision import autocast, usable_precision, widened, widened_outputs
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
@@ -116,7 +117,8 @@ def train(
     wanted = method.taps(student_shapes, teacher_shapes, config.params)
     _check_taps(config, wanted, student_shapes, teacher_shapes)
     model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
-    modules = method.modules(student_shapes, teacher_shapes, config.params).to(device) if method.modules else None
+    modules = build_modules(method, student_shapes, teacher_shapes, config.params, dataset.train_y)
+    modules = modules.to(device) if modules is not None else None
     if config.channels_last:
         channels_last([model, modules], fallbacks)
     trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
@@ -143,7 +145,8 @@ def train(
             logits, taps = model(batch)
         student = widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
         # The teacher stays in float32, online as cached: cache_teacher changes the speed, not the targets.
-        total, terms = method.loss(student, teacher_of(batch, index), labels, config.params, progress, modules)
+        total, terms = method_loss(method, student, teacher_of(batch, index), labels, config.params, progress, modules,
+                                   index)
         progress.step.add_(1)
         return total, terms
 

@@ -17,6 +17,7 @@ import torch
 from kdcore.architectures import canonical, catalog, registry
 from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.training.method_calls import build_modules, method_loss
 
 
 def meta_step(kind: str, student: str | None = None, teacher: str | None = None, num_classes: int = 10,
@@ -33,7 +34,10 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
     factories = registry()
     with torch.device("meta"):
         model = factories[config.architecture][0](num_classes)
-        modules = method.modules(student_shapes, teacher_shapes, config.params) if method.modules else None
+        # A stand-in training set of 10 images per class for an indexed method's per-image buffers.
+        modules = build_modules(method, student_shapes, teacher_shapes, config.params,
+                                torch.arange(10 * num_classes, device="cpu") % num_classes)
+        modules = modules.to("meta") if modules is not None else None  # what was built from the labels too
         images = torch.empty(batch, 3, 32, 32)
         labels = torch.zeros(batch, dtype=torch.long)
         progress = Progress(torch.ones(()), torch.zeros(()), config.epochs, 10)
@@ -44,8 +48,8 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
             teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
                                   {t: t_taps[t] for t in wanted.teacher if t != LOGITS})
         logits, taps = model(images)
-        total, terms = method.loss(Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
-                                   config.params, progress, modules)
+        total, terms = method_loss(method, Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
+                                   config.params, progress, modules, torch.arange(batch))
         total.backward()
     return {name: tuple(term.shape) for name, term in terms.items()}
 

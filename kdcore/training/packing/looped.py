@@ -25,6 +25,7 @@ from kdcore.training.augment import random_crop_flip
 from kdcore.training.device_data import Split
 from kdcore.training.engine import deployed_parameters, evaluate, probe_images
 from kdcore.training.fallback import Fallbacks
+from kdcore.training.method_calls import method_loss
 from kdcore.training.networks import channels_last
 from kdcore.training.packing.vmapped import PackSteps, cpu_copy
 from kdcore.training.precision import autocast, usable_precision, widened_outputs
@@ -70,8 +71,8 @@ class LoopedStep(PackSteps):
                 with autocast(self.precision, self.device):
                     logits, taps = model(images)
                 student = widened_outputs(Outputs(logits, {name: taps[name] for name in run.wanted.student}))
-                own, terms = run.config.method.loss(student, run.teacher_of(images, index[j]), labels[j],
-                                                    run.config.params, self.progress, run.modules)
+                own, terms = method_loss(run.config.method, student, run.teacher_of(images, index[j]), labels[j],
+                                         run.config.params, self.progress, run.modules, index[j])
                 run.rng = torch.get_rng_state()
                 parts[str(j)] = own
                 parts.update({f"{j}/{name}": term for name, term in terms.items()})

@@ -72,6 +72,7 @@ from kdcore.training.engine import (
     write_run_files,
 )
 from kdcore.training.fallback import VMAPPED, Fallbacks
+from kdcore.training.method_calls import build_modules
 from kdcore.training.networks import build_model
 from kdcore.training.packing.key import differing_fields, pack_key
 from kdcore.training.packing.looped import LoopedStep
@@ -376,8 +377,8 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
     _check_taps(config, wanted, student_shapes, teacher_shapes)
     # The model, then at once its method's modules: both draw from the generator the seed has just set.
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
-    modules = (method.modules(student_shapes, teacher_shapes, config.params).to(shared.device)
-               if method.modules else None)
+    modules = build_modules(method, student_shapes, teacher_shapes, config.params, shared.dataset.train_y)
+    modules = modules.to(shared.device) if modules is not None else None
     rng = torch.get_rng_state()
     teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, shared.train,
                                   shared.dataset.fingerprint, shared.data_root)

@@ -17,6 +17,7 @@ from kdcore.methods.base import Outputs, Progress
 from kdcore.training.augment import random_crop_flip
 from kdcore.training.device_data import EVAL_BATCH, Split
 from kdcore.training.fallback import Fallbacks
+from kdcore.training.method_calls import method_loss
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
 from kdcore.training.steps import StepRunner, graphs_apply
 
@@ -102,7 +103,9 @@ class PackedStep(PackSteps):
         self.parameters = sum(p[0].numel() for p in params.values())  # one run's deployed network
         self._forward = vmap(self._one, randomness="different")
         trained = [*params.values(), *(p for run in runs for p in run.module_parameters())]
-        self._start(trained, list(buffers.values()), lr, optimizer_states)
+        # The runs' method modules keep their own buffers (a memory bank each), counters as the network's are.
+        own_buffers = [b for run in runs if run.modules is not None for b in run.modules.buffers()]
+        self._start(trained, [*buffers.values(), *own_buffers], lr, optimizer_states)
 
     @classmethod
     def stack(cls, runs: list, models: list[torch.nn.Module], split: Split, progress: Progress,
@@ -125,8 +128,8 @@ class PackedStep(PackSteps):
         total, parts = None, {}
         for j, run in enumerate(self.runs):
             student = Outputs(logits[j], {name: taps[name][j] for name in run.wanted.student})
-            own, terms = run.config.method.loss(student, run.teacher_of(batch[j], index[j]), labels[j],
-                                                run.config.params, self.progress, run.modules)
+            own, terms = method_loss(run.config.method, student, run.teacher_of(batch[j], index[j]), labels[j],
+                                     run.config.params, self.progress, run.modules, index[j])
             parts[str(j)] = own
             parts.update({f"{j}/{name}": term for name, term in terms.items()})
             total = own if total is None else total + own
