@@ -111,6 +111,10 @@ class Method:
     # Trainable modules of the method's own (a regressor, a projector), built from the tap shapes.
     # They train with the student and are saved in its checkpoint, but are not deployed with it.
     modules: Callable[[TapShapes, TapShapes | None, Hyperparameters], Any] | None = None
+    # Why its step synchronises with the host on a GPU, where a library call it needs does so (KDSVD:
+    # torch's SVD reads its solver's status back); empty when it does not. Such steps are never captured
+    # in a CUDA graph: they run eagerly, and the run's notes say why.
+    host_sync: str = ""
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.params.model_fields)

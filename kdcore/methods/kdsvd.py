@@ -4,8 +4,9 @@
 normalised singular values, and the student matches the teacher's RBF correlations between the vectors
 of consecutive stages.
 
-On CUDA, torch's SVD reads its solver's status back to the host once per call, so this method's steps
-synchronise: see ``SYNCHRONISES`` below."""
+On CUDA, torch's SVD reads its solver's status back to the host after every call (torch's
+``_linalg_check_errors``), so this method's steps synchronise: it says so (``host_sync``), and its steps
+run eagerly rather than as a CUDA graph."""
 
 from __future__ import annotations
 
@@ -137,4 +138,5 @@ METHOD = Method(
     "(Lee et al. 2018).",
     loss=loss, params=KDSVDParams, loss_terms=("ce", "kdsvd"), needs_teacher=True, default_epochs=10,
     taps=every_stage,
+    host_sync="torch's SVD reads its solver's status back to the host after every decomposition",
 )
