@@ -2,7 +2,8 @@
 "Self-supervised Knowledge Distillation Using Singular Value Decomposition", ECCV 2018), as mdistiller's
 ``KDSVD``: each stage's map is summarised by its leading right singular vectors, scaled by the teacher's
 normalised singular values, and the student matches the teacher's RBF correlations between the vectors
-of consecutive stages.
+of consecutive stages. mdistiller views each map as a (C·H)×W matrix, which needs equal widths of the
+two maps; RepDistiller's (H·W)×C view would need equal channel counts, which few pairs have.
 
 On CUDA, torch's SVD reads its solver's status back to the host after every call (torch's
 ``_linalg_check_errors``), so this method's steps synchronise: it says so (``host_sync``), and its steps
