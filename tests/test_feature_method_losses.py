@@ -151,3 +151,13 @@ def _finite_with_grad(value, leaf):
 def test_kdsvd_needs_paired_stages():
     with pytest.raises(ValueError, match="paired"):
         kdsvd.kdsvd_loss([_maps(2, 3, 4, 4)], [])
+
+
+def test_vid_refuses_an_initial_variance_at_or_below_its_floor():
+    from pydantic import ValidationError
+
+    from kdcore.config import RunConfig
+
+    with pytest.raises(ValidationError, match="init_pred_var must be larger than eps"):
+        RunConfig(kind="vid", params={"init_pred_var": 1e-6, "eps": 1e-5})
+    assert RunConfig(kind="vid", params={"init_pred_var": 2e-5, "eps": 1e-5}).params.init_pred_var == 2e-5

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kdcore.methods.base import Hyperparameters, Method
 from kdcore.methods.feature_pairs import every_stage, pooled_to_smaller
@@ -37,10 +38,19 @@ class VIDParams(Hyperparameters):
     init_pred_var: float = Field(5.0, gt=0, le=1e4, description="Initial predicted variance σ² of every channel")
     eps: float = Field(1e-5, gt=0, le=1, description="Floor added to the variance")
 
+    @model_validator(mode="after")
+    def _variance_above_its_floor(self):
+        if self.init_pred_var <= self.eps:
+            # Reported against a field, so that a form can show it beside one.
+            error = PydanticCustomError("below_floor", "init_pred_var must be larger than eps, the variance's floor")
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                InitErrorDetails(type=error, loc=("init_pred_var",), input=self.init_pred_var)])
+        return self
+
 
 def _initial_log_scale(params: VIDParams) -> float:
     """The log_scale whose softplus + eps is init_pred_var (softplus⁻¹(v) = log(eˣ − 1), via expm1)."""
-    return math.log(math.expm1(max(params.init_pred_var - params.eps, 1e-12)))
+    return math.log(math.expm1(params.init_pred_var - params.eps))
 
 
 def modules(student, teacher, params: VIDParams):
