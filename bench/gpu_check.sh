@@ -55,7 +55,9 @@ on packbench && python3 bench/bench_packed.py --device "$DEVICE" --seeds 8 --sub
 on bench && echo "== one epoch per kind: seed-style loop vs engine, same process"
 on bench && python3 bench/bench_engine.py --dataset cifar10-jpg --device "$DEVICE" $QUICK_ARGS --workers 2 --json "$OUT/bench.json"
 on losses && echo "== each method's step beside kd, with the GPU's sync-debug check"
-on losses && python3 bench/bench_losses.py --device "$DEVICE" --steps 50 --batch 64
+LOSS_ARGS="--rounds 5 --steps 20 --batch 64"; [ "${QUICK:-0}" = 1 ] && LOSS_ARGS="--rounds 1 --steps 1 --batch 8"
+on losses && python3 bench/bench_losses.py --device "$DEVICE" $LOSS_ARGS \
+  --pairs tutorial_student:tutorial_teacher resnet20:resnet56 resnet8x4:resnet32x4
 on switches && echo "== speed-up switches off (one epoch each)"
 on switches && for run in "teacher" "teacher --no-channels-last" "student" "student --no-cuda-graphs" \
            "student --no-cuda-graphs --no-resident-data"; do

@@ -117,6 +117,10 @@ class Method:
     # batch's positions in that split, a long tensor on the device). Buffers of the modules (a memory bank
     # updated in place) are saved in the checkpoint and kept per run in a pack.
     indexed: bool = False
+    # Why its step synchronises with the host on a GPU, where a library call it needs does so (KDSVD:
+    # torch's SVD reads its solver's status back); empty when it does not. Such steps are never captured
+    # in a CUDA graph: they run eagerly, and the run's notes say why.
+    host_sync: str = ""
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.params.model_fields)

@@ -107,6 +107,8 @@ def train(
     notes = [dataset.note] if dataset.note else []
     if method.needs_teacher and config.cache_teacher and config.augment:
         notes.append("teacher outputs are computed online: augmentation changes every image")
+    if device.type == "cuda" and config.cuda_graphs and method.host_sync:
+        notes.append(f"steps run eagerly, not as a CUDA graph: {method.host_sync}")
     fallbacks = Fallbacks(str(out_dir))
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True

@@ -20,8 +20,9 @@ _capture_lock = threading.Lock()
 
 
 def graphs_apply(config, device: torch.device) -> bool:
-    """Whether a run's steps are replayed as a CUDA graph: on CUDA, unless switched off, with resident data."""
-    return device.type == "cuda" and config.cuda_graphs and config.resident_data
+    """Whether a run's steps are replayed as a CUDA graph: on CUDA, unless switched off, with resident data,
+    for a method whose step does not synchronise with the host (``Method.host_sync``)."""
+    return device.type == "cuda" and config.cuda_graphs and config.resident_data and not config.method.host_sync
 
 
 class StepRunner:
