@@ -10,6 +10,7 @@ import pytest
 
 from kdcore import plugins, registry
 from kdcore.declarations import method_problem
+from tests.app_fixtures import app, app_settings, client  # noqa: F401
 from tests.plugin_install import install_plugin
 
 GOOD = """
@@ -102,3 +103,17 @@ def test_a_name_already_taken_is_refused(site):
     found = registry._discover()
     assert found["kd"] is registry.METHODS["kd"]
     assert [f.reason for f in registry.failed_method_plugins()] == ["'kd' is already registered"]
+
+
+def test_the_api_and_the_launch_page_list_a_plugin_left_out(site, client):
+    _install(site, broken="import a_module_that_is_not_installed\n")
+    registry._discover()  # what importing the registry did at the server's start
+    answer = client.get("/api/methods").json()
+    assert answer["failed_plugins"] == [{
+        "name": "broken", "value": "kd_test_plugins.broken",
+        "reason": "could not be loaded: ModuleNotFoundError: No module named 'a_module_that_is_not_installed'"}]
+    page = client.get("/launch").text
+    note = page[page.index('<details class="help" id="failed-plugins">'):]
+    note = note[: note.index("</details>")]
+    assert "1 method plugin not loaded" in note and "kd_test_plugins.broken" in note
+    assert "No module named &#39;a_module_that_is_not_installed&#39;" in note
