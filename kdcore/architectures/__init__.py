@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import pkgutil
@@ -84,9 +85,9 @@ def describe_all(num_classes: int) -> dict[str, dict]:
 
 @functools.cache
 def _fingerprint() -> str:
-    """Changes whenever an architecture file or the set of plugins does, so the disk copy stays true.
-    Once per process: every RunConfig validation asks the catalog, and files and plugins do not change
-    under a running process."""
+    """Changes whenever an architecture file, the set of plugins or a plugin's source does, so the disk copy
+    stays true. Once per process: every RunConfig validation asks the catalog, and a process keeps the plugin
+    code it imported anyway (a server is restarted after a plugin is edited; each run is a process of its own)."""
     digest = hashlib.sha256(sys.version.encode())
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         path = Path(module.module_finder.path) / f"{module.name}.py"
@@ -94,8 +95,29 @@ def _fingerprint() -> str:
         digest.update(f"{module.name}:{stat.st_mtime_ns if stat else 0}:{stat.st_size if stat else 0}".encode())
     for plugin in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         version = plugin.dist.version if plugin.dist else ""
-        digest.update(f"{plugin.name}={plugin.value}@{version}".encode())
+        digest.update(f"{plugin.name}={plugin.value}@{version}:{_source_digest(plugin.module)}".encode())
     return digest.hexdigest()[:20]
+
+
+def _source_digest(module: str) -> str:
+    """The contents of the package a plugin's module belongs to (every .py file of its top-level package):
+    an editable install changes its networks without changing its version, and their old shapes would crash
+    its runs. Found without importing it, so the torch-free web process can ask."""
+    digest = hashlib.sha256()
+    try:
+        spec = importlib.util.find_spec(module.partition(".")[0])
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return "missing"  # it fails to load, and is left out of the catalog until it is there
+    folders = spec.submodule_search_locations or []
+    files = sorted(p for folder in folders for p in Path(folder).rglob("*.py")) if folders else [Path(spec.origin or "")]
+    for path in files:
+        try:
+            digest.update(f"{path}:".encode() + path.read_bytes())
+        except OSError:
+            digest.update(f"{path}:unreadable".encode())
+    return digest.hexdigest()
 
 
 def catalog(num_classes: int) -> dict[str, dict]:

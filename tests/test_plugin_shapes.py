@@ -1,0 +1,48 @@
+"""The architecture catalog's disk copy is keyed by a plugin's source, not only its name and version: an
+editable install whose network was edited is described again, and its runs get the new tap shapes."""
+
+from __future__ import annotations
+
+import kdcore.architectures as architectures
+import kdcore.architectures.shapes  # noqa: F401  (torch: networks are described in this process)
+from tests.plugin_install import install_plugin
+
+NETWORK = """
+    import torch
+    from torch import nn
+
+    class Edited(nn.Module):
+        def __init__(self, num_classes):
+            super().__init__()
+            self.stage1 = nn.Conv2d(3, 8, 3, padding=1)
+            self.classifier = nn.Linear(8, num_classes)
+
+        def forward(self, x):
+            stage1 = self.stage1(x)
+            return self.classifier(stage1.mean((2, 3))), {"stage1": stage1}
+
+    ARCHITECTURES = {"edited_cnn": (Edited, "one conv")}
+"""
+
+
+def _new_process_catalog(monkeypatch) -> dict:
+    # What a new process starts with: no fingerprint, no catalog in memory, the plugin not yet imported.
+    architectures._fingerprint.cache_clear()
+    monkeypatch.setattr(architectures, "_catalogs", {})
+    return architectures.catalog(10)
+
+
+def test_an_edited_plugin_network_is_described_again(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(site))
+    # The built-in networks left out, so that only the plugin's is described (here, where torch is loaded).
+    monkeypatch.setattr(architectures, "__path__", [str(tmp_path / "no-built-in-networks")])
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "cache"))
+    points = {"kdcore.architectures": {"edited_cnn": "kd_edited_plugin.network"}}
+    install_plugin(site, "kd_edited_plugin", {"network": NETWORK}, points)
+    assert _new_process_catalog(monkeypatch)["edited_cnn"]["taps"] == {"stage1": [8, 32, 32]}
+    # Edited in place, same version, same file size: only the contents tell.
+    edited = NETWORK.replace("nn.Conv2d(3, 8,", "nn.Conv2d(3, 9,").replace("nn.Linear(8,", "nn.Linear(9,")
+    install_plugin(site, "kd_edited_plugin", {"network": edited}, points)
+    assert _new_process_catalog(monkeypatch)["edited_cnn"]["taps"] == {"stage1": [9, 32, 32]}
+    architectures._fingerprint.cache_clear()
