@@ -25,6 +25,7 @@ from kdcore.data.catalog import cache_dir, file_sha256
 from kdcore.data.loader import load_dataset
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.taps import choose_taps
 from kdcore.training.augment import random_crop_flip
 from kdcore.training.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.training.device_data import Split
@@ -113,8 +114,8 @@ def train(
     described = catalog(dataset.num_classes)
     student_shapes = _tap_shapes(described, config.architecture)
     teacher_shapes = _tap_shapes(described, teacher.architecture) if teacher is not None else None
-    wanted = method.taps(student_shapes, teacher_shapes, config.params)
-    _check_taps(config, wanted, student_shapes, teacher_shapes)
+    wanted = choose_taps(method, config.params, config.architecture, student_shapes,
+                         teacher.architecture if teacher is not None else None, teacher_shapes)
     model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
     modules = method.modules(student_shapes, teacher_shapes, config.params).to(device) if method.modules else None
     if config.channels_last:
@@ -231,13 +232,6 @@ def _tap_shapes(described: dict, architecture: str) -> dict[str, tuple[int, ...]
     if architecture not in described:
         raise ConfigError(f"unknown architecture {architecture!r}; choose one of: {', '.join(described)}")
     return {name: tuple(shape) for name, shape in described[architecture]["taps"].items()}
-
-
-def _check_taps(config: RunConfig, wanted, student_shapes: dict, teacher_shapes: dict | None) -> None:
-    missing = [t for t in wanted.student if t not in student_shapes]
-    missing += [t for t in wanted.teacher if t != LOGITS and t not in (teacher_shapes or {})]
-    if missing:
-        raise ConfigError(f"method {config.kind!r} needs taps {', '.join(missing)} that the architectures lack")
 
 
 def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, train_split: Split, fingerprint: str,

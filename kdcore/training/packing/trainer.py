@@ -53,13 +53,13 @@ from kdcore.config import RunConfig
 from kdcore.data.loader import ArrayDataset, load_dataset
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import Progress, TapChoice
+from kdcore.taps import choose_taps
 from kdcore.training.checkpoint import load_teacher
 from kdcore.training.device_data import Split
 from kdcore.training.engine import (
     EpochMetrics,
     RunResult,
     StepProgress,
-    _check_taps,
     _state,
     _tap_shapes,
     _teacher_outputs,
@@ -372,8 +372,8 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
         notes.append("teacher outputs are computed online: augmentation changes every image")
     student_shapes = _tap_shapes(shared.described, config.architecture)
     teacher_shapes = _tap_shapes(shared.described, teacher.architecture) if teacher is not None else None
-    wanted = method.taps(student_shapes, teacher_shapes, config.params)
-    _check_taps(config, wanted, student_shapes, teacher_shapes)
+    wanted = choose_taps(method, config.params, config.architecture, student_shapes,
+                         teacher.architecture if teacher is not None else None, teacher_shapes)
     # The model, then at once its method's modules: both draw from the generator the seed has just set.
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
     modules = (method.modules(student_shapes, teacher_shapes, config.params).to(shared.device)
