@@ -6,10 +6,15 @@ device tensors have shapes but no values, so such a step fails there at once, on
 forward, loss and backward of the method on meta tensors proves the step needs no host read.
 
     python -m kdcore.training.graph_safety METHOD [STUDENT_ARCH [TEACHER_ARCH]]
+
+Before a run's steps are captured as a CUDA graph, the trainer asks ``graphs_after_probe``: the probe runs
+once per method, hyperparameters and network pair in a process, and a step that fails it runs eagerly, the
+probe's message in the run's notes, rather than failing inside a capture (or being captured wrongly).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 import torch
@@ -17,13 +22,23 @@ import torch
 from kdcore.architectures import canonical, catalog, registry
 from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.training.fallback import CUDA_GRAPHS, Fallbacks, reason
+
+# The probe's verdict (None: passed; else its error) per (method, hyperparameters, student, teacher, classes).
+_verdicts: dict[tuple, BaseException | None] = {}
+
+
+class GraphSafetyError(RuntimeError):
+    """The graph-safety probe failed: the step reads a value back to the host, or cannot run on meta tensors."""
 
 
 def meta_step(kind: str, student: str | None = None, teacher: str | None = None, num_classes: int = 10,
-              batch: int = 8) -> dict[str, tuple[int, ...]]:
-    """One training step of ``kind`` on the meta device; returns the shapes of its loss terms.
-    Raises (RuntimeError or NotImplementedError) where the step reads a value back to the host."""
-    config = RunConfig(kind=kind, **({"architecture": student} if student else {}))
+              batch: int = 8, params: dict | None = None) -> dict[str, tuple[int, ...]]:
+    """One training step of ``kind`` (with its hyperparameters ``params``, else its defaults) on the meta
+    device; returns the shapes of its loss terms. Raises (RuntimeError or NotImplementedError) where the
+    step reads a value back to the host."""
+    config = RunConfig(kind=kind, **({"architecture": student} if student else {}),
+                       **({"params": params} if params else {}))
     method = config.method
     teacher = canonical(teacher or "tutorial_teacher")
     shapes = {name: {tap: tuple(s) for tap, s in info["taps"].items()} for name, info in catalog(num_classes).items()}
@@ -48,6 +63,34 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
                                    config.params, progress, modules)
         total.backward()
     return {name: tuple(term.shape) for name, term in terms.items()}
+
+
+def probe(kind: str, params: dict, student: str, teacher: str | None, num_classes: int) -> BaseException | None:
+    """``meta_step``'s verdict, once per process for each method, hyperparameters and network pair: None when
+    the step passed, else the error it raised."""
+    key = (kind, json.dumps(params, sort_keys=True, default=str), student, teacher, num_classes)
+    if key not in _verdicts:
+        try:
+            meta_step(kind, student, teacher, num_classes, params=params)
+            _verdicts[key] = None
+        except Exception as error:
+            _verdicts[key] = error
+    return _verdicts[key]
+
+
+def graphs_after_probe(wanted: bool, config: RunConfig, teacher: str | None, num_classes: int,
+                       fallbacks: Fallbacks) -> bool:
+    """Whether the run's steps are captured as a CUDA graph: where they would be (``wanted``: steps.graphs_apply)
+    and the probe passes for its method and networks (``teacher``: the teacher's network). A failing probe
+    switches graph capture off in ``fallbacks``, noting its message: the run trains eagerly, as on a CPU."""
+    if not wanted or fallbacks.is_off(CUDA_GRAPHS):
+        return False
+    failure = probe(config.kind, config.params.model_dump(mode="json"), config.architecture, teacher, num_classes)
+    if failure is not None:
+        fallbacks.record(CUDA_GRAPHS, GraphSafetyError(f"the graph-safety probe failed ({reason(failure)})"),
+                         "the steps run eagerly")
+        return False
+    return True
 
 
 def main(argv: list[str]) -> int:

@@ -72,11 +72,13 @@ from kdcore.training.engine import (
     write_run_files,
 )
 from kdcore.training.fallback import VMAPPED, Fallbacks
+from kdcore.training.graph_safety import graphs_after_probe
 from kdcore.training.networks import build_model
 from kdcore.training.packing.key import differing_fields, pack_key
 from kdcore.training.packing.looped import LoopedStep
 from kdcore.training.packing.vmapped import PackedStep
 from kdcore.training.run_files import CHECKPOINT
+from kdcore.training.steps import graphs_apply
 
 __all__ = ["pack_key", "train_packed"]
 
@@ -227,7 +229,7 @@ def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks:
         runs, models = [], []
         for index, config, out_dir, teacher_checkpoint in members:
             try:
-                run, model = _prepare(index, config, out_dir, teacher_checkpoint, shared)
+                run, model = _prepare(index, config, out_dir, teacher_checkpoint, shared, fallbacks)
             except torch.OutOfMemoryError:
                 raise
             except Exception as exc:  # this run's own problem (its teacher, its taps): the others still train
@@ -350,9 +352,11 @@ class _PackTrainer:
             self.pack.close()
 
 
-def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, shared: _Shared):
+def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, shared: _Shared,
+             fallbacks: Fallbacks):
     """The run's teacher, taps, model and method modules, built in ``engine.train``'s order so that the
-    seed gives the same initial weights."""
+    seed gives the same initial weights. A run whose step fails the graph-safety probe switches the pack's
+    graph capture off (``fallbacks``)."""
     method = config.method
     if method.needs_teacher and teacher_checkpoint is None:
         raise ConfigError(f"a {config.kind!r} run distils from a teacher: give a teacher checkpoint")
@@ -374,6 +378,8 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
     teacher_shapes = _tap_shapes(shared.described, teacher.architecture) if teacher is not None else None
     wanted = choose_taps(method, config.params, config.architecture, student_shapes,
                          teacher.architecture if teacher is not None else None, teacher_shapes)
+    graphs_after_probe(graphs_apply(config, shared.device), config,
+                       teacher.architecture if teacher is not None else None, num_classes, fallbacks)
     # The model, then at once its method's modules: both draw from the generator the seed has just set.
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
     modules = (method.modules(student_shapes, teacher_shapes, config.params).to(shared.device)
