@@ -10,9 +10,10 @@ import pytest
 
 import kdcore.training.engine as engine
 import kdcore.training.graph_safety as graph_safety
+import kdcore.training.packing.vmapped as vmapped
 from kdcore import registry
 from kdcore.config import RunConfig
-from kdcore.training.fallback import CUDA_GRAPHS, Fallbacks
+from kdcore.training.fallback import CUDA_GRAPHS
 
 RUN = {"dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu", "batch_size": 50}
 
@@ -66,12 +67,26 @@ def test_a_host_reading_step_trains_eagerly_with_the_probes_message(tmp_path, mo
 def test_a_sound_step_is_captured_and_probed_once(probes):
     config = RunConfig(kind="kd", **RUN)
     for _ in range(2):
-        fallbacks = Fallbacks("run")
-        assert graph_safety.graphs_after_probe(True, config, "tutorial_teacher", 10, fallbacks) is True
-        assert fallbacks.notes == [] and not fallbacks.is_off(CUDA_GRAPHS)
+        assert graph_safety.graph_refusal(True, config, "tutorial_teacher", 10) is None
     assert probes == [("kd", "tutorial_student", "tutorial_teacher", 10)]
     # Other hyperparameters are another probe; a run that would not be captured asks none.
     other = RunConfig(kind="kd", temperature=8.0, **RUN)
-    assert graph_safety.graphs_after_probe(True, other, "tutorial_teacher", 10, Fallbacks("run")) is True
-    assert graph_safety.graphs_after_probe(False, other, "resnet8x4", 10, Fallbacks("run")) is False
+    assert graph_safety.graph_refusal(True, other, "tutorial_teacher", 10) is None
+    assert graph_safety.graph_refusal(False, other, "resnet8x4", 10) is None
     assert len(probes) == 2
+
+
+def test_a_pack_with_a_host_reading_run_trains_eagerly_and_says_so(tmp_path, monkeypatch, probes,
+                                                                   host_reading_student):
+    from kdcore.training.packing import trainer
+
+    monkeypatch.setattr(trainer, "graphs_apply", lambda config, device: True)
+    monkeypatch.setattr(vmapped, "graphs_apply", lambda config, device: True)
+    captures = []
+    monkeypatch.setattr(engine.StepRunner, "_try_capture", lambda self, batch_size: captures.append(batch_size))
+    results = trainer.train_packed([RunConfig(kind="student", seed=seed, **RUN) for seed in (1, 2)],
+                                   out_dirs=[tmp_path / "p1", tmp_path / "p2"])
+    assert captures == [] and len(probes) == 1
+    for result in results:
+        assert any(n.startswith(f"fallback: {CUDA_GRAPHS} raised GraphSafetyError: the graph-safety probe failed")
+                   for n in result.notes), result.notes

@@ -30,7 +30,7 @@ from kdcore.training.augment import random_crop_flip
 from kdcore.training.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.training.device_data import Split
 from kdcore.training.fallback import Fallbacks
-from kdcore.training.graph_safety import graphs_after_probe
+from kdcore.training.graph_safety import graph_refusal
 from kdcore.training.networks import build_model, channels_last
 from kdcore.training.precision import autocast, usable_precision, widened, widened_outputs
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
@@ -151,10 +151,11 @@ def train(
 
     # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
     buffers = [*model.buffers(), *(modules.buffers() if modules is not None else ())]
+    use_graph = graphs_apply(config, device)
     runner = StepRunner(trained, optimizer, loss_fn, train_split, config.batch_size, len(method.loss_terms),
-                        graphs_after_probe(graphs_apply(config, device), config,
-                                           teacher.architecture if teacher is not None else None,
-                                           dataset.num_classes, fallbacks), fallbacks, counters=(progress.step, *buffers))
+                        use_graph, fallbacks, counters=(progress.step, *buffers),
+                        refused=graph_refusal(use_graph, config, teacher.architecture if teacher is not None else None,
+                                              dataset.num_classes))
     started = time.perf_counter()
     for epoch in range(len(history) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()

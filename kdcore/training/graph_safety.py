@@ -7,8 +7,8 @@ forward, loss and backward of the method on meta tensors proves the step needs n
 
     python -m kdcore.training.graph_safety METHOD [STUDENT_ARCH [TEACHER_ARCH]]
 
-Before a run's steps are captured as a CUDA graph, the trainer asks ``graphs_after_probe``: the probe runs
-once per method, hyperparameters and network pair in a process, and a step that fails it runs eagerly, the
+Before a run's steps are captured as a CUDA graph, the trainer asks ``graph_refusal``: the probe runs once
+per method, hyperparameters and network pair in a process, and a step that fails it runs eagerly, the
 probe's message in the run's notes, rather than failing inside a capture (or being captured wrongly).
 """
 
@@ -22,7 +22,7 @@ import torch
 from kdcore.architectures import canonical, catalog, registry
 from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
-from kdcore.training.fallback import CUDA_GRAPHS, Fallbacks, reason
+from kdcore.training.fallback import reason
 
 # The probe's verdict (None: passed; else its error) per (method, hyperparameters, student, teacher, classes).
 _verdicts: dict[tuple, BaseException | None] = {}
@@ -78,19 +78,15 @@ def probe(kind: str, params: dict, student: str, teacher: str | None, num_classe
     return _verdicts[key]
 
 
-def graphs_after_probe(wanted: bool, config: RunConfig, teacher: str | None, num_classes: int,
-                       fallbacks: Fallbacks) -> bool:
-    """Whether the run's steps are captured as a CUDA graph: where they would be (``wanted``: steps.graphs_apply)
-    and the probe passes for its method and networks (``teacher``: the teacher's network). A failing probe
-    switches graph capture off in ``fallbacks``, noting its message: the run trains eagerly, as on a CPU."""
-    if not wanted or fallbacks.is_off(CUDA_GRAPHS):
-        return False
+def graph_refusal(wanted: bool, config: RunConfig, teacher: str | None, num_classes: int) -> BaseException | None:
+    """Why the run's steps must not be captured as a CUDA graph although they would be (``wanted``:
+    steps.graphs_apply): the probe's failure for its method and networks (``teacher``: the teacher's network),
+    or None. StepRunner then runs them eagerly and notes it, once a step has shown that the step itself works
+    (a method's own bug is its own error, not a fallback)."""
+    if not wanted:
+        return None
     failure = probe(config.kind, config.params.model_dump(mode="json"), config.architecture, teacher, num_classes)
-    if failure is not None:
-        fallbacks.record(CUDA_GRAPHS, GraphSafetyError(f"the graph-safety probe failed ({reason(failure)})"),
-                         "the steps run eagerly")
-        return False
-    return True
+    return None if failure is None else GraphSafetyError(f"the graph-safety probe failed ({reason(failure)})")
 
 
 def main(argv: list[str]) -> int:

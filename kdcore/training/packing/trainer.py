@@ -72,7 +72,7 @@ from kdcore.training.engine import (
     write_run_files,
 )
 from kdcore.training.fallback import VMAPPED, Fallbacks
-from kdcore.training.graph_safety import graphs_after_probe
+from kdcore.training.graph_safety import graph_refusal
 from kdcore.training.networks import build_model
 from kdcore.training.packing.key import differing_fields, pack_key
 from kdcore.training.packing.looped import LoopedStep
@@ -114,6 +114,8 @@ class _Run:
     rng: torch.Tensor  # torch's generator state once the run's network and modules were built
     notes: list[str]
     history: list[EpochMetrics] = field(default_factory=list)
+    # Why its step must not be captured as a CUDA graph (kdcore.training.graph_safety), or None: its pack's is not.
+    graph_refusal: BaseException | None = None
 
     def module_parameters(self) -> list[torch.Tensor]:
         return list(self.modules.parameters()) if self.modules is not None else []
@@ -229,7 +231,7 @@ def _train_pack(members: list[tuple], shared: _Shared, results: list, callbacks:
         runs, models = [], []
         for index, config, out_dir, teacher_checkpoint in members:
             try:
-                run, model = _prepare(index, config, out_dir, teacher_checkpoint, shared, fallbacks)
+                run, model = _prepare(index, config, out_dir, teacher_checkpoint, shared)
             except torch.OutOfMemoryError:
                 raise
             except Exception as exc:  # this run's own problem (its teacher, its taps): the others still train
@@ -352,11 +354,9 @@ class _PackTrainer:
             self.pack.close()
 
 
-def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, shared: _Shared,
-             fallbacks: Fallbacks):
+def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, shared: _Shared):
     """The run's teacher, taps, model and method modules, built in ``engine.train``'s order so that the
-    seed gives the same initial weights. A run whose step fails the graph-safety probe switches the pack's
-    graph capture off (``fallbacks``)."""
+    seed gives the same initial weights, and whether its step fails the graph-safety probe."""
     method = config.method
     if method.needs_teacher and teacher_checkpoint is None:
         raise ConfigError(f"a {config.kind!r} run distils from a teacher: give a teacher checkpoint")
@@ -378,8 +378,6 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
     teacher_shapes = _tap_shapes(shared.described, teacher.architecture) if teacher is not None else None
     wanted = choose_taps(method, config.params, config.architecture, student_shapes,
                          teacher.architecture if teacher is not None else None, teacher_shapes)
-    graphs_after_probe(graphs_apply(config, shared.device), config,
-                       teacher.architecture if teacher is not None else None, num_classes, fallbacks)
     # The model, then at once its method's modules: both draw from the generator the seed has just set.
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
     modules = (method.modules(student_shapes, teacher_shapes, config.params).to(shared.device)
@@ -389,6 +387,8 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
                                   shared.dataset.fingerprint, shared.data_root)
     run = _Run(index, config, Path(out_dir), wanted, modules, teacher_of, torch.Generator().manual_seed(config.seed),
                rng, notes)
+    run.graph_refusal = graph_refusal(graphs_apply(config, shared.device), config,
+                                      teacher.architecture if teacher is not None else None, num_classes)
     return run, model
 
 
