@@ -46,3 +46,20 @@ def test_an_edited_plugin_network_is_described_again(tmp_path, monkeypatch):
     install_plugin(site, "kd_edited_plugin", {"network": edited}, points)
     assert _new_process_catalog(monkeypatch)["edited_cnn"]["taps"] == {"stage1": [9, 32, 32]}
     architectures._fingerprint.cache_clear()
+
+
+def test_a_plugin_network_that_cannot_run_is_left_out_not_the_catalog(tmp_path, monkeypatch, caplog):
+    site = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(architectures, "__path__", [str(tmp_path / "no-built-in-networks")])
+    monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "cache"))
+    broken = NETWORK.replace('"edited_cnn": (Edited, "one conv")', '"broken_cnn": (Broken, "fails")').replace(
+        "stage1 = self.stage1(x)", "stage1 = self.stage1(x[:, :2])").replace("class Edited", "class Broken")
+    install_plugin(site, "kd_two_networks", {"network": NETWORK, "broken": broken},
+                   {"kdcore.architectures": {"edited_cnn": "kd_two_networks.network",
+                                             "broken_cnn": "kd_two_networks.broken"}})
+    described = _new_process_catalog(monkeypatch)
+    assert list(described) == ["edited_cnn"]
+    [warning] = [r.getMessage() for r in caplog.records if r.name == architectures.__name__]
+    assert warning.startswith("kdcore.architectures plugin network 'broken_cnn' left out: it fails at 10 classes: ")
+    architectures._fingerprint.cache_clear()

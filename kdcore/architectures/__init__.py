@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import pkgutil
 import subprocess
@@ -35,6 +36,7 @@ _HELPERS = ("shapes", "staged", "__main__")
 # and read as a random seed; the tutorial's CNNs are named after it now.
 ALIASES = {"seed_teacher": "tutorial_teacher", "seed_student": "tutorial_student"}
 _catalogs: dict[tuple[str, int], dict[str, dict]] = {}
+log = logging.getLogger(__name__)
 # One description per class count at a time; a request for another count never waits on it.
 _describing = SingleFlight()
 
@@ -54,14 +56,18 @@ def first_name(name: str) -> str:
     return next((old for old, new in ALIASES.items() if new == name), name)
 
 
-def registry() -> dict[str, tuple[Any, str]]:
-    """``{name: (factory, description)}``. Imports torch: for training processes only."""
+def _built_in() -> dict[str, tuple[Any, str]]:
     found: dict[str, tuple[Any, str]] = {}
     # The tutorial's CNNs first: the forms list architectures in this order.
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "tutorial_cnn", m.name)):
         if module.name not in _HELPERS:
             found.update(_declared(importlib.import_module(f"{__name__}.{module.name}")))
-    return add_plugins(found, ENTRY_POINT_GROUP, _declared)
+    return found
+
+
+def registry() -> dict[str, tuple[Any, str]]:
+    """``{name: (factory, description)}``. Imports torch: for training processes only."""
+    return add_plugins(_built_in(), ENTRY_POINT_GROUP, _declared)
 
 
 def build(name: str, num_classes: int):
@@ -79,8 +85,18 @@ def describe_all(num_classes: int) -> dict[str, dict]:
     """``{name: {"description", "parameters", "taps": {tap: shape}}}``, computed without training."""
     from kdcore.architectures.shapes import describe
 
-    return {name: {"description": description, **describe(factory, num_classes)}
-            for name, (factory, description) in registry().items()}
+    built_in, described = set(_built_in()), {}
+    for name, (factory, description) in registry().items():
+        try:
+            described[name] = {"description": description, **describe(factory, num_classes)}
+        except Exception as exc:
+            if name in built_in:
+                raise
+            # A plugin's network that cannot be built or run is left out (its runs are refused as an unknown
+            # architecture), not the whole catalog with it.
+            log.warning("%s plugin network %r left out: it fails at %d classes: %s: %s", ENTRY_POINT_GROUP, name,
+                        num_classes, type(exc).__name__, exc)
+    return described
 
 
 @functools.cache
@@ -152,6 +168,8 @@ def _load_or_describe(fingerprint: str, num_classes: int) -> dict[str, dict]:
                                 timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
         if result.returncode != 0:
             raise RuntimeError(f"describing the architectures failed: {result.stderr.strip()[-2000:]}")
+        if result.stderr.strip():  # its warnings: plugins left out, and why
+            log.warning("describing the architectures at %d classes: %s", num_classes, result.stderr.strip()[-2000:])
         described = json.loads(result.stdout)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
