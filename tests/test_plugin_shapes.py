@@ -3,6 +3,8 @@ editable install whose network was edited is described again, and its runs get t
 
 from __future__ import annotations
 
+import pytest
+
 import kdcore.architectures as architectures
 import kdcore.architectures.shapes  # noqa: F401  (torch: networks are described in this process)
 from tests.plugin_install import install_plugin
@@ -25,6 +27,13 @@ NETWORK = """
 """
 
 
+@pytest.fixture(autouse=True)
+def fingerprint_of_this_process():
+    """The fingerprint computed here (with the built-in networks left out) must not outlive the test."""
+    yield
+    architectures._fingerprint.cache_clear()
+
+
 def _new_process_catalog(monkeypatch) -> dict:
     # What a new process starts with: no fingerprint, no catalog in memory, the plugin not yet imported.
     architectures._fingerprint.cache_clear()
@@ -45,7 +54,6 @@ def test_an_edited_plugin_network_is_described_again(tmp_path, monkeypatch):
     edited = NETWORK.replace("nn.Conv2d(3, 8,", "nn.Conv2d(3, 9,").replace("nn.Linear(8,", "nn.Linear(9,")
     install_plugin(site, "kd_edited_plugin", {"network": edited}, points)
     assert _new_process_catalog(monkeypatch)["edited_cnn"]["taps"] == {"stage1": [9, 32, 32]}
-    architectures._fingerprint.cache_clear()
 
 
 def test_a_plugin_network_that_cannot_run_is_left_out_not_the_catalog(tmp_path, monkeypatch, caplog):
@@ -62,4 +70,3 @@ def test_a_plugin_network_that_cannot_run_is_left_out_not_the_catalog(tmp_path, 
     assert list(described) == ["edited_cnn"]
     [warning] = [r.getMessage() for r in caplog.records if r.name == architectures.__name__]
     assert warning.startswith("kdcore.architectures plugin network 'broken_cnn' left out: it fails at 10 classes: ")
-    architectures._fingerprint.cache_clear()
