@@ -5,7 +5,8 @@ line or the middle of a run.
 Hyperparameters are edited as flags (``kd train --gamma 2``), form inputs, study grids
 (``kd.temperature=1,2,4``) and group keys, all of which hold a single number, switch, word or choice. A
 list-valued hyperparameter would need its own syntax in each of them, and its commas would read as the grid's
-list of values, so such a type is refused rather than half-supported. Torch-free.
+list of values, so such a type is refused rather than half-supported; so is a choice of numbers, which a form's
+text never matches. Torch-free.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from pydantic import ValidationError
 from kdcore.methods.base import Hyperparameters, Method
 
 EDITABLE = (bool, int, float, str)
-EDITABLE_TEXT = "a number, a switch (bool), text, or a Literal choice of these, optionally | None"
+# A choice's values are text: forms and flags send text, and pydantic matches Literal[1, 2] against "2" as no choice.
+EDITABLE_TEXT = "a number, a switch (bool), text, or a Literal choice of texts, optionally | None"
 
 
 def _editable(annotation: object) -> bool:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
-        return all(type(choice) in EDITABLE for choice in typing.get_args(annotation))
+        return all(type(choice) is str for choice in typing.get_args(annotation))
     if origin in (typing.Union, types.UnionType):
         kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
         return len(kinds) == 1 and _editable(kinds[0])

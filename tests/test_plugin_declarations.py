@@ -14,6 +14,8 @@ from tests.app_fixtures import app, app_settings, client  # noqa: F401
 from tests.plugin_install import install_plugin
 
 GOOD = """
+    from typing import Literal
+
     from pydantic import Field
     from kdcore.methods.base import Hyperparameters, Method, logits_only
 
@@ -58,7 +60,8 @@ CASES = {
                                 "Input should be a valid integer"),
     "list_valued": ('sizes: list[int] = Field([1, 2], description="s")',
                     "hyperparameter 'sizes': type list[int] cannot be edited as a flag, a form input or a study "
-                    "grid; declare a number, a switch (bool), text, or a Literal choice of these, optionally | None"),
+                    "grid; declare a number, a switch (bool), text, or a Literal choice of texts, optionally | None"),
+    "choice_of_numbers": ('mode: Literal[1, 2] = 1', "hyperparameter 'mode': type Literal[1, 2] cannot be edited"),
     "no_default": ('weight: float = Field(description="w")', "hyperparameter 'weight' has no default"),
 }
 
@@ -83,7 +86,7 @@ def test_the_built_in_methods_pass_their_own_checks():
 
 def test_a_choice_and_an_optional_number_are_editable(site):
     source = _method_with('mode: Literal["a", "b"] = "a"\n        cap: float | None = None', "choices")
-    _install(site, choices=source.replace("from pydantic import Field", "from typing import Literal\n    from pydantic import Field"))
+    _install(site, choices=source)
     assert "choices" in registry._discover() and registry.failed_method_plugins() == []
 
 
