@@ -47,12 +47,12 @@ def _flag_spec(name: str, field) -> tuple[list[str], dict]:
     return [flag], dict(dest=name, type=kind, default=None, help=shown or None)
 
 
-def _method_param_fields() -> dict[str, tuple[object, dict[str, object]]]:
-    """Each hyperparameter any method declares, with each method's default for it."""
-    fields: dict[str, tuple[object, dict[str, object]]] = {}
+def _method_param_fields() -> dict[str, dict[str, object]]:
+    """Each hyperparameter any method declares: ``{flag name: {method: its pydantic field}}``."""
+    fields: dict[str, dict[str, object]] = {}
     for method_name, method in METHODS.items():
         for name, field in method.params.model_fields.items():
-            fields.setdefault(name, (field, {}))[1][method_name] = field.default
+            fields.setdefault(name, {})[method_name] = field
     return fields
 
 
@@ -62,6 +62,24 @@ def _defaults_by_method(defaults: dict[str, object]) -> str:
         groups.setdefault(repr(default) if not isinstance(default, bool) else "a switch", []).append(method)
     return "; ".join(f"{', '.join(methods)}: {value}" if value != "a switch" else ", ".join(methods)
                      for value, methods in groups.items())
+
+
+def _help_by_method(fields: dict[str, object]) -> str:
+    """One flag's help: its description and each method's default, or, where methods mean different things by
+    the same name (--weight, --beta), each method's own description and default."""
+    by_description: dict[str, dict[str, object]] = {}
+    for method, field in fields.items():
+        by_description.setdefault(field.description or "", {})[method] = field.default
+    if len(by_description) == 1:
+        [(description, defaults)] = by_description.items()
+        return f"{description} [{_defaults_by_method(defaults)}]".strip()
+    parts = []
+    for description, defaults in by_description.items():
+        values = set(map(repr, defaults.values()))
+        shown = "" if all(isinstance(d, bool) for d in defaults.values()) else \
+            f" (default {values.pop()})" if len(values) == 1 else f" (defaults {_defaults_by_method(defaults)})"
+        parts.append(f"{', '.join(defaults)}: {description or 'no description'}{shown}")
+    return "; ".join(parts)
 
 
 def _add_hyperparameters(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
@@ -76,9 +94,12 @@ def _add_hyperparameters(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             flags, options = _flag_spec(name, field)
             parser.add_argument(*flags, **options)
     group = parser.add_argument_group("method hyperparameters (each applies only to the methods named)")
-    for name, (field, defaults) in _method_param_fields().items():
-        flags, options = _flag_spec(name, field)
-        options["help"] = f"{field.description or ''} [{_defaults_by_method(defaults)}]".strip()
+    for name, fields in _method_param_fields().items():
+        # A flag parses the widest of its methods' types: a float where one method's is a float, another's an int.
+        widest = next((f for f in fields.values() if float in (f.annotation, *typing.get_args(f.annotation))),
+                      next(iter(fields.values())))
+        flags, options = _flag_spec(name, widest)
+        options["help"] = _help_by_method(fields)
         group.add_argument(*flags, **options)
 
 

@@ -11,8 +11,9 @@ import importlib
 import pkgutil
 
 from kdcore import methods as _methods_package
+from kdcore.declarations import method_problem
 from kdcore.methods.base import Method
-from kdcore.plugins import add_plugins
+from kdcore.plugins import FailedPlugin, add_plugins, failed_plugins
 
 ENTRY_POINT_GROUP = "kdcore.methods"
 
@@ -32,8 +33,17 @@ def _discover() -> dict[str, Method]:
     for module in pkgutil.iter_modules(_methods_package.__path__):
         if module.name != "base":
             for method in _declared(importlib.import_module(f"{_methods_package.__name__}.{module.name}")):
+                if (problem := method_problem(method)) is not None:
+                    # A built-in's mistake is kdcore's own: fail loudly (the tests import the registry).
+                    raise TypeError(f"kdcore.methods.{module.name}: method {method.name!r}: {problem}")
                 found[method.name] = method
-    return add_plugins(found, ENTRY_POINT_GROUP, lambda obj: {method.name: method for method in _declared(obj)})
+    return add_plugins(found, ENTRY_POINT_GROUP, lambda obj: {method.name: method for method in _declared(obj)},
+                       lambda name, method: method_problem(method))
+
+
+def failed_method_plugins() -> list[FailedPlugin]:
+    """Method plugins this process left out (they failed to load, or their declaration was refused), and why."""
+    return failed_plugins(ENTRY_POINT_GROUP)
 
 
 def _ordered(found: dict[str, Method]) -> dict[str, Method]:

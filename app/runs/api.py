@@ -23,7 +23,7 @@ from app.web.api import JsonObject, SessionDep, documented_body, error_responses
 from kdcore.architectures import ALIASES
 from kdcore.architectures import catalog as architecture_catalog
 from kdcore.data.catalog import list_datasets
-from kdcore.registry import METHODS
+from kdcore.registry import METHODS, failed_method_plugins
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
@@ -126,7 +126,8 @@ def methods() -> dict:
     return {"items": [{"name": m.name, "title": m.title, "description": m.description, "needs_teacher": m.needs_teacher,
                        "teaches": m.teaches, "default_architecture": m.default_architecture,
                        "default_epochs": m.default_epochs, "loss_terms": list(m.loss_terms),
-                       "params": m.params.model_json_schema()} for m in METHODS.values()]}
+                       "params": m.params.model_json_schema()} for m in METHODS.values()],
+            "failed_plugins": [{"name": f.name, "value": f.value, "reason": f.reason} for f in failed_method_plugins()]}
 
 
 @catalog.get("/architectures", summary="Networks a run can train, with parameter counts and taps",

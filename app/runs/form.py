@@ -13,7 +13,7 @@ from kdcore.architectures import canonical, catalog
 from kdcore.config import METHOD_PARAMS, RunConfig
 from kdcore.data.catalog import DatasetInfo
 from kdcore.presets import PRESET_TITLES, PRESETS
-from kdcore.registry import KINDS, METHODS
+from kdcore.registry import KINDS, METHODS, failed_method_plugins
 from kdcore.studies.study import ADDED_DEFAULTS
 
 SCHEMA = RunConfig.model_json_schema()["properties"]
@@ -137,6 +137,7 @@ def launch_form(values: dict[str, str], errors: dict[str, str], datasets: list[D
         "teacher": teacher, "kind_fields": kind_fields, "params": params,
         "preset": preset_field, "recipe": [field(n) for n in RECIPE_FIELDS],
         "general": general, "switches": [field(n) for n in SWITCHES],
+        "failed_plugins": failed_method_plugins(),
     }
 
 

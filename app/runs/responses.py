@@ -128,8 +128,16 @@ class MethodOut(ApiModel):
     params: dict[str, Any] = Field(description="JSON schema of its hyperparameters (a run's params)")
 
 
+class FailedPluginOut(ApiModel):
+    name: str = Field(description="The entry point's name")
+    value: str = Field(description="What it points at, package.module:attribute")
+    reason: str = Field(description="Why it was left out: it failed to import, or its declaration was refused")
+
+
 class MethodListOut(ApiModel):
     items: list[MethodOut]
+    failed_plugins: list[FailedPluginOut] = Field(
+        default_factory=list, description="Method plugins installed here that were left out, and why")
 
 
 class ArchitectureOut(ApiModel):

@@ -18,6 +18,7 @@ from app.store.models import ACTIVE_STATUSES, MAX_ID, Run
 from kdcore.config import METHOD_PARAMS, RunConfig, best_teacher_weights_error
 from kdcore.data.catalog import DatasetInfo, list_datasets, validation_error
 from kdcore.registry import METHODS
+from kdcore.taps import tap_problems
 
 DEFAULT_DATASET = RunConfig.model_fields["dataset"].default
 TEACHER_STATUSES = ("completed", *ACTIVE_STATUSES)
@@ -137,6 +138,22 @@ def split_errors(info: DatasetInfo | None, config: RunConfig | None, loc: list) 
     return [field_error(loc, problem, "validation_too_large")] if problem else []
 
 
+def tap_errors(config: RunConfig | None, teacher_network: str | None, info: DatasetInfo | None,
+               student_loc: list, teacher_loc: list, teacher_label: str = "") -> list[dict]:
+    """The taps the method reads that the run's network (reported at ``student_loc``) or its teacher's
+    (``teacher_network``, at ``teacher_loc``, ``teacher_label`` added to the message) lacks, each naming the
+    network and the tap: the trainer would refuse them only once the run starts."""
+    if config is None or info is None:
+        return []
+    problems = tap_problems(config.method, config.params, config.architecture, teacher_network, info.num_classes)
+    return [field_error(student_loc, p.message, "missing_tap") if p.side == "student" else
+            field_error(teacher_loc, p.message + teacher_label, "missing_tap") for p in problems]
+
+
+def teacher_network(teacher: Run | None) -> str | None:
+    return (teacher.architecture or (teacher.config or {}).get("architecture")) if teacher is not None else None
+
+
 def where_given(loc: list, given: dict) -> list:
     """A hyperparameter's error where the client put it: ``params.temperature``, or plain ``temperature``."""
     if loc[:1] == ["params"] and len(loc) > 1 and not isinstance(given.get("params"), dict) and loc[1] in given:
@@ -184,6 +201,8 @@ def validate_run(session: Session, payload: Any, settings: Settings, *, strict: 
         errors += best_weights_errors(teacher.config if teacher else None, [(["teacher_weights"], config)])
         if not any(error["loc"][:1] == ["subset"] for error in errors):
             errors += split_errors(info, config, ["validation"])
+        errors += tap_errors(config, teacher_network(teacher), info, ["architecture"], ["teacher_run_id"],
+                             f" (teacher run {teacher.id})" if teacher else "")
     if errors:
         raise InputError(errors)
     return ValidRun(config, teacher.id if teacher else None, info.num_classes)

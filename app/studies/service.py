@@ -24,6 +24,8 @@ from app.runs.validation import (
     dataset_info,
     split_errors,
     subset_errors,
+    tap_errors,
+    teacher_network,
     teacher_run,
 )
 from app.store.errors import Conflict, InputError, NotFound, field_error, unknown_fields
@@ -46,6 +48,18 @@ from kdcore.studies.study import (
 # What a study request may name besides its tags, note and teacher_run_id (parse_spec's rule): checked here
 # first, so that a body of thousands of unknown keys costs no more than one of a few (unknown_fields).
 STUDY_KEYS = frozenset((*StudySpec.model_fields, *RECIPE_FIELDS, "preset"))
+
+
+def study_tap_errors(plan, spec, teacher: Run | None, info) -> list[dict]:
+    """Each network of the study that lacks a tap one of its methods reads, said once."""
+    network = teacher_network(teacher) if teacher is not None else \
+        plan.teachers[0].config.architecture if plan.teachers else None
+    student_loc = ["architectures"] if spec.architectures else ["methods"]
+    teacher_loc = ["teacher_run_id"] if teacher is not None else ["teacher_architecture"]
+    label = f" (teacher run {teacher.id})" if teacher is not None else ""
+    found = [e for member in plan.students
+             for e in tap_errors(member.config, network, info, student_loc, teacher_loc, label)]
+    return [e for index, e in enumerate(found) if e not in found[:index]]
 
 
 def create_study(session: Session, payload: Any, *, strict: bool = False,
@@ -80,6 +94,7 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
                                       [(["teacher_weights"], member.config) for member in plan.students])
         if not any(error["loc"][:1] == ["subset"] for error in errors):
             errors += split_errors(info, plan.members[0].config, ["validation"])
+        errors += study_tap_errors(plan, spec, teacher, info)
     if teacher is not None and spec is not None and not any(METHODS[e.method].needs_teacher
                                                             for e in spec.entries() if e.method in METHODS):
         errors.append(field_error(["teacher_run_id"], "no method of this study distils from a teacher"))

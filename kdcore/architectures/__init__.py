@@ -16,7 +16,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import importlib.util
 import json
+import logging
 import os
 import pkgutil
 import subprocess
@@ -34,6 +36,7 @@ _HELPERS = ("shapes", "staged", "__main__")
 # and read as a random seed; the tutorial's CNNs are named after it now.
 ALIASES = {"seed_teacher": "tutorial_teacher", "seed_student": "tutorial_student"}
 _catalogs: dict[tuple[str, int], dict[str, dict]] = {}
+log = logging.getLogger(__name__)
 # One description per class count at a time; a request for another count never waits on it.
 _describing = SingleFlight()
 
@@ -53,14 +56,18 @@ def first_name(name: str) -> str:
     return next((old for old, new in ALIASES.items() if new == name), name)
 
 
-def registry() -> dict[str, tuple[Any, str]]:
-    """``{name: (factory, description)}``. Imports torch: for training processes only."""
+def _built_in() -> dict[str, tuple[Any, str]]:
     found: dict[str, tuple[Any, str]] = {}
     # The tutorial's CNNs first: the forms list architectures in this order.
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "tutorial_cnn", m.name)):
         if module.name not in _HELPERS:
             found.update(_declared(importlib.import_module(f"{__name__}.{module.name}")))
-    return add_plugins(found, ENTRY_POINT_GROUP, _declared)
+    return found
+
+
+def registry() -> dict[str, tuple[Any, str]]:
+    """``{name: (factory, description)}``. Imports torch: for training processes only."""
+    return add_plugins(_built_in(), ENTRY_POINT_GROUP, _declared)
 
 
 def build(name: str, num_classes: int):
@@ -78,15 +85,25 @@ def describe_all(num_classes: int) -> dict[str, dict]:
     """``{name: {"description", "parameters", "taps": {tap: shape}}}``, computed without training."""
     from kdcore.architectures.shapes import describe
 
-    return {name: {"description": description, **describe(factory, num_classes)}
-            for name, (factory, description) in registry().items()}
+    built_in, described = set(_built_in()), {}
+    for name, (factory, description) in registry().items():
+        try:
+            described[name] = {"description": description, **describe(factory, num_classes)}
+        except Exception as exc:
+            if name in built_in:
+                raise
+            # A plugin's network that cannot be built or run is left out (its runs are refused as an unknown
+            # architecture), not the whole catalog with it.
+            log.warning("%s plugin network %r left out: it fails at %d classes: %s: %s", ENTRY_POINT_GROUP, name,
+                        num_classes, type(exc).__name__, exc)
+    return described
 
 
 @functools.cache
 def _fingerprint() -> str:
-    """Changes whenever an architecture file or the set of plugins does, so the disk copy stays true.
-    Once per process: every RunConfig validation asks the catalog, and files and plugins do not change
-    under a running process."""
+    """Changes whenever an architecture file, the set of plugins or a plugin's source does, so the disk copy
+    stays true. Once per process: every RunConfig validation asks the catalog, and a process keeps the plugin
+    code it imported anyway (a server is restarted after a plugin is edited; each run is a process of its own)."""
     digest = hashlib.sha256(sys.version.encode())
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         path = Path(module.module_finder.path) / f"{module.name}.py"
@@ -94,8 +111,29 @@ def _fingerprint() -> str:
         digest.update(f"{module.name}:{stat.st_mtime_ns if stat else 0}:{stat.st_size if stat else 0}".encode())
     for plugin in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         version = plugin.dist.version if plugin.dist else ""
-        digest.update(f"{plugin.name}={plugin.value}@{version}".encode())
+        digest.update(f"{plugin.name}={plugin.value}@{version}:{_source_digest(plugin.module)}".encode())
     return digest.hexdigest()[:20]
+
+
+def _source_digest(module: str) -> str:
+    """The contents of the package a plugin's module belongs to (every .py file of its top-level package):
+    an editable install changes its networks without changing its version, and their old shapes would crash
+    its runs. Found without importing it, so the torch-free web process can ask."""
+    digest = hashlib.sha256()
+    try:
+        spec = importlib.util.find_spec(module.partition(".")[0])
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return "missing"  # it fails to load, and is left out of the catalog until it is there
+    folders = spec.submodule_search_locations or []
+    files = sorted(p for folder in folders for p in Path(folder).rglob("*.py")) if folders else [Path(spec.origin or "")]
+    for path in files:
+        try:
+            digest.update(f"{path}:".encode() + path.read_bytes())
+        except OSError:
+            digest.update(f"{path}:unreadable".encode())
+    return digest.hexdigest()
 
 
 def catalog(num_classes: int) -> dict[str, dict]:
@@ -130,6 +168,8 @@ def _load_or_describe(fingerprint: str, num_classes: int) -> dict[str, dict]:
                                 timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
         if result.returncode != 0:
             raise RuntimeError(f"describing the architectures failed: {result.stderr.strip()[-2000:]}")
+        if result.stderr.strip():  # its warnings: plugins left out, and why
+            log.warning("describing the architectures at %d classes: %s", num_classes, result.stderr.strip()[-2000:])
         described = json.loads(result.stdout)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)

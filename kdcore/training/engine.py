@@ -25,10 +25,12 @@ from kdcore.data.catalog import cache_dir, file_sha256
 from kdcore.data.loader import load_dataset
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.taps import choose_taps
 from kdcore.training.augment import random_crop_flip
 from kdcore.training.checkpoint import load_checkpoint, load_teacher, save_checkpoint
 from kdcore.training.device_data import Split
 from kdcore.training.fallback import Fallbacks
+from kdcore.training.graph_safety import graph_refusal
 from kdcore.training.method_calls import build_modules, method_loss
 from kdcore.training.networks import build_model, channels_last
 from kdcore.training.precision import autocast, usable_precision, widened, widened_outputs
@@ -116,8 +118,8 @@ def train(
     described = catalog(dataset.num_classes)
     student_shapes = _tap_shapes(described, config.architecture)
     teacher_shapes = _tap_shapes(described, teacher.architecture) if teacher is not None else None
-    wanted = method.taps(student_shapes, teacher_shapes, config.params)
-    _check_taps(config, wanted, student_shapes, teacher_shapes)
+    wanted = choose_taps(method, config.params, config.architecture, student_shapes,
+                         teacher.architecture if teacher is not None else None, teacher_shapes)
     model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
     modules = build_modules(method, student_shapes, teacher_shapes, config.params, dataset.train_y)
     modules = modules.to(device) if modules is not None else None
@@ -154,8 +156,11 @@ def train(
 
     # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
     buffers = [*model.buffers(), *(modules.buffers() if modules is not None else ())]
+    use_graph = graphs_apply(config, device)
     runner = StepRunner(trained, optimizer, loss_fn, train_split, config.batch_size, len(method.loss_terms),
-                        graphs_apply(config, device), fallbacks, counters=(progress.step, *buffers))
+                        use_graph, fallbacks, counters=(progress.step, *buffers),
+                        refused=graph_refusal(use_graph, config, teacher.architecture if teacher is not None else None,
+                                              dataset.num_classes))
     started = time.perf_counter()
     for epoch in range(len(history) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -236,13 +241,6 @@ def _tap_shapes(described: dict, architecture: str) -> dict[str, tuple[int, ...]
     if architecture not in described:
         raise ConfigError(f"unknown architecture {architecture!r}; choose one of: {', '.join(described)}")
     return {name: tuple(shape) for name, shape in described[architecture]["taps"].items()}
-
-
-def _check_taps(config: RunConfig, wanted, student_shapes: dict, teacher_shapes: dict | None) -> None:
-    missing = [t for t in wanted.student if t not in student_shapes]
-    missing += [t for t in wanted.teacher if t != LOGITS and t not in (teacher_shapes or {})]
-    if missing:
-        raise ConfigError(f"method {config.kind!r} needs taps {', '.join(missing)} that the architectures lack")
 
 
 def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, train_split: Split, fingerprint: str,

@@ -6,10 +6,15 @@ device tensors have shapes but no values, so such a step fails there at once, on
 forward, loss and backward of the method on meta tensors proves the step needs no host read.
 
     python -m kdcore.training.graph_safety METHOD [STUDENT_ARCH [TEACHER_ARCH]]
+
+Before a run's steps are captured as a CUDA graph, the trainer asks ``graph_refusal``: the probe runs once
+per method, hyperparameters and network pair in a process, and a step that fails it runs eagerly, the
+probe's message in the run's notes, rather than failing inside a capture (or being captured wrongly).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 import torch
@@ -17,14 +22,24 @@ import torch
 from kdcore.architectures import canonical, catalog, registry
 from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
+from kdcore.training.fallback import reason
 from kdcore.training.method_calls import build_modules, method_loss
+
+# The probe's verdict (None: passed; else its error) per (method, hyperparameters, student, teacher, classes).
+_verdicts: dict[tuple, BaseException | None] = {}
+
+
+class GraphSafetyError(RuntimeError):
+    """The graph-safety probe failed: the step reads a value back to the host, or cannot run on meta tensors."""
 
 
 def meta_step(kind: str, student: str | None = None, teacher: str | None = None, num_classes: int = 10,
-              batch: int = 8) -> dict[str, tuple[int, ...]]:
-    """One training step of ``kind`` on the meta device; returns the shapes of its loss terms.
-    Raises (RuntimeError or NotImplementedError) where the step reads a value back to the host."""
-    config = RunConfig(kind=kind, **({"architecture": student} if student else {}))
+              batch: int = 8, params: dict | None = None) -> dict[str, tuple[int, ...]]:
+    """One training step of ``kind`` (with its hyperparameters ``params``, else its defaults) on the meta
+    device; returns the shapes of its loss terms. Raises (RuntimeError or NotImplementedError) where the
+    step reads a value back to the host."""
+    config = RunConfig(kind=kind, **({"architecture": student} if student else {}),
+                       **({"params": params} if params else {}))
     method = config.method
     teacher = canonical(teacher or "tutorial_teacher")
     shapes = {name: {tap: tuple(s) for tap, s in info["taps"].items()} for name, info in catalog(num_classes).items()}
@@ -52,6 +67,30 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
                                    config.params, progress, modules, torch.arange(batch))
         total.backward()
     return {name: tuple(term.shape) for name, term in terms.items()}
+
+
+def probe(kind: str, params: dict, student: str, teacher: str | None, num_classes: int) -> BaseException | None:
+    """``meta_step``'s verdict, once per process for each method, hyperparameters and network pair: None when
+    the step passed, else the error it raised."""
+    key = (kind, json.dumps(params, sort_keys=True, default=str), student, teacher, num_classes)
+    if key not in _verdicts:
+        try:
+            meta_step(kind, student, teacher, num_classes, params=params)
+            _verdicts[key] = None
+        except Exception as error:
+            _verdicts[key] = error
+    return _verdicts[key]
+
+
+def graph_refusal(wanted: bool, config: RunConfig, teacher: str | None, num_classes: int) -> BaseException | None:
+    """Why the run's steps must not be captured as a CUDA graph although they would be (``wanted``:
+    steps.graphs_apply): the probe's failure for its method and networks (``teacher``: the teacher's network),
+    or None. StepRunner then runs them eagerly and notes it, once a step has shown that the step itself works
+    (a method's own bug is its own error, not a fallback)."""
+    if not wanted:
+        return None
+    failure = probe(config.kind, config.params.model_dump(mode="json"), config.architecture, teacher, num_classes)
+    return None if failure is None else GraphSafetyError(f"the graph-safety probe failed ({reason(failure)})")
 
 
 def main(argv: list[str]) -> int:

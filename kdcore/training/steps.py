@@ -30,11 +30,12 @@ class StepRunner:
         self, parameters: list[torch.Tensor], optimizer: torch.optim.Optimizer,
         loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]],
         split, batch_size: int, num_terms: int, use_graph: bool, fallbacks: Fallbacks,
-        counters: tuple[torch.Tensor, ...] = (),
+        counters: tuple[torch.Tensor, ...] = (), refused: BaseException | None = None,
     ):
         """``loss_fn(batch, labels, index)`` returns ``(total, terms)``. ``counters`` are device tensors
         the step itself advances (the step count): a capture restores them like the weights. A capture
-        that raises leaves everything as it was and the steps run eagerly (``fallbacks``)."""
+        that raises leaves everything as it was and the steps run eagerly (``fallbacks``); so does
+        ``refused``, why the step must not be captured (the graph-safety probe's failure), without trying."""
         self.parameters, self.optimizer, self.loss_fn = parameters, optimizer, loss_fn
         self.split, self.counters, self.fallbacks = split, counters, fallbacks
         # Row 0: weighted total; then one row per term. Sums of batch means, as the tutorial logs.
@@ -42,8 +43,8 @@ class StepRunner:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_index: torch.Tensor | None = None
         # A capture's error, until an eager step shows that the graph, not the step, was what failed.
-        self.failed_capture: BaseException | None = None
-        if use_graph and not fallbacks.is_off(CUDA_GRAPHS):
+        self.failed_capture: BaseException | None = refused if use_graph else None
+        if use_graph and refused is None and not fallbacks.is_off(CUDA_GRAPHS):
             with _capture_lock:
                 self._try_capture(batch_size)
 

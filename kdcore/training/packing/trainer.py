@@ -53,13 +53,13 @@ from kdcore.config import RunConfig
 from kdcore.data.loader import ArrayDataset, load_dataset
 from kdcore.errors import ConfigError, NonFiniteLoss, RunCancelled
 from kdcore.methods.base import Progress, TapChoice
+from kdcore.taps import choose_taps
 from kdcore.training.checkpoint import load_teacher
 from kdcore.training.device_data import Split
 from kdcore.training.engine import (
     EpochMetrics,
     RunResult,
     StepProgress,
-    _check_taps,
     _state,
     _tap_shapes,
     _teacher_outputs,
@@ -72,12 +72,14 @@ from kdcore.training.engine import (
     write_run_files,
 )
 from kdcore.training.fallback import VMAPPED, Fallbacks
+from kdcore.training.graph_safety import graph_refusal
 from kdcore.training.method_calls import build_modules
 from kdcore.training.networks import build_model
 from kdcore.training.packing.key import differing_fields, pack_key
 from kdcore.training.packing.looped import LoopedStep
 from kdcore.training.packing.vmapped import PackedStep
 from kdcore.training.run_files import CHECKPOINT
+from kdcore.training.steps import graphs_apply
 
 __all__ = ["pack_key", "train_packed"]
 
@@ -113,6 +115,8 @@ class _Run:
     rng: torch.Tensor  # torch's generator state once the run's network and modules were built
     notes: list[str]
     history: list[EpochMetrics] = field(default_factory=list)
+    # Why its step must not be captured as a CUDA graph (kdcore.training.graph_safety), or None: its pack's is not.
+    graph_refusal: BaseException | None = None
 
     def module_parameters(self) -> list[torch.Tensor]:
         return list(self.modules.parameters()) if self.modules is not None else []
@@ -353,7 +357,7 @@ class _PackTrainer:
 
 def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, shared: _Shared):
     """The run's teacher, taps, model and method modules, built in ``engine.train``'s order so that the
-    seed gives the same initial weights."""
+    seed gives the same initial weights, and whether its step fails the graph-safety probe."""
     method = config.method
     if method.needs_teacher and teacher_checkpoint is None:
         raise ConfigError(f"a {config.kind!r} run distils from a teacher: give a teacher checkpoint")
@@ -373,8 +377,8 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
         notes.append("teacher outputs are computed online: augmentation changes every image")
     student_shapes = _tap_shapes(shared.described, config.architecture)
     teacher_shapes = _tap_shapes(shared.described, teacher.architecture) if teacher is not None else None
-    wanted = method.taps(student_shapes, teacher_shapes, config.params)
-    _check_taps(config, wanted, student_shapes, teacher_shapes)
+    wanted = choose_taps(method, config.params, config.architecture, student_shapes,
+                         teacher.architecture if teacher is not None else None, teacher_shapes)
     # The model, then at once its method's modules: both draw from the generator the seed has just set.
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
     modules = build_modules(method, student_shapes, teacher_shapes, config.params, shared.dataset.train_y)
@@ -384,6 +388,8 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
                                   shared.dataset.fingerprint, shared.data_root)
     run = _Run(index, config, Path(out_dir), wanted, modules, teacher_of, torch.Generator().manual_seed(config.seed),
                rng, notes)
+    run.graph_refusal = graph_refusal(graphs_apply(config, shared.device), config,
+                                      teacher.architecture if teacher is not None else None, num_classes)
     return run, model
 
 

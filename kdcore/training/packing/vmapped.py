@@ -56,7 +56,8 @@ class PackSteps:
         self.runner = StepRunner(trained, self.optimizer, self._loss, self.split,
                                  len(self.runs) * self.config.batch_size, sum(self.widths),
                                  graphs_apply(self.config, self.device), self.fallbacks,
-                                 counters=(self.progress.step, *buffers))
+                                 counters=(self.progress.step, *buffers),
+                                 refused=next((r.graph_refusal for r in self.runs if r.graph_refusal), None))
 
     def _begin_epoch(self, epoch: int) -> None:
         self.progress.epoch.fill_(epoch)
