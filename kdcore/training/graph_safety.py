@@ -20,16 +20,19 @@ from kdcore.methods.base import LOGITS, Outputs, Progress
 
 
 def meta_step(kind: str, student: str | None = None, teacher: str | None = None, num_classes: int = 10,
-              batch: int = 8) -> dict[str, tuple[int, ...]]:
+              batch: int = 8, pre_stage: bool = False) -> dict[str, tuple[int, ...]]:
     """One training step of ``kind`` on the meta device; returns the shapes of its loss terms.
-    Raises (RuntimeError or NotImplementedError) where the step reads a value back to the host."""
+    Raises (RuntimeError or NotImplementedError) where the step reads a value back to the host.
+    ``pre_stage``: a step of the method's pre-stage (kdcore.methods.base.Stage) instead of its main stage."""
     config = RunConfig(kind=kind, **({"architecture": student} if student else {}))
     method = config.method
     teacher = canonical(teacher or "tutorial_teacher")
     shapes = {name: {tap: tuple(s) for tap, s in info["taps"].items()} for name, info in catalog(num_classes).items()}
     student_shapes = shapes[config.architecture]
     teacher_shapes = shapes[teacher] if method.needs_teacher else None
-    wanted = method.taps(student_shapes, teacher_shapes, config.params)
+    stage = method.pre_stage if pre_stage else None
+    wanted = (stage.taps or method.taps if stage else method.taps)(student_shapes, teacher_shapes, config.params)
+    loss = stage.loss if stage else method.loss
     factories = registry()
     with torch.device("meta"):
         model = factories[config.architecture][0](num_classes)
@@ -44,7 +47,7 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
             teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
                                   {t: t_taps[t] for t in wanted.teacher if t != LOGITS})
         logits, taps = model(images)
-        total, terms = method.loss(Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
+        total, terms = loss(Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
                                    config.params, progress, modules)
         total.backward()
     return {name: tuple(term.shape) for name, term in terms.items()}
@@ -56,6 +59,9 @@ def main(argv: list[str]) -> int:
         return 2
     terms = meta_step(*argv[:3])
     print(f"{argv[0]}: one step on meta tensors, no host read; loss terms {', '.join(terms)}")
+    if RunConfig(kind=argv[0]).method.pre_stage is not None:
+        terms = meta_step(*argv[:3], pre_stage=True)
+        print(f"{argv[0]}: one step of its pre-stage on meta tensors, no host read; loss terms {', '.join(terms)}")
     return 0
 
 
