@@ -65,8 +65,10 @@ def init_taps(student, teacher, params) -> TapChoice:
 def _encoder(nn, channels: list[int], batch_norm: bool):
     layers = []
     for c_in, c_out in zip(channels, channels[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), *([nn.BatchNorm2d(c_out)] if batch_norm else []),
-                   nn.LeakyReLU(0.1)]
+        # No bias before a batch norm, which subtracts it again (RepDistiller keeps one): its gradient is pure
+        # rounding noise, which Adam would turn into steps of the full learning rate.
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm),
+                   *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.LeakyReLU(0.1)]
     return nn.Sequential(*layers)
 
 
