@@ -90,7 +90,7 @@ def stage_chart(stage: str, terms: tuple[str, ...] | list[str], epochs: list[dic
     the main stage's curves, whose epochs start again at 1 after it."""
     series = [{"name": f"{stage} {term}", "key": f"train_terms.{term}", "color": nth_color(i + 4)}
               for i, term in enumerate(terms)]
-    return line_chart(f"Stage “{stage}”, before epoch 1: losses", "Loss", series, epochs)
+    return line_chart(f"Stage “{stage}”, before epoch 1: {', '.join(terms)} loss", "Loss", series, epochs)
 
 
 def accuracy_chart(epochs: list[dict], validation: bool = False, color: str = PALETTE[2]) -> dict:
