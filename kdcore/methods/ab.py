@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Sequence
 
 from pydantic import Field
 
-from kdcore.methods.base import Hyperparameters, Method, Stage
+from kdcore.methods.base import Method, Stage
 from kdcore.methods.fsp import paired_stages
+from kdcore.methods.init_stage import InitStageParams, pooled_to_smaller
+from kdcore.methods.supervised import loss as cross_entropy
 
 if TYPE_CHECKING:  # annotations only: the torch-free web process reads this file
     import torch
@@ -46,13 +48,8 @@ def ab_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.T
     return total
 
 
-class ABParams(Hyperparameters):
+class ABParams(InitStageParams):
     margin: float = Field(1.0, gt=0, le=100, description="Margin m of the activation boundary")
-    init_epochs: int = Field(2, ge=0, le=1000, description="Epochs of the init stage, which trains the student's "
-                             "features and the connectors on the AB loss before the cross-entropy stage "
-                             "(RepDistiller: 30 of 240; here 2, about that share of the default 10)")
-    init_lr: float = Field(0.05, gt=0, le=10, description="SGD learning rate of the init stage (momentum 0.9, "
-                           "weight decay 5e-4), constant")
 
 
 def modules(student, teacher, params):
@@ -66,31 +63,21 @@ def modules(student, teacher, params):
 
 
 def init_loss(student, teacher, labels, params: ABParams, progress, modules):
-    import torch.nn.functional as F
-
     connectors = modules["connectors"]
     sources, targets = [], []
     for (name, s), t in zip(student.taps.items(), teacher.taps.values()):
-        s = connectors[name](s) if name in connectors else s
-        size = (min(s.shape[2], t.shape[2]), min(s.shape[3], t.shape[3]))
-        sources.append(F.adaptive_avg_pool2d(s, size) if tuple(s.shape[2:]) != size else s)
-        targets.append(F.adaptive_avg_pool2d(t, size) if tuple(t.shape[2:]) != size else t)
+        s, t = pooled_to_smaller(connectors[name](s) if name in connectors else s, t)
+        sources.append(s)
+        targets.append(t)
     term = ab_loss(sources, targets, params.margin)
     return term, {"ab": term}
-
-
-def loss(student, teacher, labels, params: ABParams, progress, modules):
-    import torch.nn.functional as F
-
-    ce = F.cross_entropy(student.logits, labels)
-    return ce, {"ce": ce}
 
 
 METHOD = Method(
     name="ab", title="Activation boundaries (AB)",
     description="An init stage puts the student's neurons on the teacher's side of each activation boundary, "
     "then CE (Heo et al. 2019).",
-    loss=loss, params=ABParams, loss_terms=("ce",), needs_teacher=True, default_epochs=10, modules=modules,
+    loss=cross_entropy, params=ABParams, loss_terms=("ce",), needs_teacher=True, default_epochs=10, modules=modules,
     pre_stage=Stage(name="init", loss=init_loss, loss_terms=("ab",), taps=paired_stages, modules=("connectors",),
                     trains_student=True),
 )

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from pydantic import Field
-
-from kdcore.methods.base import Hyperparameters, Method, Stage, TapChoice
+from kdcore.methods.base import Method, Stage, TapChoice
+from kdcore.methods.init_stage import InitStageParams, pooled_to_smaller
+from kdcore.methods.supervised import loss as cross_entropy
 
 if TYPE_CHECKING:  # annotations only: the torch-free web process reads this file
     import torch
@@ -25,14 +25,9 @@ def fsp_matrix(bottom: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
     """(B, C_top, C_bottom): the spatial mean of the products of every top channel with every bottom channel,
     after average-pooling the larger of the two maps to the smaller's size."""
     import torch
-    import torch.nn.functional as F
 
-    size = (min(bottom.shape[2], top.shape[2]), min(bottom.shape[3], top.shape[3]))
-    if tuple(bottom.shape[2:]) != size:
-        bottom = F.adaptive_avg_pool2d(bottom, size)
-    if tuple(top.shape[2:]) != size:
-        top = F.adaptive_avg_pool2d(top, size)
-    return torch.einsum("bthw,bchw->btc", top, bottom) / (size[0] * size[1])
+    bottom, top = pooled_to_smaller(bottom, top)
+    return torch.einsum("bthw,bchw->btc", top, bottom) / (top.shape[2] * top.shape[3])
 
 
 def fsp_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -48,12 +43,8 @@ def fsp_loss(student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.
     return total
 
 
-class FSPParams(Hyperparameters):
-    init_epochs: int = Field(2, ge=0, le=1000, description="Epochs of the init stage, which trains the student's "
-                             "features on the FSP loss before the cross-entropy stage (RepDistiller: 30 of 240; "
-                             "here 2, about that share of the default 10)")
-    init_lr: float = Field(0.05, gt=0, le=10, description="SGD learning rate of the init stage (momentum 0.9, "
-                           "weight decay 5e-4), constant")
+class FSPParams(InitStageParams):
+    pass
 
 
 def paired_stages(student, teacher, params=None) -> TapChoice:
@@ -80,18 +71,11 @@ def init_loss(student, teacher, labels, params: FSPParams, progress, modules):
     return term, {"fsp": term}
 
 
-def loss(student, teacher, labels, params: FSPParams, progress, modules):
-    import torch.nn.functional as F
-
-    ce = F.cross_entropy(student.logits, labels)
-    return ce, {"ce": ce}
-
-
 METHOD = Method(
     name="fsp", title="Flow of solution procedure (FSP)",
     description="An init stage matches the teacher's FSP matrices between consecutive stages, then CE "
     "(Yim et al. 2017).",
-    loss=loss, params=FSPParams, loss_terms=("ce",), needs_teacher=True, default_epochs=10, modules=modules,
+    loss=cross_entropy, params=FSPParams, loss_terms=("ce",), needs_teacher=True, default_epochs=10, modules=modules,
     pre_stage=Stage(name="init", loss=init_loss, loss_terms=("fsp",), taps=paired_stages, modules=("adapters",),
                     trains_student=True),
 )

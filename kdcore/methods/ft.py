@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from kdcore.methods.base import Hyperparameters, Method, Stage, TapChoice
+from kdcore.methods.base import Method, Stage, TapChoice
 from kdcore.methods.cosine import _last_stage
+from kdcore.methods.init_stage import InitStageParams, pooled_to_smaller
 
 if TYPE_CHECKING:  # annotations only: the torch-free web process reads this file
     import torch
@@ -32,24 +33,15 @@ def factor_loss(student_factor: torch.Tensor, teacher_factor: torch.Tensor, p1: 
                 p2: float = 1.0) -> torch.Tensor:
     """mean(|F(s) − F(t)|^p2) of the factors F (``factor`` with exponent p1), after average-pooling the
     larger map to the smaller's size; p2 = 1 is the L1 distance (RepDistiller's default)."""
-    import torch.nn.functional as F
-
-    size = (min(student_factor.shape[2], teacher_factor.shape[2]), min(student_factor.shape[3], teacher_factor.shape[3]))
-    if tuple(student_factor.shape[2:]) != size:
-        student_factor = F.adaptive_avg_pool2d(student_factor, size)
-    if tuple(teacher_factor.shape[2:]) != size:
-        teacher_factor = F.adaptive_avg_pool2d(teacher_factor, size)
+    student_factor, teacher_factor = pooled_to_smaller(student_factor, teacher_factor)
     difference = factor(student_factor, p1) - factor(teacher_factor, p1)
     return difference.abs().mean() if p2 == 1 else difference.pow(p2).mean()
 
 
-class FTParams(Hyperparameters):
+class FTParams(InitStageParams):
     ce_weight: float = Field(1.0, ge=0, le=1000, description="Weight of the cross-entropy term")
     weight: float = Field(200.0, ge=0, le=1e6, description="Weight of the factor-transfer term (RepDistiller: 200)")
     rate: float = Field(0.5, gt=0, le=4, description="Paraphrase rate k: the factor has k × the teacher's channels")
-    init_epochs: int = Field(2, ge=0, le=1000, description="Epochs of the init stage, which trains the paraphraser "
-                             "to reconstruct the teacher's map (RepDistiller: 30 of 240; here 2, about that share "
-                             "of the default 10)")
     init_lr: float = Field(0.01, gt=0, le=10, description="SGD learning rate of the init stage (momentum 0.9, "
                            "weight decay 5e-4), constant (RepDistiller: 0.01 for ResNets and WRNs)")
 
