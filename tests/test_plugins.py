@@ -63,9 +63,9 @@ def test_the_plugin_method_and_architecture_reach_the_cli_and_train(plugin_path,
 
 def test_a_plugin_method_with_a_pre_stage_trains_it_first_from_the_cli(plugin_path, tmp_path, teacher_checkpoint):
     env = _env(plugin_path, tmp_path)
-    result = _kd(["train", "warm_projector", "--dataset", "synthetic", "--subset", "100", "--epochs", "1", "--device",
-                  "cpu", "--projector-epochs", "2", "--teacher", str(teacher_checkpoint), "--out", str(tmp_path / "run")],
-                 env)
+    result = _kd(["train", "warm_projector", "--dataset", "synthetic", "--subset", "100", "--epochs", "1",
+                  "--device", "cpu", "--projector-epochs", "2", "--teacher", str(teacher_checkpoint),
+                  "--out", str(tmp_path / "run")], env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [m["epoch"] for m in json.loads((tmp_path / "run" / "metrics.json").read_text())] == [1]
     probe = ("import json, sys; from kdcore.training.checkpoint import load_checkpoint; "

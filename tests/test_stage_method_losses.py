@@ -48,7 +48,8 @@ def test_fsp_matrix_is_the_spatial_mean_of_channel_products():
     for b in range(2):
         for i in range(4):
             for j in range(3):
-                expected = sum(top[b, i, h, w].item() * bottom[b, j, h, w].item() for h in range(2) for w in range(2)) / 4
+                products = [top[b, i, h, w].item() * bottom[b, j, h, w].item() for h in range(2) for w in range(2)]
+                expected = sum(products) / 4
                 assert math.isclose(matrix[b, i, j].item(), expected, rel_tol=1e-12, abs_tol=1e-15)
 
 
