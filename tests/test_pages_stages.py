@@ -81,3 +81,16 @@ def test_a_run_without_a_stage_shows_none(client, db):
     assert doc.find(id="stage-curves") is None
     rows = list(csv.DictReader(io.StringIO(client.get(f"/api/runs/{run.id}/epochs.csv").text)))
     assert {r["stage"] for r in rows} == {"main"}
+
+
+def test_the_api_takes_a_staged_methods_init_epochs_and_refuses_bad_ones_storing_nothing(client, db):
+    teacher = add_run(db, TEACHER_KIND)
+    body = {"kind": "ft", "teacher_run_id": teacher.id, "dataset": "synthetic", "epochs": 1}
+    created = client.post("/api/runs", json={**body, "params": {"init_epochs": 3}})
+    assert created.status_code == 201, created.text
+    assert created.json()["config"]["params"]["init_epochs"] == 3
+    assert created.json()["config"]["params"]["init_lr"] == 0.01  # FT's own default, RepDistiller's for ResNets
+    before = len(db.exec(select(Run)).all())
+    refused = client.post("/api/runs", json={**body, "params": {"init_epochs": -1}})
+    assert refused.status_code == 422 and "init_epochs" in refused.text
+    assert len(db.exec(select(Run)).all()) == before
