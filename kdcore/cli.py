@@ -112,14 +112,19 @@ class _Progress:
     """A tqdm bar over all steps of a run, showing the last epoch's figures."""
 
     def __init__(self, label: str, position: int = 0):
-        self.label, self.position, self.bar = label, position, None
+        self.label, self.position, self.bar, self.stage = label, position, None, None
 
     def on_step(self, progress) -> None:
+        stage = getattr(progress, "stage", None)
+        if self.bar is not None and stage != self.stage:
+            self.close()  # a method's pre-stage ended: the main stage's epochs get a bar of their own
         if self.bar is None:
             from tqdm import tqdm
 
+            self.stage = stage
             done = (progress.epoch - 1) * progress.steps
-            self.bar = tqdm(total=progress.epochs * progress.steps, initial=done, desc=self.label,
+            self.bar = tqdm(total=progress.epochs * progress.steps, initial=done,
+                            desc=f"{self.label} ({stage})" if stage else self.label,
                             unit="step", file=sys.stderr, dynamic_ncols=True, position=self.position)
         self.bar.update(1)
 

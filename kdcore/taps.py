@@ -32,11 +32,12 @@ def _listed(shapes: TapShapes | None) -> str:
 
 
 def choose_taps(method: Method, params: Hyperparameters, student: str, student_shapes: TapShapes,
-                teacher: str | None, teacher_shapes: TapShapes | None) -> TapChoice:
-    """The taps ``method`` reads from the ``student`` and ``teacher`` networks (their names, for the message),
-    or a TapError naming each network and tap it lacks."""
+                teacher: str | None, teacher_shapes: TapShapes | None, pre_stage: bool = False) -> TapChoice:
+    """The taps ``method`` (or with ``pre_stage`` its pre-stage) reads from the ``student`` and ``teacher``
+    networks (their names, for the message), or a TapError naming each network and tap it lacks."""
+    choose = (method.pre_stage.taps or method.taps) if pre_stage else method.taps
     try:
-        wanted = method.taps(student_shapes, teacher_shapes, params)
+        wanted = choose(student_shapes, teacher_shapes, params)
     except Exception as exc:  # a method's choice that assumes taps these networks lack (e.g. no "stage" maps)
         pair = f"network {student!r} (taps: {_listed(student_shapes)})" + (
             f" and teacher network {teacher!r} (taps: {_listed(teacher_shapes)})" if teacher else "")
@@ -67,6 +68,8 @@ def tap_problems(method: Method, params: Hyperparameters, student: str, teacher:
               for name in (student, teacher) if name}
     try:
         choose_taps(method, params, student, shapes[student], teacher, shapes.get(teacher))
+        if method.pre_stage is not None:
+            choose_taps(method, params, student, shapes[student], teacher, shapes.get(teacher), pre_stage=True)
     except TapError as error:
         return error.problems
     return []

@@ -54,6 +54,11 @@ def test_a_measured_pace_gives_the_time_scaled_to_the_data():
     cosine = estimator.run(Planned(RunConfig(kind="cosine", dataset="synthetic", epochs=10), 2000))
     assert cosine.basis == "scaled" and cosine.seconds == pytest.approx(10 * 3.0) and "other methods" in cosine.how
 
+    # A method's pre-stage counts as that many more epochs.
+    staged = RunConfig(kind="fsp", dataset="synthetic", epochs=10, params={"init_epochs": 3})
+    fsp = estimator.run(Planned(staged, 2000))
+    assert fsp.seconds == pytest.approx((10 + 3) * 3.0)
+
 
 def test_paces_at_two_sizes_give_a_cost_per_epoch_and_one_per_image():
     # 200 images: 2 s an epoch, 2,000: 11 s; so 1 s an epoch and 5 ms an image, not 10 ms an image.

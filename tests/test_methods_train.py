@@ -52,6 +52,9 @@ def test_no_method_reads_back_to_the_host_in_a_step(pair):
         teacher = pair[1] if METHODS[kind].needs_teacher else None
         terms = meta_step(kind, pair[0] if not METHODS[kind].teaches else None, teacher)
         assert set(terms) == set(METHODS[kind].loss_terms) and all(shape == () for shape in terms.values())
+        if METHODS[kind].pre_stage is not None:
+            terms = meta_step(kind, pair[0], teacher, pre_stage=True)
+            assert set(terms) == set(METHODS[kind].pre_stage.loss_terms) and all(s == () for s in terms.values())
 
 
 def test_the_host_read_check_catches_one(monkeypatch):

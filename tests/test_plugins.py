@@ -61,6 +61,22 @@ def test_the_plugin_method_and_architecture_reach_the_cli_and_train(plugin_path,
     assert missing.returncode != 0 and not (tmp_path / "x").exists()
 
 
+def test_a_plugin_method_with_a_pre_stage_trains_it_first_from_the_cli(plugin_path, tmp_path, teacher_checkpoint):
+    env = _env(plugin_path, tmp_path)
+    result = _kd(["train", "warm_projector", "--dataset", "synthetic", "--subset", "100", "--epochs", "1",
+                  "--device", "cpu", "--projector-epochs", "2", "--teacher", str(teacher_checkpoint),
+                  "--out", str(tmp_path / "run")], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [m["epoch"] for m in json.loads((tmp_path / "run" / "metrics.json").read_text())] == [1]
+    probe = ("import json, sys; from kdcore.training.checkpoint import load_checkpoint; "
+             "stage = load_checkpoint(sys.argv[1])['stage']; "
+             "print(json.dumps([stage['name'], [m['epoch'] for m in stage['metrics']], "
+             "sorted(stage['metrics'][0]['train_terms'])]))")
+    found = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "run" / "checkpoint.pt")], capture_output=True,
+                           text=True, env=env, cwd=ROOT, timeout=120)
+    assert json.loads(found.stdout) == ["warmup", [1, 2], ["hint"]], found.stderr[-2000:]
+
+
 def test_the_plugin_method_reaches_the_api_and_the_launch_form(plugin_path, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", _env(plugin_path, tmp_path)["PYTHONPATH"])
     monkeypatch.setenv("KD_CACHE_DIR", str(tmp_path / "cache"))

@@ -181,3 +181,19 @@ def test_serve_pack_flag_reaches_the_slots(monkeypatch, tmp_path):
     assert [slot.pack for slot in _served_pool(monkeypatch, tmp_path, "--gpus", "").slots] == [2]
     with pytest.raises(SystemExit):
         _served_pool(monkeypatch, tmp_path, "--gpus", "", "--pack", "0")
+
+
+def test_a_run_with_a_pre_stage_claims_no_pack_mates_and_is_claimed_by_none(session):
+    # A pre-stage trains other parameters for other epochs than a pack's one step (kdcore.training.packing.key).
+    base = dict(dataset="synthetic", subset=100, epochs=1, device="cpu", batch_size=50)
+    done = _add(session, RunConfig(kind="teacher", seed=1, **{**base, "architecture": "seed_teacher"}),
+                status="completed")
+    plain = _add(session, RunConfig(kind="kd", seed=1, **base), teacher_run_id=done)
+    staged = _add(session, RunConfig(kind="fsp", seed=2, **base), teacher_run_id=done)
+    other_staged = _add(session, RunConfig(kind="fsp", seed=3, **base), teacher_run_id=done)
+    other_plain = _add(session, RunConfig(kind="kd", seed=4, **base), teacher_run_id=done)
+    first = claim_next(session, "w")
+    assert first.id == plain and [r.id for r in claim_pack_mates(session, "w", first, 5)] == [other_plain]
+    second = claim_next(session, "w")
+    assert second.id == staged and claim_pack_mates(session, "w", second, 5) == []
+    assert claim_next(session, "w").id == other_staged

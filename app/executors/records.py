@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from app.store.models import Epoch, Run, utcnow
+from app.store.models import Epoch, Run, StageEpoch, utcnow
 from app.store.queue import cancel_orphans, heartbeat
 from kdcore.figures import finite_or_none, fraction_done
 from kdcore.training.selection import best_of, improves, score
@@ -81,10 +81,35 @@ def record_restored(session: Session, run_id: int, worker: str, history: list[di
     session.commit()
 
 
+def _store_stage_epoch(session: Session, run: Run, metrics: dict) -> None:
+    """An epoch of the method's pre-stage: its own row (replacing the one a resumed run may repeat), and the
+    progress to go on from; the run's best epoch is its main stage's alone."""
+    values = dict(epochs=int(metrics["epochs"]), train_loss=float(metrics["train_loss"]),
+                  train_terms={k: float(v) for k, v in metrics["train_terms"].items()},
+                  test_loss=float(metrics["test_loss"]), test_accuracy=float(metrics["test_accuracy"]),
+                  seconds=float(metrics["seconds"]), images_per_sec=float(metrics["images_per_sec"]))
+    row = session.exec(select(StageEpoch).where(StageEpoch.run_id == run.id, StageEpoch.stage == metrics["stage"],
+                                                StageEpoch.epoch == metrics["epoch"])).first()
+    if row is None:
+        row = StageEpoch(run_id=run.id, stage=metrics["stage"], epoch=metrics["epoch"], **values)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    session.add(row)
+    run.progress_stage, run.progress_epoch, run.progress_epochs = metrics["stage"], metrics["epoch"], metrics["epochs"]
+    run.progress_step = run.progress_steps = None
+    run.heartbeat_at = run.progress_at = utcnow()
+    session.add(run)
+    session.commit()
+
+
 def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> None:
     """Store one epoch (EpochMetrics as a dict), replacing the row a resumed run may repeat."""
     run = session.get(Run, run_id, populate_existing=True)
     if run is None or run.status != "running" or run.worker != worker:
+        return
+    if metrics.get("stage"):
+        _store_stage_epoch(session, run, metrics)
         return
     values = _store_epoch_row(session, run_id, metrics)
     # The best epoch so far, as the run's result will name it (kdcore.training.selection).
@@ -99,7 +124,7 @@ def record_epoch(session: Session, run_id: int, worker: str, metrics: dict) -> N
         run.progress_epoch, run.progress_step = epoch + 1, 0
     else:
         run.progress_epoch, run.progress_step, run.progress_steps = epoch, None, None
-    run.progress_epochs = epochs
+    run.progress_epochs, run.progress_stage = epochs, None
     # A fresh estimate: keeping the last step's ETA with a new progress_at would make it jump back up.
     for name, value in _paced(run, fraction_done(epoch, epochs), now).items():
         setattr(run, name, value)
@@ -118,9 +143,12 @@ def record_progress(session: Session, run_id: int, worker: str, progress: dict |
         now = utcnow()
         run = session.get(Run, run_id, populate_existing=True)
         done = fraction_done(progress["epoch"], progress["epochs"], progress["step"], progress["steps"])
-        fields = dict(progress_epoch=progress["epoch"], progress_epochs=progress["epochs"],
-                      progress_step=progress["step"], progress_steps=progress["steps"], progress_at=now,
-                      **_paced(run, done, now))
+        stage = progress.get("stage")
+        # The fraction is of the stage under way (a method's pre-stage, or the main one): a new stage's pace
+        # starts afresh, as an attempt's does.
+        paced = _paced(run if run is None or run.progress_stage == stage else None, done, now)
+        fields = dict(progress_stage=stage, progress_epoch=progress["epoch"], progress_epochs=progress["epochs"],
+                      progress_step=progress["step"], progress_steps=progress["steps"], progress_at=now, **paced)
     return heartbeat(session, run_id, worker, **fields)
 
 

@@ -87,6 +87,8 @@ class Estimator:
         """The run's training time (start-up aside), or None when its network's size is unknown."""
         config, images = planned.config, planned.images
         method = config.method
+        # A method's pre-stage (kdcore.methods.base.Stage) counts as so many more epochs of the same cost.
+        epochs = config.epochs + (method.pre_stage.epochs(config.params) if method.pre_stage else 0)
         cached_teacher = method.needs_teacher and config.cache_teacher and not config.augment
         once = 0.0
         if cached_teacher and planned.teacher_flops:  # the teacher's outputs, computed once for the run
@@ -107,7 +109,7 @@ class Estimator:
                 runs = f"{len(matches)} {of}" if len(matches) == 1 else f"{len(matches)} {of.replace(' run', ' runs', 1)}"
                 how = (f"measured: {runs} of {config.architecture} at batch {config.batch_size} on {self.where} "
                        f"here{scaled}")
-                return Estimate(config.epochs * epoch + once, "measured" if exact else "scaled", how)
+                return Estimate(epochs * epoch + once, "measured" if exact else "scaled", how)
         online = planned.teacher_flops if method.needs_teacher and not cached_teacher and planned.teacher_flops else 0
         model = self._model_epoch(config.architecture, config.batch_size, images, online or 0)
         if model is None:
@@ -115,11 +117,11 @@ class Estimator:
         if self.calibrated:
             how = (f"estimated from {config.architecture}'s size and the pace of {self.calibrated} runs measured "
                    f"on {self.where} here")
-            return Estimate(config.epochs * model * self.pace + once, "estimated", how)
+            return Estimate(epochs * model * self.pace + once, "estimated", how)
         reference = "a 2-core development CPU" if self.device == "cpu" else "one H100"
         how = (f"a rough estimate: nothing has finished on {self.where} here yet, so {config.architecture}'s "
                f"arithmetic is timed at the pace of {reference}")
-        return Estimate(config.epochs * model + once, "rough", how)
+        return Estimate(epochs * model + once, "rough", how)
 
     def total(self, runs: Iterable[Planned]) -> Estimate | None:
         """The runs one after another: their sum, as certain as the least certain of them."""

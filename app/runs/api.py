@@ -77,7 +77,7 @@ def get_epochs(run_id: RunId, session: SessionDep, after: Annotated[int, Query(g
                        **error_responses(404)})
 def get_epochs_csv(run_id: RunId, session: SessionDep) -> Response:
     run = service.get_run(session, run_id)
-    body = service.epochs_csv(run, service.get_epochs(session, run_id))
+    body = service.epochs_csv(run, service.get_epochs(session, run_id), service.get_stage_epochs(session, run_id))
     return Response(body, media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="run-{run_id}-epochs.csv"'})
 

@@ -19,12 +19,14 @@ BEST_EPOCH = (f"The run's best epoch so far: of highest validation accuracy when
 class ProgressOut(ApiModel):
     """Where a run's training is; for a completed run, its end."""
 
+    stage: str | None = Field(None, description="The method's pre-stage under way (e.g. \"init\"), whose epochs "
+                              "count 1..epochs of their own; null in the main stage")
     epoch: int | None = Field(description="The epoch under way (1-based), or the last one stored")
     epochs: int | None
     step: int | None = Field(description="Step within the epoch; null at an epoch's end")
     steps: int | None
     phase: Literal["training", "evaluating", "done"]
-    fraction: float = Field(ge=0, le=1, description="Share of the whole run done")
+    fraction: float = Field(ge=0, le=1, description="Share of the whole run done; of the pre-stage during one")
     eta_seconds: Figure
     updated_at: Timestamp | None
 

@@ -21,7 +21,7 @@ from app.runs.validation import TEACHER_STATUSES, validate_run
 from app.settings import Settings
 from app.store.errors import Conflict, InputError, NotFound
 from app.store.migrations import teacher_key_of
-from app.store.models import ACTIVE_STATUSES, Epoch, Run, Tag, utcnow
+from app.store.models import ACTIVE_STATUSES, Epoch, Run, StageEpoch, Tag, utcnow
 from app.store.queue import admission, cancel_orphans
 from kdcore.figures import finite_or_none, fraction_done
 from kdcore.registry import METHODS, TEACHER_KINDS
@@ -65,6 +65,12 @@ def get_epochs(session: Session, run_id: int, after: int = 0) -> list[Epoch]:
     return list(session.exec(
         select(Epoch).where(Epoch.run_id == run_id, Epoch.epoch > after).order_by(Epoch.epoch)
     ).all())
+
+
+def get_stage_epochs(session: Session, run_id: int) -> list[StageEpoch]:
+    """The epochs of the run's method's pre-stage (kdcore.methods.base.Stage), in order; empty without one."""
+    return list(session.exec(select(StageEpoch).where(StageEpoch.run_id == run_id)
+                             .order_by(StageEpoch.id)).all())
 
 
 def create_run(session: Session, payload: dict, *, strict: bool = False) -> Run:
@@ -160,6 +166,7 @@ def delete_run(session: Session, run_id: int) -> None:
         raise Conflict(f"run {run_id} is the teacher of active runs {', '.join(map(str, dependents))}; cancel them first")
     # One transaction: if a worker claimed the run meanwhile, the rollback restores its epochs and tags.
     session.execute(delete(Epoch).where(Epoch.run_id == run_id))
+    session.execute(delete(StageEpoch).where(StageEpoch.run_id == run_id))
     session.execute(delete(Tag).where(Tag.run_id == run_id))
     result = session.execute(delete(Run).where(Run.id == run_id, Run.status != "running"))
     if result.rowcount != 1:
@@ -208,7 +215,8 @@ def progress_of(run: Run, now: datetime | None = None) -> dict | None:
         eta = max(0.0, run.eta_seconds - ((now or utcnow()) - run.progress_at).total_seconds())
     # An epoch's last step is reported as training ends; the test evaluation runs until its epoch is stored.
     evaluating = run.progress_step is not None and bool(run.progress_steps) and run.progress_step >= run.progress_steps
-    return {"epoch": run.progress_epoch, "epochs": run.progress_epochs, "step": run.progress_step,
+    return {"stage": run.progress_stage, "epoch": run.progress_epoch, "epochs": run.progress_epochs,
+            "step": run.progress_step,
             "steps": run.progress_steps, "phase": "evaluating" if evaluating else "training",
             "fraction": min(1.0, max(0.0, fraction)), "eta_seconds": finite_or_none(eta),
             "updated_at": iso(run.progress_at)}
@@ -252,16 +260,21 @@ def epoch_to_dict(epoch: Epoch) -> dict[str, Any]:
     }
 
 
-def epochs_csv(run: Run, epochs: list[Epoch]) -> str:
+def epochs_csv(run: Run, epochs: list[Epoch], stage_epochs: list[StageEpoch] = ()) -> str:
+    """One row per epoch: a method's pre-stage's first, each numbered within its stage (the ``stage`` column
+    names it; "main" for the main stage's), then the main stage's."""
     method = METHODS.get(run.kind)
     terms = list(method.loss_terms) if method else sorted({t for e in epochs for t in (e.train_terms or {})})
+    terms += sorted({t for e in stage_epochs for t in (e.train_terms or {})} - set(terms))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    # The validation columns are empty for a run without a validation split.
-    writer.writerow(["epoch", "train_loss", *(f"train_{term}" for term in terms),
+    # The validation columns are empty for a run without a validation split, and for a pre-stage's epochs.
+    writer.writerow(["stage", "epoch", "train_loss", *(f"train_{term}" for term in terms),
                      "test_loss", "test_accuracy", "seconds", "images_per_sec", "val_loss", "val_accuracy"])
-    for epoch in epochs:
-        writer.writerow([epoch.epoch, epoch.train_loss, *((epoch.train_terms or {}).get(t, "") for t in terms),
+    for epoch in [*stage_epochs, *epochs]:
+        validation = (getattr(epoch, "val_loss", None), getattr(epoch, "val_accuracy", None))
+        writer.writerow([getattr(epoch, "stage", "main"), epoch.epoch, epoch.train_loss,
+                         *((epoch.train_terms or {}).get(t, "") for t in terms),
                          epoch.test_loss, epoch.test_accuracy, epoch.seconds, epoch.images_per_sec,
-                         *("" if v is None else v for v in (epoch.val_loss, epoch.val_accuracy))])
+                         *("" if v is None else v for v in validation)])
     return out.getvalue()

@@ -47,7 +47,28 @@ def run_view(session: Session, run, epochs: list) -> dict:
     validation = bool(run.config.get("validation"))
     return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows, validation),
             "accuracy_chart": charts.accuracy_chart(rows, validation, charts.kind_color(run.kind)), "epochs": rows,
-            "after": rows[-1]["epoch"] if rows else 0}
+            "after": rows[-1]["epoch"] if rows else 0, **stage_view(session, run, method)}
+
+
+def stage_view(session: Session, run, method) -> dict:
+    """The run's pre-stage (kdcore.methods.base.Stage) as the run page shows it: its name, its epochs done of
+    how many, and its losses chart; nothing for a run without one or before its first epoch."""
+    rows = services.get_stage_epochs(session, run.id)
+    if not rows:
+        return {"stage": None}
+    name = rows[-1].stage
+    stage = method.pre_stage if method is not None and method.pre_stage is not None else None
+    terms = stage.loss_terms if stage is not None else sorted({t for r in rows for t in r.train_terms or {}})
+    points = [{"epoch": r.epoch, "train_terms": r.train_terms or {}} for r in rows]
+    return {"stage": {"name": name, "done": rows[-1].epoch, "epochs": rows[-1].epochs,
+                      "trains": stage_trains(stage) if stage is not None else None,
+                      "chart": charts.stage_chart(name, terms, points)}}
+
+
+def stage_trains(stage) -> str:
+    """What a pre-stage trains, in words: "the student and connectors", "paraphraser"."""
+    parts = (["the student"] if stage.trains_student else []) + list(stage.modules)
+    return " and ".join(parts)
 
 
 def annotations_view(row, action: str, *, inherited: list[str] = (), view: str = "runs",

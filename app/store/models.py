@@ -142,6 +142,8 @@ class Run(SQLModel, table=True):
     notes: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     # Live progress, written by the worker about once a second.
+    # The method's pre-stage the progress is of (kdcore.methods.base.Stage, e.g. "init"); NULL: the main stage.
+    progress_stage: str | None = None
     progress_epoch: int | None = None
     progress_epochs: int | None = None
     progress_step: int | None = None
@@ -190,3 +192,25 @@ class Epoch(SQLModel, table=True):
     # On the run's validation split (RunConfig.validation); NULL without one.
     val_loss: float | None = None
     val_accuracy: float | None = None
+
+
+class StageEpoch(SQLModel, table=True):
+    """An epoch of a method's pre-stage (kdcore.methods.base.Stage), numbered 1..epochs of its own stage. Kept
+    apart from the main stage's epochs, which alone make the run's curves' epochs, its best epoch, studies
+    and timings."""
+
+    __tablename__ = "stage_epochs"
+    __table_args__ = (UniqueConstraint("run_id", "stage", "epoch", name="uq_stage_epoch_run_stage_epoch"),
+                      NEVER_REUSE_IDS)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: int = Field(foreign_key="runs.id", index=True, sa_type=ID)
+    stage: str
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_terms: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    images_per_sec: float

@@ -29,7 +29,17 @@ from app.runs.validation import (
     teacher_run,
 )
 from app.store.errors import Conflict, InputError, NotFound, field_error, unknown_fields
-from app.store.models import ACTIVE_STATUSES, FINISHED_STATUSES, Epoch, Experiment, Run, Study, Tag, utcnow
+from app.store.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    Epoch,
+    Experiment,
+    Run,
+    StageEpoch,
+    Study,
+    Tag,
+    utcnow,
+)
 from app.store.queue import admission, cancel_orphans
 from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
@@ -214,6 +224,7 @@ def delete_study(session: Session, study_id: int) -> None:
     # One transaction: if a worker claimed one of the runs meanwhile, the rollback keeps everything.
     members = select(Run.id).where(Run.study_id == study_id)
     session.execute(delete(Epoch).where(Epoch.run_id.in_(members)))
+    session.execute(delete(StageEpoch).where(StageEpoch.run_id.in_(members)))
     session.execute(delete(Tag).where(or_(Tag.run_id.in_(members), Tag.study_id == study_id)))
     removed = session.execute(delete(Run).where(Run.study_id == study_id, Run.status != "running"))
     if removed.rowcount != len(run_ids):

@@ -85,6 +85,14 @@ def loss_chart(terms: tuple[str, ...] | list[str], epochs: list[dict], validatio
     return line_chart("Losses", "Loss", loss_series(terms, validation), epochs)
 
 
+def stage_chart(stage: str, terms: tuple[str, ...] | list[str], epochs: list[dict]) -> dict:
+    """The losses of a method's pre-stage (kdcore.methods.base.Stage) over its own epochs 1..n, drawn apart from
+    the main stage's curves, whose epochs start again at 1 after it."""
+    series = [{"name": f"{stage} {term}", "key": f"train_terms.{term}", "color": nth_color(i + 4)}
+              for i, term in enumerate(terms)]
+    return line_chart(f"Stage “{stage}”, before epoch 1: {', '.join(terms)} loss", "Loss", series, epochs)
+
+
 def accuracy_chart(epochs: list[dict], validation: bool = False, color: str = PALETTE[2]) -> dict:
     """``color``: the run's method's (kind_color), as its accuracy is drawn on every page."""
     series = [{"name": "test accuracy", "key": "test_accuracy", "color": color}]

@@ -84,6 +84,36 @@ def logits_only(student: TapShapes, teacher: TapShapes | None, params: Hyperpara
 
 
 @dataclass(frozen=True)
+class Stage:
+    """A pre-stage that a method runs before its main stage (FitNets' hint stage, AB's and FSP's
+    initialisation, FT's paraphraser): its own loss, taps, trained parameters, epochs and optimiser.
+
+    ``loss`` has ``Method.loss``'s signature and returns ``(total, terms)`` named by ``loss_terms``; its
+    ``student`` is None when the stage neither trains the student nor reads its taps (FT's paraphraser
+    learns from the teacher alone). ``taps`` defaults to the method's. The stage trains the method modules
+    named in ``modules`` and, with ``trains_student``, the student's parameters that its loss reaches (its
+    classifier does not: no gradient reaches it, so the optimiser leaves it as it is), by SGD at the
+    hyperparameter ``lr_param`` with the stage's momentum and weight decay, for the hyperparameter
+    ``epochs_param`` epochs (0 skips the stage). Its epochs are numbered 1..n of their own stage; the main
+    stage's stay 1..epochs. A method with a pre-stage trains alone, not in a pack
+    (kdcore.training.packing.key)."""
+
+    name: str  # shown on the run page and in the epochs CSV, e.g. "init"
+    loss: Callable[..., Any]
+    loss_terms: tuple[str, ...]
+    taps: Callable[[TapShapes, TapShapes | None, Hyperparameters], TapChoice] | None = None
+    modules: tuple[str, ...] = ()
+    trains_student: bool = False
+    epochs_param: str = "init_epochs"
+    lr_param: str = "init_lr"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+    def epochs(self, params: Hyperparameters) -> int:
+        return int(getattr(params, self.epochs_param))
+
+
+@dataclass(frozen=True)
 class Method:
     """One training method.
 
@@ -121,6 +151,8 @@ class Method:
     # torch's SVD reads its solver's status back); empty when it does not. Such steps are never captured
     # in a CUDA graph: they run eagerly, and the run's notes say why.
     host_sync: str = ""
+    # A stage run before the main one, with its own loss, epochs and optimiser (None: none).
+    pre_stage: Stage | None = None
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.params.model_fields)

@@ -37,6 +37,7 @@ from kdcore.training.precision import autocast, usable_precision, widened, widen
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
 from kdcore.training.run_files import BEST, CHECKPOINT, METRICS
 from kdcore.training.selection import best_epoch_label, best_of
+from kdcore.training.stages import run_pre_stage
 from kdcore.training.steps import StepRunner, graphs_apply
 from kdcore.training.teacher_cache import teacher_outputs
 
@@ -47,6 +48,7 @@ class StepProgress:
     epochs: int
     step: int
     steps: int
+    stage: str | None = None  # a method's pre-stage (kdcore.training.stages); None: the main stage
 
 
 @dataclass
@@ -62,6 +64,8 @@ class EpochMetrics:
     # On the held-out part of the training split (RunConfig.validation); None without one.
     val_loss: float | None = None
     val_accuracy: float | None = None
+    # A method's pre-stage, whose epochs count 1..n of their own (kdcore.training.stages); None: the main stage.
+    stage: str | None = None
 
 
 @dataclass
@@ -129,8 +133,10 @@ def train(
     optimizer = make_optimizer(config, trained, device, fallbacks)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[EpochMetrics] = []
+    stage_record = None  # the pre-stage's record, saved in every checkpoint once it exists
     if resume:
         history = _restore(out_dir / CHECKPOINT, config, model, modules, optimizer, shuffle, device)
+        stage_record = load_checkpoint(out_dir / CHECKPOINT).get("stage")
 
     train_split = Split(dataset.train_x, dataset.train_y, device, config.resident_data)
     test_split = Split(dataset.test_x, dataset.test_y, device, config.resident_data)
@@ -153,6 +159,11 @@ def train(
                                    index)
         progress.step.add_(1)
         return total, terms
+
+    if method.pre_stage is not None:
+        stage_record = _pre_stage(config, model, modules, (student_shapes, teacher_shapes), teacher, teacher_checkpoint,
+                                  train_split, test_split, dataset, data_root, precision, shuffle, fallbacks,
+                                  stage_record, out_dir, optimizer, on_step, on_epoch, should_stop)
 
     # Buffers count as counters: a graph capture's warm-up steps must not move the running statistics.
     buffers = [*model.buffers(), *(modules.buffers() if modules is not None else ())]
@@ -185,7 +196,7 @@ def train(
             time.perf_counter() - epoch_start, len(train_split) / train_seconds, val_loss, val_accuracy,
         )
         history.append(metrics)
-        _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history)
+        _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history, stage_record)
         if keeps_best(config, history):
             _save_best(out_dir, config, dataset, model, epoch)
         if on_epoch:
@@ -296,18 +307,49 @@ def write_best(out_dir: Path, config, dataset, model_state: dict, parameters: in
     })
 
 
-def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history) -> None:
+def _pre_stage(config, model, modules, shapes, teacher, teacher_checkpoint, train_split, test_split, dataset,
+               data_root, precision, shuffle, fallbacks, saved, out_dir, optimizer, on_step, on_epoch, should_stop):
+    """Run the method's pre-stage (kdcore.training.stages) with this engine's evaluation, files and callbacks."""
+    teacher_name = teacher.architecture if teacher is not None else None
+    wanted = choose_taps(config.method, config.params, config.architecture, shapes[0], teacher_name, shapes[1],
+                         pre_stage=True)
+    teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, train_split,
+                                  dataset.fingerprint, data_root)
+    name = config.method.pre_stage.name
+
+    def step_done(epoch, epochs, step, steps):
+        if on_step:
+            on_step(StepProgress(epoch, epochs, step, steps, stage=name))
+
+    def end_epoch(record, epoch, epochs, sums, train_seconds):
+        test_loss, test_accuracy = evaluate(model, test_split, precision)
+        metrics = EpochMetrics(epoch, epochs, sums[0], dict(zip(config.method.pre_stage.loss_terms, sums[1:])),
+                               test_loss, test_accuracy, train_seconds, len(train_split) / train_seconds, stage=name)
+        record["metrics"].append(asdict(metrics))
+        _save(out_dir, config, dataset, model, modules, optimizer, shuffle, [], record)
+        if on_epoch:
+            on_epoch(metrics)
+
+    return run_pre_stage(config, model=model, modules=modules, wanted=wanted, teacher_of=teacher_of, split=train_split,
+                         precision=precision, shuffle=shuffle, fallbacks=fallbacks, saved=saved, on_step=step_done,
+                         should_stop=should_stop or (lambda: False), end_epoch=end_epoch,
+                         refused=lambda use_graph: graph_refusal(use_graph, config, teacher_name, dataset.num_classes,
+                                                                 pre_stage=True))
+
+
+def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history, stage=None) -> None:
     write_run_files(out_dir, config, dataset, model_state=_state(model), parameters=deployed_parameters(model),
                     modules_state=_state(modules) if modules is not None else None,
-                    optimizer_state=optimizer.state_dict(), shuffle=shuffle, history=history)
+                    optimizer_state=optimizer.state_dict(), shuffle=shuffle, history=history, stage=stage)
 
 
 def write_run_files(out_dir: Path, config, dataset, *, model_state: dict, parameters: int, modules_state: dict | None,
                     optimizer_state: dict, shuffle: torch.Generator, history: list[EpochMetrics],
-                    rng_state: torch.Tensor | None = None) -> None:
+                    rng_state: torch.Tensor | None = None, stage: dict | None = None) -> None:
     """checkpoint.pt and metrics.json, each written atomically: what ``train(..., resume=True)`` reads back.
     The packed trainer writes its runs' files through here too, so either can resume the other's;
-    ``rng_state`` is a packed run's own generator state (default: torch's)."""
+    ``rng_state`` is a packed run's own generator state (default: torch's); ``stage`` the record of a method's
+    pre-stage (kdcore.training.stages), which metrics.json leaves out: its epochs are not the main stage's."""
     save_checkpoint(out_dir / CHECKPOINT, {
         "config": config.to_json_dict(),
         "num_classes": dataset.num_classes,
@@ -324,6 +366,7 @@ def write_run_files(out_dir: Path, config, dataset, *, model_state: dict, parame
             "shuffle": shuffle.get_state(),
         },
         "metrics": [asdict(m) for m in history],
+        "stage": _to_cpu(stage),
     })
     fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".tmp", dir=out_dir)
     with os.fdopen(fd, "w") as handle:

@@ -34,10 +34,11 @@ class GraphSafetyError(RuntimeError):
 
 
 def meta_step(kind: str, student: str | None = None, teacher: str | None = None, num_classes: int = 10,
-              batch: int = 8, params: dict | None = None) -> dict[str, tuple[int, ...]]:
+              batch: int = 8, params: dict | None = None, pre_stage: bool = False) -> dict[str, tuple[int, ...]]:
     """One training step of ``kind`` (with its hyperparameters ``params``, else its defaults) on the meta
     device; returns the shapes of its loss terms. Raises (RuntimeError or NotImplementedError) where the
-    step reads a value back to the host."""
+    step reads a value back to the host. ``pre_stage``: a step of the method's pre-stage
+    (kdcore.methods.base.Stage) instead of its main stage."""
     config = RunConfig(kind=kind, **({"architecture": student} if student else {}),
                        **({"params": params} if params else {}))
     method = config.method
@@ -45,7 +46,9 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
     shapes = {name: {tap: tuple(s) for tap, s in info["taps"].items()} for name, info in catalog(num_classes).items()}
     student_shapes = shapes[config.architecture]
     teacher_shapes = shapes[teacher] if method.needs_teacher else None
-    wanted = method.taps(student_shapes, teacher_shapes, config.params)
+    stage = method.pre_stage if pre_stage else None
+    wanted = (stage.taps or method.taps if stage else method.taps)(student_shapes, teacher_shapes, config.params)
+    loss = stage.loss if stage else method.loss
     factories = registry()
     with torch.device("meta"):
         model = factories[config.architecture][0](num_classes)
@@ -64,32 +67,35 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
                                   {t: t_taps[t] for t in wanted.teacher if t != LOGITS})
         logits, taps = model(images)
         total, terms = method_loss(method, Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
-                                   config.params, progress, modules, torch.arange(batch))
+                                   config.params, progress, modules, torch.arange(batch), loss=loss)
         total.backward()
     return {name: tuple(term.shape) for name, term in terms.items()}
 
 
-def probe(kind: str, params: dict, student: str, teacher: str | None, num_classes: int) -> BaseException | None:
-    """``meta_step``'s verdict, once per process for each method, hyperparameters and network pair: None when
-    the step passed, else the error it raised."""
-    key = (kind, json.dumps(params, sort_keys=True, default=str), student, teacher, num_classes)
+def probe(kind: str, params: dict, student: str, teacher: str | None, num_classes: int,
+          pre_stage: bool = False) -> BaseException | None:
+    """``meta_step``'s verdict, once per process for each method, hyperparameters, network pair and stage: None
+    when the step passed, else the error it raised."""
+    key = (kind, json.dumps(params, sort_keys=True, default=str), student, teacher, num_classes, pre_stage)
     if key not in _verdicts:
         try:
-            meta_step(kind, student, teacher, num_classes, params=params)
+            meta_step(kind, student, teacher, num_classes, params=params, pre_stage=pre_stage)
             _verdicts[key] = None
         except Exception as error:
             _verdicts[key] = error
     return _verdicts[key]
 
 
-def graph_refusal(wanted: bool, config: RunConfig, teacher: str | None, num_classes: int) -> BaseException | None:
+def graph_refusal(wanted: bool, config: RunConfig, teacher: str | None, num_classes: int,
+                  pre_stage: bool = False) -> BaseException | None:
     """Why the run's steps must not be captured as a CUDA graph although they would be (``wanted``:
     steps.graphs_apply): the probe's failure for its method and networks (``teacher``: the teacher's network),
     or None. StepRunner then runs them eagerly and notes it, once a step has shown that the step itself works
     (a method's own bug is its own error, not a fallback)."""
     if not wanted:
         return None
-    failure = probe(config.kind, config.params.model_dump(mode="json"), config.architecture, teacher, num_classes)
+    failure = probe(config.kind, config.params.model_dump(mode="json"), config.architecture, teacher, num_classes,
+                    pre_stage)
     return None if failure is None else GraphSafetyError(f"the graph-safety probe failed ({reason(failure)})")
 
 
@@ -99,6 +105,9 @@ def main(argv: list[str]) -> int:
         return 2
     terms = meta_step(*argv[:3])
     print(f"{argv[0]}: one step on meta tensors, no host read; loss terms {', '.join(terms)}")
+    if RunConfig(kind=argv[0]).method.pre_stage is not None:
+        terms = meta_step(*argv[:3], pre_stage=True)
+        print(f"{argv[0]}: one step of its pre-stage on meta tensors, no host read; loss terms {', '.join(terms)}")
     return 0
 
 

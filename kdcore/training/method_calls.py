@@ -22,7 +22,9 @@ def build_modules(method: Method, student_shapes, teacher_shapes, params, train_
     return method.modules(student_shapes, teacher_shapes, params, train_labels=labels)
 
 
-def method_loss(method: Method, student, teacher, labels, params, progress, modules, index: torch.Tensor):
-    """``method.loss`` on one run's batch; ``index``: the batch's positions in the training split."""
+def method_loss(method: Method, student, teacher, labels, params, progress, modules, index: torch.Tensor,
+                loss=None):
+    """``method.loss`` (or ``loss``, its pre-stage's) on one run's batch; ``index``: the batch's positions in
+    the training split."""
     extra = {"index": index} if method.indexed else {}
-    return method.loss(student, teacher, labels, params, progress, modules, **extra)
+    return (loss or method.loss)(student, teacher, labels, params, progress, modules, **extra)

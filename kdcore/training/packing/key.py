@@ -19,9 +19,29 @@ PACK_FIELDS: tuple[str, ...] = (
 )
 
 
+class _Alone:
+    """A part of a pack key equal to nothing, itself included: a run whose key holds one packs with no other."""
+
+    def __eq__(self, other) -> bool:
+        return False
+
+    __hash__ = object.__hash__
+
+
+def trains_alone(config) -> str | None:
+    """Why the run cannot share a pack whatever the others are, or None. A method's pre-stage
+    (kdcore.methods.base.Stage) trains other parameters by another optimiser for other epochs than the
+    main stage: the pack's one step and one optimiser cannot hold it, so such a run trains alone."""
+    stage = config.method.pre_stage
+    if stage is not None and stage.epochs(config.params) > 0:
+        return f"method {config.kind!r} has a pre-stage ({stage.name}), and a run with one trains alone"
+    return None
+
+
 def pack_key(config) -> tuple[tuple[str, Any], ...]:
     """Equal for two RunConfigs exactly when they can train in one pack; hashable, for grouping."""
-    return tuple((name, getattr(config, name)) for name in PACK_FIELDS)
+    key = tuple((name, getattr(config, name)) for name in PACK_FIELDS)
+    return key + (("alone", _Alone()),) if trains_alone(config) else key
 
 
 def differing_fields(configs: Iterable) -> list[str]:

@@ -75,7 +75,7 @@ from kdcore.training.fallback import VMAPPED, Fallbacks
 from kdcore.training.graph_safety import graph_refusal
 from kdcore.training.method_calls import build_modules
 from kdcore.training.networks import build_model
-from kdcore.training.packing.key import differing_fields, pack_key
+from kdcore.training.packing.key import differing_fields, pack_key, trains_alone
 from kdcore.training.packing.looped import LoopedStep
 from kdcore.training.packing.vmapped import PackedStep
 from kdcore.training.run_files import CHECKPOINT
@@ -169,6 +169,9 @@ def train_packed(
     differing = differing_fields(configs)
     if differing:
         raise ConfigError(f"these runs cannot train in one pack: they differ in {', '.join(differing)}")
+    alone = next(filter(None, map(trains_alone, configs)), None)
+    if alone:
+        raise ConfigError(f"these runs cannot train in one pack: {alone} (engine.train)")
     if len({d.resolve() for d in out_dirs}) != len(out_dirs):
         raise ConfigError("each packed run needs an output folder of its own")
     config = configs[0]
