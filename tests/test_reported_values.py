@@ -37,6 +37,7 @@ def test_ctkds_learnt_temperature_is_drawn_per_epoch_apart_from_the_losses(clien
     doc = well_formed(client.get(f"/runs/{run.id}").text)
     reported = _spec(doc, "reported-chart")
     assert [s["key"] for s in reported["series"]] == ["train_terms.temperature"]
+    assert reported["title"] == "Temperature (epoch mean)"  # one series has no legend: the title names it
     assert reported["series"][0]["x"] == [1, 2]
     assert reported["series"][0]["y"] == pytest.approx(learnt) and reported["log"] is False
     assert "data-live" in doc.by_id("reported-chart").attrs  # a running run's new epochs reach it too

@@ -83,9 +83,11 @@ def loss_series(terms: tuple[str, ...] | list[str], validation: bool = False) ->
 def reported_chart(names: tuple[str, ...] | list[str], epochs: list[dict]) -> dict:
     """The values a method reports beside its losses (Method.reported: a learnt temperature), each epoch's mean
     over its steps, on a linear scale of their own."""
-    return line_chart("Learnt values (epoch means)", "Value", [
-        {"name": name.replace("_", " "), "key": f"train_terms.{name}", "color": nth_color(i + 4)}
-        for i, name in enumerate(names)], epochs, log=False)
+    labels = [name.replace("_", " ") for name in names]
+    # Titled by what it shows: a single series has no legend to name it.
+    title = f"{', '.join(labels).capitalize()} (epoch mean{'s' if len(labels) > 1 else ''})"
+    return line_chart(title, "Value", [{"name": label, "key": f"train_terms.{name}", "color": nth_color(i + 4)}
+                                       for i, (name, label) in enumerate(zip(names, labels))], epochs, log=False)
 
 
 def loss_chart(terms: tuple[str, ...] | list[str], epochs: list[dict], validation: bool = False) -> dict:
