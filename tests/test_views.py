@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from kdcore.training.augment import random_crop_flip
 from kdcore.training.checkpoint import load_checkpoint
 from kdcore.training.device_data import MEAN, STD
 from kdcore.training.engine import train
-from kdcore.training.views import _geometric, strong_augment
+from kdcore.training.views import _COLOUR, _GEOMETRIC, _geometric, strong_augment
 from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread here)
 
 
@@ -128,3 +129,54 @@ def test_a_plugin_method_with_a_view_and_a_reported_value_trains(tmp_path, teach
     monkeypatch.setitem(METHODS, "ctkd_strong", dataclasses.replace(base, name="ctkd_strong", views=("strong",)))
     result = train(RunConfig(kind="ctkd_strong", **SMALL), out_dir=tmp_path, teacher_checkpoint=teacher_checkpoint)
     assert result.epochs[0].train_terms["temperature"] > 1
+
+
+def _pil(image: torch.Tensor):
+    from PIL import Image
+
+    return Image.fromarray((image * 255).round().byte().permute(1, 2, 0).numpy())
+
+
+def _levels(image: torch.Tensor) -> np.ndarray:
+    return (image * 255).round().to(torch.int16).permute(1, 2, 0).numpy()
+
+
+def test_each_operation_is_pils_on_8_bit_images():
+    from PIL import Image, ImageEnhance, ImageOps
+
+    generator = torch.Generator().manual_seed(2)
+    images = (torch.rand(4, 3, 32, 32, generator=generator) ** 2 * 255).round() / 255
+    images[1, :, :16] = 0.2  # flat regions, as photographs have
+    pils = [_pil(image) for image in images]
+    factor = torch.tensor([0.05, 0.3, 0.6, 0.95]).view(4, 1, 1, 1)
+    exact = {"equalize": lambda p, f: ImageOps.equalize(p), "posterize": lambda p, f: ImageOps.posterize(p, int(f)),
+             "solarize": lambda p, f: ImageOps.solarize(p, f)}
+    levels = {"equalize": factor, "posterize": torch.tensor([4.0, 5.5, 6.2, 7.9]).view(4, 1, 1, 1),
+              "solarize": torch.tensor([0.0, 60.0, 128.0, 250.0]).view(4, 1, 1, 1)}
+    for name, pil_op in exact.items():
+        ours = _COLOUR[name](images, levels[name])
+        for i in range(4):
+            assert np.array_equal(_levels(ours[i]), np.asarray(pil_op(pils[i], float(levels[name][i]))).astype(np.int16)), name
+    # Blends with a grey or smoothed copy: PIL rounds the copy to 8 bits, so a level or two apart.
+    close = {"autocontrast": lambda p, f: ImageOps.autocontrast(p),
+             "brightness": lambda p, f: ImageEnhance.Brightness(p).enhance(f),
+             "color": lambda p, f: ImageEnhance.Color(p).enhance(f),
+             "contrast": lambda p, f: ImageEnhance.Contrast(p).enhance(f),
+             "sharpness": lambda p, f: ImageEnhance.Sharpness(p).enhance(f)}
+    for name, pil_op in close.items():
+        ours = _COLOUR[name](images, factor)
+        for i in range(4):
+            difference = np.abs(_levels(ours[i]) - np.asarray(pil_op(pils[i], float(factor[i]))).astype(np.int16))
+            assert difference.max() <= 2, (name, i, difference.max())
+    # The geometric ones at random magnitudes: the same pixels but where PIL's and torch's rounding of a
+    # coordinate that falls on a pixel's edge differ.
+    zero = {name: torch.zeros(1) for name in _GEOMETRIC}
+    draws = np.random.default_rng(0)
+    for name, data in [("rotate", None), ("shear_x", lambda v: (1, v, 0, 0, 1, 0)),
+                       ("shear_y", lambda v: (1, 0, 0, v, 1, 0)), ("translate_x", lambda v: (1, 0, 32 * v, 0, 1, 0)),
+                       ("translate_y", lambda v: (1, 0, 0, 0, 1, 32 * v))]:
+        for _ in range(5):
+            value = float(draws.uniform(-30, 30) if name == "rotate" else draws.uniform(-0.3, 0.3))
+            ours = _levels(_geometric(images[:1], {**zero, name: torch.tensor([value])})[0])
+            pil = pils[0].rotate(value) if data is None else pils[0].transform(pils[0].size, Image.AFFINE, data(value))
+            assert (ours != np.asarray(pil)).any(axis=2).mean() <= 0.005, (name, value)

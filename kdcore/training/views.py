@@ -5,10 +5,11 @@ crop and flip of its own, then RandAugment(2, ·), two operations drawn per imag
 a random magnitude, then a Cutout of random size. Each image draws its own operations and magnitudes
 from torch's generator on the images' device, and every operation is computed for the whole batch and
 kept where the image chose it: no value is read back to the host, no shape depends on a draw, so the
-step stays graph-capturable. The differences from the authors' PIL transform, none of which changes
-what the view is for: the images stay in float (no rounding to 8 bits between operations), the two
-operations apply in a fixed order (an image that draws one operation twice gets it once), and the
-five geometric ones are composed into one resampling.
+step stays graph-capturable. Each operation is PIL's (tests/test_views.py compares them on 8-bit images);
+the differences from the authors' transform, none of which changes what the view is for: the images stay
+in float between operations (equalize and posterize work on 8-bit levels, as PIL's), the two operations
+apply in a fixed order (an image that draws one operation twice gets it once), and the five geometric
+ones are composed into one resampling.
 
 The weak view is the batch as the run's recipe gives it (``augment``). A teacher's cached outputs
 cannot serve a view drawn afresh every step: the teacher runs online on it (the run's notes say so).
@@ -82,14 +83,19 @@ def _autocontrast(x, _):
 
 
 def _equalize(x, _):
-    # Each channel through its own cumulative histogram: the share of pixels at or below each value,
-    # shifted so that the darkest becomes 0 (PIL's equalize, on float values).
+    """PIL's ImageOps.equalize, channel by channel on the 8-bit values: a lookup table from the cumulative
+    histogram, lut[v] = (step // 2 + pixels below v) // step, step = (pixels − those at the top value) // 255;
+    a channel whose step is 0 (one value, or nearly) is left as it is."""
     n, c, h, w = x.shape
-    flat = x.reshape(n * c, h * w)
-    at_or_below = torch.searchsorted(flat.sort(dim=1).values, flat, right=True).to(x.dtype)
-    darkest = at_or_below.amin(dim=1, keepdim=True)
-    spread = (h * w - darkest).clamp(min=1)
-    return torch.where(darkest < h * w, (at_or_below - darkest) / spread, flat).reshape(n, c, h, w)
+    levels = (x * 255).round().long().clamp(0, 255).reshape(n * c, h * w)
+    histogram = torch.zeros(n * c, 256, device=x.device, dtype=torch.long).scatter_add_(
+        1, levels, torch.ones_like(levels))
+    at_top = histogram.gather(1, levels.amax(dim=1, keepdim=True))
+    step = torch.div(h * w - at_top, 255, rounding_mode="floor")
+    below = histogram.cumsum(dim=1) - histogram
+    lut = torch.div(torch.div(step, 2, rounding_mode="floor") + below, step.clamp(min=1), rounding_mode="floor")
+    lut = torch.where(step > 0, lut.clamp(max=255), torch.arange(256, device=x.device))
+    return (lut.gather(1, levels).to(x.dtype) / 255).reshape(n, c, h, w)
 
 
 def _posterize(x, bits):
@@ -99,7 +105,8 @@ def _posterize(x, bits):
 
 def _sharpness(x, factor):
     kernel = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device, dtype=x.dtype) / 13
-    smooth = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel.expand(3, 1, 3, 3), groups=3)
+    smooth = x.clone()  # PIL's filter leaves the border pixels as they are
+    smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel.expand(3, 1, 3, 3), groups=3)
     return _blend(smooth, x, factor)
 
 
@@ -127,10 +134,11 @@ def _geometric(x: torch.Tensor, amount: dict[str, torch.Tensor]) -> torch.Tensor
         return torch.stack([torch.stack(row, dim=1) for row in rows], dim=1)
 
     angle = amount["rotate"] * (math.pi / 180)
-    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cx, cy = w / 2, h / 2  # in PIL's continuous coordinates: pixel (i, j) spans [i, i + 1) × [j, j + 1)
     cos, sin = torch.cos(angle), torch.sin(angle)
-    # Each maps an output pixel (x, y, 1) to the input pixel it reads.
-    rotate = matrix([[cos, sin, cx - cos * cx - sin * cy], [-sin, cos, cy + sin * cx - cos * cy], [zero, zero, one]])
+    # Each maps an output pixel's centre (x, y, 1) to the input point it reads, as PIL's affine transforms.
+    # Counter-clockwise by the angle, as PIL's rotate.
+    rotate = matrix([[cos, -sin, cx - cos * cx + sin * cy], [sin, cos, cy - sin * cx - cos * cy], [zero, zero, one]])
     shear_x = matrix([[one, amount["shear_x"], zero], [zero, one, zero], [zero, zero, one]])
     shear_y = matrix([[one, zero, zero], [amount["shear_y"], one, zero], [zero, zero, one]])
     translate = matrix([[one, zero, amount["translate_x"] * w], [zero, one, amount["translate_y"] * h],
@@ -138,9 +146,10 @@ def _geometric(x: torch.Tensor, amount: dict[str, torch.Tensor]) -> torch.Tensor
     source = rotate @ shear_x @ shear_y @ translate
     ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
                             torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
-    pixels = torch.stack([xs, ys, torch.ones_like(xs)]).reshape(3, h * w)
-    mapped = (source @ pixels)[:, :2]  # (n, 2, h·w)
-    grid = torch.stack([(2 * mapped[:, 0] + 1) / w - 1, (2 * mapped[:, 1] + 1) / h - 1], dim=-1).view(n, h, w, 2)
+    centres = torch.stack([xs + 0.5, ys + 0.5, torch.ones_like(xs)]).reshape(3, h * w)
+    # The pixel containing the point (PIL truncates), addressed by its centre so that sampling picks it exactly.
+    mapped = (source @ centres)[:, :2].floor() + 0.5  # (n, 2, h·w)
+    grid = torch.stack([2 * mapped[:, 0] / w - 1, 2 * mapped[:, 1] / h - 1], dim=-1).view(n, h, w, 2)
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
