@@ -180,3 +180,16 @@ def test_each_operation_is_pils_on_8_bit_images():
             ours = _levels(_geometric(images[:1], {**zero, name: torch.tensor([value])})[0])
             pil = pils[0].rotate(value) if data is None else pils[0].transform(pils[0].size, Image.AFFINE, data(value))
             assert (ours != np.asarray(pil)).any(axis=2).mean() <= 0.005, (name, value)
+
+
+def test_after_a_first_step_no_constant_is_copied_from_the_host(monkeypatch):
+    # A CUDA graph captures the steps after warm-up ones; inside a capture, a tensor made from host values
+    # needs a synchronising copy, which breaks it. Here any such tensor raises instead.
+    images = _images(4)
+    strong_augment(images)  # the warm-up makes the constants
+
+    def from_host(*args, **kwargs):
+        raise AssertionError("a constant made from host values inside the step")
+
+    monkeypatch.setattr(torch, "tensor", from_host)
+    assert strong_augment(images).shape == images.shape and random_crop_flip(images).shape == images.shape

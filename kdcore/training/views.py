@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from kdcore.methods.base import Outputs
 from kdcore.training.augment import random_crop_flip
-from kdcore.training.device_data import MEAN, STD
+from kdcore.training.device_data import MEAN, STD, device_constant
 
 # The authors' list (mdistiller/dataset/cifar100.py, augment_list): name, low and high magnitude.
 OPERATIONS = (
@@ -38,18 +38,19 @@ CHOSEN = 2  # operations per image, RandAugment's n
 CUTOUT_MAX = 0.5  # of the image's side
 CUTOUT_GRAY = (125 / 255, 123 / 255, 114 / 255)  # the authors' fill
 LUMA = (0.299, 0.587, 0.114)  # PIL's conversion to grey
+SMOOTH = (1.0, 1.0, 1.0, 1.0, 5.0, 1.0, 1.0, 1.0, 1.0)  # PIL's ImageFilter.SMOOTH, over 13
 
 
 def strong_augment(images: torch.Tensor) -> torch.Tensor:
     """A strongly augmented copy of a batch of normalised images (see the module's docstring)."""
     n = images.shape[0]
     device = images.device
-    mean = torch.tensor(MEAN, device=device, dtype=images.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device, dtype=images.dtype).view(1, 3, 1, 1)
+    mean = device_constant(MEAN, device, images.dtype).view(1, 3, 1, 1)
+    std = device_constant(STD, device, images.dtype).view(1, 3, 1, 1)
     x = (random_crop_flip(images) * std + mean).clamp(0, 1)
     drawn = torch.randint(0, len(OPERATIONS), (n, CHOSEN), device=device)
-    low = torch.tensor([op[1] for op in OPERATIONS], device=device, dtype=images.dtype)
-    high = torch.tensor([op[2] for op in OPERATIONS], device=device, dtype=images.dtype)
+    low = device_constant(tuple(op[1] for op in OPERATIONS), device, images.dtype)
+    high = device_constant(tuple(op[2] for op in OPERATIONS), device, images.dtype)
     magnitude = low + (high - low) * torch.rand(n, len(OPERATIONS), device=device, dtype=images.dtype)
     names = [op[0] for op in OPERATIONS]
 
@@ -67,7 +68,7 @@ def strong_augment(images: torch.Tensor) -> torch.Tensor:
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
-    luma = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    luma = device_constant(LUMA, x.device, x.dtype).view(1, 3, 1, 1)
     return (x * luma).sum(dim=1, keepdim=True)
 
 
@@ -104,9 +105,9 @@ def _posterize(x, bits):
 
 
 def _sharpness(x, factor):
-    kernel = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device, dtype=x.dtype) / 13
+    kernel = device_constant(SMOOTH, x.device, x.dtype).view(1, 1, 3, 3)
     smooth = x.clone()  # PIL's filter leaves the border pixels as they are
-    smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel.expand(3, 1, 3, 3), groups=3)
+    smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel.expand(3, 1, 3, 3), groups=3) / 13
     return _blend(smooth, x, factor)
 
 
@@ -162,7 +163,7 @@ def _cutout(x: torch.Tensor) -> torch.Tensor:
     cols = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
     rows = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
     box = (cols >= left) & (cols < left + side) & (rows >= top) & (rows < top + side)
-    grey = torch.tensor(CUTOUT_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    grey = device_constant(CUTOUT_GRAY, x.device, x.dtype).view(1, 3, 1, 1)
     return torch.where(box.unsqueeze(1), grey, x)
 
 
