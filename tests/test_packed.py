@@ -12,6 +12,7 @@ masks and crops as the run draws them alone, but a vmapped one draws them from a
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -101,8 +102,9 @@ def _assert_same_run(packed: RunResult, packed_dir, alone: RunResult, alone_dir,
 
 def test_every_method_trains_packed_as_it_trains_alone(tmp_path, float64, teacher64, vectorised):
     # A method's pre-stage keeps its run out of packs (test_stages.py); without one its main stage packs.
+    # Methods that ask for extra views pack only among themselves (tests/test_views.py packs them).
     configs = [RunConfig(kind=kind, seed=10 + i, params={"init_epochs": 0} if METHODS[kind].pre_stage else {}, **EXACT)
-               for i, kind in enumerate(METHODS)]
+               for i, kind in enumerate(METHODS) if not METHODS[kind].views]
     # Two runs of one method with other hyperparameters: kd at another temperature, standardised.
     configs.append(RunConfig(kind="kd", seed=3, params={"temperature": 6.0, "standardize": True}, **EXACT))
     teachers = [_teacher_for(c, teacher64) for c in configs]
@@ -385,3 +387,24 @@ def test_cuda_packs_train_as_runs_alone(tmp_path, deterministic_cuda, cuda_teach
         for p, a in zip(packed[i].epochs, alone.epochs):
             assert p.train_loss == pytest.approx(a.train_loss, rel=1e-3), config.kind
             assert p.test_accuracy == pytest.approx(a.test_accuracy, abs=0.02), config.kind
+
+
+def test_methods_asking_for_views_pack_among_themselves_and_a_looped_pack_trains_them_as_alone(
+        tmp_path, float64, teacher64, vectorised):
+    viewing = [kind for kind, method in METHODS.items() if method.views]
+    configs = [RunConfig(kind=kind, seed=20 + i, **EXACT) for i, kind in enumerate(viewing)]
+    configs.append(RunConfig(kind="mlkd", seed=3, params={"temperature": 2.0, "standardize": True}, **EXACT))
+    mixed = [configs[0], RunConfig(kind="kd", seed=1, **EXACT)]
+    assert pack_key(mixed[0]) != pack_key(mixed[1]) and differing_fields(mixed) == ["views"]
+    with pytest.raises(ConfigError, match="differ in views"):
+        train_packed(mixed, out_dirs=[tmp_path / "a", tmp_path / "b"], teacher_checkpoints=[teacher64] * 2)
+    results = train_packed(configs, out_dirs=[tmp_path / f"packed{i}" for i in range(len(configs))],
+                           teacher_checkpoints=[teacher64] * len(configs), vectorised=vectorised)
+    for i, (config, result) in enumerate(zip(configs, results)):
+        label = f"run {i} ({config.kind})"
+        assert isinstance(result, RunResult), f"{label}: {result!r}"
+        assert set(result.epochs[0].train_terms) == set(config.method.loss_terms), label
+        assert all(math.isfinite(v) for v in result.epochs[0].train_terms.values()), label
+        if not vectorised:  # a looped pack draws each run's views from the run's own generator: the run alone
+            alone = train(config, out_dir=tmp_path / f"alone{i}", teacher_checkpoint=teacher64)
+            _assert_same_run(result, tmp_path / f"packed{i}", alone, tmp_path / f"alone{i}", label)

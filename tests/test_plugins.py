@@ -55,6 +55,16 @@ def test_the_plugin_method_and_architecture_reach_the_cli_and_train(plugin_path,
     assert summary["kind"] == "logit_mse" and summary["parameters"] == 8 * 27 + 8 + 16 * 72 + 16 + 2570
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics[0]["train_terms"]) == {"ce", "logit_mse"}
+    # Its method with an extra view and a learnt weight (the catalog is cached by now: a few seconds).
+    result = _kd(["train", "strong_view_kd", "--dataset", "synthetic", "--subset", "40", "--epochs", "2",
+                  "--batch-size", "20", "--device", "cpu", "--arch", "tiny_cnn", "--teacher", str(teacher_checkpoint),
+                  "--out", str(tmp_path / "viewed")], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "viewed" / "metrics.json").read_text())
+    assert set(metrics[0]["train_terms"]) == {"ce", "strong_kd", "kd_weight"}
+    # The learnt weight moved, and the strong view was trained on (its KD term is not zero).
+    assert metrics[0]["train_terms"]["kd_weight"] != metrics[1]["train_terms"]["kd_weight"]
+    assert metrics[0]["train_terms"]["strong_kd"] > 0
     # Without the package, the method is unknown and nothing is written.
     plain = {**env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     missing = _kd(["train", "logit_mse", "--dataset", "synthetic", "--out", str(tmp_path / "x")], plain)
@@ -84,6 +94,7 @@ def test_the_plugin_method_reaches_the_api_and_the_launch_form(plugin_path, tmp_
     try:
         methods = {m["name"]: m for m in server.api.get("/api/methods").json()["items"]}
         assert methods["logit_mse"]["params"]["properties"]["weight"]["default"] == 0.5
+        assert methods["strong_view_kd"]["views"] == ["strong"] and methods["strong_view_kd"]["reported"] == ["kd_weight"]
         architectures = {a["name"] for a in server.api.get("/api/architectures").json()["items"]}
         assert "tiny_cnn" in architectures
         form = server.api.get("/launch?kind=logit_mse").text

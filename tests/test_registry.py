@@ -11,9 +11,10 @@ from kdcore.architectures import catalog
 from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
-from kdcore.training.engine import deployed_parameters
+from kdcore.training.engine import deployed_parameters, online_teacher
 from kdcore.training.method_calls import build_modules, method_loss
 from kdcore.training.networks import build_model
+from kdcore.training.views import with_views
 
 SEED_EPOCHS = {"teacher": 20, "student": 20, "kd": 10, "cosine": 10, "fitnet": 10}
 
@@ -63,10 +64,17 @@ def test_one_optimizer_step_per_method(kind):
     trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
     optimizer = torch.optim.Adam(trained, lr=config.lr)
     before = [p.detach().clone() for p in trained]
-    logits, taps = model(images)
+
+    def student_on(batch):
+        logits, taps = model(batch)
+        return Outputs(logits, {t: taps[t] for t in wanted.student})
+
+    student_out = student_on(images)
+    if method.views:  # the extra views it asks for, both networks' outputs on them (kdcore.training.views)
+        student_out, teacher_out = with_views(method.views, images, student_on, online_teacher(teacher, wanted.teacher),
+                                              student_out, teacher_out)
     progress = Progress(torch.tensor(1.0), torch.tensor(0.0), config.epochs, 10)
-    total, terms = method_loss(method, Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
-                               config.params, progress, modules, index)
+    total, terms = method_loss(method, student_out, teacher_out, labels, config.params, progress, modules, index)
     optimizer.zero_grad()
     total.backward()
     optimizer.step()

@@ -126,6 +126,7 @@ def methods() -> dict:
     return {"items": [{"name": m.name, "title": m.title, "description": m.description, "needs_teacher": m.needs_teacher,
                        "teaches": m.teaches, "default_architecture": m.default_architecture,
                        "default_epochs": m.default_epochs, "loss_terms": list(m.loss_terms),
+                       "reported": list(m.reported), "views": list(m.views),
                        "params": m.params.model_json_schema()} for m in METHODS.values()],
             "failed_plugins": [{"name": f.name, "value": f.value, "reason": f.reason} for f in failed_method_plugins()]}
 

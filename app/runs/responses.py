@@ -127,6 +127,9 @@ class MethodOut(ApiModel):
     default_architecture: str
     default_epochs: int
     loss_terms: list[str] = Field(description="The unweighted train-loss terms its epochs report")
+    reported: list[str] = Field(default_factory=list, description="Those of loss_terms that are values it reports "
+                                "(a learnt temperature), not losses: each epoch's mean over its steps")
+    views: list[str] = Field(default_factory=list, description="Extra augmented views of each batch it trains on")
     params: dict[str, Any] = Field(description="JSON schema of its hyperparameters (a run's params)")
 
 

@@ -42,10 +42,12 @@ def run_view(session: Session, run, epochs: list) -> dict:
     rows = [services.epoch_to_dict(e) for e in epochs]
     method = METHODS.get(run.kind)
     terms = method.loss_terms if method else sorted({t for r in rows for t in r["train_terms"]})
+    reported = method.reported if method else ()
     config = [{"name": name, "label": label, "value": value, "help": help_text}
               for name, label, value, help_text in config_rows(run.kind, run.config)]
     validation = bool(run.config.get("validation"))
-    return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart(terms, rows, validation),
+    return {**summary_view(session, run), "config": config, "loss_chart": charts.loss_chart([t for t in terms if t not in reported], rows, validation),
+            "reported_chart": charts.reported_chart(reported, rows) if reported else None,
             "accuracy_chart": charts.accuracy_chart(rows, validation, charts.kind_color(run.kind)), "epochs": rows,
             "after": rows[-1]["epoch"] if rows else 0, **stage_view(session, run, method)}
 

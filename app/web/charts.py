@@ -80,6 +80,16 @@ def loss_series(terms: tuple[str, ...] | list[str], validation: bool = False) ->
     return series
 
 
+def reported_chart(names: tuple[str, ...] | list[str], epochs: list[dict]) -> dict:
+    """The values a method reports beside its losses (Method.reported: a learnt temperature), each epoch's mean
+    over its steps, on a linear scale of their own."""
+    labels = [name.replace("_", " ") for name in names]
+    # Titled by what it shows: a single series has no legend to name it.
+    title = f"{', '.join(labels).capitalize()} (epoch mean{'s' if len(labels) > 1 else ''})"
+    return line_chart(title, "Value", [{"name": label, "key": f"train_terms.{name}", "color": nth_color(i + 4)}
+                                       for i, (name, label) in enumerate(zip(names, labels))], epochs, log=False)
+
+
 def loss_chart(terms: tuple[str, ...] | list[str], epochs: list[dict], validation: bool = False) -> dict:
     """``validation``: the run holds out a validation split, whose curve is drawn beside the test set's."""
     return line_chart("Losses", "Loss", loss_series(terms, validation), epochs)
@@ -122,10 +132,13 @@ def compare_charts(runs: list[dict], history: dict[int, list[dict]]) -> list[dic
     """One chart per metric, a series per run in the run's colour; metrics no run has yet are left out.
     ``history`` maps each run's id to its epochs."""
     terms = list(dict.fromkeys(t for r in runs if r["kind"] in METHODS for t in METHODS[r["kind"]].loss_terms))
+    reported = {t for r in runs if r["kind"] in METHODS for t in METHODS[r["kind"]].reported}
     metrics = [("Test accuracy", "Accuracy", "test_accuracy", ".1%", False), ("Train loss (weighted)", "Loss",
                "train_loss", None, True), ("Test loss", "Loss", "test_loss", None, True),
                ("Validation accuracy", "Accuracy", "val_accuracy", ".1%", False)]
-    metrics += [(f"Train {t}", "Loss", f"train_terms.{t}", None, True) for t in terms]
+    metrics += [(f"Train {t}", "Loss", f"train_terms.{t}", None, True) for t in terms if t not in reported]
+    metrics += [(f"{t.replace('_', ' ').capitalize()} (epoch mean)", "Value", f"train_terms.{t}", None, False)
+                for t in terms if t in reported]
     charts = []
     for index, (title, y_title, key, y_format, log) in enumerate(metrics):
         series = [_with_points({"name": f"#{run['id']} {run['kind']}", "key": key, "color": run["color"],

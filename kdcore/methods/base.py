@@ -56,10 +56,16 @@ class TapChoice(NamedTuple):
 
 
 class Outputs(NamedTuple):
-    """A model's logits and the taps the method asked for, by name."""
+    """A model's logits and the taps the method asked for, by name; with ``views``, its ``Outputs`` on each
+    extra view of the batch the method asked for (``Method.views``), by the view's name."""
 
     logits: Any
     taps: dict[str, Any]
+    views: dict[str, Any] | None = None
+
+
+# The extra augmented views a method may ask for (kdcore.training.views makes them on the device).
+VIEW_NAMES = ("strong",)
 
 
 class Progress(NamedTuple):
@@ -153,6 +159,21 @@ class Method:
     host_sync: str = ""
     # A stage run before the main one, with its own loss, epochs and optimiser (None: none).
     pre_stage: Stage | None = None
+    # Extra augmented views of each batch it needs (names in VIEW_NAMES): both networks then run on each
+    # view too, and the loss finds their outputs in ``student.views`` and ``teacher.views``.
+    views: tuple[str, ...] = ()
+    # Those of ``loss_terms`` that are values it reports rather than loss terms (a learnt temperature):
+    # averaged over each epoch's steps and stored as the terms are, but drawn on a chart of their own.
+    reported: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        unknown = [v for v in self.views if v not in VIEW_NAMES]
+        if unknown:
+            raise ValueError(f"method {self.name!r} asks for unknown views {', '.join(unknown)}; "
+                             f"there are: {', '.join(VIEW_NAMES)}")
+        stray = [r for r in self.reported if r not in self.loss_terms]
+        if stray:
+            raise ValueError(f"method {self.name!r} reports {', '.join(stray)}, which are not among its loss_terms")
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.params.model_fields)

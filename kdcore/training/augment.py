@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from kdcore.training.device_data import MEAN, STD
+from kdcore.training.device_data import MEAN, STD, device_constant
 
 PADDING = 4
 
@@ -17,7 +17,8 @@ PADDING = 4
 def random_crop_flip(images: torch.Tensor, padding: int = PADDING) -> torch.Tensor:
     """A new batch; draws from torch's default generator on the images' device (graph-safe on CUDA)."""
     n, channels, height, width = images.shape
-    black = ((0.0 - torch.tensor(MEAN, device=images.device)) / torch.tensor(STD, device=images.device))
+    dtype = torch.get_default_dtype()  # as torch.tensor(MEAN) was: the float64 tests pad in float64
+    black = (0.0 - device_constant(MEAN, images.device, dtype)) / device_constant(STD, images.device, dtype)
     padded = black.to(images.dtype).view(1, channels, 1, 1).expand(n, channels, height + 2 * padding,
                                                                    width + 2 * padding).clone()
     padded[:, :, padding : padding + height, padding : padding + width] = images

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 EVAL_BATCH = 1000
+
+
+@functools.lru_cache(maxsize=None)
+def device_constant(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A small constant tensor of ``values`` on ``device``, made once and shared (never write to it). A step's
+    code asks for its constants here: made from host values inside a CUDA graph's capture, they would need a
+    host-to-device copy, which synchronises and breaks the capture; the step's warm-up makes them first."""
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:

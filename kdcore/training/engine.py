@@ -40,6 +40,7 @@ from kdcore.training.selection import best_epoch_label, best_of
 from kdcore.training.stages import run_pre_stage
 from kdcore.training.steps import StepRunner, graphs_apply
 from kdcore.training.teacher_cache import teacher_outputs
+from kdcore.training.views import with_views
 
 
 @dataclass
@@ -111,8 +112,7 @@ def train(
         teacher_checkpoint = best_weights_of(teacher_checkpoint)
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
     notes = [dataset.note] if dataset.note else []
-    if method.needs_teacher and config.cache_teacher and config.augment:
-        notes.append("teacher outputs are computed online: augmentation changes every image")
+    notes += teacher_notes(config)
     if device.type == "cuda" and config.cuda_graphs and method.host_sync:
         notes.append(f"steps run eagerly, not as a CUDA graph: {method.host_sync}")
     fallbacks = Fallbacks(str(out_dir))
@@ -148,15 +148,20 @@ def train(
     teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, train_split,
                                   dataset.fingerprint, data_root)
 
-    def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
-        if config.augment:
-            batch = random_crop_flip(batch)
+    teacher_on = online_teacher(teacher, wanted.teacher)  # for the method's views: never cached
+
+    def student_on(images: torch.Tensor) -> Outputs:
         with autocast(precision, device):
-            logits, taps = model(batch)
-        student = widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
+            logits, taps = model(images)
+        return widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
+
+    def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
+        images = random_crop_flip(batch) if config.augment else batch
         # The teacher stays in float32, online as cached: cache_teacher changes the speed, not the targets.
-        total, terms = method_loss(method, student, teacher_of(batch, index), labels, config.params, progress, modules,
-                                   index)
+        student, teacher_out = student_on(images), teacher_of(images, index)
+        if method.views:
+            student, teacher_out = with_views(method.views, batch, student_on, teacher_on, student, teacher_out)
+        total, terms = method_loss(method, student, teacher_out, labels, config.params, progress, modules, index)
         progress.step.add_(1)
         return total, terms
 
@@ -264,11 +269,8 @@ def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, tr
     feature_taps = tuple(t for t in taps if t != LOGITS)
     # Augmented images differ every epoch, so their teacher outputs cannot be computed once.
     if not config.cache_teacher or config.augment:
-        def online(batch, index):
-            with torch.no_grad():
-                logits, found = teacher(batch)
-            return Outputs(logits if LOGITS in taps else None, {t: found[t] for t in feature_taps})
-        return online
+        online = online_teacher(teacher, taps)
+        return lambda batch, index: online(batch)
     # Recomputing costs well under a second on a GPU; on a CPU it costs seconds, so keep a disk copy.
     disk = cache_dir(data_root) if train_split.device.type == "cpu" else None
     cached = teacher_outputs(teacher, train_split.images, taps, teacher_digest=file_sha256(checkpoint_path),
@@ -278,6 +280,32 @@ def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, tr
         logits = cached[LOGITS].index_select(0, index) if LOGITS in taps else None
         return Outputs(logits, {t: cached[t].index_select(0, index) for t in feature_taps})
     return lookup
+
+
+def online_teacher(teacher, taps: tuple[str, ...]) -> Callable[[torch.Tensor], Outputs | None]:
+    """The teacher's outputs on images, computed now: its logits (when asked for) and the asked taps."""
+    if teacher is None:
+        return lambda images: None
+    feature_taps = tuple(t for t in taps if t != LOGITS)
+
+    def online(images):
+        with torch.no_grad():
+            logits, found = teacher(images)
+        return Outputs(logits if LOGITS in taps else None, {t: found[t] for t in feature_taps})
+    return online
+
+
+def teacher_notes(config: RunConfig) -> list[str]:
+    """What the run's notes say about how its teacher's outputs are computed."""
+    method = config.method
+    if not (method.needs_teacher and config.cache_teacher):
+        return []
+    if config.augment:
+        return ["teacher outputs are computed online: augmentation changes every image"]
+    if method.views:
+        return [f"the teacher runs online on the {' and '.join(method.views)} view (drawn afresh every step); "
+                "its outputs on the batch itself come from the cache"]
+    return []
 
 
 def best_weights_of(checkpoint: str | os.PathLike) -> Path:

@@ -31,6 +31,7 @@ _verdicts: dict[tuple, BaseException | None] = {}
 
 class GraphSafetyError(RuntimeError):
     """The graph-safety probe failed: the step reads a value back to the host, or cannot run on meta tensors."""
+from kdcore.training.views import with_views
 
 
 def meta_step(kind: str, student: str | None = None, teacher: str | None = None, num_classes: int = 10,
@@ -59,15 +60,28 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
         images = torch.empty(batch, 3, 32, 32)
         labels = torch.zeros(batch, dtype=torch.long)
         progress = Progress(torch.ones(()), torch.zeros(()), config.epochs, 10)
-        teacher_out = None
-        if method.needs_teacher:
+        teacher_net = factories[teacher][0](num_classes).eval() if method.needs_teacher else None
+
+        def teacher_on(batch):
+            if teacher_net is None:
+                return None
             with torch.no_grad():
-                t_logits, t_taps = factories[teacher][0](num_classes).eval()(images)
-            teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
-                                  {t: t_taps[t] for t in wanted.teacher if t != LOGITS})
-        logits, taps = model(images)
-        total, terms = method_loss(method, Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
-                                   config.params, progress, modules, torch.arange(batch), loss=loss)
+                t_logits, t_taps = teacher_net(batch)
+            return Outputs(t_logits if LOGITS in wanted.teacher else None,
+                           {t: t_taps[t] for t in wanted.teacher if t != LOGITS})
+
+        teacher_out = teacher_on(images)
+
+        def student_on(batch):
+            logits, taps = model(batch)
+            return Outputs(logits, {t: taps[t] for t in wanted.student})
+
+        student_out = student_on(images)
+        if method.views:  # made on the meta device too: a view that reads a value back fails here
+            student_out, teacher_out = with_views(method.views, images, student_on, teacher_on, student_out,
+                                                  teacher_out)
+        total, terms = method_loss(method, student_out, teacher_out, labels, config.params, progress, modules,
+                                   torch.arange(batch), loss=loss)
         total.backward()
     return {name: tuple(term.shape) for name, term in terms.items()}
 

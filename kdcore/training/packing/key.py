@@ -5,7 +5,8 @@ Runs pack together when they train the same network on the same data in the same
 architecture, dataset, subset and validation split, batch size and epoch count, one recipe (the optimiser and its
 learning-rate schedule act on all the runs' weights as one), one arithmetic, one device and data
 placement, one step mode. Everything else may differ run by run: the method and its hyperparameters,
-the seed, the teacher and which of its weights, whether its outputs are cached.
+the seed, the teacher and which of its weights, whether its outputs are cached; but not the extra augmented
+views its method asks for.
 """
 
 from __future__ import annotations
@@ -38,16 +39,23 @@ def trains_alone(config) -> str | None:
     return None
 
 
+# Beyond the configuration's fields: the extra views of each batch its method asks for (Method.views). A
+# vmapped pack makes a view for all its runs at once, and a run that asked for none must not train on it
+# (its batch-norm statistics would move), so runs pack only with runs that ask for the same views.
+METHOD_FIELDS: tuple[str, ...] = ("views",)
+
+
 def pack_key(config) -> tuple[tuple[str, Any], ...]:
     """Equal for two RunConfigs exactly when they can train in one pack; hashable, for grouping."""
-    key = tuple((name, getattr(config, name)) for name in PACK_FIELDS)
+    key = (*((name, getattr(config, name)) for name in PACK_FIELDS),
+           *((name, tuple(getattr(config.method, name))) for name in METHOD_FIELDS))
     return key + (("alone", _Alone()),) if trains_alone(config) else key
 
 
 def differing_fields(configs: Iterable) -> list[str]:
     """The pack fields on which these configurations disagree (empty: they can train together)."""
     keys = [dict(pack_key(config)) for config in configs]
-    return [name for name in PACK_FIELDS if any(key[name] != keys[0][name] for key in keys[1:])]
+    return [name for name in (*PACK_FIELDS, *METHOD_FIELDS) if any(key[name] != keys[0][name] for key in keys[1:])]
 
 
 # Runs per pack when none is asked for. On a CPU a pack is no faster than its runs one after another at

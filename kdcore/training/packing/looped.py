@@ -29,6 +29,7 @@ from kdcore.training.method_calls import method_loss
 from kdcore.training.networks import channels_last
 from kdcore.training.packing.vmapped import PackSteps, cpu_copy
 from kdcore.training.precision import autocast, usable_precision, widened_outputs
+from kdcore.training.views import with_views
 
 
 class LoopedStep(PackSteps):
@@ -68,11 +69,18 @@ class LoopedStep(PackSteps):
             for j, (run, model) in enumerate(zip(self.runs, self.models)):
                 torch.set_rng_state(run.rng)
                 images = random_crop_flip(batch[j]) if self.config.augment else batch[j]
-                with autocast(self.precision, self.device):
-                    logits, taps = model(images)
-                student = widened_outputs(Outputs(logits, {name: taps[name] for name in run.wanted.student}))
-                own, terms = method_loss(run.config.method, student, run.teacher_of(images, index[j]), labels[j],
-                                         run.config.params, self.progress, run.modules, index[j])
+
+                def student_on(images, model=model, run=run):
+                    with autocast(self.precision, self.device):
+                        logits, taps = model(images)
+                    return widened_outputs(Outputs(logits, {name: taps[name] for name in run.wanted.student}))
+
+                student, teacher = student_on(images), run.teacher_of(images, index[j])
+                method = run.config.method
+                if method.views:
+                    student, teacher = with_views(method.views, batch[j], student_on, run.teacher_on, student, teacher)
+                own, terms = method_loss(method, student, teacher, labels[j], run.config.params, self.progress,
+                                         run.modules, index[j])
                 run.rng = torch.get_rng_state()
                 parts[str(j)] = own
                 parts.update({f"{j}/{name}": term for name, term in terms.items()})

@@ -65,8 +65,10 @@ from kdcore.training.engine import (
     _teacher_outputs,
     best_weights_of,
     keeps_best,
+    online_teacher,
     resolve_device,
     run_result,
+    teacher_notes,
     validation_split,
     write_best,
     write_run_files,
@@ -117,6 +119,7 @@ class _Run:
     history: list[EpochMetrics] = field(default_factory=list)
     # Why its step must not be captured as a CUDA graph (kdcore.training.graph_safety), or None: its pack's is not.
     graph_refusal: BaseException | None = None
+    teacher_on: Callable | None = None  # the teacher online, for the method's views (engine.online_teacher)
 
     def module_parameters(self) -> list[torch.Tensor]:
         return list(self.modules.parameters()) if self.modules is not None else []
@@ -376,8 +379,7 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
             shared.teachers[key] = load_teacher(teacher_checkpoint, num_classes, shared.device)
         teacher = shared.teachers[key]
     notes = [shared.dataset.note] if shared.dataset.note else []
-    if method.needs_teacher and config.cache_teacher and config.augment:
-        notes.append("teacher outputs are computed online: augmentation changes every image")
+    notes += teacher_notes(config)
     student_shapes = _tap_shapes(shared.described, config.architecture)
     teacher_shapes = _tap_shapes(shared.described, teacher.architecture) if teacher is not None else None
     wanted = choose_taps(method, config.params, config.architecture, student_shapes,
@@ -390,7 +392,7 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
     teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, shared.train,
                                   shared.dataset.fingerprint, shared.data_root)
     run = _Run(index, config, Path(out_dir), wanted, modules, teacher_of, torch.Generator().manual_seed(config.seed),
-               rng, notes)
+               rng, notes, teacher_on=online_teacher(teacher, wanted.teacher))
     run.graph_refusal = graph_refusal(graphs_apply(config, shared.device), config,
                                       teacher.architecture if teacher is not None else None, num_classes)
     return run, model

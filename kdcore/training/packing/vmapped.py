@@ -20,6 +20,7 @@ from kdcore.training.fallback import Fallbacks
 from kdcore.training.method_calls import method_loss
 from kdcore.training.recipe import lr_at, make_optimizer, set_lr
 from kdcore.training.steps import StepRunner, graphs_apply
+from kdcore.training.views import VIEWS
 
 
 class PackSteps:
@@ -122,15 +123,25 @@ class PackedStep(PackSteps):
         """StepRunner's loss: ``batch`` holds each run's batch in turn; returns the sum of the runs' totals
         (one backward gives each run its own gradients) and every run's total and terms."""
         count = len(self.runs)
+        original = batch
         if self.config.augment:
             batch = random_crop_flip(batch)
+        # A pack's runs ask for the same views (the pack key says so): each view is made for all of them at once.
+        views = {name: VIEWS[name](original).unflatten(0, (count, -1)) for name in self.config.method.views}
         batch, labels, index = (t.unflatten(0, (count, -1)) for t in (batch, labels, index))
         logits, taps = self._forward(self.params, self.buffers, batch)
+        on_views = {name: self._forward(self.params, self.buffers, view) for name, view in views.items()}
         total, parts = None, {}
         for j, run in enumerate(self.runs):
             student = Outputs(logits[j], {name: taps[name][j] for name in run.wanted.student})
-            own, terms = method_loss(run.config.method, student, run.teacher_of(batch[j], index[j]), labels[j],
-                                     run.config.params, self.progress, run.modules, index[j])
+            teacher = run.teacher_of(batch[j], index[j])
+            if views:
+                student = student._replace(views={name: Outputs(out[0][j], {t: out[1][t][j] for t in run.wanted.student})
+                                                  for name, out in on_views.items()})
+                teacher = teacher if teacher is None else teacher._replace(
+                    views={name: run.teacher_on(view[j]) for name, view in views.items()})
+            own, terms = method_loss(run.config.method, student, teacher, labels[j], run.config.params, self.progress,
+                                     run.modules, index[j])
             parts[str(j)] = own
             parts.update({f"{j}/{name}": term for name, term in terms.items()})
             total = own if total is None else total + own
