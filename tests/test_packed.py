@@ -35,7 +35,10 @@ from tests.torch_threads import one_thread  # noqa: F401  (autouse: one thread h
 # 20 images in batches of 8: two full steps and a partial one per epoch; 10 test images.
 EXACT = dict(dataset="synthetic", subset=20, batch_size=8, epochs=1, device="cpu", architecture="resnet20")
 SMALL = dict(dataset="synthetic", subset=20, batch_size=10, epochs=1, device="cpu", architecture="seed_student")
-TIGHT = dict(rtol=1e-9, atol=1e-11)
+# In float64 a vmapped step sums in another order than a run alone; after three SGD steps WTTM's power
+# transform (p_t^0.2 in log space) left one weight of 36,864 5.96e-11 away. Still a billion times below
+# any difference float32 training could make.
+TIGHT = dict(rtol=1e-8, atol=1e-10)
 
 
 @pytest.fixture()
