@@ -38,8 +38,16 @@ STAGES = {
     "wrn_16_2": 3, "wrn_40_2": 3, "vgg8": 5, "vgg13": 5,
     "mobilenetv2": 4, "shufflev1": 3, "shufflev2": 3,
 }
+# Those that also tap each stage before its final ReLU (pre_stage1…: tests/test_pre_activation_taps.py).
+PRE_ACTIVATED = {"tutorial_teacher", "tutorial_student", "resnet20", "resnet56", "resnet110", "resnet8x4", "resnet32x4",
+                 "vgg8", "vgg13", "shufflev1"}
 ARCHITECTURES = registry()
 NAMES = list(EXPECTED)
+
+
+def _tap_names(name: str) -> list[str]:
+    stages = [f"stage{i}" for i in range(1, STAGES[name] + 1)]
+    return [tap for s in stages for tap in ((f"pre_{s}", s) if name in PRE_ACTIVATED else (s,))] + ["embedding"]
 
 
 def build(name: str, seed: int = 0) -> torch.nn.Module:
@@ -75,7 +83,7 @@ def test_forward_shapes_match_describe(name, described):
     classes = EXPECTED[name][0]
     model = build(name)
     x = torch.randn(2, 3, 32, 32)
-    expected_names = [f"stage{i}" for i in range(1, STAGES[name] + 1)] + ["embedding"]
+    expected_names = _tap_names(name)
     assert list(described[name]["taps"]) == expected_names
     for train in (True, False):
         model.train(train)
@@ -188,4 +196,6 @@ def test_describe_other_input_size():
 
     info = describe(resnet20, 10, input_shape=(3, 64, 64))
     assert info["parameters"] == 278_324 - 90 * 65  # 100 → 10 classes: 90 fewer rows of 64 + 1
-    assert info["taps"] == {"stage1": [16, 64, 64], "stage2": [32, 32, 32], "stage3": [64, 16, 16], "embedding": [64]}
+    assert info["taps"] == {"pre_stage1": [16, 64, 64], "stage1": [16, 64, 64], "pre_stage2": [32, 32, 32],
+                            "stage2": [32, 32, 32], "pre_stage3": [64, 16, 16], "stage3": [64, 16, 16],
+                            "embedding": [64]}

@@ -40,7 +40,8 @@ def test_each_method_trains_a_resnet20_from_a_resnet8x4(kind, tmp_path, resnet_t
     result = train(RunConfig(kind=kind, architecture="resnet20", **SMALL), out_dir=tmp_path,
                    teacher_checkpoint=resnet_teacher)
     _check(result, kind)
-    assert result.parameters == 278_324 - 90 * 65  # resnet20 at 10 classes; a method's own modules excluded
+    if METHODS[kind].deployed is None:  # SimKD ships a projector and the teacher's head too (tests/test_simkd.py)
+        assert result.parameters == 278_324 - 90 * 65  # resnet20 at 10 classes; a method's own modules excluded
 
 
 @pytest.mark.parametrize("pair", [("tutorial_student", "tutorial_teacher"), ("resnet20", "resnet8x4"), ("vgg8", "vgg13"),

@@ -126,3 +126,20 @@ def test_a_plugin_method_with_per_image_buffers_trains_and_keeps_them(plugin_pat
     assert modules["ensemble"].shape == (100, 10) and torch.equal(modules["visits"], torch.full((100,), 2.0))
     # Two visits at α 0.6: the rows sum to 1 − 0.6², the bias the loss corrects.
     torch.testing.assert_close(modules["ensemble"].sum(1), torch.full((100,), 1 - 0.6**2))
+
+
+def test_plugin_teacher_parts_and_pre_activation_taps(plugin_path, tmp_path, teacher_checkpoint):
+    """A plugin method that reuses the teacher's head ships it (its parameter count says so), and a plugin network
+    with pre-activation taps and batch norms before its ReLUs is one OFD distils into."""
+    env = _env(plugin_path, tmp_path)
+    common = ["--dataset", "synthetic", "--subset", "100", "--epochs", "1", "--device", "cpu", "--teacher",
+              str(teacher_checkpoint)]
+    reused = _kd(["train", "reused_head", "--arch", "tiny_cnn", *common, "--out", str(tmp_path / "reused")], env)
+    assert reused.returncode == 0, reused.stderr[-3000:]
+    tiny_cnn = 8 * 27 + 8 + 16 * 72 + 16 + 2570
+    projector = 16 * 32 + 32  # a 1×1 conv onto the tutorial teacher's 32 channels
+    head = 2048 * 512 + 512 + 512 * 10 + 10  # the tutorial teacher's classifier
+    assert json.loads(reused.stdout.strip().splitlines()[-1])["parameters"] == tiny_cnn + projector + head
+    ofd = _kd(["train", "ofd", "--arch", "tiny_preact_cnn", *common, "--out", str(tmp_path / "ofd")], env)
+    assert ofd.returncode == 0, ofd.stderr[-3000:]
+    assert set(json.loads((tmp_path / "ofd" / "metrics.json").read_text())[0]["train_terms"]) == {"ce", "ofd"}

@@ -15,6 +15,7 @@ from kdcore.training.engine import deployed_parameters, online_teacher
 from kdcore.training.method_calls import build_modules, method_loss
 from kdcore.training.networks import build_model
 from kdcore.training.views import with_views
+from kdcore.training.teacher_parts import shipped, trainable, with_teacher_parts
 
 SEED_EPOCHS = {"teacher": 20, "student": 20, "kd": 10, "cosine": 10, "fitnet": 10}
 
@@ -55,13 +56,16 @@ def test_one_optimizer_step_per_method(kind):
     train_labels = torch.randint(0, 10, (40,))  # a training set, for a method with per-image state
     modules = build_modules(method, student_shapes, teacher_shapes, config.params, train_labels)
     teacher = build_model("tutorial_teacher", 10, 7).eval()
+    modules = with_teacher_parts(method, modules, teacher if method.needs_teacher else None, student_shapes,
+                                 teacher_shapes, config.params)
     index = torch.randperm(40)[:8]
     images, labels = torch.randn(8, 3, 32, 32), train_labels[index]
     with torch.no_grad():
         t_logits, t_taps = teacher(images)
     teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
                           {t: t_taps[t] for t in wanted.teacher if t != LOGITS}) if method.needs_teacher else None
-    trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
+    # What ships and what trains with it; a SimKD student's own classifier is neither, a reused teacher part frozen.
+    trained = list({id(p): p for p in trainable(shipped(method, model, modules), modules)}.values())
     optimizer = torch.optim.Adam(trained, lr=config.lr)
     before = [p.detach().clone() for p in trained]
 

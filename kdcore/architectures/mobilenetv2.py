@@ -95,6 +95,10 @@ class MobileNetV2(nn.Module):
         taps["embedding"] = embedding
         return self.classifier(embedding), taps
 
+    def after_last_stage(self) -> nn.Module:
+        """The modules that turn the last stage's map into logits (what SimKD reuses from a teacher)."""
+        return nn.Sequential(self.head, self.pool, nn.Flatten(1), self.classifier)
+
 
 def mobilenetv2(num_classes: int = 100) -> nn.Module:
     return MobileNetV2(expansion=6, width=0.5, num_classes=num_classes)

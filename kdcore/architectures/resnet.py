@@ -7,7 +7,8 @@ which its parameter counts reflect). The plain nets use widths 16 → 16/32/64; 
 use a 32-channel stem and stages of 64/128/256.
 
 Taps: ``stage1``..``stage3`` are the stages' outputs (after the final ReLU of the last block),
-``embedding`` the pooled vector the classifier receives.
+``pre_stage1``..``pre_stage3`` the same before that ReLU (the residual sums), ``embedding`` the pooled vector
+the classifier receives.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from kdcore.architectures.staged import StagedNet
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, activate: bool = True):
         super().__init__()
+        # A stage's last block leaves its final ReLU to the network, which taps the map before it.
+        self.activate = activate
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
@@ -40,7 +43,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        out = out + self.shortcut(x)
+        return self.relu(out) if self.activate else out
 
 
 class CifarResNet(StagedNet):
@@ -59,10 +63,11 @@ class CifarResNet(StagedNet):
             blocks = []
             for block in range(blocks_per_stage):
                 stride = 2 if index > 0 and block == 0 else 1
-                blocks.append(BasicBlock(in_channels, width, stride))
+                blocks.append(BasicBlock(in_channels, width, stride, activate=block < blocks_per_stage - 1))
                 in_channels = width
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
+        self.activation = nn.ReLU()  # not in place: the map before it is a tap
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
 
@@ -72,6 +77,11 @@ class CifarResNet(StagedNet):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+
+    def pre_activation_norms(self) -> dict[str, nn.BatchNorm2d]:
+        # The last block's second batch norm, before the shortcut is added (mdistiller's get_bn_before_relu).
+        return {f"pre_stage{index}": stage[-1].bn2 for index, stage in enumerate(self.stages, start=1)}
 
 
 _PLAIN = (16, 16, 32, 64)

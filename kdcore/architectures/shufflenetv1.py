@@ -12,7 +12,8 @@ concatenated with a 3×3 stride-2 average pool of the input (stride 2, so the br
 the benchmark puts a ReLU after the depthwise conv's BN, which this follows.
 
 Taps: ``stage1``..``stage3`` are the stages' outputs (240×16×16, 480×8×8, 960×4×4 at
-32×32), ``embedding`` the pooled 960-vector.
+32×32), ``pre_stage1``..``pre_stage3`` the same before the last unit's final ReLU, ``embedding`` the pooled
+960-vector.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 class ShuffleUnit(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int, first_groups: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int, first_groups: int,
+                 activate: bool = True):
         super().__init__()
+        # A stage's last unit leaves its final ReLU to the network, which taps the map before it.
+        self.activate = activate
         self.stride = stride
         branch_out = out_channels - in_channels if stride == 2 else out_channels
         mid = branch_out // 4
@@ -56,7 +60,7 @@ class ShuffleUnit(nn.Module):
             out = out + x
         else:
             out = torch.cat([out, self.pool(x)], dim=1)
-        return self.relu(out)
+        return self.relu(out) if self.activate else out
 
 
 class ShuffleNetV1(StagedNet):
@@ -70,12 +74,18 @@ class ShuffleNetV1(StagedNet):
             units = []
             for index in range(count):
                 first_groups = 1 if in_channels == stem else groups
-                units.append(ShuffleUnit(in_channels, width, 2 if index == 0 else 1, groups, first_groups))
+                units.append(ShuffleUnit(in_channels, width, 2 if index == 0 else 1, groups, first_groups,
+                                         activate=index < count - 1))
                 in_channels = width
             stages.append(nn.Sequential(*units))
         self.stages = nn.ModuleList(stages)
+        self.activation = nn.ReLU()  # not in place: the map before it is a tap
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
+
+    def pre_activation_norms(self) -> dict[str, nn.BatchNorm2d]:
+        # The last unit's last batch norm, before the input is added (as a resnet's bn2).
+        return {f"pre_stage{index}": stage[-1].bn3 for index, stage in enumerate(self.stages, start=1)}
 
 
 def shufflev1(num_classes: int = 100) -> nn.Module:

@@ -88,6 +88,9 @@ class ShuffleNetV2(StagedNet):
     def embed(self, out: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.head(out)), 1)
 
+    def after_last_stage(self) -> nn.Module:
+        return nn.Sequential(self.head, self.pool, nn.Flatten(1), self.fc)
+
 
 def shufflev2(num_classes: int = 100) -> nn.Module:
     return ShuffleNetV2(num_classes=num_classes)

@@ -8,7 +8,9 @@ regressor is not part of the student: it belongs to the method that trains it.
 
 Taps: ``stage1`` after the first max-pool (teacher 64×16×16, student 16×16×16), ``stage2`` the
 conv stack's output that the tutorial's cosine / FitNets losses use (teacher 32×8×8, student
-16×8×8), ``embedding`` the flattened conv output the classifier receives (2048 / 1024).
+16×8×8), ``embedding`` the flattened conv output the classifier receives (2048 / 1024);
+``pre_stage1`` and ``pre_stage2`` are the stages before their last ReLU (max-pooled like the stage:
+pooling commutes with the ReLU, so the ReLU of the tap is the stage's output).
 """
 
 from __future__ import annotations
@@ -27,15 +29,23 @@ class _TutorialCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         taps: dict[str, torch.Tensor] = {}
-        out = x
+        out = pre = x
         for index, layer in enumerate(self.features):
+            if isinstance(layer, nn.ReLU):
+                pre = out
             out = layer(out)
+            if isinstance(layer, nn.MaxPool2d):
+                pre = layer(pre)
             if index == self._stage1_end:
-                taps["stage1"] = out
-        taps["stage2"] = out
+                taps["pre_stage1"], taps["stage1"] = pre, out
+        taps["pre_stage2"], taps["stage2"] = pre, out
         embedding = torch.flatten(out, 1)
         taps["embedding"] = embedding
         return self.classifier(embedding), taps
+
+    def after_last_stage(self) -> nn.Module:
+        """The modules that turn the last stage's map into logits (what SimKD reuses from a teacher)."""
+        return nn.Sequential(nn.Flatten(1), self.classifier)
 
 
 class TutorialTeacher(_TutorialCNN):

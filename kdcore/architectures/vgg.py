@@ -8,7 +8,8 @@ pooling and one linear layer (512 → classes).
 vgg8 has one conv per block (64/128/256/512/512); vgg13 two (configuration "B").
 
 Taps: ``stage1``..``stage5`` are the five blocks' outputs after their last ReLU (before the
-following pool); ``embedding`` the pooled 512-vector the classifier receives.
+following pool), ``pre_stage1``..``pre_stage5`` the same before that ReLU; ``embedding`` the pooled 512-vector
+the classifier receives.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def _block(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
     for width in widths:
         layers += [nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         in_channels = width
-    return nn.Sequential(*layers)
+    # The block's last ReLU is the network's (VGG.activation), which taps the map before it; it has no weights,
+    # so the state dict's keys are the same either way.
+    return nn.Sequential(*layers[:-1])
 
 
 class VGG(nn.Module):
@@ -39,6 +42,7 @@ class VGG(nn.Module):
             blocks.append(_block(in_channels, widths))
             in_channels = widths[-1]
         self.blocks = nn.ModuleList(blocks)
+        self.activation = nn.ReLU()  # not in place: the map before it is a tap
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(in_channels, num_classes)
@@ -59,12 +63,22 @@ class VGG(nn.Module):
         out = x
         for index, block in enumerate(self.blocks, start=1):
             out = block(out)
+            taps[f"pre_stage{index}"] = out
+            out = self.activation(out)
             taps[f"stage{index}"] = out
             if index <= 3:  # 32 → 16 → 8 → 4; blocks 4 and 5 both run at 4×4
                 out = self.pool(out)
         embedding = torch.flatten(self.global_pool(out), 1)
         taps["embedding"] = embedding
         return self.classifier(embedding), taps
+
+    def after_last_stage(self) -> nn.Module:
+        """The modules that turn the last stage's map into logits (what SimKD reuses from a teacher)."""
+        return nn.Sequential(self.global_pool, nn.Flatten(1), self.classifier)
+
+    def pre_activation_norms(self) -> dict[str, nn.BatchNorm2d]:
+        """Each block's last batch norm: the activation of its ``pre_stage`` tap (OFD's margins)."""
+        return {f"pre_stage{index}": block[-1] for index, block in enumerate(self.blocks, start=1)}
 
 
 _VGG8 = ((64,), (128,), (256,), (512,), (512,))

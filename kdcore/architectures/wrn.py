@@ -79,6 +79,9 @@ class WideResNet(StagedNet):
     def embed(self, out: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.relu(self.bn(out))), 1)
 
+    def after_last_stage(self) -> nn.Module:
+        return nn.Sequential(self.bn, self.relu, self.pool, nn.Flatten(1), self.fc)
+
 
 def wrn_16_2(num_classes: int = 100) -> nn.Module:
     return WideResNet(16, 2, num_classes)

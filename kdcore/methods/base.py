@@ -174,6 +174,16 @@ class Method:
         stray = [r for r in self.reported if r not in self.loss_terms]
         if stray:
             raise ValueError(f"method {self.name!r} reports {', '.join(stray)}, which are not among its loss_terms")
+    # Parts taken from the loaded teacher (SimKD: its classifier head; OFD: margins from its batch norms):
+    # teacher_parts(teacher, student_shapes, teacher_shapes, params) -> {name: nn.Module}. Each joins the
+    # method's modules (an nn.ModuleDict, or None) as modules[name], a frozen copy that calls the part (its .part):
+    # saved in the checkpoint with the other modules, no gradient step, eval mode (kdcore.training.teacher_parts).
+    teacher_parts: Callable[[Any, TapShapes, TapShapes | None, Hyperparameters], dict] | None = None
+    # What ships when more than the student's own network does (SimKD: its trunk, the projector and the
+    # teacher's head): deployed(model, modules) -> the nn.Module that predicts, forward(images) -> (logits, taps).
+    # Evaluation runs it and the deployed parameter count counts its parameters. None: the student alone.
+    # Such a run trains alone, never in a pack (kdcore.training.packing.key).
+    deployed: Callable[[Any, Any], Any] | None = None
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(self.params.model_fields)

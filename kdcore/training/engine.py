@@ -40,6 +40,7 @@ from kdcore.training.selection import best_epoch_label, best_of
 from kdcore.training.stages import run_pre_stage
 from kdcore.training.steps import StepRunner, graphs_apply
 from kdcore.training.teacher_cache import teacher_outputs
+from kdcore.training.teacher_parts import shipped, trainable, with_teacher_parts
 from kdcore.training.views import with_views
 
 
@@ -127,9 +128,11 @@ def train(
     model = build_model(config.architecture, dataset.num_classes, config.seed).to(device)
     modules = build_modules(method, student_shapes, teacher_shapes, config.params, dataset.train_y)
     modules = modules.to(device) if modules is not None else None
+    modules = with_teacher_parts(method, modules, teacher, student_shapes, teacher_shapes, config.params)
+    deployed = shipped(method, model, modules)
     if config.channels_last:
         channels_last([model, modules], fallbacks)
-    trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
+    trained = trainable(model, modules)
     optimizer = make_optimizer(config, trained, device, fallbacks)
     shuffle = torch.Generator().manual_seed(config.seed)
     history: list[EpochMetrics] = []
@@ -181,6 +184,8 @@ def train(
     for epoch in range(len(history) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
+        if modules is not None:  # evaluating a deployed student that includes them set them to eval
+            modules.train()
         progress.epoch.fill_(epoch)
         set_lr(optimizer, lr_at(config, epoch))
         order = torch.randperm(len(train_split), generator=shuffle).to(device)
@@ -194,19 +199,20 @@ def train(
         train_seconds = time.perf_counter() - epoch_start
         if not all(math.isfinite(v) for v in sums):
             raise NonFiniteLoss(f"training loss became non-finite in epoch {epoch} ({sums[0]})")
-        test_loss, test_accuracy = evaluate(model, test_split, precision)
-        val_loss, val_accuracy = evaluate(model, val_split, precision) if val_split is not None else (None, None)
+        test_loss, test_accuracy = evaluate(deployed, test_split, precision)
+        val_loss, val_accuracy = evaluate(deployed, val_split, precision) if val_split is not None else (None, None)
         metrics = EpochMetrics(
             epoch, config.epochs, sums[0], dict(zip(method.loss_terms, sums[1:])), test_loss, test_accuracy,
             time.perf_counter() - epoch_start, len(train_split) / train_seconds, val_loss, val_accuracy,
         )
         history.append(metrics)
-        _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history, stage_record)
+        _save(out_dir, config, dataset, model, modules, optimizer, shuffle, history, stage_record,
+              parameters=deployed_parameters(deployed))
         if keeps_best(config, history):
             _save_best(out_dir, config, dataset, model, epoch)
         if on_epoch:
             on_epoch(metrics)
-    return run_result(config, history, parameters=deployed_parameters(model), seconds=time.perf_counter() - started,
+    return run_result(config, history, parameters=deployed_parameters(deployed), seconds=time.perf_counter() - started,
                       checkpoint=str(out_dir / CHECKPOINT), device=str(device), notes=[*notes, *fallbacks.notes])
 
 
@@ -249,7 +255,8 @@ def evaluate(model: torch.nn.Module, split: Split, precision: str = "float32") -
 
 
 def deployed_parameters(model: torch.nn.Module) -> int:
-    """The student as deployed: the method's own modules (a FitNets regressor) are not part of it."""
+    """The student as deployed (``Method.deployed``, else its own network): a method's training-only modules
+    (a FitNets regressor) are not part of it, a SimKD projector and the teacher's head it reuses are."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -365,8 +372,10 @@ def _pre_stage(config, model, modules, shapes, teacher, teacher_checkpoint, trai
                                                                  pre_stage=True))
 
 
-def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history, stage=None) -> None:
-    write_run_files(out_dir, config, dataset, model_state=_state(model), parameters=deployed_parameters(model),
+def _save(out_dir: Path, config, dataset, model, modules, optimizer, shuffle, history, stage=None,
+          parameters: int | None = None) -> None:
+    parameters = deployed_parameters(model) if parameters is None else parameters  # the deployed student's
+    write_run_files(out_dir, config, dataset, model_state=_state(model), parameters=parameters,
                     modules_state=_state(modules) if modules is not None else None,
                     optimizer_state=optimizer.state_dict(), shuffle=shuffle, history=history, stage=stage)
 

@@ -24,6 +24,7 @@ from kdcore.config import RunConfig
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.training.fallback import reason
 from kdcore.training.method_calls import build_modules, method_loss
+from kdcore.training.teacher_parts import with_teacher_parts
 
 # The probe's verdict (None: passed; else its error) per (method, hyperparameters, student, teacher, classes).
 _verdicts: dict[tuple, BaseException | None] = {}
@@ -61,6 +62,7 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
         labels = torch.zeros(batch, dtype=torch.long)
         progress = Progress(torch.ones(()), torch.zeros(()), config.epochs, 10)
         teacher_net = factories[teacher][0](num_classes).eval() if method.needs_teacher else None
+        modules = with_teacher_parts(method, modules, teacher_net, student_shapes, teacher_shapes, config.params)
 
         def teacher_on(batch):
             if teacher_net is None:

@@ -36,6 +36,11 @@ def trains_alone(config) -> str | None:
     stage = config.method.pre_stage
     if stage is not None and stage.epochs(config.params) > 0:
         return f"method {config.kind!r} has a pre-stage ({stage.name}), and a run with one trains alone"
+    # A pack evaluates its runs' own networks stacked; a student that ships more (Method.deployed: SimKD's
+    # projector and the teacher's head) is evaluated as it ships, which the stacked evaluation cannot do yet.
+    if config.method.deployed is not None:
+        return (f"method {config.kind!r} ships more than the student's network (its deployed student), and a run "
+                "with one trains alone")
     return None
 
 

@@ -78,6 +78,7 @@ from kdcore.training.graph_safety import graph_refusal
 from kdcore.training.method_calls import build_modules
 from kdcore.training.networks import build_model
 from kdcore.training.packing.key import differing_fields, pack_key, trains_alone
+from kdcore.training.teacher_parts import with_teacher_parts
 from kdcore.training.packing.looped import LoopedStep
 from kdcore.training.packing.vmapped import PackedStep
 from kdcore.training.run_files import CHECKPOINT
@@ -388,6 +389,7 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
     model = build_model(config.architecture, shared.dataset.num_classes, config.seed).to(shared.device)
     modules = build_modules(method, student_shapes, teacher_shapes, config.params, shared.dataset.train_y)
     modules = modules.to(shared.device) if modules is not None else None
+    modules = with_teacher_parts(method, modules, teacher, student_shapes, teacher_shapes, config.params)
     rng = torch.get_rng_state()
     teacher_of = _teacher_outputs(config, teacher, wanted.teacher, teacher_checkpoint, shared.train,
                                   shared.dataset.fingerprint, shared.data_root)
