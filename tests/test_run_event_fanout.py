@@ -57,6 +57,25 @@ def watch_together(client, urls: list[str], ended: list[float] | None = None):
     return threads, results
 
 
+def run_alone(coroutine):
+    """``asyncio.run`` in a thread of its own: a session's Playwright (the browser tests) keeps an event loop
+    running in the main thread, where asyncio.run refuses to start another."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # handed back to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def epochs_of(events) -> list[tuple[int, str | None]]:
     return [(json.loads(data)["epoch"], event_id) for event, data, event_id in events if event == "epoch"]
 
@@ -159,7 +178,7 @@ def test_a_subscriber_that_does_not_read_holds_back_no_one():
             assert [n for n, _ in late.epochs_after(2)] == list(range(3, late.epochs[-1][0] + 1))
         assert feeds.watched() == []
 
-    asyncio.run(scenario())
+    run_alone(scenario())
 
 
 def test_a_poll_that_fails_ends_the_streams_once_and_is_logged(caplog):
@@ -177,5 +196,5 @@ def test_a_poll_that_fails_ends_the_streams_once_and_is_logged(caplog):
             assert feeds.watched() == []  # a stream that reconnects starts a new feed
         return len(calls)
 
-    assert asyncio.run(scenario()) == 1
+    assert run_alone(scenario()) == 1
     assert ["disk I/O error" in r.getMessage() + str(r.exc_info) for r in caplog.records].count(True) == 1
