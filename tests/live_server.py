@@ -3,10 +3,13 @@ browser tests' server, and the server that request-level tests (security, admiss
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +19,18 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+# The architecture catalog each server describes at start (a torch subprocess of 4 s or more, per server):
+# described once per test process and handed to every later server. Its file names carry a fingerprint of
+# the architectures' code, so a copy is never stale.
+_CATALOGS = Path(tempfile.mkdtemp(prefix="kd-test-catalogs-"))
+atexit.register(shutil.rmtree, _CATALOGS, ignore_errors=True)
+
+
+def _copy_catalogs(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for file in source.glob("architectures-*.json"):
+        if not (target / file.name).exists():
+            shutil.copyfile(file, target / file.name)
 
 
 def _free_port() -> int:
@@ -35,6 +50,8 @@ class LiveServer:
         environment = {**os.environ, "KD_DB_URL": db_url or f"sqlite:///{root / 'kd.sqlite'}",
                        "KD_DATA_DIR": str(root / "data"), "KD_RUNS_DIR": str(root / "runs"),
                        "KD_CACHE_DIR": str(root / "cache"), "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+        self.cache = Path(environment["KD_CACHE_DIR"])
+        _copy_catalogs(_CATALOGS, self.cache)
         environment.pop("KD_API_TOKEN", None)
         if token:
             environment["KD_API_TOKEN"] = token
@@ -51,6 +68,7 @@ class LiveServer:
                 raise RuntimeError(f"server exited: {(root / 'server.log').read_text()[-3000:]}")
             try:
                 if self.api.get("/api/datasets").status_code == 200:
+                    _copy_catalogs(self.cache, _CATALOGS)
                     return
             except httpx.TransportError:
                 time.sleep(0.2)
@@ -70,6 +88,7 @@ class LiveServer:
         raise AssertionError(f"run {run_id} still {run['status']} after {timeout} s")
 
     def stop(self) -> None:
+        _copy_catalogs(self.cache, _CATALOGS)
         self.api.close()
         self.process.terminate()
         try:
