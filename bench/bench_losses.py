@@ -31,9 +31,11 @@ from kdcore.architectures import catalog, registry  # noqa: E402
 from kdcore.config import RunConfig  # noqa: E402
 from kdcore.methods.base import LOGITS, Outputs, Progress  # noqa: E402
 from kdcore.registry import METHODS  # noqa: E402
-from kdcore.training.engine import resolve_device  # noqa: E402
+from kdcore.training.engine import online_teacher, resolve_device  # noqa: E402
 from kdcore.training.graph_safety import meta_step  # noqa: E402
 from kdcore.training.method_calls import build_modules, method_loss  # noqa: E402
+from kdcore.training.teacher_parts import shipped, trainable, with_teacher_parts  # noqa: E402
+from kdcore.training.views import with_views  # noqa: E402
 
 DEFAULT_PAIRS = ("resnet8x4:resnet32x4",)
 # A CIFAR-sized training set for methods that keep per-image state (CRD's memory banks).
@@ -45,8 +47,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def make_step(kind: str, student: str, teacher_outputs: dict, shapes: dict, teacher: str, images, labels,
-              index, train_labels, device: torch.device):
+def make_step(kind: str, student: str, teacher_net, teacher_outputs: dict, shapes: dict, teacher: str, images,
+              labels, index, train_labels, device: torch.device):
     """One full training step of ``kind`` on fixed data, as a closure over its own student, modules and SGD."""
     config = RunConfig(kind=kind, architecture=student)
     method = config.method
@@ -54,18 +56,27 @@ def make_step(kind: str, student: str, teacher_outputs: dict, shapes: dict, teac
     torch.manual_seed(0)
     model = registry()[student][0](10).to(device)
     modules = build_modules(method, shapes[student], shapes[teacher], config.params, train_labels)
+    modules = with_teacher_parts(method, modules, teacher_net, shapes[student], shapes[teacher], config.params)
     modules = modules.to(device) if modules is not None else None
     t_logits, t_taps = teacher_outputs
     teacher_out = Outputs(t_logits if LOGITS in wanted.teacher else None,
                           {t: t_taps[t] for t in wanted.teacher if t != LOGITS})
-    trained = [*model.parameters(), *(modules.parameters() if modules is not None else ())]
+    # What ships and trains with it (SimKD's student has no classifier of its own; a teacher part is frozen).
+    trained = list({id(p): p for p in trainable(shipped(method, model, modules), modules)}.values())
     optimizer = torch.optim.SGD(trained, lr=0.01, momentum=0.9)
     progress = Progress(torch.ones((), device=device), torch.zeros((), device=device), config.epochs, 100)
+    teacher_on = online_teacher(teacher_net, wanted.teacher)  # for a method's views: never precomputed
+
+    def student_on(batch):
+        logits, taps = model(batch)
+        return Outputs(logits, {t: taps[t] for t in wanted.student})
 
     def step():
-        logits, taps = model(images)
-        total, _ = method_loss(method, Outputs(logits, {t: taps[t] for t in wanted.student}), teacher_out, labels,
-                               config.params, progress, modules, index)
+        student_out, teacher_view = student_on(images), teacher_out
+        if method.views:
+            student_out, teacher_view = with_views(method.views, images, student_on, teacher_on, student_out,
+                                                   teacher_out)
+        total, _ = method_loss(method, student_out, teacher_view, labels, config.params, progress, modules, index)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -119,12 +130,13 @@ def bench_pair(student: str, teacher: str, device: torch.device, rounds: int, st
     train_labels = torch.arange(CIFAR_IMAGES) % 10
     index = torch.randperm(CIFAR_IMAGES)[:batch].to(device)
     labels = train_labels.to(device).index_select(0, index)
+    teacher_net = registry()[teacher][0](10).to(device).eval()
     with torch.no_grad():
-        teacher_outputs = registry()[teacher][0](10).to(device).eval()(images)
+        teacher_outputs = teacher_net(images)
     stepper, syncs = {}, {}
     for kind in kinds:
         meta_step(kind, student, teacher)  # raises on a host read
-        stepper[kind] = make_step(kind, student, teacher_outputs, shapes, teacher, images, labels, index,
+        stepper[kind] = make_step(kind, student, teacher_net, teacher_outputs, shapes, teacher, images, labels, index,
                                    train_labels, device)
         for _ in range(3):  # warm-up: allocator, cuDNN's choices, the momentum buffers
             stepper[kind]()
