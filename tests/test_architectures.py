@@ -20,27 +20,30 @@ EXPECTED = {
     "tutorial_teacher": (10, 1_186_986),
     "tutorial_student": (10, 267_738),
     "resnet20": (100, 278_324),
+    "resnet32": (100, 472_756),
     "resnet56": (100, 861_620),
     "resnet110": (100, 1_736_564),
     "resnet8x4": (100, 1_233_540),
     "resnet32x4": (100, 7_433_860),
     "wrn_16_2": (100, 703_284),
+    "wrn_40_1": (100, 569_780),
     "wrn_40_2": (100, 2_255_156),
     "vgg8": (100, 3_965_028),
     "vgg13": (100, 9_462_180),
     "mobilenetv2": (100, 812_836),
     "shufflev1": (100, 949_258),
     "shufflev2": (100, 1_355_528),
+    "resnet50": (100, 23_705_252),
 }
 STAGES = {
     "tutorial_teacher": 2, "tutorial_student": 2,
-    "resnet20": 3, "resnet56": 3, "resnet110": 3, "resnet8x4": 3, "resnet32x4": 3,
-    "wrn_16_2": 3, "wrn_40_2": 3, "vgg8": 5, "vgg13": 5,
-    "mobilenetv2": 4, "shufflev1": 3, "shufflev2": 3,
+    "resnet20": 3, "resnet32": 3, "resnet56": 3, "resnet110": 3, "resnet8x4": 3, "resnet32x4": 3,
+    "wrn_16_2": 3, "wrn_40_1": 3, "wrn_40_2": 3, "vgg8": 5, "vgg13": 5,
+    "mobilenetv2": 4, "shufflev1": 3, "shufflev2": 3, "resnet50": 4,
 }
 # Those that also tap each stage before its final ReLU (pre_stage1…: tests/test_pre_activation_taps.py).
-PRE_ACTIVATED = {"tutorial_teacher", "tutorial_student", "resnet20", "resnet56", "resnet110", "resnet8x4", "resnet32x4",
-                 "vgg8", "vgg13", "shufflev1"}
+PRE_ACTIVATED = {"tutorial_teacher", "tutorial_student", "resnet20", "resnet32", "resnet56", "resnet110", "resnet8x4",
+                 "resnet32x4", "vgg8", "vgg13", "shufflev1", "resnet50"}
 ARCHITECTURES = registry()
 NAMES = list(EXPECTED)
 
@@ -199,3 +202,16 @@ def test_describe_other_input_size():
     assert info["taps"] == {"pre_stage1": [16, 64, 64], "stage1": [16, 64, 64], "pre_stage2": [32, 32, 32],
                             "stage2": [32, 32, 32], "pre_stage3": [64, 16, 16], "stage3": [64, 16, 16],
                             "embedding": [64]}
+
+
+@pytest.mark.parametrize("alias, name", [("MobileNetV2", "mobilenetv2"), ("mobile_half", "mobilenetv2"),
+                                         ("ShuffleV1", "shufflev1"), ("ShuffleV2", "shufflev2"), ("vgg8_bn", "vgg8"),
+                                         ("vgg13_bn", "vgg13"), ("ResNet50", "resnet50")])
+def test_the_reference_frameworks_names_are_aliases(alias, name):
+    """RepDistiller's and mdistiller's names for the zoo's networks configure the same network, stored under
+    the zoo's name; they are not former names, so runs of these networks keep their group keys."""
+    from kdcore.architectures import first_name
+    from kdcore.config import RunConfig
+
+    assert RunConfig(kind="teacher", architecture=alias).architecture == name
+    assert first_name(name) == name

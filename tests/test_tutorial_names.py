@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from app.main import create_app
 from app.store.models import Run, utcnow
-from kdcore.architectures import ALIASES, build, catalog
+from kdcore.architectures import ALIASES, RENAMED, build, catalog
 from kdcore.config import RunConfig
 from kdcore.studies.study import SPEED_FIELDS, baseline_key, group_key
 from tests.page_fixtures import make_settings, well_formed
@@ -36,7 +36,7 @@ def _stored_before(kind: str, **fields) -> dict:
 
 
 def test_the_tutorial_networks_have_tutorial_names_and_answer_to_their_former_ones():
-    assert set(ALIASES) == set(FORMER.values())
+    assert set(RENAMED) == set(FORMER.values())
     names = list(catalog(10))
     assert names[:2] == ["tutorial_teacher", "tutorial_student"] and not set(FORMER.values()) & set(names)
     assert RunConfig(kind="teacher").architecture == "tutorial_teacher"

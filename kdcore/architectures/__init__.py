@@ -7,8 +7,10 @@ The model files import torch. This module does not: a torch-free process (the we
 ``catalog`` (names, descriptions, parameter counts, tap shapes), which a short-lived subprocess
 computes once per set of architecture files and which is then kept on disk.
 
-A network that was renamed keeps its former name as an alias (``ALIASES``): configurations, commands,
-stored runs and checkpoints may name it either way, and RunConfig stores the current name.
+A network that was renamed keeps its former name as an alias (``RENAMED``), and the names the reference
+frameworks (RepDistiller, mdistiller) give the zoo's networks are aliases too (``REFERENCE_NAMES``):
+configurations, commands, stored runs and checkpoints may name a network any of these ways, and RunConfig
+stores the current name.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ ENTRY_POINT_GROUP = "kdcore.architectures"
 _HELPERS = ("shapes", "staged", "__main__")
 # Former names of renamed networks -> their names now. "seed" meant the tutorial the project started from,
 # and read as a random seed; the tutorial's CNNs are named after it now.
-ALIASES = {"seed_teacher": "tutorial_teacher", "seed_student": "tutorial_student"}
+RENAMED = {"seed_teacher": "tutorial_teacher", "seed_student": "tutorial_student"}
+# RepDistiller's and mdistiller's model_dict names (and RepDistiller's function names) for the zoo's networks,
+# so that their commands, configs and checkpoints' names work here unchanged.
+REFERENCE_NAMES = {"MobileNetV2": "mobilenetv2", "mobile_half": "mobilenetv2", "ShuffleV1": "shufflev1",
+                   "ShuffleV2": "shufflev2", "vgg8_bn": "vgg8", "vgg13_bn": "vgg13", "ResNet50": "resnet50"}
+ALIASES = {**RENAMED, **REFERENCE_NAMES}
 _catalogs: dict[tuple[str, int], dict[str, dict]] = {}
 log = logging.getLogger(__name__)
 # One description per class count at a time; a request for another count never waits on it.
@@ -53,7 +60,7 @@ def canonical(name: str) -> str:
 def first_name(name: str) -> str:
     """The name a network had when group keys were first stored (kdcore.studies.study.group_key): a renamed
     network keys its runs under its former name, so that runs stored before the rename group with new ones."""
-    return next((old for old, new in ALIASES.items() if new == name), name)
+    return next((old for old, new in RENAMED.items() if new == name), name)
 
 
 def _built_in() -> dict[str, tuple[Any, str]]:

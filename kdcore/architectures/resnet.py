@@ -92,6 +92,10 @@ def resnet20(num_classes: int = 100) -> nn.Module:
     return CifarResNet(20, _PLAIN, num_classes)
 
 
+def resnet32(num_classes: int = 100) -> nn.Module:
+    return CifarResNet(32, _PLAIN, num_classes)
+
+
 def resnet56(num_classes: int = 100) -> nn.Module:
     return CifarResNet(56, _PLAIN, num_classes)
 
@@ -110,6 +114,7 @@ def resnet32x4(num_classes: int = 100) -> nn.Module:
 
 ARCHITECTURES: dict[str, tuple[Callable[[int], nn.Module], str]] = {
     "resnet20": (resnet20, "CIFAR ResNet-20: 3 stages × 3 basic blocks, 16/32/64 channels"),
+    "resnet32": (resnet32, "CIFAR ResNet-32: 3 stages × 5 basic blocks, 16/32/64 channels"),
     "resnet56": (resnet56, "CIFAR ResNet-56: 3 stages × 9 basic blocks, 16/32/64 channels"),
     "resnet110": (resnet110, "CIFAR ResNet-110: 3 stages × 18 basic blocks, 16/32/64 channels"),
     "resnet8x4": (resnet8x4, "CIFAR ResNet-8 ×4 wide: 32-channel stem, 3 stages × 1 basic block, 64/128/256 channels"),

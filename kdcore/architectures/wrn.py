@@ -87,11 +87,16 @@ def wrn_16_2(num_classes: int = 100) -> nn.Module:
     return WideResNet(16, 2, num_classes)
 
 
+def wrn_40_1(num_classes: int = 100) -> nn.Module:
+    return WideResNet(40, 1, num_classes)
+
+
 def wrn_40_2(num_classes: int = 100) -> nn.Module:
     return WideResNet(40, 2, num_classes)
 
 
 ARCHITECTURES: dict[str, tuple[Callable[[int], nn.Module], str]] = {
     "wrn_16_2": (wrn_16_2, "Wide ResNet-16-2 (pre-activation): 3 stages × 2 blocks, 32/64/128 channels"),
+    "wrn_40_1": (wrn_40_1, "Wide ResNet-40-1 (pre-activation): 3 stages × 6 blocks, 16/32/64 channels"),
     "wrn_40_2": (wrn_40_2, "Wide ResNet-40-2 (pre-activation): 3 stages × 6 blocks, 32/64/128 channels"),
 }
