@@ -25,11 +25,9 @@ from kdcore.config import RunConfig
 from kdcore.data.catalog import file_sha256
 from kdcore.errors import CheckpointError, ConfigError
 from kdcore.training.checkpoint import save_checkpoint
-from kdcore.training.run_files import CHECKPOINT
+from kdcore.training.run_files import CHECKPOINT, IMPORT_FORMATS as FORMATS
 
 STATE_DICT = "state_dict"
-REFERENCE_FORMATS = ("mdistiller", "repdistiller")
-FORMATS = (*REFERENCE_FORMATS, STATE_DICT)
 # The dataset an imported teacher's configuration names when none was given: not a guess from its class count.
 UNKNOWN_DATASET = "unknown"
 
