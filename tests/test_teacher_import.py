@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from kdcore.architectures import build
+from kdcore.cli import main
 from kdcore.errors import CheckpointError
 from kdcore.training.teacher_import import convert_state_dict, import_teacher, to_reference_names
 from tests.reference_weights import probe_images, synthetic_state
@@ -144,7 +145,7 @@ def test_the_wrong_network_format_or_file_is_named():
     assert _error({"epoch": 3, "accuracy": 0.5}).startswith("the checkpoint holds no state dict")
 
 
-def test_import_teacher_writes_nothing_for_a_file_that_needs_pickle_or_does_not_fit(tmp_path):
+def test_import_teacher_writes_nothing_for_a_file_that_needs_pickle_or_does_not_fit(tmp_path, capsys):
     state = _recorded_state("repdistiller", "resnet20")
     pickled = tmp_path / "with_options.pth"
     torch.save({"model": state, "opt": argparse.Namespace(lr=0.05)}, pickled)  # an object weights_only refuses
@@ -155,6 +156,13 @@ def test_import_teacher_writes_nothing_for_a_file_that_needs_pickle_or_does_not_
     torch.save({"model": state}, fits_not)
     with pytest.raises(CheckpointError, match="does not fit resnet32"):
         import_teacher(fits_not, "resnet32", 100, "repdistiller", tmp_path / "out")
+    # The command says it in one line and fails.
+    assert main(["import-teacher", str(fits_not), "--arch", "resnet20", "--num-classes", "10", "--format",
+                 "repdistiller", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        "kd: error: the checkpoint does not fit resnet20 (repdistiller names, 10 classes): key 'fc.weight' has shape "
+        "(100, 64), the network's is (10, 64) (a classifier for a different --num-classes?); it fits resnet20 with "
+        "100 classes\n")
     assert not (tmp_path / "out").exists()
 
 
@@ -166,8 +174,6 @@ def test_an_imported_teacher_is_evaluated_loads_as_it_was_and_teaches_a_kd_run(t
     from kdcore.training.checkpoint import load_checkpoint
     from kdcore.training.device_data import Split
     from kdcore.training.engine import evaluate, train
-
-    from kdcore.cli import main
 
     torch.manual_seed(3)
     network = build("tutorial_student", 10).eval()  # any network teaches; the small one evaluates fast

@@ -97,12 +97,6 @@ def _rules(architecture: str, fmt: str) -> tuple[tuple[str, str], ...]:
     return REFERENCE_RENAMES[family]
 
 
-def to_project_names(state: Mapping[str, torch.Tensor], architecture: str, fmt: str) -> dict[str, torch.Tensor]:
-    """``state`` renamed from ``fmt``'s key names to this project's (nothing checked)."""
-    rules = _rules(canonical(architecture), fmt)
-    return {_apply(rules, key): value for key, value in state.items()}
-
-
 def to_reference_names(state: Mapping[str, torch.Tensor], architecture: str, fmt: str) -> dict[str, torch.Tensor]:
     """A state dict of this project's network under ``fmt``'s key names: what that framework's model loads."""
     rules = tuple((ours, theirs) for theirs, ours in reversed(_rules(canonical(architecture), fmt)))
