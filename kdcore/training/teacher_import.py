@@ -138,6 +138,8 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], architecture: str, num
     ``fmt``: every key of the network filled with a tensor of its shape, and nothing left over. The first
     mismatch, in the network's order, raises CheckpointError naming the key as the file names it."""
     architecture = canonical(architecture)
+    if num_classes < 2:
+        raise ConfigError(f"a classifier has at least 2 classes, not {num_classes}")
     expected = _expected(architecture, num_classes)  # raises ConfigError for an unknown network
     rules = _rules(architecture, fmt)
     weights = state_dict_of(state)
