@@ -1,5 +1,6 @@
-"""The ``kd`` command: ``kd train``, ``kd experiment``, ``kd sweep`` and kdcore.commands' (import-teacher), plus commands other packages
-register under the ``kdcore.commands`` entry-point group (the dashboard adds serve, worker)."""
+"""The ``kd`` command: ``kd train``, ``kd experiment``, ``kd sweep``, those of kdcore.commands (import-teacher),
+plus commands other packages register under the ``kdcore.commands`` entry-point group (the dashboard adds serve,
+worker)."""
 
 from __future__ import annotations
 
