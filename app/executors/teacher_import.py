@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from kdcore.training.run_files import CHECKPOINT
 
 UPLOAD_DIR = "upload"  # the run folder's subfolder that holds the uploaded file until the import completes
-UPLOAD_FILE = "source.pth"
 
 
-def upload_path(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / UPLOAD_DIR / UPLOAD_FILE
+def upload_path(run_dir: str | os.PathLike, file_name: str) -> Path:
+    """Where the web process stores the upload: under its own (cleaned) name, which the checkpoint's origin
+    then names too."""
+    return Path(run_dir) / UPLOAD_DIR / file_name
 
 
 def import_spec(run, run_dir: str | os.PathLike) -> dict | None:
@@ -29,7 +31,7 @@ def import_spec(run, run_dir: str | os.PathLike) -> dict | None:
     where the web process stored it, and the request's choices."""
     if run.origin is None:
         return None
-    return {"source": str(upload_path(run_dir)), "file_name": run.origin.get("file"),
+    return {"source": str(upload_path(run_dir, run.origin["file"])), "file_name": run.origin["file"],
             "format": run.origin.get("format"), "architecture": run.architecture or run.config.get("architecture"),
             "num_classes": run.num_classes, "dataset": run.dataset or run.config.get("dataset")}
 
@@ -40,24 +42,25 @@ def import_job(job: dict) -> dict:
     checkpoint left in the run's folder."""
     out_dir, spec = Path(job["out_dir"]), job["import"]
     checkpoint = out_dir / CHECKPOINT
+    started = time.perf_counter()
     try:
-        from kdcore.training.teacher_evaluation import evaluate_teacher
+        from kdcore.training.checkpoint import load_checkpoint
         from kdcore.training.teacher_import import import_teacher
 
         written = Path(import_teacher(spec["source"], spec["architecture"], spec["num_classes"], spec["format"],
-                                      out_dir, dataset=spec["dataset"]))
+                                      out_dir, dataset=spec["dataset"], data_root=job["data_root"]))
         if written.resolve() != checkpoint.resolve():
             os.replace(written, checkpoint)
-        found = evaluate_teacher(checkpoint, spec["dataset"], job["data_root"])
+        payload = load_checkpoint(checkpoint)
     except BaseException:
         checkpoint.unlink(missing_ok=True)
         raise
     shutil.rmtree(out_dir / UPLOAD_DIR, ignore_errors=True)
+    seconds = time.perf_counter() - started
     # No seconds: the timings that estimate training (app.launch.timings) must not read an import as a run.
     return {
-        "final_accuracy": found.test_accuracy, "test_accuracy_at_best": None, "best_val_accuracy": None,
-        "best_epoch": None, "parameters": found.parameters, "seconds": None, "checkpoint": str(checkpoint),
-        "device": found.device,
-        "notes": [f"imported from {spec['file_name']} ({spec['format']} format) and evaluated on the test split of "
-                  f"{spec['dataset']} here, in {found.seconds:.1f} s on {found.device}: not trained here"],
+        "final_accuracy": payload["test_accuracy"], "test_accuracy_at_best": None, "best_val_accuracy": None,
+        "best_epoch": None, "parameters": payload["parameters"], "seconds": None, "checkpoint": str(checkpoint),
+        "notes": [f"imported from {spec['file_name']} ({spec['format']} format), mapped and evaluated on the test "
+                  f"split of {spec['dataset']} here in {seconds:.1f} s: not trained here"],
     }

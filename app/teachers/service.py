@@ -19,7 +19,8 @@ from kdcore.config import RunConfig
 from kdcore.presets import PRESETS
 from kdcore.registry import TEACHER_KINDS
 
-# The checkpoint layouts the worker maps (kdcore.training.teacher_import).
+# The checkpoint layouts the worker maps: kdcore.training.teacher_import.FORMATS, which imports torch (the web
+# process never does); tests/test_teacher_import_api.py keeps the two equal.
 FORMATS = ("mdistiller", "repdistiller", "state_dict")
 # The recipe the reference frameworks train their CIFAR teachers with (RepDistiller's train_teacher.py, whose
 # teachers mdistiller distributes): what an import of theirs states unless told otherwise.
@@ -77,7 +78,7 @@ def import_teacher(session: Session, fields: dict[str, Any], upload: BinaryIO | 
         with queue_room(session, 1):
             session.add(run)
             session.flush()  # its id: the upload moves under the run's folder before any worker can claim it
-            move_into(staged, upload_path(runs_dir / str(run.id)))
+            move_into(staged, upload_path(runs_dir / str(run.id), name))
     finally:
         staged.unlink(missing_ok=True)
     return run

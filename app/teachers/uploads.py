@@ -26,7 +26,8 @@ CHUNK = 1 << 20
 def file_name(raw: str | None) -> str:
     """The client's file name as the registry shows it: its last path part, printable, at most 200 characters."""
     base = re.split(r"[\\/]", raw or "")[-1]
-    return re.sub(r"[^\w.+@()\[\] -]", "_", base).strip()[:200] or "upload"
+    cleaned = re.sub(r"[^\w.+@()\[\] -]", "_", base).strip().lstrip(".")[:200]
+    return cleaned or "upload"
 
 
 def stage(source: BinaryIO, runs_dir: Path) -> tuple[Path, int, str]:

@@ -26,7 +26,7 @@ from app.executors.ray.records import rename_holder, requeue
 from app.executors.ray.task import train_run
 from app.executors.records import finish_run, record_epoch, record_progress, record_restored
 from app.executors.run_dirs import prepare_run_dir
-from app.executors.teacher_import import UPLOAD_DIR, import_spec, upload_path
+from app.executors.teacher_import import UPLOAD_DIR, import_spec
 from app.store.db import new_session
 from app.store.models import Run
 from kdcore.training.run_files import CHECKPOINT
@@ -105,7 +105,7 @@ class RayRun:
         resume_file = ray.put(checkpoint.read_bytes()) if resume and not shared else None
         spec = import_spec(self.run, self.run_dir.resolve())
         if spec is not None and not shared:  # the upload travels as the teacher's weights do
-            spec["data"] = ray.put(upload_path(self.run_dir).read_bytes())
+            spec["data"] = ray.put(Path(spec["source"]).read_bytes())
         job = {
             "run_id": self.run.id, "config": self.run.config, "resume": resume, "shared": shared,
             "out_dir": str(self.run_dir.resolve()), "data_root": str(self.settings.data_dir.resolve()),

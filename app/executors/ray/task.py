@@ -67,7 +67,7 @@ def train_run(job: dict, teacher_checkpoint: bytes | None, teacher_best: bytes |
             write_files(out_dir, {CHECKPOINT: resume_checkpoint})
         spec = job.get("import")
         if spec is not None and "data" in spec:  # an imported teacher's upload, through the object store
-            source = scratch / "upload" / "source.pth"
+            source = scratch / "upload" / spec["file_name"]
             source.parent.mkdir()
             source.write_bytes(ray.get(spec["data"]))
             spec = {**{k: v for k, v in spec.items() if k != "data"}, "source": str(source)}
