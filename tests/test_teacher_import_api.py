@@ -15,7 +15,6 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.executors.checksums import TeacherFileChanged, verified_teacher_file
-from app.executors.local.pool import WorkerPool
 from app.executors.records import finish_run
 from app.main import create_app
 from app.store.migrations import record_teacher_checksums
@@ -25,7 +24,8 @@ from kdcore.architectures import build
 from kdcore.data.catalog import file_sha256
 from kdcore.training import teacher_import
 from kdcore.training.checkpoint import load_checkpoint
-from tests.app_fixtures import app, app_settings, client, session, set_run, wait_for  # noqa: F401
+from tests.app_fixtures import app, app_settings, client, session, set_run  # noqa: F401
+from tests.test_worker import wait_finished, worker  # noqa: F401
 
 SMALL = {"dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu", "batch_size": 50}
 
@@ -43,19 +43,6 @@ def post_import(client, content: bytes, name: str = "tiny.pth", **fields):
     return client.post("/api/teachers/import", data=body, files={"file": (name, content)})
 
 
-def finished(client, run_id: int, timeout: float = 120.0) -> dict:
-    return wait_for(lambda: (r := client.get(f"/api/runs/{run_id}").json())["status"] in
-                    ("completed", "failed", "cancelled") and r, timeout, what=f"run {run_id} to finish")
-
-
-@pytest.fixture
-def worker(app, app_settings):
-    pool = WorkerPool(app_settings, gpus=[], engine=app.state.engine)
-    pool.start()
-    yield pool
-    pool.stop()
-
-
 def test_formats_are_the_importers(client):
     # The web process keeps its own copy (kdcore.training.teacher_import imports torch).
     assert service.FORMATS == teacher_import.FORMATS
@@ -68,7 +55,7 @@ def test_import_end_to_end_then_distil_and_a_file_that_does_not_fit(client, work
     run_id = response.json()["id"]
     misfit, _ = state_dict_file("tutorial_teacher")  # declared as the student: other shapes
     misfit_id = post_import(client, misfit).json()["id"]
-    run = finished(client, run_id)
+    run = wait_finished(client, run_id)
     assert run["status"] == "completed", run["error"]
     assert run["kind"] == "teacher" and run["origin"]["file"] == "my teacher.pth"
     assert run["origin"]["file_sha256"] == hashlib.sha256(content).hexdigest()
@@ -86,7 +73,7 @@ def test_import_end_to_end_then_distil_and_a_file_that_does_not_fit(client, work
     assert entry["recipe"] == "not stated (imported)" and entry["test_accuracy"] == run["final_accuracy"]
 
     # A file that does not fit: failed, the first mismatch named, no checkpoint, not offered as a teacher.
-    misfit_run = finished(client, misfit_id)
+    misfit_run = wait_finished(client, misfit_id)
     assert misfit_run["status"] == "failed"
     assert "does not fit tutorial_student" in misfit_run["error"] and "has shape" in misfit_run["error"]
     assert not misfit_run["has_checkpoint"] and misfit_run["checkpoint_sha256"] is None
@@ -104,7 +91,7 @@ def test_import_end_to_end_then_distil_and_a_file_that_does_not_fit(client, work
     client.post(f"/api/studies/{study.json()['id']}/cancel")  # its training is the KD run's below
     kd = client.post("/api/runs", json={"kind": "kd", "teacher_run_id": run_id, **SMALL})
     assert kd.status_code == 201, kd.text
-    assert finished(client, kd.json()["id"])["status"] == "completed"
+    assert wait_finished(client, kd.json()["id"])["status"] == "completed"
 
 
 def completed_teacher(session, path: Path) -> int:
