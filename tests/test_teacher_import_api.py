@@ -77,6 +77,7 @@ def test_import_end_to_end_then_distil_and_a_file_that_does_not_fit(client, work
     assert misfit_run["status"] == "failed"
     assert "does not fit tutorial_student" in misfit_run["error"] and "has shape" in misfit_run["error"]
     assert not misfit_run["has_checkpoint"] and misfit_run["checkpoint_sha256"] is None
+    assert misfit_run["error"] in client.get(f"/runs/{misfit_id}").text.replace("&#39;", "'")
     assert not (Path(app_settings.runs_dir) / str(misfit_id) / "checkpoint.pt").exists()
     refused = client.post("/api/runs", json={"kind": "kd", "teacher_run_id": misfit_id, **SMALL})
     assert refused.status_code == 422 and "failed" in refused.text
