@@ -11,17 +11,20 @@ from app.store.models import Run
 from kdcore.presets import PRESETS
 
 
-def recipe_of(run: Run) -> str:
-    """The recipe in a few words: a preset it matches, else optimiser, learning rate and epochs. An imported
-    teacher's is what its source states (its origin's preset), or "not stated"."""
+def recipe_of(run: Run, epochs: bool = True) -> str:
+    """The recipe in a few words: a preset it matches, else optimiser and learning rate, and its epochs (unless
+    ``epochs`` is false: a picker's label says them already). An imported teacher's is what its source states
+    (its origin's preset), or "not stated"."""
     if run.origin is not None:
         stated = run.origin.get("recipe")
         return f"{stated} (as its source states)" if stated else "not stated (imported)"
     config = run.config or {}
+    length = f", {config.get('epochs')} epochs" if epochs else ""
     for name, preset in PRESETS.items():
-        if all(_same(config.get(field), value) for field, value in preset.items()):
-            return f"{name}, {config.get('epochs')} epochs"
-    text = f"{config.get('optimizer', '?')} lr {config.get('lr', '?')}, {config.get('epochs')} epochs"
+        # A preset's epochs aside: a shorter run of the same recipe is still that recipe.
+        if all(_same(config.get(field), value) for field, value in preset.items() if field != "epochs"):
+            return name + length
+    text = f"{config.get('optimizer', '?')} lr {config.get('lr', '?')}" + length
     return text + (", augmented" if config.get("augment") else "")
 
 
@@ -48,7 +51,7 @@ def teacher_entry(run: Run) -> dict[str, Any]:
 def registry_words(run: Run) -> list[str]:
     """What a teacher picker adds to a teacher's label: origin, recipe, short checksum, and a flag when its
     file no longer matches (such a teacher is refused)."""
-    words = [origin_of(run), f"recipe: {recipe_of(run)}"]
+    words = [origin_of(run), f"recipe: {recipe_of(run, epochs=False)}"]
     if run.checkpoint_sha256:
         words.append(f"sha256 {run.checkpoint_sha256[:12]}")
     if checksum_problem(run):
