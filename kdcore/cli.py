@@ -1,4 +1,4 @@
-"""The ``kd`` command: ``kd train``, ``kd experiment`` and ``kd sweep``, plus commands other packages
+"""The ``kd`` command: ``kd train``, ``kd experiment``, ``kd sweep`` and kdcore.commands' (import-teacher), plus commands other packages
 register under the ``kdcore.commands`` entry-point group (the dashboard adds serve, worker)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from kdcore.commands import import_teacher
 from kdcore.config import RunConfig
 from kdcore.errors import KDError
 from kdcore.presets import PRESET_TITLES, PRESETS
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser.add_argument("--out", default=None, help="output folder (default: runs/sweep-TIMESTAMP)")
     _add_hyperparameters(sweep_parser, skip=("architecture", "seed"))
     sweep_parser.set_defaults(func=_cmd_sweep)
+    import_teacher.register(commands)
 
     for plugin in entry_points(group="kdcore.commands"):
         try:
