@@ -19,10 +19,8 @@ from app.executors.records import finish_run
 from app.main import create_app
 from app.store.migrations import record_teacher_checksums
 from app.store.models import Run
-from app.teachers import service
 from kdcore.architectures import build
 from kdcore.data.catalog import file_sha256
-from kdcore.training import teacher_import
 from kdcore.training.checkpoint import load_checkpoint
 from tests.app_fixtures import app, app_settings, client, session, set_run  # noqa: F401
 from tests.test_worker import wait_finished, worker  # noqa: F401
@@ -41,11 +39,6 @@ def state_dict_file(architecture: str, seed: int = 3) -> tuple[bytes, dict]:
 def post_import(client, content: bytes, name: str = "tiny.pth", **fields):
     body = {"architecture": "tutorial_student", "dataset": "synthetic", "format": "state_dict", **fields}
     return client.post("/api/teachers/import", data=body, files={"file": (name, content)})
-
-
-def test_formats_are_the_importers(client):
-    # The web process keeps its own copy (kdcore.training.teacher_import imports torch).
-    assert service.FORMATS == teacher_import.FORMATS
 
 
 def test_import_end_to_end_then_distil_and_a_file_that_does_not_fit(client, worker, app_settings):

@@ -18,10 +18,8 @@ from app.teachers.uploads import file_name, move_into, stage
 from kdcore.config import RunConfig
 from kdcore.presets import PRESETS
 from kdcore.registry import TEACHER_KINDS
+from kdcore.training.run_files import IMPORT_FORMATS as FORMATS
 
-# The checkpoint layouts the worker maps: kdcore.training.teacher_import.FORMATS, which imports torch (the web
-# process never does); tests/test_teacher_import_api.py keeps the two equal.
-FORMATS = ("mdistiller", "repdistiller", "state_dict")
 # The recipe the reference frameworks train their CIFAR teachers with (RepDistiller's train_teacher.py, whose
 # teachers mdistiller distributes): what an import of theirs states unless told otherwise.
 FRAMEWORK_RECIPE = {"mdistiller": "crd-cifar", "repdistiller": "crd-cifar"}
