@@ -23,6 +23,7 @@ from kdcore.architectures import build
 from kdcore.data.catalog import file_sha256
 from kdcore.training.checkpoint import load_checkpoint
 from tests.app_fixtures import app, app_settings, client, session, set_run  # noqa: F401
+from tests.test_migration import _legacy_database
 from tests.test_worker import wait_finished, worker  # noqa: F401
 
 SMALL = {"dataset": "synthetic", "subset": 100, "epochs": 1, "device": "cpu", "batch_size": 50}
@@ -132,6 +133,13 @@ def test_teachers_completed_before_the_registry_get_their_checksum_at_start_up(a
     assert session.get(Run, teacher_id, populate_existing=True).checkpoint_sha256 == file_sha256(path)
 
 
+def test_an_old_database_gets_the_registry_columns_at_start_up(tmp_path):
+    legacy = TestClient(create_app(_legacy_database(tmp_path)))  # no lifespan: nothing here needs the catalog
+    teachers = legacy.get("/api/teachers").json()["items"]
+    assert teachers and all(t["origin"] == "trained here" and t["imported"] is None for t in teachers)
+    assert all(r["origin"] is None for r in legacy.get("/api/runs").json()["items"])
+
+
 def test_refused_imports_store_nothing(client, app_settings, tmp_path):
     runs_dir = Path(app_settings.runs_dir)
     bad = post_import(client, b"x" * 100, architecture="nope", dataset="nowhere", format="pickle", num_classes="7")
@@ -142,10 +150,10 @@ def test_refused_imports_store_nothing(client, app_settings, tmp_path):
     assert post_import(client, b"").status_code == 422
     small = create_app(replace(app_settings, max_upload=4096, runs_dir=tmp_path / "small-runs",
                                db_url=f"sqlite:///{tmp_path / 'small.sqlite'}"))
-    with TestClient(small) as limited:
-        too_large = post_import(limited, b"x" * 10_000)
-        assert too_large.status_code == 413 and "KD_MAX_UPLOAD" in too_large.text
-        assert post_import(limited, b"x" * 1000).status_code == 201  # a file under it is fine
+    limited = TestClient(small)
+    too_large = post_import(limited, b"x" * 10_000)
+    assert too_large.status_code == 413 and "KD_MAX_UPLOAD" in too_large.text
+    assert post_import(limited, b"x" * 1000).status_code == 201  # a file under it is fine
     assert client.get("/api/runs").json()["total"] == 0
     assert not [p for p in runs_dir.rglob("*") if p.is_file()]
     assert not [p for p in (tmp_path / "small-runs").rglob("*.part")]
