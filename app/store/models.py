@@ -159,6 +159,14 @@ class Run(SQLModel, table=True):
     tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     note: str | None = None
 
+    # The teacher registry (app.executors.checksums): the sha256 of a completed teacher's checkpoint file,
+    # recorded by the worker as the run completes; a KD run or study is refused a teacher whose file no
+    # longer matches it. NULL: not a completed teacher (or one stored before the registry, until start-up).
+    checkpoint_sha256: str | None = None
+    # Where a teacher came from: NULL, trained here; else imported (app.teachers): the uploaded file's name,
+    # format, sha256 and the recipe its source states (a preset name, or null: not stated).
+    origin: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
 
 class Tag(SQLModel, table=True):
     """One tag of a run or of a study, so that filters find the tagged runs through an index rather than by
