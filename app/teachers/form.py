@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.runs.form import dataset_field, default_dataset
 from app.teachers.service import FORMATS, FRAMEWORK_RECIPE
-from kdcore.architectures import ALIASES, names
+from kdcore.architectures import REFERENCE_NAMES, names
 from kdcore.presets import PRESET_TITLES, PRESETS
 
 IMPORT_FIELDS = ("file", "architecture", "format", "dataset", "preset")
@@ -14,7 +14,8 @@ FORMAT_TITLES = {"mdistiller": "mdistiller ({\"model\": state_dict, ...})",
 
 
 def import_form(values: dict[str, str], errors: dict[str, str], datasets: list) -> dict:
-    aliases = {name: [old for old, new in ALIASES.items() if new == name] for name in names()}
+    # The reference frameworks' names, which their files and commands use (not the tutorial's former names).
+    aliases = {name: [old for old, new in REFERENCE_NAMES.items() if new == name] for name in names()}
     fmt = values.get("format", FORMATS[0])
     return {"fields": [
         {"name": "file", "label": "Checkpoint file (.pth)", "input": "file", "value": "", "error": errors.get("file"),
