@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.studies.responses import DifferenceOut, SeedRepeatOut
+from app.studies.responses import DifferenceOut, ReproductionOut, SeedRepeatOut
 from app.web.api import ApiModel, Figure, Fraction, Interval
 
 
@@ -79,6 +79,8 @@ class LeaderboardGroupOut(ApiModel):
                                               "t-test when both have the same seeds, else Welch's test")
     missing_baseline: dict[str, Any] | None = Field(description="When no baseline student has completed: its "
                                                     "configuration, to launch (POST /api/runs)")
+    reproduction: ReproductionOut | None = Field(description="The published results it reproduces (CIFAR-100 "
+                                                 "only), with our figures; null when none matches")
 
 
 class LeaderboardGroupListOut(ApiModel):

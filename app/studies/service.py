@@ -47,6 +47,8 @@ from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
 from kdcore.studies.groups import Outcome, labelled_groups
+from kdcore.studies.reproduction import CSV_COLUMNS as REPRODUCTION_COLUMNS
+from kdcore.studies.reproduction import reproduction_rows
 from kdcore.studies.study import (
     RECIPE_FIELDS,
     StudyInputError,
@@ -347,7 +349,7 @@ RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "
                "teacher_run_id", "group")
 GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mean", "std", "ci95_low", "ci95_high",
                  "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant",
-                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids")
+                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids", "published", "published_inside")
 
 
 def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -383,8 +385,22 @@ def groups_csv(groups: list[dict]) -> str:
                      "delta_ci95_high": dci[1], "p_value": diff.get("p_value"), "paired": diff.get("paired"),
                      "significant": diff.get("significant"), "baseline_group": diff.get("baseline_key"),
                      "baseline_epochs": diff.get("baseline_epochs"), "baseline_n": diff.get("baseline_n"),
-                     "run_ids": g["run_ids"]})
+                     "run_ids": g["run_ids"], **_published_columns(g.get("reproduction"))})
     return _csv(GROUP_COLUMNS, rows)
+
+
+def _published_columns(shown: dict | None) -> dict[str, Any]:
+    """A configuration's published values (percent) and whether each lies in our interval (null at n = 1);
+    reproduction.csv has the rest."""
+    if not shown:
+        return {"published": None, "published_inside": None}
+    return {"published": [row["value"] for row in shown["published"]],
+            "published_inside": [row["inside"] for row in shown["published"]]}
+
+
+def reproduction_csv(groups: list[dict]) -> str:
+    """Reported vs reproduced, one row per configuration and published result it matches."""
+    return _csv(REPRODUCTION_COLUMNS, reproduction_rows(groups))
 
 
 def paper_tables(groups: list[dict]) -> dict[str, str]:

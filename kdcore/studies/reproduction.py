@@ -64,3 +64,35 @@ def reproduction(method: str, network: str | None, teacher: str | None, dataset:
                           "difference": mean - row.accuracy if mean is not None else None,
                           "inside": interval[0] <= row.accuracy <= interval[1] if interval else None})
     return {"n": len(seeds.finals), "validation": validated, **ours, "published": published}
+
+
+CSV_COLUMNS = ("group", "label", "method", "teacher", "student", "dataset", "n", "published", "reported_as",
+               "published_runs", "source", "section", "compared_on", "our_mean", "our_std", "our_ci95_low",
+               "our_ci95_high", "inside", "difference", "last_mean", "last_std", "best_mean", "best_std",
+               "best_label", "best_test_mean", "best_test_std", "params", "note")
+
+
+def reproduction_rows(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (configuration, published result it matches), flat, for tables and CSV: the published
+    value (percent) and how it was reported, and our figure it is compared with (fractions) beside our
+    last- and best-epoch figures. ``groups``: summaries with ``key``, ``label`` and ``reproduction``."""
+    rows = []
+    for group in groups:
+        shown = group.get("reproduction")
+        if not shown:
+            continue
+        for row in shown["published"]:
+            compared = shown.get(row["compared_on"]) or {}
+            interval = compared.get("ci95") or (None, None)
+            last, best, best_test = shown.get("last") or {}, shown.get("best") or {}, shown.get("best_test") or {}
+            rows.append({
+                "group": group["key"], "label": group.get("label"), "method": row["method"],
+                "teacher": row["teacher"], "student": row["student"], "dataset": row["dataset"], "n": shown["n"],
+                "published": row["value"], "reported_as": row["how_reported"], "published_runs": row["runs"],
+                "source": row["source"], "section": row["section"], "compared_on": row["compared_label"],
+                "our_mean": compared.get("mean"), "our_std": compared.get("std"), "our_ci95_low": interval[0],
+                "our_ci95_high": interval[1], "inside": row["inside"], "difference": row["difference"],
+                "last_mean": last.get("mean"), "last_std": last.get("std"), "best_mean": best.get("mean"),
+                "best_std": best.get("std"), "best_label": best.get("label"), "best_test_mean": best_test.get("mean"),
+                "best_test_std": best_test.get("std"), "params": row["params"], "note": row["note"]})
+    return rows
