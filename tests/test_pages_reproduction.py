@@ -78,3 +78,28 @@ def test_synthetic_data_never_matches(client, db):
     doc = well_formed(client.get(f"/studies/{study_id}").text)
     assert "Published" not in doc.by_id("study-table").find("thead").text()
     assert doc.find(id="study-reproduction") is None
+
+
+def test_the_board_and_the_reproduction_view_list_every_matched_row(client, db):
+    cifar = cifar100_study(client, db)
+    cifar100_study(client, db, dataset="synthetic100")
+    groups = {g["method"]: g for g in studies.study_groups(studies.study_runs(db, cifar))}
+    board = client.get("/api/leaderboard/groups").json()["items"]
+    by_key = {g["key"]: g for g in board}
+    assert {p["value"] for p in by_key[groups["kd"]["key"]]["reproduction"]["published"]} == {73.33}
+    assert all(g["reproduction"] is None for g in board if g["dataset"] == "synthetic100")
+    doc = well_formed(client.get("/").text)
+    kd_cell = doc.by_id("groups-table").find("tr", data_group=groups["kd"]["key"]).find("td", data_col="published")
+    assert "73.33%" in kd_cell.text() and "inside our CI" in kd_cell.text()
+    # The view: every matched row, and only those; its JSON says the same.
+    api = client.get("/api/reproduction").json()
+    assert api["groups"] == 3 and {r["group"] for r in api["items"]} == {g["key"] for g in groups.values()}
+    page = well_formed(client.get("/reproduction").text)
+    rows = page.by_id("reproduction-table").find("tbody").find_all("tr")
+    assert len(rows) == len(api["items"])
+    kd = [r for r in rows if r.attrs["data-group"] == groups["kd"]["key"]]
+    assert kd and all("inside our CI" in r.find("td", data_col="verdict").text() for r in kd)
+    assert next(r for r in rows if r.attrs["data-group"] == groups["teacher"]["key"]) \
+        .find("td", data_col="verdict").text().startswith("n = 1, no interval")
+    exported = list(csv.DictReader(io.StringIO(client.get("/api/reproduction.csv").text)))
+    assert len(exported) == len(api["items"])
