@@ -159,3 +159,15 @@ def test_with_a_validation_split_the_best_test_epoch_is_compared_and_the_validat
     unread = _group(_outcomes(validation=0.1, bests=[0.70, 0.70, 0.70]))
     row = next(r for r in unread["published"] if r["source"].startswith("HobbitLong"))
     assert row["compared_on"] == "best" and row["compared_label"] == "best validation epoch"
+
+
+def test_kd_sweep_summaries_carry_it(tmp_path):
+    from kdcore.studies.groups import labelled_groups
+    from kdcore.studies.sweep import prepare
+
+    sweep = prepare({"dataset": "cifar100", "methods": ["kd"], "seeds": [1, 2], "epochs": 1,
+                     "architectures": ["resnet8x4"], "teacher_architecture": "resnet32x4"}, tmp_path)
+    for run, accuracy in zip(sweep.runs, (0.79, 0.733, 0.734)):
+        run.status, run.final_accuracy, run.test_accuracy_at_best = "completed", accuracy, accuracy
+    kd = next(g for g in labelled_groups([run.outcome() for run in sweep.runs]) if g["method"] == "kd")
+    assert 73.33 in {row["value"] for row in kd["reproduction"]["published"]}
