@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.studies.responses import DifferenceOut, ReproductionOut, SeedRepeatOut
+from app.studies.responses import DifferenceOut, PublishedPairOut, ReproductionOut, SeedRepeatOut
 from app.web.api import ApiModel, Figure, Fraction, Interval
 
 
@@ -92,15 +92,11 @@ class LeaderboardGroupListOut(ApiModel):
     offset: int
 
 
-class ReproductionRowOut(ApiModel):
+class ReproductionRowOut(PublishedPairOut):
     """A configuration beside one published result it matches (kdcore.studies.reproduction.reproduction_rows)."""
 
     group: str = Field(description="The configuration's group key")
     label: str | None
-    method: str
-    teacher: str | None
-    student: str | None
-    dataset: str
     n: int = Field(description="Distinct seeds with a completed run")
     published: float = Field(description="The published top-1 accuracy in percent, as printed")
     reported_as: str = Field(description="How the published value was read: its epoch and runs")

@@ -43,13 +43,19 @@ class ReproducedOut(ApiModel):
                        "the test set)")
 
 
-class PublishedMatchOut(ApiModel):
-    """A published result the configuration reproduces (kdcore.reference), with the verdict."""
+class PublishedPairOut(ApiModel):
+    """What a published result is of: a method, its teacher and student networks (a teacher or a student
+    trained alone names one of them), a dataset."""
 
     method: str
     teacher: str | None
     student: str | None
     dataset: str
+
+
+class PublishedMatchOut(PublishedPairOut):
+    """A published result the configuration reproduces (kdcore.reference), with the verdict."""
+
     value: float = Field(description="The published top-1 accuracy in percent, as printed")
     accuracy: float = Field(description="The same as a fraction, as ours")
     reported_as: Literal["best epoch", "last epoch", "unstated"]
