@@ -23,8 +23,22 @@ def _default(method: str, name: str) -> Any:
     return fields[name].default if name in fields else _UNSET
 
 
-def _variant_names(method: str) -> set[str]:
-    return {name for row in all_results() if row.method == method for name in row.params}
+_index: tuple[tuple[PublishedResult, ...], dict[tuple[str, str], list[PublishedResult]], dict[str, set[str]]] | None = None
+
+
+def _indexed(method: str, dataset: str) -> tuple[list[PublishedResult], set[str]]:
+    """The rows of a method on a dataset, and the parameters any row of the method names: built once per
+    reading of the data, so that a configuration nobody published costs a lookup (boards describe hundreds)."""
+    global _index
+    rows = all_results()
+    if _index is None or _index[0] is not rows:
+        by_pair: dict[tuple[str, str], list[PublishedResult]] = {}
+        names: dict[str, set[str]] = {}
+        for row in rows:
+            by_pair.setdefault((row.method, row.dataset), []).append(row)
+            names.setdefault(row.method, set()).update(row.params)
+        _index = (rows, by_pair, names)
+    return _index[1].get((method, dataset), []), _index[2].get(method, set())
 
 
 def _same_variant(row: PublishedResult, params: Mapping[str, Any], names: set[str]) -> bool:
@@ -46,7 +60,8 @@ def matching(method: str, network: str | None, teacher: str | None, dataset: str
     or a student trained alone matches the rows of method ``teacher`` or ``student`` for its network.
     Nothing for a method this project lacks or a configuration without a network."""
     spec = METHODS.get(method)
-    if spec is None or network is None:
+    candidates, names = _indexed(method, dataset)
+    if spec is None or network is None or not candidates:
         return []
     network = canonical(network)
     if spec.teaches:
@@ -58,11 +73,9 @@ def matching(method: str, network: str | None, teacher: str | None, dataset: str
     else:
         wanted_teacher, wanted_student = None, network
     params = params or {}
-    names = _variant_names(method)
     found: dict[tuple, PublishedResult] = {}
-    for row in all_results():
-        if (row.method == method and row.dataset == dataset and row.teacher == wanted_teacher
-                and row.student == wanted_student and _same_variant(row, params, names)):
+    for row in candidates:
+        if row.teacher == wanted_teacher and row.student == wanted_student and _same_variant(row, params, names):
             # One source printing the same figure in two of its tables is one published result.
             found.setdefault((row.source, row.value, row.reported_as, row.runs), row)
     return list(found.values())
