@@ -23,7 +23,9 @@ def _default(method: str, name: str) -> Any:
     return fields[name].default if name in fields else _UNSET
 
 
-_index: tuple[tuple[PublishedResult, ...], dict[tuple[str, str], list[PublishedResult]], dict[str, set[str]]] | None = None
+# (the rows read, their rows by (method, dataset), each method's variant parameters); None until first used.
+_index: tuple[tuple[PublishedResult, ...], dict[tuple[str, str], list[PublishedResult]],
+              dict[str, set[str]]] | None = None
 
 
 def _indexed(method: str, dataset: str) -> tuple[list[PublishedResult], set[str]]:
