@@ -11,6 +11,7 @@ import pytest
 from page_fixtures import client, db, well_formed  # noqa: F401  (client and db are fixtures)
 
 from app.studies import service as studies
+from tests.app_fixtures import set_run
 from tests.study_fixtures import finish, submit
 
 # kd resnet32x4 -> resnet8x4 on CIFAR-100 was published at 73.33 % (best epoch); the student alone at 72.50 %.
@@ -110,3 +111,23 @@ def test_the_board_and_the_reproduction_view_list_every_matched_row(client, db):
         .find("td", data_col="verdict").text().startswith("n = 1, no interval")
     exported = list(csv.DictReader(io.StringIO(client.get("/api/reproduction.csv").text)))
     assert len(exported) == len(api["items"])
+
+
+def test_with_a_validation_split_the_best_test_epoch_is_read_from_the_epochs_and_compared(client, db):
+    study_id = cifar100_study(client, db, validation=0.1)
+    for run in studies.study_runs(db, study_id):
+        if run.kind == "kd":  # the validation-selected epoch's test accuracy, below the last epoch's
+            set_run(db, run.id, best_accuracy=0.70, best_epoch=2)
+    kd = next(g for g in studies.study_groups(studies.study_runs(db, study_id)) if g["method"] == "kd")
+    shown = kd["reproduction"]
+    assert shown["validation"] is True
+    assert shown["best"]["label"] == "best validation epoch" and shown["best"]["mean"] == pytest.approx(0.70)
+    # The best test epoch, from the runs' epochs (they rise to the final accuracy), is what is compared.
+    assert shown["best_test"]["mean"] == pytest.approx(sum(KD.values()) / 3)
+    row = next(p for p in shown["published"] if p["source"].startswith("HobbitLong"))
+    assert row["compared_on"] == "best_test" and row["inside"] is True
+    page = well_formed(client.get(f"/studies/{study_id}").text)
+    kd_rows = [r for r in page.by_id("study-reproduction-table").find("tbody").find_all("tr")
+               if r.attrs["data-group"] == kd["key"]]
+    assert all("best validation epoch" in r.find("td", data_col="epochs").text() and
+               r.find("div", data_col="best-test") is not None for r in kd_rows)
