@@ -41,6 +41,8 @@ PRIVATE = {
     "GET /api/studies/{study_id}": "api", "GET /api/studies/{study_id}/export.json": "api",
     "GET /api/studies/{study_id}/runs.csv": "api", "GET /api/studies/{study_id}/groups.csv": "api",
     "GET /api/studies/{study_id}/table.md": "api", "GET /api/studies/{study_id}/table.tex": "api",
+    "GET /api/studies/{study_id}/reproduction.csv": "api", "GET /api/reproduction": "api",
+    "GET /api/reproduction.csv": "api", "GET /reproduction": "page",
     "POST /api/studies": "api", "PATCH /api/studies/{study_id}": "api", "POST /api/studies/{study_id}/cancel": "api",
     "DELETE /api/studies/{study_id}": "api", "GET /openapi.json": "api",
     "GET /runs/{run_id}/events": "page", "GET /studies": "page", "GET /studies/{study_id}": "page",

@@ -107,6 +107,8 @@ class SweepRun:
     seconds: float | None = None  # the training loop's, as RunResult counts it
     wall_seconds: float | None = None  # the whole run's: data, teacher outputs, checkpoints included
     checkpoint: str | None = None
+    # The network of the teacher checkpoint it distils from when the sweep was given one (--teacher).
+    external_teacher_architecture: str | None = None
 
     @property
     def config(self) -> RunConfig:
@@ -133,7 +135,10 @@ class SweepRun:
                        architecture=self.config.architecture, params=self.config.to_json_dict()["params"],
                        seed=self.config.seed, status=self.status, final_accuracy=self.final_accuracy,
                        best_accuracy=self.test_accuracy_at_best, run_id=self.index, baseline=self.baseline,
-                       epochs=self.config.epochs)
+                       epochs=self.config.epochs, dataset=self.config.dataset, subset=self.config.subset,
+                       validation=self.config.validation,
+                       teacher_architecture=self.teacher.config.architecture if self.teacher
+                       else self.external_teacher_architecture)
 
 
 @dataclass
@@ -179,6 +184,8 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
             key = group_key(config)
         out = out_dir / f"{index:0{width}d}-{config.kind}-{config.seed}"
         run = SweepRun(index, member, out, key, baseline, teacher)
+        if config.method.needs_teacher and teacher is None and teacher_checkpoint is not None:
+            run.external_teacher_architecture = teacher_config.architecture
         if member.role == "teacher":
             teachers[config.seed] = run
         runs.append(run)
