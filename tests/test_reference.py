@@ -171,3 +171,13 @@ def test_kd_sweep_summaries_carry_it(tmp_path):
         run.status, run.final_accuracy, run.test_accuracy_at_best = "completed", accuracy, accuracy
     kd = next(g for g in labelled_groups([run.outcome() for run in sweep.runs]) if g["method"] == "kd")
     assert 73.33 in {row["value"] for row in kd["reproduction"]["published"]}
+
+
+def test_every_network_the_published_table_names_is_in_the_zoo():
+    """The benchmark's pairs must be trainable here: every teacher and student the data names is a zoo network
+    (directly or by a reference framework's name), so a published row can match runs of it."""
+    from kdcore.architectures import canonical, names
+    from kdcore.reference.results import all_results
+
+    named = {canonical(n) for row in all_results() for n in (row.teacher, row.student) if n}
+    assert named and named <= set(names()), sorted(named - set(names()))
