@@ -147,8 +147,9 @@ def parse_benchmark(payload: Any) -> BenchmarkSpec:
     for index, name in enumerate(spec.methods):
         method = METHODS.get(name)
         if method is None or method.teaches:
-            errors.append(_error(["methods", index], f"unknown method {name!r}; choose from: {distilling}",
-                                 "unknown_method"))
+            why = (f"{name} is the teacher: the benchmark trains one per teacher network, or uses teachers"
+                   if method else f"unknown method {name!r}")
+            errors.append(_error(["methods", index], f"{why}; choose from: {distilling}", "unknown_method"))
         elif name in spec.methods[:index]:
             errors.append(_error(["methods", index], f"{name} is listed twice", "duplicate"))
     if not errors:
@@ -196,3 +197,67 @@ def run_count(spec: BenchmarkSpec) -> dict[str, int]:
     students = sum(len(s.payload["architectures"]) for s in studies(spec)) * len(spec.seeds)
     methods = students * len(_methods(spec)[1:])
     return {"teachers": teachers, "students": students, "distilled": methods, "total": teachers + students + methods}
+
+
+def _study_loc(loc: list) -> list:
+    """Where a study's problem lies in the benchmark's request: its students are the pairs, and its methods
+    the benchmark's after the baseline student it puts first."""
+    if loc[:1] == ["architectures"]:
+        return ["pairs", *loc[1:]]
+    if loc[:1] == ["methods"] and len(loc) > 1 and isinstance(loc[1], int):
+        return ["methods", max(0, loc[1] - 1), *loc[2:]]
+    return loc
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run the benchmark trains, with the network of the teacher it distils from (None: it distils from none)."""
+
+    config: RunConfig
+    teacher: str | None
+
+
+def plan(spec: BenchmarkSpec, max_runs: int) -> list[PlannedRun]:
+    """Every run of the benchmark, teachers first: the whole request checked (each study as kd sweep and the
+    dashboard check one, at most ``max_runs`` runs in all) before anything is stored or trained."""
+    from kdcore.studies.study import expand, parse_spec
+
+    counted = run_count(spec)["total"]
+    if counted > max_runs:
+        raise StudyInputError([_error(["pairs"], f"this benchmark expands to {counted} runs; at most {max_runs} "
+                                      "are allowed (fewer pairs, methods or seeds)", "too_many_runs")])
+    runs, errors = [], []
+    for network in spec.teacher_networks():
+        if spec.given_teacher(network) is None:
+            try:
+                runs.append(PlannedRun(teacher_config(spec, network), None))
+            except ValidationError as exc:
+                errors += [_error(list(e["loc"]), e["msg"], e["type"]) for e in exc.errors()]
+    for study in studies(spec):
+        try:
+            members = expand(parse_spec(study.payload), external_teacher=True, max_runs=max_runs).members
+        except StudyInputError as exc:
+            errors += [e for e in ({**e, "loc": _study_loc(e["loc"])} for e in exc.errors) if e not in errors]
+            continue
+        runs += [PlannedRun(m.config, study.teacher if m.config.method.needs_teacher else None) for m in members]
+    if errors:
+        raise StudyInputError(errors)
+    return runs
+
+
+def rough_seconds(runs: list[PlannedRun], flops: dict[str, int], images: int, device: str = "cuda") -> float | None:
+    """The runs one after another at the development machines' pace (kdcore.studies.pace.PRIOR), from the
+    networks' arithmetic alone: an estimate, never a measurement. None when a network's size is unknown. The
+    recipe's crop and flip make every distilling run compute its teacher online."""
+    from kdcore.studies.pace import PRIOR, epoch_seconds
+
+    total = 0.0
+    for run in runs:
+        config = run.config
+        forward, teacher = flops.get(config.architecture or ""), flops.get(run.teacher) if run.teacher else 0
+        if forward is None or teacher is None:
+            return None
+        stage = config.method.pre_stage
+        epochs = config.epochs + (stage.epochs(config.params) if stage else 0)
+        total += epochs * epoch_seconds(PRIOR[device], forward, config.batch_size, images, teacher)
+    return total
