@@ -176,7 +176,7 @@ def studies(spec: BenchmarkSpec) -> list[BenchmarkStudy]:
         for lr in dict.fromkeys(pair.lr for pair in pairs):
             group = tuple(pair for pair in pairs if pair.lr == lr)
             students = list(dict.fromkeys(pair.networks[1] for pair in group))
-            name = f"{spec.name + ': ' if spec.name else ''}{PRESET} {network} → {', '.join(students)}"
+            name = f"{spec.name + ': ' if spec.name else ''}{PRESET} {', '.join(p.label for p in group)}"
             found.append(BenchmarkStudy(network, group, {
                 "name": name[:200], "dataset": spec.dataset, "subset": spec.subset, "methods": _methods(spec),
                 "architectures": students, "seeds": list(spec.seeds), "epochs": spec.epochs, "preset": RECIPE,
