@@ -21,7 +21,7 @@ from app.access.headers import SecurityHeaders
 from app.access.throttle import FailureLimiter
 from app.compare import pages as compare_pages
 from app.experiments import api as experiments_api
-from app.launch import benchmarks_api
+from app.launch import benchmark_pages, benchmarks_api
 from app.launch import pages as launch_pages
 from app.leaderboard import api as leaderboard_api
 from app.leaderboard import pages as leaderboard_pages
@@ -74,7 +74,7 @@ async def _on_storage_error(request: Request, exc: Exception):
 
 # The dashboard's HTML routes, feature by feature.
 PAGE_ROUTERS = (run_events.router, study_pages.router, leaderboard_pages.router, launch_pages.router,
-                run_pages.router, compare_pages.router)
+                run_pages.router, compare_pages.router, benchmark_pages.router)
 
 
 def page_router() -> APIRouter:

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Request
 from sqlmodel import Session
 
+from app.launch import benchmark_form
 from app.launch.estimates import Estimator, Planned
 from app.launch.timings import measured_runs, worker_device
 from kdcore.architectures import catalog
-from kdcore.data.catalog import DatasetInfo
-from kdcore.studies.benchmark import BenchmarkSpec, plan, run_count, studies
+from app.runs.form import FormError
+from kdcore.data.catalog import DatasetInfo, list_datasets
+from kdcore.studies.benchmark import BenchmarkSpec, parse_benchmark, plan, run_count, studies
+from kdcore.studies.study import StudyInputError
 
 
 def _hours(estimator: Estimator, runs: list[Planned]) -> dict[str, Any] | None:
@@ -45,3 +49,15 @@ def benchmark_cost(session: Session, spec: BenchmarkSpec, datasets: list[Dataset
     here = _hours(Estimator(measured, device, flops), runs) if device == "cpu" else None
     return {**counts, "gpu": gpu, "here": here,
             "problem": None if gpu else "a network's size is not known"}
+
+
+def form_cost(request: Request, session: Session, values: dict[str, list[str]]) -> dict:
+    """What the benchmark form would cost now, or why that is not known yet (a field the submit would refuse)."""
+    settings = request.app.state.settings
+    datasets = list_datasets(settings.data_dir)
+    try:
+        spec = parse_benchmark(benchmark_form.benchmark_payload(values or benchmark_form.defaults(datasets)))
+        return benchmark_cost(session, spec, datasets, settings.max_study_runs,
+                              getattr(request.app.state, "worker_pool", None))
+    except (FormError, StudyInputError) as exc:
+        return {"problem": exc.errors[0]["msg"]}
