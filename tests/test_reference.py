@@ -103,3 +103,59 @@ def test_the_data_agrees_with_the_readmes_cell_by_cell(capsys):
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
     assert check.main(REFS) == 0, capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- reported vs reproduced, over seeds
+
+def _outcomes(dataset="cifar100", finals=(0.731, 0.735, 0.728), bests=None, validation=0.0, best_tests=None,
+              kind="kd", params=None, subset=None):
+    from kdcore.studies.groups import Outcome
+
+    bests = bests or [f + 0.004 for f in finals]
+    return [Outcome(group="g", kind=kind, role="method", architecture="resnet8x4", params=params or {}, seed=seed,
+                    final_accuracy=final, best_accuracy=best, run_id=seed, dataset=dataset, subset=subset,
+                    validation=validation, teacher_architecture="resnet32x4",
+                    best_test_accuracy=best_tests[seed - 1] if best_tests else None)
+            for seed, final, best in zip(range(1, len(finals) + 1), finals, bests)]
+
+
+def _group(outcomes):
+    from kdcore.studies.groups import summarize_groups
+
+    return summarize_groups(outcomes)[0]["reproduction"]
+
+
+def test_a_cifar100_group_shows_the_published_value_our_interval_and_the_verdict():
+    shown = _group(_outcomes())
+    assert shown["n"] == 3 and shown["validation"] is False
+    assert shown["last"]["label"] == "last epoch" and shown["best"]["label"] == "best test epoch (optimistic)"
+    by_source = {row["source"]: row for row in shown["published"]}
+    repdistiller = by_source["HobbitLong/RepDistiller README.md"]
+    assert repdistiller["value"] == 73.33 and repdistiller["accuracy"] == pytest.approx(0.7333)
+    # Reported at the best epoch: compared with our best test epoch, whose interval holds 73.33 %.
+    low, high = shown["best"]["ci95"]
+    assert repdistiller["compared_on"] == "best" and low <= 0.7333 <= high and repdistiller["inside"] is True
+    assert repdistiller["difference"] == pytest.approx(shown["best"]["mean"] - 0.7333)
+    # Far from the published value, the verdict turns.
+    far = _group(_outcomes(finals=(0.70, 0.701, 0.699)))
+    assert {row["inside"] for row in far["published"]} == {False}
+
+
+def test_synthetic_data_a_subset_or_a_single_seed_match_nothing_or_give_no_interval():
+    assert _group(_outcomes(dataset="synthetic100")) is None
+    assert _group(_outcomes(subset=5000)) is None
+    single = _group(_outcomes(finals=(0.731,)))
+    assert single["n"] == 1 and single["last"]["ci95"] is None
+    assert {row["inside"] for row in single["published"]} == {None}
+
+
+def test_with_a_validation_split_the_best_test_epoch_is_compared_and_the_validation_one_shown_beside():
+    shown = _group(_outcomes(validation=0.1, bests=[0.70, 0.70, 0.70], best_tests=[0.731, 0.735, 0.733]))
+    assert shown["best"]["label"] == "best validation epoch" and shown["best"]["mean"] == pytest.approx(0.70)
+    assert shown["best_test"]["label"] == "best test epoch (optimistic)"
+    row = next(r for r in shown["published"] if r["source"].startswith("HobbitLong"))
+    assert row["compared_on"] == "best_test" and row["inside"] is True
+    # Without the epochs read, the validation-selected figure is what there is, and the row says so.
+    unread = _group(_outcomes(validation=0.1, bests=[0.70, 0.70, 0.70]))
+    row = next(r for r in unread["published"] if r["source"].startswith("HobbitLong"))
+    assert row["compared_on"] == "best" and row["compared_label"] == "best validation epoch"

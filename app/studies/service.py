@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from app.runs.annotations import annotate, clean_annotations, split_annotations, store_tags, tags_of
+from app.runs.reproduction_facts import best_test_accuracies, may_match, teacher_networks
 from app.runs.service import best_epoch_fields, iso, new_run, remove_run_folders, settings_of
 from app.runs.validation import (
     best_weights_errors,
@@ -46,6 +48,8 @@ from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
 from kdcore.studies.groups import Outcome, labelled_groups
+from kdcore.studies.reproduction import CSV_COLUMNS as REPRODUCTION_COLUMNS
+from kdcore.studies.reproduction import reproduction_rows
 from kdcore.studies.study import (
     RECIPE_FIELDS,
     StudyInputError,
@@ -275,13 +279,31 @@ def _role(kind: str) -> str:
     return "baseline" if method is not None and method.baseline else "method"
 
 
+def _published_facts(runs: list[Run]) -> tuple[dict[int, str | None], dict[int, float]]:
+    """Teachers' networks and best test epochs of the runs that may match a published result
+    (app.runs.reproduction_facts), read through the session the runs came from."""
+    candidates = [run for run in runs if may_match(run.dataset)]
+    session = object_session(runs[0]) if candidates else None
+    if session is None:
+        return {}, {}
+    networks = {run.id: run.architecture for run in runs}
+    missing = {run.teacher_run_id for run in candidates if run.teacher_run_id is not None} - set(networks)
+    networks.update(teacher_networks(session, missing))
+    validated = [run.id for run in candidates if (run.config or {}).get("validation") and run.status == "completed"]
+    return networks, best_test_accuracies(session, validated)
+
+
 def outcomes(runs: list[Run]) -> list[Outcome]:
     """The runs as kdcore.studies.groups counts them (oldest first: a group's first run names its baseline)."""
+    networks, best_tests = _published_facts(runs)
     return [Outcome(group=run.group_key or f"run {run.id}", kind=run.kind, role=_role(run.kind),
                     architecture=run.architecture, params=dict(run.config.get("params") or {}),
                     seed=run.seed if run.seed is not None else run.config.get("seed"), status=run.status,
                     final_accuracy=finite_or_none(run.final_accuracy), best_accuracy=finite_or_none(run.best_accuracy),
-                    run_id=run.id, baseline=run.baseline_key, epochs=run.epochs)
+                    run_id=run.id, baseline=run.baseline_key, epochs=run.epochs, dataset=run.dataset,
+                    subset=run.config.get("subset"), validation=run.config.get("validation"),
+                    teacher_architecture=networks.get(run.teacher_run_id),
+                    best_test_accuracy=finite_or_none(best_tests.get(run.id)))
             for run in runs]
 
 
@@ -356,7 +378,7 @@ RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "
                "teacher_run_id", "group")
 GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mean", "std", "ci95_low", "ci95_high",
                  "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant",
-                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids")
+                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids", "published", "published_inside")
 
 
 def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -392,8 +414,22 @@ def groups_csv(groups: list[dict]) -> str:
                      "delta_ci95_high": dci[1], "p_value": diff.get("p_value"), "paired": diff.get("paired"),
                      "significant": diff.get("significant"), "baseline_group": diff.get("baseline_key"),
                      "baseline_epochs": diff.get("baseline_epochs"), "baseline_n": diff.get("baseline_n"),
-                     "run_ids": g["run_ids"]})
+                     "run_ids": g["run_ids"], **_published_columns(g.get("reproduction"))})
     return _csv(GROUP_COLUMNS, rows)
+
+
+def _published_columns(shown: dict | None) -> dict[str, Any]:
+    """A configuration's published values (percent) and whether each lies in our interval (null at n = 1);
+    reproduction.csv has the rest."""
+    if not shown:
+        return {"published": None, "published_inside": None}
+    return {"published": [row["value"] for row in shown["published"]],
+            "published_inside": [row["inside"] for row in shown["published"]]}
+
+
+def reproduction_csv(groups: list[dict]) -> str:
+    """Reported vs reproduced, one row per configuration and published result it matches."""
+    return _csv(REPRODUCTION_COLUMNS, reproduction_rows(groups))
 
 
 def paper_tables(groups: list[dict]) -> dict[str, str]:
