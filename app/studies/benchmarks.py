@@ -142,7 +142,7 @@ def benchmark_to_dict(session: Session, benchmark: Benchmark) -> dict[str, Any]:
     pairs = [pair for pair in (find_pair(key) for e in benchmark.layout for key in e["pairs"]) if pair]
     order = {p.key: i for i, p in enumerate(spec.chosen_pairs())}
     pairs.sort(key=lambda p: order.get(p.key, len(order)))
-    table = benchmark_table(pairs, groups_by_pair, spec.methods, spec.dataset)
+    table = benchmark_table(pairs, groups_by_pair, spec.methods, spec.dataset, spec.subset)
     return {"id": benchmark.id, "name": benchmark.name, "dataset": benchmark.dataset, "spec": benchmark.spec,
             "teachers": benchmark.teachers, "studies": entries, "created_at": iso(benchmark.created_at),
             "table": table, "markdown": markdown(table)}

@@ -47,8 +47,12 @@ def cost_line(found: dict[str, Any]) -> str:
     def hours(value):
         return "unknown" if value is None else f"{value:,.2f}"
 
-    return (f"{found['total']} runs ({found['teachers']} teachers, {found['students']} baseline students, "
-            f"{found['distilled']} distilled) in {found['studies']} studies: about {hours(found['gpu_hours'])} "
+    def count(number, one, many):
+        return f"{number} {one if number == 1 else many}"
+
+    return (f"{count(found['total'], 'run', 'runs')} ({count(found['teachers'], 'teacher', 'teachers')}, "
+            f"{count(found['students'], 'baseline student', 'baseline students')}, {found['distilled']} distilled) "
+            f"in {count(found['studies'], 'study', 'studies')}: about {hours(found['gpu_hours'])} "
             f"GPU-hours ({hours(found['cpu_hours'])} CPU-hours), {found['how']}")
 
 
@@ -70,7 +74,8 @@ def _teacher_group(config: RunConfig, result: Any) -> list[dict[str, Any]]:
                                     status="completed" if completed else "failed",
                                     final_accuracy=result.final_accuracy if completed else None,
                                     best_accuracy=result.test_accuracy_at_best if completed else None,
-                                    epochs=config.epochs)])
+                                    epochs=config.epochs, dataset=config.dataset, subset=config.subset,
+                                    validation=config.validation)])
 
 
 def run_benchmark(spec: BenchmarkSpec, out_dir: str | os.PathLike, *, data_root: str | os.PathLike | None = None,
@@ -144,7 +149,7 @@ def run_benchmark(spec: BenchmarkSpec, out_dir: str | os.PathLike, *, data_root:
 
 def _write(out: Path, spec: BenchmarkSpec, found: dict, summaries: list, groups_by_pair: dict,
            checkpoints: dict, seconds: float) -> dict[str, Any]:
-    table = benchmark_table(spec.chosen_pairs(), groups_by_pair, spec.methods, spec.dataset)
+    table = benchmark_table(spec.chosen_pairs(), groups_by_pair, spec.methods, spec.dataset, spec.subset)
     data = {"benchmark": spec.model_dump(mode="json"), "cost": found, "teachers": checkpoints,
             "studies": summaries, "seconds": seconds, "table": table, "markdown": markdown(table)}
     _atomic_write(out / BENCHMARK, json.dumps(data, indent=1))

@@ -1,11 +1,12 @@
 """The benchmark's table as the papers lay it out: the pairs as columns, the teacher, the baseline student and the
 methods as rows, our mean ± std over n seeds in each cell with the published values beside it
-(kdcore.reference.matching: the same method, networks, dataset and variant), and whether each published value
-lies inside our 95 % interval. ``kd benchmark`` writes it as Markdown and JSON; the dashboard's benchmark page
+(kdcore.reference.matching: the same method, networks, dataset and variant), each compared the way it was
+reported (kdcore.studies.reproduction: a best-epoch value with our best epoch), and whether it lies inside
+our 95 % interval. ``kd benchmark`` writes it as Markdown and JSON; the dashboard's benchmark page
 and API read the same JSON. Torch-free.
 
-A published value is never compared with a run on another dataset: on ``synthetic100`` every published cell
-says there is no published value for this dataset.
+A published value is never compared with a run on another dataset, nor on a subset of its data: on
+``synthetic100`` every published cell says there is no published value for this dataset.
 """
 
 from __future__ import annotations
@@ -18,32 +19,34 @@ from kdcore.registry import BASELINE_KIND, METHODS, TEACHER_KINDS
 from kdcore.studies.benchmark import Pair
 
 NO_DATASET = "no published value for this dataset"
+SUBSET = "not compared: trained on a subset of the data"
 
 
 def _group(groups: Sequence[dict], method: str, network: str) -> dict | None:
     return next((g for g in groups if g["method"] == method and g["architecture"] == network), None)
 
 
-def _inside(group: dict | None, value: float) -> bool | None:
-    """Whether a published value (a fraction) lies inside our 95 % t interval; None without an interval."""
-    interval = group.get("ci95") if group else None
-    if not interval or None in interval:
-        return None
-    return interval[0] <= value <= interval[1]
-
-
-def _cell(group: dict | None, method: str, pair: Pair, dataset: str, known_dataset: bool) -> dict[str, Any]:
+def _cell(group: dict | None, method: str, pair: Pair, dataset: str, subset: int | None) -> dict[str, Any]:
+    """Our figures for one row and pair, and the published values beside them: compared the way each was
+    reported (kdcore.studies.reproduction, once a run has completed), else listed without a comparison."""
     teacher, student = pair.networks
     network = teacher if METHODS[method].teaches else student
     ours = {name: group.get(name) for name in ("n", "mean", "std", "ci95", "best_mean", "repeats", "vs_baseline",
                                                "key", "run_ids")} if group else {"n": 0}
-    rows = matching(method, network, teacher if METHODS[method].needs_teacher else None, dataset,
-                    group["params"] if group else {}) if known_dataset else []
-    return {**ours, "published": [{**row.to_json_dict(), "inside": _inside(group, row.accuracy)} for row in rows]}
+    shown = group.get("reproduction") if group else None
+    if shown:
+        rows = shown["published"]
+    elif subset:
+        rows = []  # a subset of the data never matches a result of the whole of it
+    else:
+        rows = [{**row.to_json_dict(), "inside": None, "compared_on": None, "compared_label": None,
+                 "difference": None} for row in matching(method, network, teacher if METHODS[method].needs_teacher
+                                                         else None, dataset, group["params"] if group else {})]
+    return {**ours, "published": rows}
 
 
 def benchmark_table(pairs: Sequence[Pair], groups_by_pair: dict[str, Sequence[dict]], methods: Sequence[str],
-                    dataset: str) -> dict[str, Any]:
+                    dataset: str, subset: int | None = None) -> dict[str, Any]:
     """The table's JSON. ``groups_by_pair``: by pair key, the groups of the study that trained it
     (kdcore.studies.groups.labelled_groups), the teacher's among them; ``methods``: the rows after the
     teacher and the baseline student, in order."""
@@ -54,9 +57,10 @@ def benchmark_table(pairs: Sequence[Pair], groups_by_pair: dict[str, Sequence[di
         for pair in pairs:
             groups = groups_by_pair.get(pair.key, ())
             network = pair.networks[0] if METHODS[method].teaches else pair.networks[1]
-            cells.append(_cell(_group(groups, method, network), method, pair, dataset, known))
+            cells.append(_cell(_group(groups, method, network), method, pair, dataset, subset))
         rows.append({"method": method, "title": METHODS[method].title, "cells": cells})
-    return {"dataset": dataset, "published_note": None if known else NO_DATASET,
+    note = NO_DATASET if not known else SUBSET if subset else None
+    return {"dataset": dataset, "subset": subset, "published_note": note,
             "pairs": [{"key": p.key, "label": p.label, "teacher": p.networks[0], "student": p.networks[1],
                        "lr": p.lr} for p in pairs], "rows": rows}
 
@@ -108,6 +112,7 @@ def markdown(table: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([row["title"], *cells]) + " |")
     lines.append("")
     lines.append(f"Top-1 test accuracy (%) on {table['dataset']} at the last epoch, mean ± std over n seeds. "
-                 "✓: the published value lies inside our 95 % t interval, ✗: outside it.")
+                 "Published values beside it; ✓: inside our 95 % t interval of the figure it is compared with "
+                 "(a best-epoch value with our best epoch), ✗: outside it; no mark: no interval yet.")
     lines += [f"[{index}] {text}" for index, text in enumerate(cited, start=1)]
     return "\n".join(lines) + "\n"
