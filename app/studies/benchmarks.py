@@ -21,7 +21,15 @@ from app.store.models import Benchmark, Run, Study
 from app.store.queue import admission
 from app.studies.service import check_study, status_of, store_study, study_groups, study_runs
 from kdcore.architectures import canonical
-from kdcore.studies.benchmark import BenchmarkSpec, find_pair, parse_benchmark, plan, studies, teacher_config
+from kdcore.studies.benchmark import (
+    BenchmarkSpec,
+    find_pair,
+    parse_benchmark,
+    plan,
+    studies,
+    study_loc,
+    teacher_config,
+)
 from kdcore.studies.benchmark_table import benchmark_table, markdown
 from kdcore.studies.study import StudyInputError
 
@@ -57,22 +65,6 @@ def _teachers(session: Session, spec: BenchmarkSpec, num_classes: int | None) ->
     return found, errors
 
 
-def _study_errors(errors: list[dict]) -> list[dict]:
-    # A study's students are the benchmark's pairs; its methods the benchmark's after the baseline it puts first.
-    moved = []
-    for error in errors:
-        loc = list(error["loc"])
-        if loc[:1] == ["architectures"]:
-            loc = ["pairs", *loc[1:]]
-        elif loc[:1] == ["methods"] and len(loc) > 1 and isinstance(loc[1], int):
-            loc = ["methods", max(0, loc[1] - 1), *loc[2:]]
-        elif loc[:1] == ["teacher_run_id"]:
-            loc = ["teachers"]
-        if {**error, "loc": loc} not in moved:
-            moved.append({**error, "loc": loc})
-    return moved
-
-
 def create_benchmark(session: Session, payload: Any) -> Benchmark:
     """Check every study of the benchmark against its teacher, then queue the new teachers and every study in one
     admission: all of it, or nothing with every problem named."""
@@ -87,7 +79,7 @@ def create_benchmark(session: Session, payload: Any) -> Benchmark:
             try:
                 checked.append((study, check_study(session, dict(study.payload), teacher_row=teachers[study.teacher])))
             except InputError as exc:
-                errors += [e for e in _study_errors(exc.errors) if e not in errors]
+                errors += [e for e in ({**e, "loc": study_loc(e["loc"])} for e in exc.errors) if e not in errors]
     if errors:
         raise InputError(errors)
     new_teachers = [run for run in teachers.values() if run.id is None]

@@ -23,7 +23,7 @@ from kdcore.architectures import canonical
 from kdcore.config import RunConfig
 from kdcore.presets import PRESETS
 from kdcore.registry import BASELINE_KIND, METHODS, TEACHER_KINDS
-from kdcore.studies.study import StudyInputError, _error
+from kdcore.studies.study import StudyInputError, _error, check_seeds
 
 PRESET = "cifar100-benchmark"
 RECIPE = "crd-cifar"
@@ -99,11 +99,7 @@ class BenchmarkSpec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if any(seed < 0 or seed > 2**63 - 1 for seed in seeds):
-            raise ValueError("seeds must be between 0 and 2^63 - 1")
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be distinct: a repeated seed repeats the same run")
-        return seeds
+        return check_seeds(seeds)
 
     def chosen_pairs(self) -> list[Pair]:
         """The pairs asked for, in the paper's order."""
@@ -199,9 +195,11 @@ def run_count(spec: BenchmarkSpec) -> dict[str, int]:
     return {"teachers": teachers, "students": students, "distilled": methods, "total": teachers + students + methods}
 
 
-def _study_loc(loc: list) -> list:
+def study_loc(loc: list) -> list:
     """Where a study's problem lies in the benchmark's request: its students are the pairs, and its methods
-    the benchmark's after the baseline student it puts first."""
+    the benchmark's after the baseline student it puts first, and its given teacher the benchmark's teachers."""
+    if loc[:1] == ["teacher_run_id"]:
+        return ["teachers", *loc[1:]]
     if loc[:1] == ["architectures"]:
         return ["pairs", *loc[1:]]
     if loc[:1] == ["methods"] and len(loc) > 1 and isinstance(loc[1], int):
@@ -237,7 +235,7 @@ def plan(spec: BenchmarkSpec, max_runs: int) -> list[PlannedRun]:
         try:
             members = expand(parse_spec(study.payload), external_teacher=True, max_runs=max_runs).members
         except StudyInputError as exc:
-            errors += [e for e in ({**e, "loc": _study_loc(e["loc"])} for e in exc.errors) if e not in errors]
+            errors += [e for e in ({**e, "loc": study_loc(e["loc"])} for e in exc.errors) if e not in errors]
             continue
         runs += [PlannedRun(m.config, study.teacher if m.config.method.needs_teacher else None) for m in members]
     if errors:
