@@ -139,9 +139,12 @@ def test_kd_benchmark_trains_on_a_cpu_and_writes_the_table(tmp_path, capsys):
     assert json.loads(kd.read_text())["runs"][1]["teacher"].endswith("checkpoint.pt")
 
 
-def test_kd_benchmark_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys):
+def test_kd_benchmark_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys, teacher_checkpoint):
     out = tmp_path / "bench"
+    wrong_network = f"resnet32x4={teacher_checkpoint}"
     for args, words in ((["--pairs", "resnet32x4:vgg8"], "is not a pair of the benchmark"),
+                        (["--teacher", wrong_network], "holds a tutorial_teacher, not a resnet32x4"),
+                        (["--teacher", "vgg13=x.pt"], "vgg13 teaches none of the chosen pairs"),
                         (["--methods", "kd,nope"], "unknown method 'nope'"),
                         (["--dataset", "missing-set"], "'missing-set' not found"),
                         (["--teacher", "resnet32x4"], "expected NETWORK=CHECKPOINT")):
