@@ -56,6 +56,7 @@ def test_every_part_narrows_and_names_go_by_any_alias():
     ({"pairs": ["vgg13:vgg8", "vgg13_bn:vgg8_bn"]}, ["pairs", 1], "listed twice"),
     ({"methods": ["kd", "distil-all"]}, ["methods", 1], "unknown method 'distil-all'"),
     ({"methods": ["teacher"]}, ["methods", 0], "is the teacher"),
+    ({"methods": ["student"]}, ["methods"], "at least one method that distils"),
     ({"pairs": ["vgg13:vgg8"], "teachers": {"resnet56": 3}}, ["teachers", "resnet56"], "teaches none of"),
     ({"seeds": [1, 1]}, ["seeds"], "distinct"),
     ({"epochs": 0}, ["epochs"], "greater than or equal to 1"),

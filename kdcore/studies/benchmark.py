@@ -148,6 +148,9 @@ def parse_benchmark(payload: Any) -> BenchmarkSpec:
             errors.append(_error(["methods", index], f"{why}; choose from: {distilling}", "unknown_method"))
         elif name in spec.methods[:index]:
             errors.append(_error(["methods", index], f"{name} is listed twice", "duplicate"))
+    if not errors and not any(METHODS[name].needs_teacher for name in spec.methods):
+        errors.append(_error(["methods"], f"choose at least one method that distils from the teacher: {distilling}",
+                             "no_distilling_method"))
     if not errors:
         networks = spec.teacher_networks()
         for name in spec.teachers:
