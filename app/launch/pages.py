@@ -10,7 +10,8 @@ from sqlmodel import Session
 
 from app.experiments import form as experiment_forms
 from app.experiments import service as experiments
-from app.launch import planned
+from app.launch import benchmark_form, planned
+from app.launch.benchmark_cost import form_cost
 from app.launch.estimates import Estimator
 from app.launch.timings import measured_runs, worker_device
 from app.runs import form as forms
@@ -32,7 +33,8 @@ router = APIRouter()
 def _launch_context(request: Request, session: Session, values: dict[str, str], errors: dict[str, str],
                     form_error: str | None = None, experiment: tuple[dict, dict, str | None] = ({}, {}, None),
                     study: tuple[dict, dict, str | None] = ({}, {}, None),
-                    teacher_import: tuple[dict, dict, str | None] = ({}, {}, None)) -> dict:
+                    teacher_import: tuple[dict, dict, str | None] = ({}, {}, None),
+                    benchmark: tuple[dict, dict, str | None] = ({}, {}, None)) -> dict:
     datasets = list_datasets(request.app.state.settings.data_dir)
     teachers = services.teacher_choices(session)
     exp_values, exp_errors, exp_error = experiment
@@ -53,7 +55,16 @@ def _launch_context(request: Request, session: Session, values: dict[str, str], 
             request, session, datasets, estimator, run_values, exp_values,
             study_values or study_form.defaults(datasets)).items()}
         | {"experiment_full": _experiment_full(request, estimator, exp_values, datasets)},
+        "benchmark": _benchmark(request, session, datasets, *benchmark),
     }
+
+
+def _benchmark(request: Request, session: Session, datasets: list, values: dict, errors: dict,
+               error: str | None) -> dict:
+    """The benchmark form, and what it costs as it stands (app.launch.benchmark_cost)."""
+    values = values or benchmark_form.defaults(datasets)
+    return dict(benchmark_form.benchmark_form(values, errors, datasets), error=error,
+                cost=form_cost(request, session, values))
 
 
 # On a CPU the tutorial experiment at full size takes hours: its form offers this many images instead.

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,7 @@ from kdcore.studies.reproduction import reproduction_rows
 from kdcore.studies.study import (
     RECIPE_FIELDS,
     StudyInputError,
+    Plan,
     StudySpec,
     expand,
     own_baselines,
@@ -76,17 +78,28 @@ def study_tap_errors(plan, spec, teacher: Run | None, info) -> list[dict]:
     return [e for index, e in enumerate(found) if e not in found[:index]]
 
 
-def create_study(session: Session, payload: Any, *, strict: bool = False,
-                 experiment: Experiment | None = None) -> Study:
-    """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named).
-    ``experiment``: stored with the study, its runs joined to it (the tutorial experiment over several seeds)."""
+@dataclass
+class CheckedStudy:
+    """A study request that passed every check, ready to be stored (store_study)."""
+
+    spec: StudySpec
+    plan: Plan
+    teacher: Run | None
+    num_classes: int
+    annotations: dict[str, Any]
+
+
+def check_study(session: Session, payload: Any, *, strict: bool = False, teacher_row: Run | None = None) -> CheckedStudy:
+    """Validate the request and expand it to runs; InputError with every problem named. ``teacher_row``: the
+    teacher its students distil from when the caller has it rather than the request (a benchmark's teacher,
+    created in the same transaction as the study)."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     settings = settings_of(session)
     payload, given = split_annotations(payload)
     annotations, errors = clean_annotations(given)
     raw_teacher = payload.pop("teacher_run_id", None)
-    teacher, teacher_errors = teacher_run(session, raw_teacher, strict)
+    teacher, teacher_errors = (teacher_row, []) if teacher_row is not None else teacher_run(session, raw_teacher, strict)
     errors += teacher_errors
     if unknown := unknown_fields(payload, STUDY_KEYS):
         errors += unknown
@@ -114,32 +127,48 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
         errors.append(field_error(["teacher_run_id"], "no method of this study distils from a teacher"))
     if errors:
         raise InputError(errors)
+    return CheckedStudy(spec, plan, teacher, info.num_classes, annotations)
+
+
+def create_study(session: Session, payload: Any, *, strict: bool = False,
+                 experiment: Experiment | None = None) -> Study:
+    """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named).
+    ``experiment``: stored with the study, its runs joined to it (the tutorial experiment over several seeds)."""
+    checked = check_study(session, payload, strict=strict)
+    with admission(session, len(checked.plan.members), settings_of(session).max_queued):
+        return store_study(session, checked, experiment=experiment)
+
+
+def store_study(session: Session, checked: CheckedStudy, *, experiment: Experiment | None = None,
+                **fields: Any) -> Study:
+    """Add a checked study and its runs to the caller's transaction (an admission); ``fields``: more columns
+    of the study (its benchmark)."""
+    spec, plan, teacher, annotations = checked.spec, checked.plan, checked.teacher, checked.annotations
     study = Study(name=spec.name, dataset=spec.dataset, subset=spec.subset,
                   spec=spec.model_dump(mode="json", exclude_defaults=True),
-                  teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members), **annotations)
-    with admission(session, len(plan.members), settings.max_queued):
-        session.add(study)
-        if experiment is not None:
-            session.add(experiment)
-        session.flush()
-        store_tags(session, annotations.get("tags", []), study_id=study.id)
-        joined = {"experiment_id": experiment.id if experiment is not None else None}
-        # Its runs compare with the baseline students it trains (kdcore.studies.study.own_baselines).
-        baselines = own_baselines([member.config for member in plan.members])  # teachers first, as members
-        own_teachers: dict[int, Run] = {}
-        for member, baseline in zip(plan.teachers, baselines):
-            run = new_run(member.config, None, baseline=baseline, study_id=study.id,
-                          num_classes=info.num_classes, **joined)
-            session.add(run)
-            session.flush()  # the students name its id
-            own_teachers[member.config.seed] = run
-        for member, baseline in zip(plan.students, baselines[len(plan.teachers):]):
-            distils_from = None
-            if member.config.method.needs_teacher:
-                distils_from = teacher if teacher is not None else own_teachers[member.teacher_seed]
-            session.add(new_run(member.config, distils_from.group_key if distils_from else None,
-                                baseline=baseline, teacher_run_id=distils_from.id if distils_from else None,
-                                study_id=study.id, num_classes=info.num_classes, **joined))
+                  teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members), **annotations, **fields)
+    session.add(study)
+    if experiment is not None:
+        session.add(experiment)
+    session.flush()
+    store_tags(session, annotations.get("tags", []), study_id=study.id)
+    joined = {"experiment_id": experiment.id if experiment is not None else None}
+    # Its runs compare with the baseline students it trains (kdcore.studies.study.own_baselines).
+    baselines = own_baselines([member.config for member in plan.members])  # teachers first, as members
+    own_teachers: dict[int, Run] = {}
+    for member, baseline in zip(plan.teachers, baselines):
+        run = new_run(member.config, None, baseline=baseline, study_id=study.id,
+                      num_classes=checked.num_classes, **joined)
+        session.add(run)
+        session.flush()  # the students name its id
+        own_teachers[member.config.seed] = run
+    for member, baseline in zip(plan.students, baselines[len(plan.teachers):]):
+        distils_from = None
+        if member.config.method.needs_teacher:
+            distils_from = teacher if teacher is not None else own_teachers[member.teacher_seed]
+        session.add(new_run(member.config, distils_from.group_key if distils_from else None,
+                            baseline=baseline, teacher_run_id=distils_from.id if distils_from else None,
+                            study_id=study.id, num_classes=checked.num_classes, **joined))
     return study
 
 

@@ -60,7 +60,8 @@ def header_view(study: Study, runs: list[Run]) -> dict:
     recipe = {k: v for k, v in spec.items()
               if k not in ("name", "dataset", "subset", "methods", "seeds", "grid", "epochs")}
     return {"study": {"id": study.id, "name": study.name, "dataset": study.dataset, "subset": study.subset,
-                      "created_at": services.iso(study.created_at), "teacher_run_id": study.teacher_run_id},
+                      "created_at": services.iso(study.created_at), "teacher_run_id": study.teacher_run_id,
+                      "benchmark_id": study.benchmark_id},
             "methods": [METHODS[m].title if m in METHODS else m for m in methods], "seeds": spec.get("seeds", []),
             "epochs": spec.get("epochs"), "grid": spec.get("grid") or {}, "recipe": recipe,
             "own_teachers": own_teachers}
