@@ -18,7 +18,7 @@ def test_the_architecture_list_gives_forward_flops_and_macs_at_batch_one(client)
     items = client.get("/api/architectures", params={"num_classes": 10}).json()["items"]
     assert {item["name"] for item in items} == set(TEN)
     for item in items:
-        assert item["flops"] == 2 * item["macs"] > 0 and item["training_flops"] > item["flops"]
+        assert item["flops"] == 2 * item["macs"] > 0
     resnet = next(item for item in items if item["name"] == "resnet8x4")
     # The paper tables' resnet8x4: 0.18 GMACs at 32×32.
     assert 170e6 < resnet["macs"] < 180e6

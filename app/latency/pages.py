@@ -29,7 +29,7 @@ def networks_view(session, counts: list[int], num_classes: int, error: str | Non
         mine = [f for f in figures if f["network"] == name]
         cells = [next((f for f in mine if (f["target"], f["batch"]) == column), None) for column, _ in COLUMNS]
         rows.append({"name": name, "parameters": info["parameters"], "macs": info.get("macs"),
-                     "flops": info.get("flops"), "training_flops": info.get("training_flops"), "cells": cells})
+                     "flops": info.get("flops"), "cells": cells})
     keys = {tuple(f["key"].values()): f["key"] for f in figures}
     return {"title": "Networks", "nav": "networks", "rows": rows, "columns": [label for _, label in COLUMNS],
             "keys": list(keys.values()), "requests": service.recent_requests(session), "num_classes": num_classes,

@@ -10,14 +10,15 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 from pydantic import BeforeValidator, Field
 from sqlalchemy import and_, false, or_
+from sqlmodel import select
 
 from app.runs.annotations import MAX_TAG_LENGTH, tagged
 from app.store.models import MAX_ID, Run
+from app.web.api import SessionDep
 from kdcore.architectures import canonical, catalog
-from kdcore.data.catalog import list_datasets
 
 _BLANK = BeforeValidator(lambda value: None if value == "" else value)
 Name = Annotated[Annotated[str, Field(max_length=200)] | None, _BLANK]
@@ -50,7 +51,7 @@ class RunFilter:
     study_id: int | None = None
     tag: str | None = None
     max_flops: int | None = None
-    # The class counts a FLOPs limit is looked up at (the datasets' here): a network's head grows with them.
+    # The class counts a FLOPs limit is looked up at (those of the stored runs): a network's head grows with them.
     class_counts: tuple[int, ...] = field(default=(10,), compare=False, repr=False)
 
     def given(self) -> dict[str, Any]:
@@ -82,7 +83,7 @@ class RunFilter:
 
 
 def run_filter(
-    request: Request,
+    session: SessionDep,
     kind: Annotated[Name, Query(description="The method (GET /api/methods)")] = None,
     dataset: Annotated[Name, Query(description="The dataset's name")] = None,
     architecture: Annotated[Name, Query(description="The network (a KD run's student)")] = None,
@@ -99,8 +100,9 @@ def run_filter(
     architecture = canonical(architecture) if architecture is not None else None
     counts = (10,)
     if max_flops is not None:
-        counts = tuple(sorted({info.num_classes for info in list_datasets(request.app.state.settings.data_dir)
-                               if info.classes} | {10}))
+        # Only the counts runs have: describing another count's networks costs a subprocess of seconds.
+        stored = session.exec(select(Run.num_classes).where(Run.num_classes.is_not(None)).distinct()).all()
+        counts = tuple(sorted(set(stored))) or counts
     return RunFilter(kind=kind, dataset=dataset, architecture=architecture, epochs=epochs, study_id=study_id, tag=tag,
                      max_flops=max_flops, class_counts=counts)
 
