@@ -29,10 +29,12 @@ def claim_request(engine: Engine, settings: Settings, worker: str) -> LatencyReq
     """Atomically take the oldest queued request (a conditional UPDATE, as runs are claimed)."""
     with new_session(engine, settings) as session:
         now = utcnow()
-        session.execute(update(LatencyRequest)
-                        .where(and_(LatencyRequest.status == "running", LatencyRequest.started_at < now - LOST_AFTER))
-                        .values(status="failed", finished_at=now, error="worker lost"))
-        session.commit()
+        lost = and_(LatencyRequest.status == "running", LatencyRequest.started_at < now - LOST_AFTER)
+        # Read first: an idle slot polls this every few seconds, and a write each time would contend for the lock.
+        if session.exec(select(LatencyRequest.id).where(lost).limit(1)).first() is not None:
+            session.execute(update(LatencyRequest).where(lost).values(status="failed", finished_at=now,
+                                                                      error="worker lost"))
+            session.commit()
         for request_id in session.exec(select(LatencyRequest.id).where(LatencyRequest.status == "queued")
                                        .order_by(LatencyRequest.id).limit(5)).all():
             taken = session.execute(update(LatencyRequest)
