@@ -17,9 +17,9 @@ from kdcore.architectures import catalog
 
 router = APIRouter()
 # The figures a row shows, in this order: (target, batch, all threads?) -> heading.
-COLUMNS = ((("cpu", 1), "CPU · batch 1 · 1 thread"), (("cpu", 256), "CPU · batch 256 · all threads"),
-           (("cuda", 1), "GPU · batch 1"), (("cuda", 1024), "GPU · batch 1024"),
-           (("onnxruntime-cpu", 1), "onnxruntime CPU · batch 1 · 1 thread"))
+COLUMNS = ((("cpu", 1), "CPU · 1 image · 1 thread"), (("cpu", 256), "CPU · 256 · all threads"),
+           (("cuda", 1), "GPU · 1 image"), (("cuda", 1024), "GPU · 1024"),
+           (("onnxruntime-cpu", 1), "onnxruntime · 1 image · 1 thread"))
 
 
 def networks_view(session, counts: list[int], num_classes: int, error: str | None = None) -> dict:
