@@ -45,7 +45,7 @@ def test_onnxruntime_times_the_exported_network():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here: the CPU rows above are the fallback")
 def test_the_gpu_rows_when_a_gpu_is_present():
-    rows = measure(tiny(), min_run_time=0.01, cpu_batches=(), gpu=True, gpu_batches=(1, 64), onnx=False)
+    rows = measure(tiny(), device="cuda", min_run_time=0.01, cpu_batches=(), gpu_batches=(1, 64), onnx=False)
     assert [(r["target"], r["device"], r["batch"]) for r in rows] == [("cuda", "cuda", 1), ("cuda", "cuda", 64)]
     assert all(r["median_s"] > 0 for r in rows)
 

@@ -5,7 +5,7 @@ as the median and inter-quartile range of the per-call times over its blocks.
 Per network (``measure``):
 
 - the CPU at batch 1 on one thread, and at batch 256 on all of this process's threads;
-- the GPU at batch 1 and 1024, when one is present (``gpu=True``);
+- the GPU at batch 1 and 1024, when one is present (``device="cuda"``);
 - onnxruntime's CPU provider at batch 1 on one thread (the network exported with ``torch.onnx.export(...,
   dynamo=True)``), when the ``deploy`` extra is installed; else that row says it is not.
 
@@ -135,11 +135,11 @@ def _onnx_row(model: nn.Module, input_shape: Sequence[int], min_run_time: float)
     return _row("onnxruntime-cpu", ONNX_BATCH, 1, timed(timer, min_run_time))
 
 
-def measure(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), gpu: bool = False,
+def measure(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), device: str = "cpu",
             min_run_time: float = MIN_RUN_TIME, cpu_batches=CPU_BATCHES, gpu_batches=GPU_BATCHES,
             onnx: bool = True) -> list[dict]:
-    """Latency rows of ``model`` (on the CPU, in float32): the CPU's, the GPU's with ``gpu``, then onnxruntime's
-    CPU provider's. Each: ``target`` (cpu, cuda, onnxruntime-cpu), ``device`` (whose device_key it holds for),
+    """Latency rows of ``model`` (on the CPU, in float32): the CPU's, also the GPU's with ``device="cuda"``, then
+    onnxruntime's CPU provider's. Each: ``target`` (cpu, cuda, onnxruntime-cpu), ``device`` (whose device_key it holds for),
     ``batch``, ``threads``, ``median_s`` and ``iqr_s`` (one call's seconds), ``blocks`` and ``calls`` timed, and
     ``unavailable`` (why a row has no figure, else None)."""
     model = model.eval()
@@ -148,7 +148,7 @@ def measure(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), gpu: boo
         threads = threads or torch.get_num_threads()
         images = torch.zeros(batch, *input_shape)
         rows.append(_row("cpu", batch, threads, time_forward(model, images, threads, min_run_time)))
-    if gpu:
+    if device == "cuda":
         model = model.to("cuda")
         for batch in gpu_batches:
             images = torch.zeros(batch, *input_shape, device="cuda")
@@ -169,7 +169,8 @@ def measure_networks(names: Sequence[str], num_classes: int, gpu: bool = False, 
     for name in names:
         torch.manual_seed(0)
         started = time.perf_counter()
-        measured[name] = measure(build(name, num_classes), gpu=gpu, min_run_time=min_run_time, **options)
+        measured[name] = measure(build(name, num_classes), device="cuda" if gpu else "cpu", min_run_time=min_run_time,
+                                 **options)
         print(f"{name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     keys = {"cpu": device_key("cpu"), **({"cuda": device_key("cuda")} if gpu else {})}
     return {"keys": keys, "networks": measured}
