@@ -6,6 +6,7 @@ wrong type (``epochs=ten``) is a 422; an empty one (what a form's "any" sends) i
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
@@ -31,7 +32,12 @@ def _flop_count(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]?)\s*(?:flops?)?\s*", value, re.IGNORECASE)
-    return None if value.strip() == "" else round(float(found[1]) * _SCALE[found[2].lower()]) if found else value
+    if value.strip() == "":
+        return None
+    if not found:
+        return value
+    count = float(found[1]) * _SCALE[found[2].lower()]
+    return round(count) if math.isfinite(count) else value  # "1e400": pydantic refuses the text
 
 
 def networks_within(max_flops: int, class_counts: tuple[int, ...]) -> dict[int, list[str]]:
