@@ -60,6 +60,7 @@ PRIVATE = {
     "POST /api/benchmarks": "api", "POST /api/benchmarks/cost": "api", "GET /api/benchmarks": "api",
     "GET /api/benchmarks/{benchmark_id}": "api", "GET /api/benchmarks/{benchmark_id}/table.md": "api",
     "GET /benchmarks/{benchmark_id}": "page", "POST /launch/benchmark": "page", "GET /fragments/benchmark-cost": "page",
+    "GET /api/latency": "api", "POST /api/latency": "api", "GET /networks": "page", "POST /networks/latency": "page",
 }
 STATIC_FILES = {"/static/{path}": "app.css", "/static/api-docs/{path}": "swagger-ui.css"}
 
