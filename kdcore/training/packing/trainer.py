@@ -68,6 +68,7 @@ from kdcore.training.engine import (
     online_teacher,
     resolve_device,
     run_result,
+    splits,
     teacher_notes,
     validation_split,
     write_best,
@@ -183,8 +184,8 @@ def train_packed(
     dataset = load_dataset(config.dataset, data_root, config.subset, config.validation)
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True
-    shared = _Shared(device, dataset, Split(dataset.train_x, dataset.train_y, device, config.resident_data),
-                     Split(dataset.test_x, dataset.test_y, device, config.resident_data),
+    # One pack, one dataset: its runs share one normalisation.
+    shared = _Shared(device, dataset, *splits(dataset, device, config.resident_data),
                      validation_split(dataset, device, config.resident_data), catalog(dataset.num_classes), data_root,
                      _step_kind(device, vectorised, config.precision), Fallbacks(", ".join(map(str, out_dirs))))
     callbacks = (on_step, on_epoch, should_stop)
