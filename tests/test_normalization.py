@@ -13,7 +13,7 @@ from kdcore.config import RunConfig
 from kdcore.data import catalog
 from kdcore.data.catalog import DEFAULT_NORMALIZATION, Normalization, find_dataset, normalization_for
 from kdcore.data.loader import load_dataset
-from kdcore.training.checkpoint import load_checkpoint
+from kdcore.training.checkpoint import load_checkpoint, trained_normalization
 from kdcore.training.device_data import MEAN, STD, normalize
 from kdcore.training.engine import train
 from kdcore.training.networks import build_model
@@ -64,6 +64,19 @@ def test_a_run_trains_evaluates_and_records_its_datasets_normalisation(tmp_path,
     saved = load_checkpoint(tmp_path / "checkpoint.pt")
     assert result.epochs[-1].test_loss == pytest.approx(_test_loss(saved, ODD), rel=1e-5)
     assert result.epochs[-1].test_loss != pytest.approx(_test_loss(saved, DEFAULT_NORMALIZATION), rel=1e-3)
+    assert not any("normalised" in note for note in result.notes)
+    # Its student on data normalised otherwise (the default's) is told that its teacher sees other inputs.
+    monkeypatch.delitem(catalog.NORMALIZATIONS, "synthetic")
+    student = train(RunConfig(kind="kd", **RUN), out_dir=tmp_path / "kd", teacher_checkpoint=tmp_path / "checkpoint.pt")
+    assert [note for note in student.notes if "normalised" in note] == [
+        "the teacher was trained on inputs normalised with mean [0.25, 0.5, 0.75], std [0.5, 0.25, 0.125]; this run's "
+        "synthetic is normalised with mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]: the teacher sees other "
+        "inputs than it learnt on (train it again on this dataset)"]
+
+
+def test_a_checkpoint_from_before_the_record_was_normalised_with_the_default():
+    assert trained_normalization({"model": {}}) == DEFAULT_NORMALIZATION
+    assert trained_normalization({"normalization": ODD.to_json_dict()}) == ODD
 
 
 def test_a_pack_trains_on_its_datasets_normalisation(tmp_path, monkeypatch):
@@ -74,11 +87,6 @@ def test_a_pack_trains_on_its_datasets_normalisation(tmp_path, monkeypatch):
         saved = load_checkpoint(tmp_path / str(seed) / "checkpoint.pt")
         assert saved["normalization"] == ODD.to_json_dict()
         assert result.epochs[-1].test_loss == pytest.approx(_test_loss(saved, ODD), rel=1e-5)
-
-
-def test_a_default_datasets_checkpoint_records_the_default(tmp_path):
-    train(RunConfig(kind="student", **RUN), out_dir=tmp_path)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["normalization"] == {"mean": list(MEAN), "std": list(STD)}
 
 
 def test_teacher_outputs_are_cached_apart_per_normalisation(tmp_path):

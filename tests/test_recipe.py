@@ -114,6 +114,7 @@ def test_a_teacher_keeps_its_best_epoch_and_a_kd_run_may_choose_it(tmp_path):
     teacher = train(RunConfig(kind="teacher", **SMALL, epochs=3, validation=0.1), out_dir=tmp_path / "teacher")
     best = load_checkpoint(tmp_path / "teacher" / "best.pt")
     assert best["epoch"] == teacher.best_epoch
+    assert best["normalization"] == {"mean": list(MEAN), "std": list(STD)}  # synthetic's: the default
     assert not any(k.startswith("regressor") for k in best["model"])
     for weights in ("final", "best"):
         result = train(RunConfig(kind="kd", **SMALL, epochs=1, teacher_weights=weights), out_dir=tmp_path / weights,

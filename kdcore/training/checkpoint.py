@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from kdcore.config import RunConfig
+from kdcore.data.catalog import DEFAULT_NORMALIZATION, Normalization
 from kdcore.errors import CheckpointError, StorageFull, out_of_space
 from kdcore.training.networks import build_model
 
@@ -83,4 +84,12 @@ def load_teacher(path: str | os.PathLike, num_classes: int, device: torch.device
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     model.architecture = config.architecture  # the run's loss asks the teacher's taps by this name
+    model.normalization = trained_normalization(payload)
     return model
+
+
+def trained_normalization(payload: dict[str, Any]) -> Normalization:
+    """What a checkpoint's network saw its inputs normalised with: its record, or for a checkpoint written
+    before they kept one, the default, which every dataset had then."""
+    saved = payload.get("normalization")
+    return Normalization(tuple(saved["mean"]), tuple(saved["std"])) if saved else DEFAULT_NORMALIZATION

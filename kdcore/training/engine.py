@@ -113,7 +113,7 @@ def train(
         teacher_checkpoint = best_weights_of(teacher_checkpoint)
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
     notes = [dataset.note] if dataset.note else []
-    notes += teacher_notes(config)
+    notes += teacher_notes(config) + normalization_notes(teacher, dataset)
     if device.type == "cuda" and config.cuda_graphs and method.host_sync:
         notes.append(f"steps run eagerly, not as a CUDA graph: {method.host_sync}")
     fallbacks = Fallbacks(str(out_dir))
@@ -321,6 +321,18 @@ def teacher_notes(config: RunConfig) -> list[str]:
         return [f"the teacher runs online on the {' and '.join(method.views)} view (drawn afresh every step); "
                 "its outputs on the batch itself come from the cache"]
     return []
+
+
+def normalization_notes(teacher, dataset) -> list[str]:
+    """What the run's notes say when its teacher was trained on inputs normalised otherwise than this run's data
+    is (a CIFAR-100 teacher trained here before datasets had their own statistics): it sees other inputs than it
+    learnt on, and its outputs are worse than its accuracy says."""
+    if teacher is None or teacher.normalization == dataset.normalization:
+        return []
+    theirs, ours = teacher.normalization, dataset.normalization
+    return [f"the teacher was trained on inputs normalised with mean {list(theirs.mean)}, std {list(theirs.std)}; "
+            f"this run's {dataset.name} is normalised with mean {list(ours.mean)}, std {list(ours.std)}: the teacher "
+            "sees other inputs than it learnt on (train it again on this dataset)"]
 
 
 def best_weights_of(checkpoint: str | os.PathLike) -> Path:

@@ -65,6 +65,7 @@ from kdcore.training.engine import (
     _teacher_outputs,
     best_weights_of,
     keeps_best,
+    normalization_notes,
     online_teacher,
     resolve_device,
     run_result,
@@ -381,7 +382,7 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
             shared.teachers[key] = load_teacher(teacher_checkpoint, num_classes, shared.device)
         teacher = shared.teachers[key]
     notes = [shared.dataset.note] if shared.dataset.note else []
-    notes += teacher_notes(config)
+    notes += teacher_notes(config) + normalization_notes(teacher, shared.dataset)
     student_shapes = _tap_shapes(shared.described, config.architecture)
     teacher_shapes = _tap_shapes(shared.described, teacher.architecture) if teacher is not None else None
     wanted = choose_taps(method, config.params, config.architecture, student_shapes,
