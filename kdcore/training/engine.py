@@ -158,12 +158,12 @@ def train(
         return widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
 
     def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
-        images = random_crop_flip(batch, dataset.normalization) if config.augment else batch
+        images = random_crop_flip(batch, train_split.normalization) if config.augment else batch
         # The teacher stays in float32, online as cached: cache_teacher changes the speed, not the targets.
         student, teacher_out = student_on(images), teacher_of(images, index)
         if method.views:
             student, teacher_out = with_views(method.views, batch, student_on, teacher_on, student, teacher_out,
-                                              normalization=dataset.normalization)
+                                              normalization=train_split.normalization)
         total, terms = method_loss(method, student, teacher_out, labels, config.params, progress, modules, index)
         progress.step.add_(1)
         return total, terms
