@@ -21,6 +21,7 @@ from app.access.headers import SecurityHeaders
 from app.access.throttle import FailureLimiter
 from app.compare import pages as compare_pages
 from app.experiments import api as experiments_api
+from app.launch import benchmark_pages, benchmarks_api
 from app.launch import pages as launch_pages
 from app.leaderboard import api as leaderboard_api
 from app.leaderboard import pages as leaderboard_pages
@@ -33,6 +34,8 @@ from app.store.errors import InputError, ServiceError, bounded, field_error
 from app.store.storage import storage_problem
 from app.studies import api as studies_api
 from app.studies import pages as study_pages
+from app.teachers import api as teachers_api
+from app.teachers.uploads import UPLOAD_PATHS
 from app.web import api_docs
 from app.web.rendering import render, templates
 from kdcore.architectures import catalog
@@ -73,7 +76,7 @@ async def _on_storage_error(request: Request, exc: Exception):
 
 # The dashboard's HTML routes, feature by feature.
 PAGE_ROUTERS = (run_events.router, study_pages.router, leaderboard_pages.router, launch_pages.router,
-                run_pages.router, compare_pages.router)
+                run_pages.router, compare_pages.router, benchmark_pages.router)
 
 
 def page_router() -> APIRouter:
@@ -121,7 +124,8 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
     # The last added runs first: headers on every answer (refusals too), then the host and cross-site
     # checks, then the token (so a wrong one counts as a guess whatever the body), then the body's size,
     # all before routing and before a body is read.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body,
+                       uploads={path: (settings.max_upload, "KD_MAX_UPLOAD") for path in UPLOAD_PATHS})
     app.add_middleware(AccessGate, limiter=app.state.token_limiter)
     app.add_middleware(CrossSiteGuard, policy=HostPolicy.for_server(settings.bind_host, settings.allowed_hosts))
     app.add_middleware(SecurityHeaders)
@@ -132,9 +136,11 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
         app.add_exception_handler(storage_error, _on_storage_error)
     # In this order, /openapi.json lists the paths as it always has: reads, then writes. Every API route
     # declares the Bearer scheme (the writes' routers carry it already), so that /docs sends the token.
-    reads = (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog, studies_api.router)
+    reads = (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog, studies_api.router,
+             teachers_api.router, benchmarks_api.router)
     for router in (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog,
-                   runs_api.writes, experiments_api.writes, studies_api.router, studies_api.writes):
+                   runs_api.writes, experiments_api.writes, studies_api.router, studies_api.writes,
+                   teachers_api.router, teachers_api.writes, benchmarks_api.router, benchmarks_api.writes):
         app.include_router(router, dependencies=[Depends(auth.require_token)] if router in reads else None)
     app.include_router(page_router())
     app.include_router(api_docs.router)

@@ -64,6 +64,9 @@ class Settings:
     max_body: int = 1_000_000
     # The most runs one study may expand to (KD_MAX_STUDY_RUNS).
     max_study_runs: int = 500
+    # The largest teacher checkpoint upload, in bytes (KD_MAX_UPLOAD): the import routes' bodies may be this
+    # large instead of max_body (app.teachers.uploads.UPLOAD_PATHS); larger ones get 413 before they are read.
+    max_upload: int = 500_000_000
     # Worker timing. A heartbeat older than stale_after_s means the worker holding the run is gone.
     heartbeat_s: float = 1.0
     stale_after_s: float = 60.0
@@ -95,6 +98,7 @@ class Settings:
             max_queued=int(_env_number("KD_MAX_QUEUED", cls.max_queued, int, 1)),
             max_body=int(_env_number("KD_MAX_BODY", cls.max_body, int, 1024)),
             max_study_runs=int(_env_number("KD_MAX_STUDY_RUNS", cls.max_study_runs, int, 1)),
+            max_upload=int(_env_number("KD_MAX_UPLOAD", cls.max_upload, int, 1024)),
             stale_after_s=_env_number("KD_STALE_AFTER", cls.stale_after_s, float, 1),
             prestart_child=_env_flag("KD_PRESTART_CHILD"),
             executor=_env_choice("KD_EXECUTOR", cls.executor, EXECUTORS),

@@ -1,5 +1,6 @@
-"""The ``kd`` command: ``kd train``, ``kd experiment`` and ``kd sweep``, plus commands other packages
-register under the ``kdcore.commands`` entry-point group (the dashboard adds serve, worker)."""
+"""The ``kd`` command: ``kd train``, ``kd experiment``, ``kd sweep``, those of kdcore.commands (import-teacher),
+plus commands other packages register under the ``kdcore.commands`` entry-point group (the dashboard adds serve,
+worker)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from kdcore.commands import import_teacher
 from kdcore.config import RunConfig
 from kdcore.errors import KDError
 from kdcore.presets import PRESET_TITLES, PRESETS
@@ -254,6 +256,36 @@ def _sweep(payload: dict, teacher: str | None, max_runs: int, data_dir: str | No
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    """The cifar100-benchmark preset trained here: its cost first, then the teachers and one study per teacher
+    network and learning rate, then the paper's table with the published values beside ours."""
+    from kdcore.studies.benchmark import PAIRS, parse_benchmark
+    from kdcore.studies.benchmark_run import BENCHMARK, TABLE, cost_line, given_teachers, run_benchmark
+
+    payload = {"pairs": parse_list(args.pairs) if args.pairs else [p.key for p in PAIRS],
+               "methods": parse_list(args.methods), "seeds": parse_list(args.seeds), "dataset": args.dataset,
+               "subset": args.subset, "teachers": given_teachers(args.teacher), "name": args.name,
+               **({"epochs": args.epochs} if args.epochs is not None else {})}
+    spec = parse_benchmark(payload)
+    out = Path(args.out or f"runs/benchmark-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    def bar(config, label, position=0):
+        return _Progress(label, position)
+
+    def note(text):
+        print(f"note: {text}", file=sys.stderr)
+
+    def announce(found):
+        print(f"kd benchmark: {cost_line(found)}", file=sys.stderr)
+
+    data = run_benchmark(spec, out, data_root=args.data_dir, max_runs=args.max_runs, pack=args.pack, progress=bar,
+                         on_note=note, on_cost=announce)
+    print(data["markdown"], end="")
+    print(json.dumps({"benchmark": str(out / BENCHMARK), "table": str(out / TABLE),
+                      "seconds": round(data["seconds"], 2), "runs": data["cost"]["total"]}))
+    return 0
+
+
 def _pack_size(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -320,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser.add_argument("--out", default=None, help="output folder (default: runs/sweep-TIMESTAMP)")
     _add_hyperparameters(sweep_parser, skip=("architecture", "seed"))
     sweep_parser.set_defaults(func=_cmd_sweep)
+    import_teacher.register(commands)
 
+    _add_benchmark_parser(commands)
     for plugin in entry_points(group="kdcore.commands"):
         try:
             register = plugin.load()
@@ -328,6 +362,33 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # the dashboard's commands are optional for the training core
         register(commands)
     return parser
+
+
+def _add_benchmark_parser(commands) -> None:
+    from kdcore.studies.benchmark import DEFAULT_METHODS, DEFAULT_SEEDS, PAIRS, PRESET, RECIPE
+
+    parser = commands.add_parser(
+        "benchmark", help=f"the {PRESET} preset: the standard CIFAR-100 teacher→student pairs, methods × seeds at "
+        f"the {RECIPE} recipe, tabulated beside the published values",
+        description="Train the standard pairs here: each teacher network once (unless --teacher gives it), then "
+        "one study per teacher network and learning rate (MobileNetV2 and ShuffleNet students at 0.01, as the "
+        f"papers), and write OUT/benchmark.json and OUT/table.md. Pairs: {', '.join(p.key for p in PAIRS)}.")
+    parser.add_argument("--pairs", default=None, metavar="T:S,T:S", help="narrow to these pairs (default: all 13)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="kd,dkd",
+                        help="distilling methods; the baseline student always trains (default: %(default)s)")
+    parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), metavar="1,2,3",
+                        help="one run per seed, method and pair (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None, help=f"every run's epochs (default: the {RECIPE} 240)")
+    parser.add_argument("--dataset", default="cifar100", help="default: %(default)s (synthetic100 on a CPU)")
+    parser.add_argument("--subset", type=int, default=None, help="train on N images stratified by class")
+    parser.add_argument("--teacher", action="append", default=[], metavar="NETWORK=CKPT",
+                        help="distil from this checkpoint for that teacher network instead of training one (repeatable)")
+    parser.add_argument("--data-dir", default=None, help="where datasets live (default: $KD_DATA_DIR or ./data)")
+    parser.add_argument("--max-runs", type=int, default=5000, help="refuse a benchmark of more runs (default: %(default)s)")
+    _add_pack_option(parser)
+    parser.add_argument("--name", default=None, help="a label for the benchmark")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/benchmark-TIMESTAMP)")
+    parser.set_defaults(func=_cmd_benchmark)
 
 
 def _one_line(error: ValidationError) -> str:

@@ -41,6 +41,8 @@ PRIVATE = {
     "GET /api/studies/{study_id}": "api", "GET /api/studies/{study_id}/export.json": "api",
     "GET /api/studies/{study_id}/runs.csv": "api", "GET /api/studies/{study_id}/groups.csv": "api",
     "GET /api/studies/{study_id}/table.md": "api", "GET /api/studies/{study_id}/table.tex": "api",
+    "GET /api/studies/{study_id}/reproduction.csv": "api", "GET /api/reproduction": "api",
+    "GET /api/reproduction.csv": "api", "GET /reproduction": "page",
     "POST /api/studies": "api", "PATCH /api/studies/{study_id}": "api", "POST /api/studies/{study_id}/cancel": "api",
     "DELETE /api/studies/{study_id}": "api", "GET /openapi.json": "api",
     "GET /runs/{run_id}/events": "page", "GET /studies": "page", "GET /studies/{study_id}": "page",
@@ -54,6 +56,10 @@ PRIVATE = {
     "GET /runs/{run_id}": "page", "POST /runs/{run_id}/annotations": "page", "POST /runs/{run_id}/cancel": "page",
     "POST /runs/{run_id}/retry": "page", "POST /runs/{run_id}/delete": "page", "GET /compare": "page",
     "GET /docs": "page", "GET /redoc": "page",
+    "GET /api/teachers": "api", "POST /api/teachers/import": "api", "POST /launch/teacher": "page",
+    "POST /api/benchmarks": "api", "POST /api/benchmarks/cost": "api", "GET /api/benchmarks": "api",
+    "GET /api/benchmarks/{benchmark_id}": "api", "GET /api/benchmarks/{benchmark_id}/table.md": "api",
+    "GET /benchmarks/{benchmark_id}": "page", "POST /launch/benchmark": "page", "GET /fragments/benchmark-cost": "page",
 }
 STATIC_FILES = {"/static/{path}": "app.css", "/static/api-docs/{path}": "swagger-ui.css"}
 
@@ -88,9 +94,11 @@ def ids(client) -> dict[str, str]:
     study = client.post("/api/studies", headers=BEARER, json={
         "dataset": "synthetic", "subset": 100, "methods": [STUDENT_KIND], "seeds": [1], "epochs": 1, "device": "cpu"})
     experiment = client.post("/api/experiments", headers=BEARER, json={"dataset": "synthetic", "subset": 100})
-    assert study.status_code == 201 and experiment.status_code == 201
+    benchmark = client.post("/api/benchmarks", headers=BEARER, json={
+        "pairs": ["resnet56:resnet20"], "methods": ["kd"], "seeds": [1], "epochs": 1, "dataset": "synthetic100"})
+    assert study.status_code == 201 and experiment.status_code == 201 and benchmark.status_code == 201
     return {"run_id": str(run_id), "study_id": str(study.json()["id"]),
-            "experiment_id": str(experiment.json()["id"]), "key": key}
+            "experiment_id": str(experiment.json()["id"]), "key": key, "benchmark_id": str(benchmark.json()["id"])}
 
 
 def concrete(route: str, ids: dict[str, str]) -> tuple[str, str]:
@@ -170,7 +178,7 @@ def test_public_read_opens_reads_and_only_reads(tmp_path):
     app = create_app(replace(make_settings(tmp_path), api_token=TOKEN, public_read=True))
     with TestClient(app) as client:
         run_ids = {"run_id": str(add_run(session_of(client), STUDENT_KIND).id)}
-        ids = {**run_ids, "study_id": "987654", "experiment_id": "987654", "key": "k"}
+        ids = {**run_ids, "study_id": "987654", "experiment_id": "987654", "key": "k", "benchmark_id": "987654"}
         for route, kind in PRIVATE.items():
             method, path = concrete(route, ids)
             response = client.request(method, path, follow_redirects=False,

@@ -18,8 +18,8 @@ class BodyTooLarge(HTTPException):
     """Raised from ``receive`` when a streamed body passes the limit; FastAPI and Starlette let an
     HTTPException from reading the body through, so the app answers 413 itself."""
 
-    def __init__(self, limit: int):
-        super().__init__(413, f"the request body is larger than {limit:,} bytes (KD_MAX_BODY)",
+    def __init__(self, limit: int, setting: str = "KD_MAX_BODY"):
+        super().__init__(413, f"the request body is larger than {limit:,} bytes ({setting})",
                          headers={"Connection": "close"})
 
 
@@ -42,17 +42,19 @@ async def _answer(send, exc: HTTPException) -> None:
 
 
 class BodyLimit:
-    """ASGI middleware: the body's size, checked before the app reads the body."""
+    """ASGI middleware: the body's size, checked before the app reads the body. ``uploads``: paths whose
+    bodies carry a file (a teacher checkpoint) and their own limit, by exact path."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, uploads: dict[str, tuple[int, str]] | None = None):
+        self.app, self.max_bytes, self.uploads = app, max_bytes, uploads or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit, setting = self.uploads.get(scope["path"], (self.max_bytes, "KD_MAX_BODY"))
         declared = _declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            return await _answer(send, BodyTooLarge(self.max_bytes))
+        if declared is not None and declared > limit:
+            return await _answer(send, BodyTooLarge(limit, setting))
         received = 0
         started = False
 
@@ -61,8 +63,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit, setting)
             return message
 
         async def watched_send(message):

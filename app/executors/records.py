@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
+from app.executors.checksums import current_sha256
 from app.store.models import Epoch, Run, StageEpoch, utcnow
 from app.store.queue import cancel_orphans, heartbeat
 from kdcore.figures import finite_or_none, fraction_done
+from kdcore.registry import TEACHER_KINDS
 from kdcore.training.selection import best_of, improves, score
 
 
@@ -169,6 +171,7 @@ def finish_run(session: Session, run_id: int, worker: str, status: str, *, error
             train_seconds=finite_or_none(result.get("seconds")),
             notes=[str(note) for note in result.get("notes") or ()] or None,
         )
+        values["checkpoint_sha256"] = _teacher_sha256(session, run_id, values["checkpoint"])
     outcome = session.execute(
         update(Run).where(Run.id == run_id, Run.worker == worker, Run.status == "running").values(**values)
     )
@@ -176,3 +179,11 @@ def finish_run(session: Session, run_id: int, worker: str, status: str, *, error
     if status != "completed":
         cancel_orphans(session)
     return outcome.rowcount == 1
+
+
+def _teacher_sha256(session: Session, run_id: int, checkpoint: str | None) -> str | None:
+    """A completed teacher's entry in the registry (app.executors.checksums): its checkpoint file's sha256 as
+    the run ends, what every later use of the teacher is checked against. None for other runs."""
+    if not checkpoint or session.exec(select(Run.kind).where(Run.id == run_id)).first() not in TEACHER_KINDS:
+        return None
+    return current_sha256(checkpoint)

@@ -15,12 +15,19 @@ from pathlib import Path
 from kdcore.training.run_files import CHECKPOINT
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> bool:
+def prepare_run_dir(run_dir: Path, resume: bool, keep: str | None = None) -> bool:
     """Make ``run_dir`` ready for an attempt; returns whether the attempt resumes (asked, and this run's
-    checkpoint is there). Otherwise the folder is emptied first: the attempt starts from nothing."""
+    checkpoint is there). Otherwise the folder is emptied first: the attempt starts from nothing but ``keep``,
+    an entry the run's request put there (an imported teacher's upload, app.executors.teacher_import)."""
     if resume and (run_dir / CHECKPOINT).is_file():
         return True
     if run_dir.exists():
-        shutil.rmtree(run_dir)
+        for entry in run_dir.iterdir():
+            if entry.name == keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return False

@@ -19,6 +19,7 @@ import time
 import traceback
 from dataclasses import asdict
 
+from app.executors.teacher_import import import_job
 from kdcore.training.run_files import CHECKPOINT
 
 STEP_REPORT_INTERVAL_S = 1.0
@@ -66,6 +67,9 @@ def train_job(job: dict, messages, stop) -> None:
         messages.put(("epoch", asdict(metrics)))
 
     try:
+        if job.get("import"):  # an imported teacher (app.executors.teacher_import): nothing to train
+            messages.put(("completed", import_job(job)))
+            return
         from kdcore.config import RunConfig
         from kdcore.errors import RunCancelled
         from kdcore.training import engine

@@ -4,14 +4,12 @@ size; else from the network's arithmetic (its forward pass's FLOPs) at this devi
 where nothing has finished on such a device yet, at the pace of the development machines. Each estimate
 says which of these it is.
 
-The model of an epoch: a fixed cost per step (launching kernels, the optimiser, Python) plus its arithmetic
-(forward and backward, three forward passes' worth, over the training images; a forward pass over the
-evaluated ones) at a rate in FLOP/s. A distilling run with cached teacher outputs adds one teacher pass.
+The model of an epoch is kdcore.studies.pace's (``kd benchmark`` uses it too). A distilling run with cached
+teacher outputs adds one teacher pass.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Iterable
@@ -19,22 +17,7 @@ from typing import Iterable
 from app.launch.timings import DEVICES, Measured
 from kdcore.config import RunConfig
 from kdcore.registry import METHODS
-
-# Evaluated images per training image: the test split (CIFAR's 10,000 to 50,000).
-EVALUATED = 0.2
-
-
-@dataclass(frozen=True)
-class Speed:
-    step_seconds: float  # a training step's fixed cost
-    flops_per_second: float
-
-
-# The pace of the development machines, for a kind of device nothing has finished on here (README "Speed"):
-# the tutorial experiment on 5,000 images on a 2-core CPU, teacher 319.3 s and the four other runs 60.5 s,
-# solve to 4.6 ms a step and 198 GFLOP/s; the whole of it on full CIFAR-10 on one H100, 44.2 s, to about
-# 0.1 ms a step (CUDA graphs) and 20 TFLOP/s.
-PRIOR = {"cpu": Speed(0.0046, 198e9), "cuda": Speed(0.0001, 2.0e13)}
+from kdcore.studies.pace import PRIOR, epoch_seconds
 
 
 @dataclass(frozen=True)
@@ -80,8 +63,7 @@ class Estimator:
         forward = self.flops.get(architecture or "")
         if forward is None:
             return None
-        arithmetic = images * (3 * forward + EVALUATED * forward + online_teacher)
-        return math.ceil(images / batch_size) * self.prior.step_seconds + arithmetic / self.prior.flops_per_second
+        return epoch_seconds(self.prior, forward, batch_size, images, online_teacher)
 
     def run(self, planned: Planned) -> Estimate | None:
         """The run's training time (start-up aside), or None when its network's size is unknown."""

@@ -10,7 +10,8 @@ from sqlmodel import Session
 
 from app.experiments import form as experiment_forms
 from app.experiments import service as experiments
-from app.launch import planned
+from app.launch import benchmark_form, planned
+from app.launch.benchmark_cost import form_cost
 from app.launch.estimates import Estimator
 from app.launch.timings import measured_runs, worker_device
 from app.runs import form as forms
@@ -18,6 +19,9 @@ from app.runs import service as services
 from app.store.errors import InputError, QueueFull
 from app.studies import form as study_form
 from app.studies import service as studies
+from app.teachers import form as import_forms
+from app.teachers import service as teacher_imports
+from app.teachers.uploads import PAGE_PATH
 from app.web.api import SessionDep
 from app.web.rendering import render
 from kdcore.architectures import catalog
@@ -28,7 +32,9 @@ router = APIRouter()
 
 def _launch_context(request: Request, session: Session, values: dict[str, str], errors: dict[str, str],
                     form_error: str | None = None, experiment: tuple[dict, dict, str | None] = ({}, {}, None),
-                    study: tuple[dict, dict, str | None] = ({}, {}, None)) -> dict:
+                    study: tuple[dict, dict, str | None] = ({}, {}, None),
+                    teacher_import: tuple[dict, dict, str | None] = ({}, {}, None),
+                    benchmark: tuple[dict, dict, str | None] = ({}, {}, None)) -> dict:
     datasets = list_datasets(request.app.state.settings.data_dir)
     teachers = services.teacher_choices(session)
     exp_values, exp_errors, exp_error = experiment
@@ -41,13 +47,24 @@ def _launch_context(request: Request, session: Session, values: dict[str, str], 
         "form": forms.launch_form(values, errors, datasets, teachers),
         "form_error": form_error,
         "experiment": dict(experiment_forms.experiment_form(exp_values, exp_errors, datasets), error=exp_error),
+        "teacher_import": dict(import_forms.import_form(teacher_import[0], teacher_import[1], datasets),
+                               error=teacher_import[2]),
         "study": dict(study_form.study_form(study_values, study_errors, datasets, teachers,
                                             request.app.state.settings.max_study_runs), error=study_error),
         "estimates": {name: _expected(estimator, plan) for name, plan in _plans(
             request, session, datasets, estimator, run_values, exp_values,
             study_values or study_form.defaults(datasets)).items()}
         | {"experiment_full": _experiment_full(request, estimator, exp_values, datasets)},
+        "benchmark": _benchmark(request, session, datasets, *benchmark),
     }
+
+
+def _benchmark(request: Request, session: Session, datasets: list, values: dict, errors: dict,
+               error: str | None) -> dict:
+    """The benchmark form, and what it costs as it stands (app.launch.benchmark_cost)."""
+    values = values or benchmark_form.defaults(datasets)
+    return dict(benchmark_form.benchmark_form(values, errors, datasets), error=error,
+                cost=form_cost(request, session, values))
 
 
 # On a CPU the tutorial experiment at full size takes hours: its form offers this many images instead.
@@ -191,6 +208,31 @@ def _submit_study(request: Request, session: Session, values: dict[str, list[str
     except QueueFull as exc:
         return render(request, "launch.html", _launch_context(request, session, {}, {}, study=(values, {}, str(exc))))
     return RedirectResponse(request.app.url_path_for("study_page", study_id=study.id), status_code=303)
+
+
+@router.post(PAGE_PATH, response_class=HTMLResponse, name="launch_teacher")
+async def launch_teacher(request: Request, session: SessionDep) -> Response:
+    form = await request.form(max_files=1, max_fields=20)
+    upload = form.get("file")
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    # A file input left empty still sends a part, with no name and no bytes.
+    has_file = upload is not None and not isinstance(upload, str) and bool(upload.filename)
+    return await anyio.to_thread.run_sync(_submit_teacher, request, session, values,
+                                          upload.file if has_file else None, upload.filename if has_file else None)
+
+
+def _submit_teacher(request: Request, session: Session, values: dict[str, str], upload, name: str | None) -> Response:
+    try:
+        run = teacher_imports.import_teacher(session, values, upload, name)
+    except InputError as exc:
+        errors, general = forms.errors_by_field(exc.errors, import_forms.IMPORT_FIELDS)
+        context = _launch_context(request, session, {}, {},
+                                  teacher_import=(values, errors, "; ".join(general) or None))
+        return render(request, "launch.html", context)
+    except QueueFull as exc:
+        context = _launch_context(request, session, {}, {}, teacher_import=(values, {}, str(exc)))
+        return render(request, "launch.html", context)
+    return RedirectResponse(request.app.url_path_for("run_page", run_id=run.id), status_code=303)
 
 
 @router.get("/fragments/study-count", response_class=HTMLResponse, name="study_count")

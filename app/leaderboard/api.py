@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.leaderboard import board
 from app.leaderboard.completed import single_runs
 from app.leaderboard.filters import group_page
-from app.leaderboard.responses import LeaderboardGroupListOut, LeaderboardOut
+from app.leaderboard.reproduction import reproduced
+from app.leaderboard.responses import LeaderboardGroupListOut, LeaderboardOut, ReproductionListOut
+from app.studies.service import reproduction_csv
 from app.runs.filters import FilterDep
 from app.web.api import SessionDep
 
@@ -36,3 +38,21 @@ def leaderboard_groups(session: SessionDep, filters: FilterDep, limit: Annotated
                        offset: Annotated[int, Query(ge=0, le=2**62)] = 0) -> dict:
     found = group_page(session, filters, limit, offset)
     return {"items": found["items"], "total": found["total"], "runs": found["runs"], "limit": limit, "offset": offset}
+
+
+@router.get("/reproduction", summary="Reported vs reproduced: every configuration beside the published results "
+            "it matches", description="CIFAR-100 only: a configuration of a published method, teacher and student "
+            "network, trained on the whole of cifar100. Filters as the leaderboard's.",
+            response_model=ReproductionListOut)
+def reproduction(session: SessionDep, filters: FilterDep) -> dict:
+    found = reproduced(session, filters)
+    return {"items": found["rows"], "groups": len(found["groups"]), "truncated": found["truncated"]}
+
+
+@router.get("/reproduction.csv", summary="Reported vs reproduced as CSV", response_class=Response,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "One row per configuration and published result"}})
+def reproduction_as_csv(session: SessionDep, filters: FilterDep) -> Response:
+    body = reproduction_csv(reproduced(session, filters)["groups"])
+    return Response(body, media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="reproduction.csv"'})

@@ -28,11 +28,13 @@ from sqlmodel import Session, select
 
 from app.leaderboard.completed import IS_COMPLETED, leaderboard_version
 from app.runs.filters import RunFilter
+from app.runs.reproduction_facts import best_test_accuracies, may_match
 from app.store.errors import NotFound
 from app.store.models import Run
 from kdcore.figures import compression, finite_or_none
 from kdcore.registry import BASELINE_KIND, KINDS, METHODS
 from kdcore.studies.groups import Outcome, Seeds, group_figures, per_seed
+from kdcore.studies.reproduction import reproduction
 from kdcore.studies.study import baseline_config, group_key, group_label, varying_params
 
 # A completed run without a group key (its stored config no longer validates) is a group of its own.
@@ -291,18 +293,33 @@ def _configs(session: Session, memo: Memo, first: dict[str, Any]) -> dict[str, d
 
 def _teachers(session: Session, memo: Memo, run_ids: set[int]) -> dict[int, Any]:
     for part in chunks(sorted(i for i in run_ids if i not in memo.teachers)):
-        for row in session.exec(select(Run.id, Run.group_key, Run.parameters).where(Run.id.in_(part))).all():
+        for row in session.exec(select(Run.id, Run.group_key, Run.parameters, Run.architecture)
+                                .where(Run.id.in_(part))).all():
             memo.teachers[row.id] = row
     return {i: memo.teachers[i] for i in run_ids if i in memo.teachers}
 
 
-def _outcomes(runs: list, kind: str, config: dict) -> list[Outcome]:
-    """A group's completed runs as kdcore.studies.groups counts them (oldest first, as _runs_of keeps them)."""
+def _outcomes(runs: list, kind: str, config: dict, best_tests: dict[int, float] | None = None) -> list[Outcome]:
+    """A group's completed runs as kdcore.studies.groups counts them (oldest first, as _runs_of keeps them);
+    ``best_tests``: the best test epochs of runs with a validation split, where read."""
     params = dict(config.get("params") or {})
+    best_tests = best_tests or {}
     return [Outcome(group=r.group_key or f"{LOOSE_PREFIX}{r.id}", kind=kind, role=_role(kind),
                     architecture=r.architecture, params=params, seed=r.seed, final_accuracy=r.final_accuracy,
-                    best_accuracy=r.best_accuracy, run_id=r.id, baseline=r.baseline_key, epochs=r.epochs)
+                    best_accuracy=r.best_accuracy, run_id=r.id, baseline=r.baseline_key, epochs=r.epochs,
+                    best_test_accuracy=best_tests.get(r.id))
             for r in runs]
+
+
+def _reproducing(groups: list[Ranked], first: dict[str, Any], configs: dict[str, dict]) -> set[str]:
+    """The shown groups that may match a published result: a dataset that has some, the whole of it."""
+    return {g.key for g in groups if g.key in first and may_match(first[g.key].dataset)
+            and not configs.get(g.key, {}).get("subset")}
+
+
+def _teacher_network(runs: list, teachers: dict[int, Any]) -> str | None:
+    networks = Counter(teachers[r.teacher_run_id].architecture for r in runs if r.teacher_run_id in teachers)
+    return networks.most_common(1)[0][0] if networks else None
 
 
 def _mean(values: list) -> float | None:
@@ -346,11 +363,17 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
     configs = _configs(session, memo, {**first, **{b: runs_of[b][0] for b in found.values() if runs_of.get(b)}})
     teachers = _teachers(session, memo, {r.teacher_run_id for g in shown for r in runs_of.get(g.key, [])
                                    if r.teacher_run_id is not None})
+    reproducing = _reproducing(shown, first, configs)
+    # With a validation split a run's best accuracy is the validation-selected epoch's: the best test epoch,
+    # which the published figures report, is read from the epochs of the groups that may match one.
+    best_tests = best_test_accuracies(session, [r.id for key in reproducing if configs[key].get("validation")
+                                                for r in runs_of.get(key, [])])
     seeds: dict[str, Seeds] = {}  # once per group: many groups share a baseline or a teacher
 
     def seeds_of(key: str) -> Seeds:
         if key not in seeds:
-            seeds[key] = per_seed(_outcomes(runs_of.get(key, []), board.by_key[key].kind, configs.get(key, {})))
+            seeds[key] = per_seed(_outcomes(runs_of.get(key, []), board.by_key[key].kind, configs.get(key, {}),
+                                            best_tests))
         return seeds[key]
 
     entries = []
@@ -373,9 +396,13 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
             "study_ids": sorted({r.study_id for r in runs if r.study_id is not None}),
             "teacher_key": None, "teacher_mean": None, "vs_teacher": None, "compression": None,
             "baseline_key": None, "baseline_n": None, "baseline_mean": None, "baseline_epochs": None,
-            "missing_baseline": None,
+            "missing_baseline": None, "reproduction": None,
         }
         _add_teacher(entry, runs, teachers)
+        if group.key in reproducing:
+            entry["reproduction"] = reproduction(group.kind, entry["architecture"], _teacher_network(runs, teachers),
+                                                 entry["dataset"], entry["params"], seeds_of(group.key),
+                                                 validation=config.get("validation"))
         if baseline is not None:
             theirs = group_figures(seeds_of(baseline))
             entry.update(baseline_key=baseline, baseline_n=theirs["n"], baseline_mean=theirs["mean"],

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from app.leaderboard import views as view_models
+from app.leaderboard.reproduction import reproduced
 from app.leaderboard.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, BoardPage
 from app.runs.filters import FilterDep
 from app.store.errors import NotFound
@@ -28,6 +29,15 @@ def home(request: Request, session: SessionDep, filters: FilterDep, view: str = 
     context = {"title": "Leaderboard", "nav": "home", "charts": True, **board, **active,
                "board_html": _board_html(request, board)}
     return render(request, "home.html", context)
+
+
+@router.get("/reproduction", response_class=HTMLResponse, name="reproduction_page")
+def reproduction_page(request: Request, session: SessionDep, filters: FilterDep) -> HTMLResponse:
+    found = reproduced(session, filters)
+    context = {"title": "Reported vs reproduced", "nav": "reproduction", **found,
+               "compare_link": lambda row: f"/compare?group={row['group']}",
+               "csv_url": "/api/reproduction.csv" + (f"?{request.url.query}" if request.url.query else "")}
+    return render(request, "reproduction.html", context)
 
 
 @router.get("/fragments/leaderboard", response_class=HTMLResponse, name="leaderboard_fragment")

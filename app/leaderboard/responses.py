@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.studies.responses import DifferenceOut, SeedRepeatOut
+from app.studies.responses import DifferenceOut, PublishedPairOut, ReproductionOut, SeedRepeatOut
 from app.web.api import ApiModel, Figure, Fraction, Interval
 
 
@@ -79,6 +79,8 @@ class LeaderboardGroupOut(ApiModel):
                                               "t-test when both have the same seeds, else Welch's test")
     missing_baseline: dict[str, Any] | None = Field(description="When no baseline student has completed: its "
                                                     "configuration, to launch (POST /api/runs)")
+    reproduction: ReproductionOut | None = Field(description="The published results it reproduces (CIFAR-100 "
+                                                 "only), with our figures; null when none matches")
 
 
 class LeaderboardGroupListOut(ApiModel):
@@ -88,3 +90,39 @@ class LeaderboardGroupListOut(ApiModel):
                       "their runs: a study or tag filter chooses configurations, whose figures count every run)")
     limit: int
     offset: int
+
+
+class ReproductionRowOut(PublishedPairOut):
+    """A configuration beside one published result it matches (kdcore.studies.reproduction.reproduction_rows)."""
+
+    group: str = Field(description="The configuration's group key")
+    label: str | None
+    n: int = Field(description="Distinct seeds with a completed run")
+    published: float = Field(description="The published top-1 accuracy in percent, as printed")
+    reported_as: str = Field(description="How the published value was read: its epoch and runs")
+    published_runs: int | None
+    source: str
+    section: str
+    compared_on: str | None = Field(description="Which of our figures it is compared with")
+    our_mean: Fraction
+    our_std: float | None
+    our_ci95_low: float | None
+    our_ci95_high: float | None
+    inside: bool | None = Field(description="Whether the published value lies inside our 95 % interval; null at "
+                                "n = 1")
+    difference: float | None = Field(description="Our mean minus the published value, as a fraction")
+    last_mean: Fraction
+    last_std: float | None
+    best_mean: Fraction
+    best_std: float | None
+    best_label: str | None
+    best_test_mean: Fraction
+    best_test_std: float | None
+    params: dict[str, Any]
+    note: str
+
+
+class ReproductionListOut(ApiModel):
+    items: list[ReproductionRowOut] = Field(description="Best mean first, then each configuration's results")
+    groups: int = Field(description="Configurations that reproduce a published result")
+    truncated: bool = Field(description="More configurations could match than were described")

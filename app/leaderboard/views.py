@@ -59,7 +59,8 @@ def _groups_board(session: Session, page: BoardPage, version: tuple | None) -> d
     board = found["ranking"]
     return {"view": "groups", "groups": rows, "total_rows": found["total"], "total_groups": found["total"],
             "total_done": found["runs"], "all_groups": len(board.groups), "all_done": board.runs,
-            "scatter": group_scatter(rows), "best_by_kind": best, "ranking": board}
+            "scatter": group_scatter(rows), "best_by_kind": best, "ranking": board,
+            "has_published": any(row["reproduction"] for row in rows)}
 
 
 def _choices(session: Session, board, chosen) -> dict[str, list[tuple]]:

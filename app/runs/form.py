@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.runs.teachers import registry_words
 from app.web.formatting import fmt_params, fmt_pct
 from kdcore.architectures import canonical, catalog
 from kdcore.config import METHOD_PARAMS, RunConfig
@@ -145,17 +146,18 @@ def teacher_label(run) -> str:
     """A teacher run as the teacher pickers list it: its network and data, how long it trained, and its
     validation accuracy (what its best weights were chosen on) beside its final test accuracy."""
     config = run.config
-    parts = [f"#{run.id}", run.architecture or config.get("architecture", "?"), config.get("dataset"),
-             f"{config['subset']} images" if config.get("subset") else "all images",
-             f"{config.get('epochs')} epochs"]
-    if not config.get("validation"):
-        parts.append("no validation split")
-    elif run.best_val_accuracy is not None:
-        parts.append(f"best val {fmt_pct(run.best_val_accuracy)}")
+    parts = [f"#{run.id}", run.architecture or config.get("architecture", "?"), config.get("dataset")]
+    if run.origin is None:  # an imported teacher trained elsewhere: its recipe word says what is known
+        parts += [f"{config['subset']} images" if config.get("subset") else "all images",
+                  f"{config.get('epochs')} epochs"]
+        if not config.get("validation"):
+            parts.append("no validation split")
+        elif run.best_val_accuracy is not None:
+            parts.append(f"best val {fmt_pct(run.best_val_accuracy)}")
     parts.append(run.status)
     if run.final_accuracy is not None:
         parts.append(f"test {fmt_pct(run.final_accuracy)}")
-    return " · ".join(map(str, parts))
+    return " · ".join(map(str, [*parts, *registry_words(run)]))
 
 
 def default_dataset(datasets: list[DatasetInfo]) -> str:

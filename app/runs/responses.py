@@ -76,6 +76,10 @@ class RunOut(BestEpochOut):
     note: str | None
     notes: list[str] = Field(description="What the trainer said of the completed run: a resized dataset, a pack, "
                              "and each speed path it fell back from ('fallback: ...')")
+    checkpoint_sha256: str | None = Field(None, description="A completed teacher's checkpoint file's sha256, as "
+                                          "recorded when it completed (the teacher registry, GET /api/teachers)")
+    origin: dict[str, Any] | None = Field(None, description="Null: trained here. An imported teacher's upload: "
+                                          "file, format, file_sha256, recipe (POST /api/teachers/import)")
 
 
 class RunListOut(ApiModel):

@@ -239,6 +239,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         **best_epoch_fields(run),
         "train_seconds": finite_or_none(run.train_seconds), "progress": progress_of(run),
         "tags": tags_of(run), "note": run.note, "notes": run.notes or [],
+        "checkpoint_sha256": run.checkpoint_sha256, "origin": run.origin,
     }
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 from sqlmodel import Session
 
+from app.executors.checksums import checksum_problem
 from app.settings import Settings
 from app.store.errors import InputError, field_error, pydantic_errors, unknown_fields
 from app.store.models import ACTIVE_STATUSES, MAX_ID, Run
@@ -110,6 +111,9 @@ def _teacher_row(session: Session, teacher_id: int) -> tuple[Run | None, list[di
         return None, [field_error(loc, f"run {teacher_id} is a {teacher.kind} run, not a teacher")]
     if teacher.status not in TEACHER_STATUSES:
         return None, [field_error(loc, f"teacher run {teacher_id} is {teacher.status}; choose a completed, queued or running teacher")]
+    problem = checksum_problem(teacher)
+    if problem:
+        return None, [field_error(loc, problem, "teacher_file_changed")]
     return teacher, []
 
 

@@ -19,7 +19,8 @@ from sqlmodel import Session, SQLModel, create_engine
 from app.settings import Settings
 from app.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.store.autoincrement import never_reuse_ids
-from app.store.migrations import fill_group_keys, migrate_run_configs, recompute_baseline_keys, rename_architectures
+from app.store.migrations import (fill_group_keys, migrate_run_configs, recompute_baseline_keys, record_teacher_checksums,
+                                  rename_architectures)
 from app.store.queue import ADMISSION_LOCK
 
 BUSY_TIMEOUT_MS = 10_000
@@ -119,6 +120,7 @@ def init_db(settings: Settings) -> Engine:
     fill_group_keys(engine)
     recompute_baseline_keys(engine)
     rename_architectures(engine)
+    record_teacher_checksums(engine)
     return engine
 
 

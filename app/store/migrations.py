@@ -7,6 +7,9 @@ still; rewriting them once in today's shape keeps every reader (pages, exports, 
 Baseline keys stored before they named the epochs matched a student of any epochs; they are recomputed
 once (recorded in the data_migrations table).
 
+Completed teachers stored before the teacher registry get their checkpoint's sha256 recorded at start-up,
+as the worker records it when a teacher completes: later changes to the file are then caught (app.executors.checksums).
+
 Runs stored under a network's former name (kdcore.architectures.ALIASES) are given its current one; their
 group and baseline keys stay as they are (kdcore.studies.study.group_key keys a renamed network by its
 first name).
@@ -23,8 +26,9 @@ from sqlmodel import Session, select
 
 from app.store.models import DataMigration, Run
 from kdcore.architectures import ALIASES
+from kdcore.data.catalog import file_sha256
 from kdcore.config import RunConfig
-from kdcore.registry import BASELINE_KIND
+from kdcore.registry import BASELINE_KIND, TEACHER_KINDS
 from kdcore.studies.study import baseline_key, group_key, own_baseline
 
 log = logging.getLogger(__name__)
@@ -172,3 +176,23 @@ def rename_architectures(engine: Engine) -> int:
                             .values(config=bindparam("config"), architecture=bindparam("name")), renamed)
             changed += len(renamed)
             session.commit()
+
+
+def record_teacher_checksums(engine: Engine) -> int:
+    """Record the checkpoint sha256 of completed teachers that have none (stored before the registry) and whose
+    file is there. Returns how many were recorded."""
+    changed = 0
+    with Session(engine) as session:
+        rows = session.exec(select(Run.id, Run.checkpoint).where(
+            Run.kind.in_(TEACHER_KINDS), Run.status == "completed", Run.checkpoint_sha256.is_(None),
+            Run.checkpoint.is_not(None))).all()
+        for run_id, checkpoint in rows:
+            try:
+                digest = file_sha256(checkpoint)
+            except OSError:
+                continue  # gone: nothing to record; the run stays without a checksum
+            session.execute(update(Run).where(Run.id == run_id, Run.checkpoint_sha256.is_(None))
+                            .values(checkpoint_sha256=digest))
+            changed += 1
+        session.commit()
+    return changed

@@ -56,6 +56,25 @@ class Experiment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class Benchmark(SQLModel, table=True):
+    """A cifar100-benchmark submission (kdcore.studies.benchmark): its teachers, one per teacher network, and
+    its studies, one per teacher network and learning rate (each study names it in benchmark_id)."""
+
+    __tablename__ = "benchmarks"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    name: str | None = None
+    dataset: str
+    # The request as validated (kdcore.studies.benchmark.BenchmarkSpec).
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # By teacher network, the teacher run its studies distil from (given, or queued by the benchmark).
+    teachers: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Its studies in the table's order: [{"study_id", "teacher", "pairs": ["teacher:student", ...]}].
+    layout: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class Study(SQLModel, table=True):
     """Runs submitted together: configurations (methods × grid × networks) over seeds (kdcore.studies.study)."""
 
@@ -77,6 +96,8 @@ class Study(SQLModel, table=True):
     # NULL (a study stored before tags existed) reads as none.
     tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     note: str | None = None
+    # The benchmark that submitted it (app.studies.benchmarks); NULL for a study submitted alone.
+    benchmark_id: int | None = Field(default=None, index=True, sa_type=ID)
 
 
 class Run(SQLModel, table=True):
@@ -158,6 +179,14 @@ class Run(SQLModel, table=True):
     # Free-text labels and a note, as for a study (app.runs.annotations); NULL reads as none.
     tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     note: str | None = None
+
+    # The teacher registry (app.executors.checksums): the sha256 of a completed teacher's checkpoint file,
+    # recorded by the worker as the run completes; a KD run or study is refused a teacher whose file no
+    # longer matches it. NULL: not a completed teacher (or one stored before the registry, until start-up).
+    checkpoint_sha256: str | None = None
+    # Where a teacher came from: NULL, trained here; else imported (app.teachers): the uploaded file's name,
+    # format, sha256 and the recipe its source states (a preset name, or null: not stated).
+    origin: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Tag(SQLModel, table=True):

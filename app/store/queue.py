@@ -106,12 +106,15 @@ PACK_SCAN = 200
 
 
 def pack_key_of(run: Run):
-    """The run's kdcore.training.packing.key.pack_key, or None when its stored configuration no longer validates."""
+    """The run's kdcore.training.packing.key.pack_key, or None when its stored configuration no longer validates
+    or it trains nothing (an imported teacher, app.teachers: its job maps and evaluates a file)."""
     from pydantic import ValidationError
 
     from kdcore.config import RunConfig
     from kdcore.training.packing.key import pack_key
 
+    if run.origin is not None:
+        return None
     try:
         return pack_key(RunConfig.model_validate(run.config))
     except (ValidationError, ValueError, TypeError):

@@ -99,6 +99,15 @@ def groups_csv(study_id: StudyId, session: SessionDep) -> Response:
     return _text(service.groups_csv(groups), "text/csv", f"study-{study_id}-groups.csv")
 
 
+@router.get("/{study_id}/reproduction.csv", summary="Reported vs reproduced: each configuration beside the "
+            "published results it matches, as CSV", response_class=Response,
+            responses=_text_doc("text/csv", "One row per configuration and published result (CIFAR-100 only)"))
+def reproduction_csv(study_id: StudyId, session: SessionDep) -> Response:
+    service.get_study(session, study_id)
+    groups = service.study_groups(service.study_runs(session, study_id))
+    return _text(service.reproduction_csv(groups), "text/csv", f"study-{study_id}-reproduction.csv")
+
+
 @router.get("/{study_id}/table.md", summary="The paper table in Markdown: method, mean ± std over n seeds",
             response_class=Response, responses=_text_doc("text/markdown", "A Markdown table"))
 def table_markdown(study_id: StudyId, session: SessionDep) -> Response:

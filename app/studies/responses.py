@@ -32,6 +32,58 @@ class SeedRepeatOut(ApiModel):
     runs: int = Field(description="Completed runs with this seed, averaged into its value")
 
 
+class ReproducedOut(ApiModel):
+    """Our figure over seeds at one epoch choice (kdcore.studies.reproduction)."""
+
+    n: int = Field(description="Distinct seeds with this figure")
+    mean: Fraction
+    std: float | None
+    ci95: Interval
+    label: str = Field(description="last epoch, best validation epoch, or best test epoch (optimistic: chosen on "
+                       "the test set)")
+
+
+class PublishedPairOut(ApiModel):
+    """What a published result is of: a method, its teacher and student networks (a teacher or a student
+    trained alone names one of them), a dataset."""
+
+    method: str
+    teacher: str | None
+    student: str | None
+    dataset: str
+
+
+class PublishedMatchOut(PublishedPairOut):
+    """A published result the configuration reproduces (kdcore.reference), with the verdict."""
+
+    value: float = Field(description="The published top-1 accuracy in percent, as printed")
+    accuracy: float = Field(description="The same as a fraction, as ours")
+    reported_as: Literal["best epoch", "last epoch", "unstated"]
+    runs: int | None = Field(description="Runs the published value averages; null where the source does not say")
+    how_reported: str
+    params: dict[str, Any] = Field(description="The hyperparameters that make the published variant")
+    source: str = Field(description="Repository and file, or paper")
+    section: str = Field(description="Section and table of the source")
+    note: str
+    compared_on: Literal["last", "best", "best_test"] = Field(description="Which of our figures it is compared with")
+    compared_label: str | None
+    difference: float | None = Field(description="Our mean minus the published value, as a fraction")
+    inside: bool | None = Field(description="Whether the published value lies inside our 95 % interval; null at "
+                                "n = 1 (no interval)")
+
+
+class ReproductionOut(ApiModel):
+    """Reported vs reproduced: our figures beside every published result the configuration matches."""
+
+    n: int
+    validation: bool = Field(description="Whether its runs held out a validation split")
+    last: ReproducedOut | None
+    best: ReproducedOut | None
+    best_test: ReproducedOut | None = Field(description="With a validation split: the best test epoch, beside "
+                                            "the validation-selected one")
+    published: list[PublishedMatchOut]
+
+
 class StudyGroupOut(ApiModel):
     """One configuration across its seeds."""
 
@@ -57,6 +109,8 @@ class StudyGroupOut(ApiModel):
     baseline_n: int | None = Field(description="The baseline student's distinct seeds with a result")
     vs_baseline: DifferenceOut | None = Field(description="Difference to the baseline student of the same network, "
                                               "data, recipe and epochs (or the one the study trained for it)")
+    reproduction: ReproductionOut | None = Field(description="The published results it reproduces (CIFAR-100 "
+                                                 "only), with our figures; null when none matches")
 
 
 class StudyProgressOut(ApiModel):

@@ -10,13 +10,16 @@ import csv
 import io
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from app.runs.annotations import annotate, clean_annotations, split_annotations, store_tags, tags_of
+from app.runs.reproduction_facts import best_test_accuracies, may_match, teacher_networks
 from app.runs.service import best_epoch_fields, iso, new_run, remove_run_folders, settings_of
 from app.runs.validation import (
     best_weights_errors,
@@ -45,9 +48,12 @@ from app.studies.eta import seconds_left
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
 from kdcore.studies.groups import Outcome, labelled_groups
+from kdcore.studies.reproduction import CSV_COLUMNS as REPRODUCTION_COLUMNS
+from kdcore.studies.reproduction import reproduction_rows
 from kdcore.studies.study import (
     RECIPE_FIELDS,
     StudyInputError,
+    Plan,
     StudySpec,
     expand,
     own_baselines,
@@ -72,17 +78,28 @@ def study_tap_errors(plan, spec, teacher: Run | None, info) -> list[dict]:
     return [e for index, e in enumerate(found) if e not in found[:index]]
 
 
-def create_study(session: Session, payload: Any, *, strict: bool = False,
-                 experiment: Experiment | None = None) -> Study:
-    """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named).
-    ``experiment``: stored with the study, its runs joined to it (the tutorial experiment over several seeds)."""
+@dataclass
+class CheckedStudy:
+    """A study request that passed every check, ready to be stored (store_study)."""
+
+    spec: StudySpec
+    plan: Plan
+    teacher: Run | None
+    num_classes: int
+    annotations: dict[str, Any]
+
+
+def check_study(session: Session, payload: Any, *, strict: bool = False, teacher_row: Run | None = None) -> CheckedStudy:
+    """Validate the request and expand it to runs; InputError with every problem named. ``teacher_row``: the
+    teacher its students distil from when the caller has it rather than the request (a benchmark's teacher,
+    created in the same transaction as the study)."""
     if not isinstance(payload, dict):
         raise InputError([field_error([], "expected a JSON object", "dict_type")])
     settings = settings_of(session)
     payload, given = split_annotations(payload)
     annotations, errors = clean_annotations(given)
     raw_teacher = payload.pop("teacher_run_id", None)
-    teacher, teacher_errors = teacher_run(session, raw_teacher, strict)
+    teacher, teacher_errors = (teacher_row, []) if teacher_row is not None else teacher_run(session, raw_teacher, strict)
     errors += teacher_errors
     if unknown := unknown_fields(payload, STUDY_KEYS):
         errors += unknown
@@ -110,32 +127,48 @@ def create_study(session: Session, payload: Any, *, strict: bool = False,
         errors.append(field_error(["teacher_run_id"], "no method of this study distils from a teacher"))
     if errors:
         raise InputError(errors)
+    return CheckedStudy(spec, plan, teacher, info.num_classes, annotations)
+
+
+def create_study(session: Session, payload: Any, *, strict: bool = False,
+                 experiment: Experiment | None = None) -> Study:
+    """Validate the request, expand it to runs, and queue them all (or nothing, with every problem named).
+    ``experiment``: stored with the study, its runs joined to it (the tutorial experiment over several seeds)."""
+    checked = check_study(session, payload, strict=strict)
+    with admission(session, len(checked.plan.members), settings_of(session).max_queued):
+        return store_study(session, checked, experiment=experiment)
+
+
+def store_study(session: Session, checked: CheckedStudy, *, experiment: Experiment | None = None,
+                **fields: Any) -> Study:
+    """Add a checked study and its runs to the caller's transaction (an admission); ``fields``: more columns
+    of the study (its benchmark)."""
+    spec, plan, teacher, annotations = checked.spec, checked.plan, checked.teacher, checked.annotations
     study = Study(name=spec.name, dataset=spec.dataset, subset=spec.subset,
                   spec=spec.model_dump(mode="json", exclude_defaults=True),
-                  teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members), **annotations)
-    with admission(session, len(plan.members), settings.max_queued):
-        session.add(study)
-        if experiment is not None:
-            session.add(experiment)
-        session.flush()
-        store_tags(session, annotations.get("tags", []), study_id=study.id)
-        joined = {"experiment_id": experiment.id if experiment is not None else None}
-        # Its runs compare with the baseline students it trains (kdcore.studies.study.own_baselines).
-        baselines = own_baselines([member.config for member in plan.members])  # teachers first, as members
-        own_teachers: dict[int, Run] = {}
-        for member, baseline in zip(plan.teachers, baselines):
-            run = new_run(member.config, None, baseline=baseline, study_id=study.id,
-                          num_classes=info.num_classes, **joined)
-            session.add(run)
-            session.flush()  # the students name its id
-            own_teachers[member.config.seed] = run
-        for member, baseline in zip(plan.students, baselines[len(plan.teachers):]):
-            distils_from = None
-            if member.config.method.needs_teacher:
-                distils_from = teacher if teacher is not None else own_teachers[member.teacher_seed]
-            session.add(new_run(member.config, distils_from.group_key if distils_from else None,
-                                baseline=baseline, teacher_run_id=distils_from.id if distils_from else None,
-                                study_id=study.id, num_classes=info.num_classes, **joined))
+                  teacher_run_id=teacher.id if teacher else None, total_runs=len(plan.members), **annotations, **fields)
+    session.add(study)
+    if experiment is not None:
+        session.add(experiment)
+    session.flush()
+    store_tags(session, annotations.get("tags", []), study_id=study.id)
+    joined = {"experiment_id": experiment.id if experiment is not None else None}
+    # Its runs compare with the baseline students it trains (kdcore.studies.study.own_baselines).
+    baselines = own_baselines([member.config for member in plan.members])  # teachers first, as members
+    own_teachers: dict[int, Run] = {}
+    for member, baseline in zip(plan.teachers, baselines):
+        run = new_run(member.config, None, baseline=baseline, study_id=study.id,
+                      num_classes=checked.num_classes, **joined)
+        session.add(run)
+        session.flush()  # the students name its id
+        own_teachers[member.config.seed] = run
+    for member, baseline in zip(plan.students, baselines[len(plan.teachers):]):
+        distils_from = None
+        if member.config.method.needs_teacher:
+            distils_from = teacher if teacher is not None else own_teachers[member.teacher_seed]
+        session.add(new_run(member.config, distils_from.group_key if distils_from else None,
+                            baseline=baseline, teacher_run_id=distils_from.id if distils_from else None,
+                            study_id=study.id, num_classes=checked.num_classes, **joined))
     return study
 
 
@@ -246,13 +279,31 @@ def _role(kind: str) -> str:
     return "baseline" if method is not None and method.baseline else "method"
 
 
+def _published_facts(runs: list[Run]) -> tuple[dict[int, str | None], dict[int, float]]:
+    """Teachers' networks and best test epochs of the runs that may match a published result
+    (app.runs.reproduction_facts), read through the session the runs came from."""
+    candidates = [run for run in runs if may_match(run.dataset)]
+    session = object_session(runs[0]) if candidates else None
+    if session is None:
+        return {}, {}
+    networks = {run.id: run.architecture for run in runs}
+    missing = {run.teacher_run_id for run in candidates if run.teacher_run_id is not None} - set(networks)
+    networks.update(teacher_networks(session, missing))
+    validated = [run.id for run in candidates if (run.config or {}).get("validation") and run.status == "completed"]
+    return networks, best_test_accuracies(session, validated)
+
+
 def outcomes(runs: list[Run]) -> list[Outcome]:
     """The runs as kdcore.studies.groups counts them (oldest first: a group's first run names its baseline)."""
+    networks, best_tests = _published_facts(runs)
     return [Outcome(group=run.group_key or f"run {run.id}", kind=run.kind, role=_role(run.kind),
                     architecture=run.architecture, params=dict(run.config.get("params") or {}),
                     seed=run.seed if run.seed is not None else run.config.get("seed"), status=run.status,
                     final_accuracy=finite_or_none(run.final_accuracy), best_accuracy=finite_or_none(run.best_accuracy),
-                    run_id=run.id, baseline=run.baseline_key, epochs=run.epochs)
+                    run_id=run.id, baseline=run.baseline_key, epochs=run.epochs, dataset=run.dataset,
+                    subset=run.config.get("subset"), validation=run.config.get("validation"),
+                    teacher_architecture=networks.get(run.teacher_run_id),
+                    best_test_accuracy=finite_or_none(best_tests.get(run.id)))
             for run in runs]
 
 
@@ -327,7 +378,7 @@ RUN_COLUMNS = ("run_id", "method", "architecture", "seed", "params", "status", "
                "teacher_run_id", "group")
 GROUP_COLUMNS = ("group", "label", "method", "architecture", "params", "n", "mean", "std", "ci95_low", "ci95_high",
                  "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_value", "paired", "significant",
-                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids")
+                 "baseline_group", "baseline_epochs", "baseline_n", "run_ids", "published", "published_inside")
 
 
 def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -363,8 +414,22 @@ def groups_csv(groups: list[dict]) -> str:
                      "delta_ci95_high": dci[1], "p_value": diff.get("p_value"), "paired": diff.get("paired"),
                      "significant": diff.get("significant"), "baseline_group": diff.get("baseline_key"),
                      "baseline_epochs": diff.get("baseline_epochs"), "baseline_n": diff.get("baseline_n"),
-                     "run_ids": g["run_ids"]})
+                     "run_ids": g["run_ids"], **_published_columns(g.get("reproduction"))})
     return _csv(GROUP_COLUMNS, rows)
+
+
+def _published_columns(shown: dict | None) -> dict[str, Any]:
+    """A configuration's published values (percent) and whether each lies in our interval (null at n = 1);
+    reproduction.csv has the rest."""
+    if not shown:
+        return {"published": None, "published_inside": None}
+    return {"published": [row["value"] for row in shown["published"]],
+            "published_inside": [row["inside"] for row in shown["published"]]}
+
+
+def reproduction_csv(groups: list[dict]) -> str:
+    """Reported vs reproduced, one row per configuration and published result it matches."""
+    return _csv(REPRODUCTION_COLUMNS, reproduction_rows(groups))
 
 
 def paper_tables(groups: list[dict]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from app.web import charts
 from app.web.formatting import fmt_pct
 from kdcore.registry import METHODS
 from kdcore.studies.groups import groups_of, per_seed
+from kdcore.studies.reproduction import reproduction_rows
 from kdcore.studies.stats import difference, summarize
 
 POLLING_STATUSES = ("queued", "running")
@@ -59,7 +60,8 @@ def header_view(study: Study, runs: list[Run]) -> dict:
     recipe = {k: v for k, v in spec.items()
               if k not in ("name", "dataset", "subset", "methods", "seeds", "grid", "epochs")}
     return {"study": {"id": study.id, "name": study.name, "dataset": study.dataset, "subset": study.subset,
-                      "created_at": services.iso(study.created_at), "teacher_run_id": study.teacher_run_id},
+                      "created_at": services.iso(study.created_at), "teacher_run_id": study.teacher_run_id,
+                      "benchmark_id": study.benchmark_id},
             "methods": [METHODS[m].title if m in METHODS else m for m in methods], "seeds": spec.get("seeds", []),
             "epochs": spec.get("epochs"), "grid": spec.get("grid") or {}, "recipe": recipe,
             "own_teachers": own_teachers}
@@ -236,13 +238,17 @@ def sweep_charts(study_id: int, grid: dict[str, list], rows: list[dict]) -> dict
     return {"heatmaps": heatmaps, "lines": lines}
 
 
-def exports(study_id: int) -> list[dict]:
+def exports(study_id: int, with_reproduction: bool = False) -> list[dict]:
     base = f"/api/studies/{study_id}"
-    return [{"label": "Runs (CSV)", "href": f"{base}/runs.csv", "id": "export-runs-csv"},
-            {"label": "Groups (CSV)", "href": f"{base}/groups.csv", "id": "export-groups-csv"},
-            {"label": "Everything (JSON)", "href": f"{base}/export.json", "id": "export-json"},
-            {"label": "Table (Markdown)", "href": f"{base}/table.md", "id": "export-table-md"},
-            {"label": "Table (LaTeX)", "href": f"{base}/table.tex", "id": "export-table-tex"}]
+    found = [{"label": "Runs (CSV)", "href": f"{base}/runs.csv", "id": "export-runs-csv"},
+             {"label": "Groups (CSV)", "href": f"{base}/groups.csv", "id": "export-groups-csv"},
+             {"label": "Everything (JSON)", "href": f"{base}/export.json", "id": "export-json"},
+             {"label": "Table (Markdown)", "href": f"{base}/table.md", "id": "export-table-md"},
+             {"label": "Table (LaTeX)", "href": f"{base}/table.tex", "id": "export-table-tex"}]
+    if with_reproduction:
+        found.append({"label": "Reported vs reproduced (CSV)", "href": f"{base}/reproduction.csv",
+                      "id": "export-reproduction-csv"})
+    return found
 
 
 def results_view(session: Session, study: Study, runs: list[Run]) -> dict:
@@ -262,7 +268,8 @@ def results_view(session: Session, study: Study, runs: list[Run]) -> dict:
             "curves_truncated": len(curve_rows) < len([r for r in rows if r["run_ids"]]),
             "curve_count": len(curve_rows), "curve_rows": curve_rows, **sweeps,
             "tables": studies.paper_tables(groups) if any(g["n"] for g in groups) else None,
-            "exports": exports(study.id)}
+            "reproduction_rows": reproduction_rows(rows),
+            "exports": exports(study.id, with_reproduction=any(g["reproduction"] for g in groups))}
 
 
 def study_view(session: Session, study: Study) -> dict:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterable, Sequence
 
 from kdcore.registry import METHODS
+from kdcore.studies.reproduction import reproduction
 from kdcore.studies.stats import difference, summarize
 from kdcore.studies.study import Role, group_label, varying_params
 
@@ -37,6 +38,14 @@ class Outcome:
     run_id: int | None = None
     baseline: str | None = None
     epochs: int | None = None
+    # What matching a published result needs (kdcore.studies.reproduction); None where unknown.
+    dataset: str | None = None
+    subset: int | None = None
+    validation: float | None = None
+    teacher_architecture: str | None = None
+    # The best test epoch's accuracy of a run with a validation split (whose best_accuracy is the test
+    # accuracy at its best validation epoch); None where the epochs were not read.
+    best_test_accuracy: float | None = None
 
     @property
     def sample(self) -> Hashable:
@@ -47,13 +56,15 @@ class Outcome:
 @dataclass(frozen=True)
 class Seeds:
     """A configuration's completed runs as samples: by seed, the mean final and best accuracy of its runs
-    and how many ran; with the configuration's group key and epochs (what a difference to it names)."""
+    (and the best test epoch's, where known) and how many ran; with the configuration's group key and
+    epochs (what a difference to it names)."""
 
     finals: dict[Hashable, float]
     bests: dict[Hashable, float]
     runs: dict[Hashable, int]
     group: str | None = None
     epochs: int | None = None
+    best_tests: dict[Hashable, float] = field(default_factory=dict)
 
     @property
     def repeats(self) -> list[dict[str, int]]:
@@ -74,6 +85,7 @@ def per_seed(outcomes: Sequence[Outcome]) -> Seeds:
     """Each seed's value: the mean over its completed runs (in any order: fsum rounds once)."""
     finals: dict[Hashable, list[float]] = {}
     bests: dict[Hashable, list[float]] = {}
+    best_tests: dict[Hashable, list[float]] = {}
     first = outcomes[0] if outcomes else None
     for outcome in outcomes:
         if outcome.status != "completed" or not _usable(outcome.final_accuracy):
@@ -81,9 +93,11 @@ def per_seed(outcomes: Sequence[Outcome]) -> Seeds:
         finals.setdefault(outcome.sample, []).append(outcome.final_accuracy)
         if _usable(outcome.best_accuracy):
             bests.setdefault(outcome.sample, []).append(outcome.best_accuracy)
+        if _usable(outcome.best_test_accuracy):
+            best_tests.setdefault(outcome.sample, []).append(outcome.best_test_accuracy)
     return Seeds({s: _mean(v) for s, v in finals.items()}, {s: _mean(v) for s, v in bests.items()},
                  {s: len(v) for s, v in finals.items()}, first.group if first else None,
-                 first.epochs if first else None)
+                 first.epochs if first else None, {s: _mean(v) for s, v in best_tests.items()})
 
 
 def group_figures(outcomes: Sequence[Outcome] | Seeds, baseline: Sequence[Outcome] | Seeds = ()) -> dict[str, Any]:
@@ -141,8 +155,10 @@ def summarize_groups(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
         baseline = by_key.get(group.baseline) if group.baseline != group.key else None
         if baseline is not None and baseline.role != "baseline":
             baseline = None
-        figures = group_figures(group.outcomes, baseline.outcomes if baseline else ())
+        mine = per_seed(group.outcomes)
+        figures = group_figures(mine, baseline.outcomes if baseline else ())
         baseline_figures = group_figures(baseline.outcomes) if baseline else None
+        first = group.outcomes[0]
         summaries.append({
             "key": group.key, "method": group.kind, "title": METHODS[group.kind].title if group.kind in METHODS
             else group.kind, "role": group.role, "architecture": group.architecture, "params": group.params,
@@ -153,6 +169,8 @@ def summarize_groups(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
             "baseline_key": baseline.key if baseline else None,
             "baseline_epochs": baseline.outcomes[0].epochs if baseline else None,
             "baseline_n": baseline_figures["n"] if baseline_figures else None,
+            "reproduction": reproduction(group.kind, group.architecture, first.teacher_architecture, first.dataset,
+                                         group.params, mine, subset=first.subset, validation=first.validation),
         })
     summaries.sort(key=lambda g: (g["mean"] is None, -(g["mean"] or 0.0)))
     return summaries

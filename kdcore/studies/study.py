@@ -43,6 +43,15 @@ def _error(loc: list, msg: str, type_: str = "value_error") -> dict:
     return {"loc": list(loc), "msg": msg, "type": type_}
 
 
+def check_seeds(seeds: list[int]) -> list[int]:
+    """A request's seeds: each a valid seed, none repeated (a pydantic validator's body)."""
+    if any(seed < 0 or seed > 2**63 - 1 for seed in seeds):
+        raise ValueError("seeds must be between 0 and 2^63 - 1")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct: a repeated seed repeats the same run")
+    return seeds
+
+
 class MethodEntry(BaseModel):
     """A method with fixed hyperparameters (the grid, if any, varies others)."""
 
@@ -78,11 +87,7 @@ class StudySpec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if any(seed < 0 or seed > 2**63 - 1 for seed in seeds):
-            raise ValueError("seeds must be between 0 and 2^63 - 1")
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be distinct: a repeated seed repeats the same run")
-        return seeds
+        return check_seeds(seeds)
 
     @property
     def recipe(self) -> dict[str, Any]:

@@ -97,6 +97,9 @@ class SweepRun:
     group: str
     baseline: str | None = None  # the group key of the baseline student it is compared with
     teacher: "SweepRun | None" = None  # the study's teacher it distils from, if any
+    # The network of the teacher it distils from (the study's or a given checkpoint's): what a published
+    # result names (kdcore.studies.reproduction).
+    teacher_architecture: str | None = None
     status: str = "queued"  # queued, running, completed, failed, cancelled
     error: str | None = None
     final_accuracy: float | None = None
@@ -133,7 +136,8 @@ class SweepRun:
                        architecture=self.config.architecture, params=self.config.to_json_dict()["params"],
                        seed=self.config.seed, status=self.status, final_accuracy=self.final_accuracy,
                        best_accuracy=self.test_accuracy_at_best, run_id=self.index, baseline=self.baseline,
-                       epochs=self.config.epochs)
+                       epochs=self.config.epochs, dataset=self.config.dataset, subset=self.config.subset,
+                       validation=self.config.validation, teacher_architecture=self.teacher_architecture)
 
 
 @dataclass
@@ -154,9 +158,10 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
     spec = parse_spec(payload)
     plan = expand(spec, external_teacher=teacher_checkpoint is not None, max_runs=max_runs)
     num_classes = _check_dataset(spec, plan, data_root)
-    external_key = None
+    external_key = external_network = None
     if teacher_checkpoint is not None:
         teacher_config = _teacher_config(teacher_checkpoint, num_classes)
+        external_network = teacher_config.architecture
         best_error = best_teacher_weights_error(teacher_config.validation)
         if best_error and any(m.config.teacher_weights == "best" for m in plan.students
                               if m.config.method.needs_teacher):
@@ -178,7 +183,10 @@ def prepare(payload: dict[str, Any], out_dir: str | os.PathLike, *, teacher_chec
         else:
             key = group_key(config)
         out = out_dir / f"{index:0{width}d}-{config.kind}-{config.seed}"
-        run = SweepRun(index, member, out, key, baseline, teacher)
+        network = None
+        if config.method.needs_teacher:
+            network = teacher.config.architecture if teacher else external_network
+        run = SweepRun(index, member, out, key, baseline, teacher, teacher_architecture=network)
         if member.role == "teacher":
             teachers[config.seed] = run
         runs.append(run)

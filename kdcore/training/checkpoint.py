@@ -78,9 +78,7 @@ def load_teacher(path: str | os.PathLike, num_classes: int, device: torch.device
         raise CheckpointError(
             f"teacher checkpoint {path} has {payload['num_classes']} classes but the dataset has {num_classes}"
         )
-    model = build_model(config.architecture, num_classes, config.seed)
-    model.load_state_dict(payload["model"])
-    model.to(device).eval()
+    model = _network(payload, config).to(device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     model.architecture = config.architecture  # the run's loss asks the teacher's taps by this name
@@ -88,8 +86,29 @@ def load_teacher(path: str | os.PathLike, num_classes: int, device: torch.device
     return model
 
 
-def trained_normalization(payload: dict[str, Any]) -> Normalization:
-    """What a checkpoint's network saw its inputs normalised with: its record, or for a checkpoint written
-    before they kept one, the default, which every dataset had then."""
-    saved = payload.get("normalization")
-    return Normalization(tuple(saved["mean"]), tuple(saved["std"])) if saved else DEFAULT_NORMALIZATION
+def _network(payload: dict[str, Any], config: RunConfig) -> torch.nn.Module:
+    model = build_model(config.architecture, payload["num_classes"], config.seed)
+    model.load_state_dict(payload["model"])
+    return model
+
+
+def load_model(path: str | os.PathLike) -> torch.nn.Module:
+    """The network a checkpoint holds (trained here or imported, a teacher or a student), with its weights, in
+    eval mode, on the CPU; its forward returns ``(logits, taps)``. A method's training-only modules (a FitNets
+    regressor, SimKD's projector) are not part of it."""
+    payload = load_checkpoint(path)
+    config = RunConfig.model_validate(payload["config"])
+    model = _network(payload, config).eval()
+    model.architecture = config.architecture
+    model.normalization = trained_normalization(payload)  # what its inputs must be normalised with
+    return model
+
+
+def trained_normalization(payload: dict[str, Any]) -> Normalization | None:
+    """What a checkpoint's network saw its inputs normalised with: its record; for a checkpoint written before
+    they kept one, the default, which every dataset had then; None where it is not known (a teacher imported
+    without a dataset)."""
+    if "normalization" not in payload:
+        return DEFAULT_NORMALIZATION
+    saved = payload["normalization"]
+    return Normalization(tuple(saved["mean"]), tuple(saved["std"])) if saved else None

@@ -327,7 +327,7 @@ def normalization_notes(teacher, dataset) -> list[str]:
     """What the run's notes say when its teacher was trained on inputs normalised otherwise than this run's data
     is (a CIFAR-100 teacher trained here before datasets had their own statistics): it sees other inputs than it
     learnt on, and its outputs are worse than its accuracy says."""
-    if teacher is None or teacher.normalization == dataset.normalization:
+    if teacher is None or teacher.normalization in (None, dataset.normalization):
         return []
     theirs, ours = teacher.normalization, dataset.normalization
     return [f"the teacher was trained on inputs normalised with mean {list(theirs.mean)}, std {list(theirs.std)}; "

@@ -157,3 +157,31 @@ def test_study_pages_at_each_width_and_scheme(new_page, study_server, size, sche
     for name, path in pages.items():
         page.goto(study_server.url + path)
         shoot(page, name, size, scheme)
+
+
+def test_reported_vs_reproduced_is_seen_and_its_view_is_one_click_away(new_page, study_server, monkeypatch):
+    # A CIFAR-100 study stored as the API stores one (its networks' tap check, a 100-class description in a
+    # subprocess of seconds, left out: the runs are finished here, not trained), finished in the database.
+    monkeypatch.setattr(studies, "study_tap_errors", lambda *args: [])
+    accuracy = {"teacher": {1: 0.79}, "student": {1: 0.710, 2: 0.709, 3: 0.711},
+                "kd": {1: 0.7331, 2: 0.7352, 3: 0.7318}}
+    with study_server.db() as db:
+        study = studies.create_study(db, {"dataset": "cifar100", "methods": ["student", "kd"], "seeds": [1, 2, 3],
+                                          "epochs": 3, "teacher_epochs": 2, "device": "cpu",
+                                          "architectures": ["resnet8x4"], "teacher_architecture": "resnet32x4"})
+        db.commit()
+        finish(db, study.id, lambda run: accuracy[run.kind][run.seed])
+        kd_key = next(r.group_key for r in studies.study_runs(db, study.id) if r.kind == "kd")
+    page = new_page()
+    page.goto(f"{study_server.url}/studies/{study.id}")
+    cell = page.locator(f'#study-table tr[data-group="{kd_key}"] td[data-col="published"]')
+    # On a laptop's screen, not scrolled out of the table.
+    box, table = cell.bounding_box(), page.locator("#study-table-card").bounding_box()
+    assert box["x"] + box["width"] <= table["x"] + table["width"] and box["x"] + box["width"] <= LAPTOP["width"]
+    assert cell.inner_text().split() == ["73.33%", "inside"]
+    page.get_by_role("link", name="Reproduction").click()
+    page.wait_for_url("**/reproduction")
+    rows = page.locator("#reproduction-table tbody tr")
+    assert rows.count() == len(study_server.api.get("/api/reproduction").json()["items"]) > 0
+    last = page.locator("#reproduction-table thead th").last.bounding_box()
+    assert last["x"] + last["width"] <= LAPTOP["width"]  # every column on the screen

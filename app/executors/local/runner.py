@@ -16,9 +16,11 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
+from app.executors.checksums import verified_teacher_file
 from app.executors.local.child import train_in_child
 from app.executors.records import finish_run, record_epoch, record_progress, record_restored
 from app.executors.run_dirs import prepare_run_dir
+from app.executors.teacher_import import UPLOAD_DIR, import_spec
 from app.settings import Settings
 from app.store.db import new_session
 from app.store.models import Run
@@ -99,10 +101,9 @@ class RunSupervisor:
             return None
         with self._session() as session:
             teacher = session.get(Run, run.teacher_run_id)
-            path = teacher.checkpoint if teacher else None
-        if not path or not Path(path).is_file():
+        if teacher is None:
             raise FileNotFoundError(f"teacher run {run.teacher_run_id} has no checkpoint")
-        return path
+        return verified_teacher_file(teacher)
 
     def execute(self, run: Run) -> str:
         """Train ``run`` (already claimed by this worker) and record how it ended. Returns its final status."""
@@ -113,13 +114,13 @@ class RunSupervisor:
             with self._session() as session:
                 finish_run(session, run.id, self.worker, "failed", error=str(exc))
             return "failed"
-        resume = prepare_run_dir(out_dir, run.resume)
+        resume = prepare_run_dir(out_dir, run.resume, keep=UPLOAD_DIR if run.origin is not None else None)
         checkpoint = out_dir / CHECKPOINT
         child = self._take_child()
         self.process = child.process
         child.jobs.put({
             "config": run.config, "out_dir": str(out_dir), "data_root": str(self.settings.data_dir),
-            "teacher_checkpoint": teacher_checkpoint, "resume": resume,
+            "teacher_checkpoint": teacher_checkpoint, "resume": resume, "import": import_spec(run, out_dir),
         })
         try:
             outcome, lost, stop_reason = self._supervise(run, child.messages, child.stop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import ray
 from ray import exceptions as ray_errors
 
+from app.executors.checksums import verified_teacher_file
 from app.executors.ray.cluster import Dispatch
 from app.executors.ray.files import write_files
 from app.executors.ray.names import node_name, where
@@ -24,6 +26,7 @@ from app.executors.ray.records import rename_holder, requeue
 from app.executors.ray.task import train_run
 from app.executors.records import finish_run, record_epoch, record_progress, record_restored
 from app.executors.run_dirs import prepare_run_dir
+from app.executors.teacher_import import UPLOAD_DIR, import_spec
 from app.store.db import new_session
 from app.store.models import Run
 from kdcore.training.run_files import CHECKPOINT
@@ -88,23 +91,26 @@ class RayRun:
             return None
         with self._session() as session:
             teacher = session.get(Run, self.run.teacher_run_id)
-            path = teacher.checkpoint if teacher else None
-        if not path or not Path(path).is_file():
+        if teacher is None:
             raise FileNotFoundError(f"teacher run {self.run.teacher_run_id} has no checkpoint")
-        return Path(path)
+        return Path(verified_teacher_file(teacher))
 
     def _submit(self) -> None:
         shared = self.settings.shared_runs_dir
         teacher = self._teacher_checkpoint()
         checkpoint = self.run_dir / CHECKPOINT
-        resume = prepare_run_dir(self.run_dir, self.run.resume)
+        imported = self.run.origin is not None
+        resume = prepare_run_dir(self.run_dir, self.run.resume, keep=UPLOAD_DIR if imported else None)
         teacher_files = self.dispatch.cluster.teacher_objects(teacher) if teacher and not shared else (None, None)
         resume_file = ray.put(checkpoint.read_bytes()) if resume and not shared else None
+        spec = import_spec(self.run, self.run_dir.resolve())
+        if spec is not None and not shared:  # the upload travels as the teacher's weights do
+            spec["data"] = ray.put(Path(spec["source"]).read_bytes())
         job = {
             "run_id": self.run.id, "config": self.run.config, "resume": resume, "shared": shared,
             "out_dir": str(self.run_dir.resolve()), "data_root": str(self.settings.data_dir.resolve()),
             "teacher_checkpoint": str(teacher.resolve()) if teacher and shared else None,
-            "stop_grace_s": self.settings.cancel_grace_s,
+            "stop_grace_s": self.settings.cancel_grace_s, "import": spec,
         }
         options = self.dispatch.cluster.resources_for(self.run.config)
         self.generator = train_run.options(**options).remote(job, *teacher_files, resume_file)
@@ -147,6 +153,8 @@ class RayRun:
                 elif kind == "restored":
                     with self._session() as session:
                         record_restored(session, self.run.id, self.worker, message[1])
+                elif kind == "files":  # written after the last epoch (an imported teacher's checkpoint)
+                    write_files(self.run_dir, message[1])
                 elif kind == "epoch":
                     self._store_epoch(message[1], message[2])
                     if pending_step is not None and pending_step["epoch"] <= message[1]["epoch"]:
@@ -202,6 +210,7 @@ class RayRun:
             if outcome is not None and outcome[0] == "completed":
                 finish_run(session, run_id, worker, "completed", result={**outcome[1], "checkpoint": kept})
                 status = "completed"
+                shutil.rmtree(self.run_dir / UPLOAD_DIR, ignore_errors=True)  # an import's: the node used a copy
             elif stop_reason == "shutdown":
                 # Stopped by the server's shutdown, not by the user: back to the queue, to resume later.
                 requeue(session, run_id, worker, resume=kept is not None)

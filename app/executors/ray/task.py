@@ -4,7 +4,9 @@ The server consumes what it yields, in order: ("started", where), ("restored", t
 the run resumes, then ("step", StepProgress) about
 once a second, ("epoch", EpochMetrics, files) after each epoch, and last exactly one of
 ("completed", RunResult summary), ("failed", reason) or ("cancelled", None); all plain data. ``files``
-holds the run files that changed (app.executors.ray.files), empty when the runs directory is shared.
+holds the run files that changed (app.executors.ray.files), empty when the runs directory is shared; files
+written after the last epoch (an imported teacher's checkpoint: its job has no epochs) come as ("files", files)
+just before "completed".
 The task never touches the database. torch is imported here, inside the task, never by the server.
 
 ``train_pack`` trains several runs together (kdcore.training.packing.trainer) in one task and yields the same messages
@@ -63,6 +65,12 @@ def train_run(job: dict, teacher_checkpoint: bytes | None, teacher_best: bytes |
             teacher = str(teacher_dir / CHECKPOINT)
         if resume_checkpoint is not None:
             write_files(out_dir, {CHECKPOINT: resume_checkpoint})
+        spec = job.get("import")
+        if spec is not None and "data" in spec:  # an imported teacher's upload, through the object store
+            source = scratch / "upload" / spec["file_name"]
+            source.parent.mkdir()
+            source.write_bytes(ray.get(spec["data"]))
+            spec = {**{k: v for k, v in spec.items() if k != "data"}, "source": str(source)}
         seen: dict[str, tuple[int, int]] = {}
         changed_files(out_dir, seen)  # the checkpoint it resumes from is the server's already
 
@@ -70,7 +78,7 @@ def train_run(job: dict, teacher_checkpoint: bytes | None, teacher_best: bytes |
         stop = threading.Event()
         trainer = threading.Thread(target=train_and_report, name="kd-train", daemon=True, args=(
             {"config": job["config"], "out_dir": str(out_dir), "data_root": _data_root(job["data_root"]),
-             "teacher_checkpoint": teacher, "resume": job["resume"]}, messages, stop))
+             "teacher_checkpoint": teacher, "resume": job["resume"], "import": spec}, messages, stop))
         trainer.start()
         try:
             while True:
@@ -84,6 +92,10 @@ def train_run(job: dict, teacher_checkpoint: bytes | None, teacher_best: bytes |
                 if message[0] == "epoch":
                     # The trainer saved the epoch's checkpoint before reporting it.
                     message = ("epoch", message[1], {} if job["shared"] else changed_files(out_dir, seen))
+                elif message[0] == "completed" and not job["shared"]:
+                    files = changed_files(out_dir, seen)  # written after the last epoch, if anything was
+                    if files:
+                        yield ("files", files)
                 yield message
                 if message[0] in OUTCOMES:
                     return
