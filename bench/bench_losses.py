@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from kdcore.architectures import catalog, registry  # noqa: E402
 from kdcore.config import RunConfig  # noqa: E402
+from kdcore.data.catalog import DEFAULT_NORMALIZATION  # noqa: E402
 from kdcore.methods.base import LOGITS, Outputs, Progress  # noqa: E402
 from kdcore.registry import METHODS  # noqa: E402
 from kdcore.training.engine import online_teacher, resolve_device  # noqa: E402
@@ -75,7 +76,7 @@ def make_step(kind: str, student: str, teacher_net, teacher_outputs: dict, shape
         student_out, teacher_view = student_on(images), teacher_out
         if method.views:
             student_out, teacher_view = with_views(method.views, images, student_on, teacher_on, student_out,
-                                                   teacher_out)
+                                                   teacher_out, normalization=DEFAULT_NORMALIZATION)
         total, _ = method_loss(method, student_out, teacher_view, labels, config.params, progress, modules, index)
         optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -10,9 +10,9 @@ import torch
 from kdcore.training import device_data
 
 
-def _normalize64(images_uint8):
-    mean = torch.tensor(device_data.MEAN, dtype=torch.float64, device=images_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(device_data.STD, dtype=torch.float64, device=images_uint8.device).view(1, 3, 1, 1)
+def _normalize64(images_uint8, normalization=device_data.DEFAULT_NORMALIZATION):
+    mean = torch.tensor(normalization.mean, dtype=torch.float64, device=images_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(normalization.std, dtype=torch.float64, device=images_uint8.device).view(1, 3, 1, 1)
     return images_uint8.double().div_(255).sub_(mean).div_(std)
 
 

@@ -207,6 +207,9 @@ def test_datasets_are_listed_by_name_without_paths(client):
     items = client.get("/api/datasets").json()["items"]
     assert {"synthetic", "cifar10"} <= {item["name"] for item in items}
     assert all("path" not in item for item in items)
+    normalization = {item["name"]: item["normalization"] for item in items}  # each dataset's own, or the default
+    assert normalization["cifar100"] == {"mean": [0.5071, 0.4867, 0.4408], "std": [0.2675, 0.2565, 0.2761]}
+    assert normalization["synthetic"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
 def test_experiment_queues_the_seed_runs_with_overrides(client):

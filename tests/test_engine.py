@@ -59,7 +59,7 @@ def test_cached_teacher_outputs_equal_online_ones(teacher_checkpoint, output):
 
     teacher = load_teacher(teacher_checkpoint, 10, torch.device("cpu"))
     data = load_dataset("synthetic", subset=300)
-    split = Split(data.train_x, data.train_y, torch.device("cpu"), resident=True)
+    split = Split(data.train_x, data.train_y, torch.device("cpu"), resident=True, normalization=data.normalization)
     cached = compute_teacher_outputs(teacher, split.images, (output,))[output]
     for start in range(0, 300, 32):
         index = torch.arange(start, min(start + 32, 300))

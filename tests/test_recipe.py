@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bench.seed_loop import Student
 from kdcore.config import RunConfig
+from kdcore.data.catalog import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from kdcore.data.loader import load_dataset
 from kdcore.errors import DatasetError
 from kdcore.training.augment import random_crop_flip
@@ -72,31 +73,35 @@ def test_sgd_step_schedule_trains_and_records_finite_losses(tmp_path):
 
 # ---------------------------------------------------------------- augmentation
 
-def _reference_crop_flip(image: torch.Tensor, top: int, left: int, flip: bool) -> torch.Tensor:
+def _reference_crop_flip(image: torch.Tensor, top: int, left: int, flip: bool, normalization) -> torch.Tensor:
     """torchvision's order on a raw image: pad with black, crop, flip; then normalise."""
     padded = torch.zeros(3, 40, 40, dtype=torch.uint8)
     padded[:, 4:36, 4:36] = image
     crop = padded[:, top : top + 32, left : left + 32]
-    return normalize((crop.flip(2) if flip else crop).unsqueeze(0))[0]
+    return normalize((crop.flip(2) if flip else crop).unsqueeze(0), normalization)[0]
 
 
-def test_crop_and_flip_equal_torchvisions_on_raw_pixels(monkeypatch):
+# The padding is black in the images' own normalisation (−mean/std of their dataset's): the default's and
+# CIFAR-100's.
+@pytest.mark.parametrize("normalization", [DEFAULT_NORMALIZATION, NORMALIZATIONS["cifar100"]],
+                         ids=["default", "cifar100"])
+def test_crop_and_flip_equal_torchvisions_on_raw_pixels(monkeypatch, normalization):
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     offsets = iter([torch.tensor([[0], [8], [3], [4], [8], [1]]), torch.tensor([[5], [0], [8], [4], [2], [7]])])
     flips = torch.tensor([[0.1], [0.9], [0.4], [0.6], [0.2], [0.7]])
     monkeypatch.setattr(torch, "randint", lambda *a, **k: next(offsets))
     monkeypatch.setattr(torch, "rand", lambda *a, **k: flips)
-    out = random_crop_flip(normalize(images))
+    out = random_crop_flip(normalize(images, normalization), normalization)
     tops, lefts = [0, 8, 3, 4, 8, 1], [5, 0, 8, 4, 2, 7]
     for i in range(6):
-        expected = _reference_crop_flip(images[i], tops[i], lefts[i], bool(flips[i, 0] < 0.5))
+        expected = _reference_crop_flip(images[i], tops[i], lefts[i], bool(flips[i, 0] < 0.5), normalization)
         torch.testing.assert_close(out[i], expected, rtol=0, atol=1e-6)
 
 
 def test_augmentation_varies_and_keeps_shape():
     torch.manual_seed(0)
     images = normalize(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8))
-    out = random_crop_flip(images)
+    out = random_crop_flip(images, DEFAULT_NORMALIZATION)
     assert out.shape == images.shape and not torch.equal(out, images)
     black = -torch.tensor(MEAN) / torch.tensor(STD)
     assert torch.isclose(out[..., 0, 0], black).all(dim=1).any(), "some crops reach into the black padding"
@@ -109,6 +114,7 @@ def test_a_teacher_keeps_its_best_epoch_and_a_kd_run_may_choose_it(tmp_path):
     teacher = train(RunConfig(kind="teacher", **SMALL, epochs=3, validation=0.1), out_dir=tmp_path / "teacher")
     best = load_checkpoint(tmp_path / "teacher" / "best.pt")
     assert best["epoch"] == teacher.best_epoch
+    assert best["normalization"] == {"mean": list(MEAN), "std": list(STD)}  # synthetic's: the default
     assert not any(k.startswith("regressor") for k in best["model"])
     for weights in ("final", "best"):
         result = train(RunConfig(kind="kd", **SMALL, epochs=1, teacher_weights=weights), out_dir=tmp_path / weights,

@@ -9,6 +9,7 @@ import torch
 
 from kdcore.architectures import catalog
 from kdcore.config import RunConfig
+from kdcore.data.catalog import DEFAULT_NORMALIZATION
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.registry import EXPERIMENT_KINDS, KINDS, METHODS
 from kdcore.training.engine import deployed_parameters, online_teacher
@@ -76,7 +77,7 @@ def test_one_optimizer_step_per_method(kind):
     student_out = student_on(images)
     if method.views:  # the extra views it asks for, both networks' outputs on them (kdcore.training.views)
         student_out, teacher_out = with_views(method.views, images, student_on, online_teacher(teacher, wanted.teacher),
-                                              student_out, teacher_out)
+                                              student_out, teacher_out, normalization=DEFAULT_NORMALIZATION)
     progress = Progress(torch.tensor(1.0), torch.tensor(0.0), config.epochs, 10)
     total, terms = method_loss(method, student_out, teacher_out, labels, config.params, progress, modules, index)
     optimizer.zero_grad()

@@ -57,7 +57,8 @@ def test_accuracy_is_measured_through_the_projector_and_the_teachers_head(simkd_
     teacher.load_state_dict(load_checkpoint(teacher_checkpoint)["model"])
     teacher.eval()
     dataset = load_dataset("synthetic", None, 200)
-    images, labels = map(torch.cat, zip(*Split(dataset.test_x, dataset.test_y, torch.device("cpu"), True).chunks()))
+    images, labels = map(torch.cat, zip(*Split(dataset.test_x, dataset.test_y, torch.device("cpu"), True,
+                                                       normalization=dataset.normalization).chunks()))
     with torch.no_grad():
         own, taps = student(images)
         deployed = teacher.classifier(torch.flatten(projector(taps["stage2"]), 1))

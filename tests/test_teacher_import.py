@@ -185,9 +185,11 @@ def test_an_imported_teacher_is_evaluated_loads_as_it_was_and_teaches_a_kd_run(t
     checkpoint = tmp_path / "imported" / "checkpoint.pt"
     payload = load_checkpoint(checkpoint)
     test = load_dataset("synthetic")
-    _, accuracy = evaluate(network, Split(test.test_x, test.test_y, torch.device("cpu"), True))
+    _, accuracy = evaluate(network, Split(test.test_x, test.test_y, torch.device("cpu"), True,
+                                          normalization=test.normalization))
     assert summary["test_accuracy"] == payload["test_accuracy"] == accuracy
     assert payload["origin"] == {"file": "teacher.pth", "sha256": file_sha256(source), "format": "state_dict"}
+    assert payload["normalization"] == test.normalization.to_json_dict()  # what it was evaluated with
     assert payload["config"]["kind"] == "teacher" and payload["config"]["architecture"] == "tutorial_student"
 
     loaded = kdcore.load_model(checkpoint)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from kdcore.config import RunConfig
+from kdcore.data.catalog import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from kdcore.errors import RunCancelled
 from kdcore.methods.base import LOGITS, Method, TapChoice
 from kdcore.registry import METHODS
@@ -31,9 +32,9 @@ def _images(n=16, seed=0):
 def test_the_strong_view_is_random_per_image_and_differs_from_the_weak_one():
     images = _images()
     torch.manual_seed(1)
-    weak = random_crop_flip(images)
+    weak = random_crop_flip(images, DEFAULT_NORMALIZATION)
     torch.manual_seed(1)
-    strong = strong_augment(images)
+    strong = strong_augment(images, DEFAULT_NORMALIZATION)
     assert strong.shape == images.shape and strong.dtype == images.dtype and strong.device == images.device
     assert torch.isfinite(strong).all()
     # Still images as normalised pixels in [0, 1].
@@ -41,18 +42,35 @@ def test_the_strong_view_is_random_per_image_and_differs_from_the_weak_one():
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
     # The same draws make the weak view's crop and flip: what the strong view adds shows in every image.
     assert all(not torch.allclose(s, w) for s, w in zip(strong, weak))
-    again = strong_augment(images)
+    again = strong_augment(images, DEFAULT_NORMALIZATION)
     assert not torch.allclose(again, strong), "a new draw every call"
     torch.manual_seed(1)
-    assert torch.equal(strong_augment(images), strong), "torch's generator decides it"
+    assert torch.equal(strong_augment(images, DEFAULT_NORMALIZATION), strong), "torch's generator decides it"
     # Each image draws its own operations: one image's change is not another's.
-    same = strong_augment(images[:1].expand(8, -1, -1, -1).contiguous())
+    same = strong_augment(images[:1].expand(8, -1, -1, -1).contiguous(), DEFAULT_NORMALIZATION)
     assert len({round(float(view.sum()), 3) for view in same}) > 4
+
+
+def test_the_strong_view_leaves_and_reenters_the_datasets_normalisation(monkeypatch):
+    # Its operations work on pixels: the batch is un-normalised and normalised again with its dataset's
+    # statistics (here CIFAR-100's). With every operation an identity, the view is the weak view's crop and flip.
+    from kdcore.training import views
+
+    cifar100 = NORMALIZATIONS["cifar100"]
+    pixels = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    images = (pixels - torch.tensor(cifar100.mean).view(1, 3, 1, 1)) / torch.tensor(cifar100.std).view(1, 3, 1, 1)
+    monkeypatch.setattr(views, "_COLOUR", {})
+    monkeypatch.setattr(views, "_geometric", lambda x, amount: x)
+    monkeypatch.setattr(views, "_cutout", lambda x: x)
+    torch.manual_seed(3)
+    weak = random_crop_flip(images, cifar100)
+    torch.manual_seed(3)
+    torch.testing.assert_close(strong_augment(images, cifar100), weak, rtol=0, atol=1e-5)
 
 
 def test_the_strong_view_is_made_without_reading_back_to_the_host():
     with torch.device("meta"):
-        view = strong_augment(torch.empty(4, 3, 32, 32))
+        view = strong_augment(torch.empty(4, 3, 32, 32), DEFAULT_NORMALIZATION)
     assert view.device.type == "meta" and view.shape == (4, 3, 32, 32)
 
 
@@ -186,10 +204,11 @@ def test_after_a_first_step_no_constant_is_copied_from_the_host(monkeypatch):
     # A CUDA graph captures the steps after warm-up ones; inside a capture, a tensor made from host values
     # needs a synchronising copy, which breaks it. Here any such tensor raises instead.
     images = _images(4)
-    strong_augment(images)  # the warm-up makes the constants
+    strong_augment(images, DEFAULT_NORMALIZATION)  # the warm-up makes the constants
 
     def from_host(*args, **kwargs):
         raise AssertionError("a constant made from host values inside the step")
 
     monkeypatch.setattr(torch, "tensor", from_host)
-    assert strong_augment(images).shape == images.shape and random_crop_flip(images).shape == images.shape
+    assert strong_augment(images, DEFAULT_NORMALIZATION).shape == images.shape
+    assert random_crop_flip(images, DEFAULT_NORMALIZATION).shape == images.shape

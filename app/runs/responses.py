@@ -106,6 +106,11 @@ class EpochListOut(ApiModel):
     items: list[EpochOut]
 
 
+class NormalizationOut(ApiModel):
+    mean: list[float] = Field(description="Per channel (R, G, B), of pixel values scaled to 0..1")
+    std: list[float]
+
+
 class DatasetOut(ApiModel):
     name: str = Field(description="What a run's config names as its dataset")
     source: str = Field(description="synthetic, torchvision or imagefolder")
@@ -116,6 +121,9 @@ class DatasetOut(ApiModel):
     train_size: int | None = Field(description="Images in the training split, when known (the most a subset may take)")
     problem: str = Field(description="Why it cannot be used, e.g. \"cifar10-jpg.tar.xz: truncated archive, …\"; "
                          "empty when it can")
+    normalization: NormalizationOut = Field(description="What its images are normalised with, (x − mean) / std: "
+                                            "cifar100 its own statistics (as the reference frameworks), every "
+                                            "other dataset ImageNet's (the tutorial's)")
 
 
 class DatasetListOut(ApiModel):

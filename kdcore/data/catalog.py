@@ -50,6 +50,26 @@ GENERATED_TRAIN_SIZES = {"synthetic": 2000, "synthetic100": 5000}
 BUILT_IN = (*GENERATED, *TORCHVISION)
 
 
+@dataclass(frozen=True)
+class Normalization:
+    """The per-channel mean and standard deviation images are normalised with, on the 0..1 scale (as
+    torchvision's ToTensor then Normalize(mean, std))."""
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_json_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+
+# ImageNet's statistics, the image-classification tutorial's choice: every dataset without its own below keeps
+# them, so that results from before datasets had their own normalisation stay what they were.
+DEFAULT_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# A dataset's own statistics where the field's reference code normalises with them: CIFAR-100's as RepDistiller
+# and mdistiller (and the methods built on them) do, so that their checkpoints see the inputs they were trained
+# on and our runs follow the benchmark's recipe. Keyed by dataset name.
+NORMALIZATIONS = {"cifar100": Normalization((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))}
+
+
 def data_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("KD_DATA_DIR") or "data")
 
@@ -74,11 +94,21 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def normalization(self) -> Normalization:
+        return normalization_for(self.name)
+
     def to_json_dict(self) -> dict:
         data = asdict(self)
         data["classes"] = list(self.classes)
         data["num_classes"] = self.num_classes
+        data["normalization"] = self.normalization.to_json_dict()
         return data
+
+
+def normalization_for(dataset: str | DatasetInfo) -> Normalization:
+    """The normalisation a dataset's images get (by its name or DatasetInfo): its own, else the default."""
+    return NORMALIZATIONS.get(dataset if isinstance(dataset, str) else dataset.name, DEFAULT_NORMALIZATION)
 
 
 def _stem(path: Path) -> str | None:

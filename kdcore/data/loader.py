@@ -44,6 +44,11 @@ class ArrayDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def normalization(self) -> catalog.Normalization:
+        """What its images are normalised with on the device (kdcore.training.device_data)."""
+        return catalog.normalization_for(self.name)
+
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, subset: int | None = None,
                  validation: float = 0.0) -> ArrayDataset:

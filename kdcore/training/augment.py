@@ -2,23 +2,27 @@
 padded by 4 pixels, and a horizontal flip with probability ½, one gather per batch on the device.
 
 Equivalent to torchvision's RandomCrop(size, padding=4) + RandomHorizontalFlip() before
-ToTensor + Normalize: the padding is black pixels, which normalise to −mean/std per channel.
+ToTensor + Normalize: the padding is black pixels, which normalise to −mean/std per channel of the
+images' normalisation (their Split's).
 """
 
 from __future__ import annotations
 
 import torch
 
-from kdcore.training.device_data import MEAN, STD, device_constant
+from kdcore.data.catalog import Normalization
+from kdcore.training.device_data import device_constant
 
 PADDING = 4
 
 
-def random_crop_flip(images: torch.Tensor, padding: int = PADDING) -> torch.Tensor:
-    """A new batch; draws from torch's default generator on the images' device (graph-safe on CUDA)."""
+def random_crop_flip(images: torch.Tensor, normalization: Normalization, padding: int = PADDING) -> torch.Tensor:
+    """A new batch of ``images`` (normalised with ``normalization``); draws from torch's default generator on the
+    images' device (graph-safe on CUDA)."""
     n, channels, height, width = images.shape
     dtype = torch.get_default_dtype()  # as torch.tensor(MEAN) was: the float64 tests pad in float64
-    black = (0.0 - device_constant(MEAN, images.device, dtype)) / device_constant(STD, images.device, dtype)
+    mean = device_constant(normalization.mean, images.device, dtype)
+    black = (0.0 - mean) / device_constant(normalization.std, images.device, dtype)
     padded = black.to(images.dtype).view(1, channels, 1, 1).expand(n, channels, height + 2 * padding,
                                                                    width + 2 * padding).clone()
     padded[:, :, padding : padding + height, padding : padding + width] = images

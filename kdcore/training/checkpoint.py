@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from kdcore.config import RunConfig
+from kdcore.data.catalog import DEFAULT_NORMALIZATION, Normalization
 from kdcore.errors import CheckpointError, StorageFull, out_of_space
 from kdcore.training.networks import build_model
 
@@ -81,6 +82,7 @@ def load_teacher(path: str | os.PathLike, num_classes: int, device: torch.device
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     model.architecture = config.architecture  # the run's loss asks the teacher's taps by this name
+    model.normalization = trained_normalization(payload)
     return model
 
 
@@ -98,4 +100,15 @@ def load_model(path: str | os.PathLike) -> torch.nn.Module:
     config = RunConfig.model_validate(payload["config"])
     model = _network(payload, config).eval()
     model.architecture = config.architecture
+    model.normalization = trained_normalization(payload)  # what its inputs must be normalised with
     return model
+
+
+def trained_normalization(payload: dict[str, Any]) -> Normalization | None:
+    """What a checkpoint's network saw its inputs normalised with: its record; for a checkpoint written before
+    they kept one, the default, which every dataset had then; None where it is not known (a teacher imported
+    without a dataset)."""
+    if "normalization" not in payload:
+        return DEFAULT_NORMALIZATION
+    saved = payload["normalization"]
+    return Normalization(tuple(saved["mean"]), tuple(saved["std"])) if saved else None

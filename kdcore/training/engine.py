@@ -113,7 +113,7 @@ def train(
         teacher_checkpoint = best_weights_of(teacher_checkpoint)
     teacher = load_teacher(teacher_checkpoint, dataset.num_classes, device) if method.needs_teacher else None
     notes = [dataset.note] if dataset.note else []
-    notes += teacher_notes(config)
+    notes += teacher_notes(config) + normalization_notes(teacher, dataset)
     if device.type == "cuda" and config.cuda_graphs and method.host_sync:
         notes.append(f"steps run eagerly, not as a CUDA graph: {method.host_sync}")
     fallbacks = Fallbacks(str(out_dir))
@@ -141,8 +141,7 @@ def train(
         history = _restore(out_dir / CHECKPOINT, config, model, modules, optimizer, shuffle, device)
         stage_record = load_checkpoint(out_dir / CHECKPOINT).get("stage")
 
-    train_split = Split(dataset.train_x, dataset.train_y, device, config.resident_data)
-    test_split = Split(dataset.test_x, dataset.test_y, device, config.resident_data)
+    train_split, test_split = splits(dataset, device, config.resident_data)
     val_split = validation_split(dataset, device, config.resident_data)
     steps = math.ceil(len(train_split) / config.batch_size)
     precision = usable_precision(config.precision, model, probe_images(train_split), fallbacks)
@@ -159,11 +158,12 @@ def train(
         return widened_outputs(Outputs(logits, {name: taps[name] for name in wanted.student}))
 
     def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
-        images = random_crop_flip(batch) if config.augment else batch
+        images = random_crop_flip(batch, train_split.normalization) if config.augment else batch
         # The teacher stays in float32, online as cached: cache_teacher changes the speed, not the targets.
         student, teacher_out = student_on(images), teacher_of(images, index)
         if method.views:
-            student, teacher_out = with_views(method.views, batch, student_on, teacher_on, student, teacher_out)
+            student, teacher_out = with_views(method.views, batch, student_on, teacher_on, student, teacher_out,
+                                              normalization=train_split.normalization)
         total, terms = method_loss(method, student, teacher_out, labels, config.params, progress, modules, index)
         progress.step.add_(1)
         return total, terms
@@ -216,9 +216,17 @@ def train(
                       checkpoint=str(out_dir / CHECKPOINT), device=str(device), notes=[*notes, *fallbacks.notes])
 
 
+def splits(dataset, device: torch.device, resident: bool) -> tuple[Split, Split]:
+    """The training and test splits on the device, normalised as their dataset says."""
+    return (Split(dataset.train_x, dataset.train_y, device, resident, normalization=dataset.normalization),
+            Split(dataset.test_x, dataset.test_y, device, resident, normalization=dataset.normalization))
+
+
 def validation_split(dataset, device: torch.device, resident: bool) -> Split | None:
     """The held-out training images (RunConfig.validation) on the device, or None without a split."""
-    return Split(dataset.val_x, dataset.val_y, device, resident) if dataset.val_x is not None else None
+    if dataset.val_x is None:
+        return None
+    return Split(dataset.val_x, dataset.val_y, device, resident, normalization=dataset.normalization)
 
 
 def probe_images(split: Split) -> torch.Tensor:
@@ -281,7 +289,7 @@ def _teacher_outputs(config, teacher, taps: tuple[str, ...], checkpoint_path, tr
     # Recomputing costs well under a second on a GPU; on a CPU it costs seconds, so keep a disk copy.
     disk = cache_dir(data_root) if train_split.device.type == "cpu" else None
     cached = teacher_outputs(teacher, train_split.images, taps, teacher_digest=file_sha256(checkpoint_path),
-                             data_fingerprint=fingerprint, disk_dir=disk)
+                             data_fingerprint=fingerprint, normalization=train_split.normalization, disk_dir=disk)
 
     def lookup(batch, index):
         logits = cached[LOGITS].index_select(0, index) if LOGITS in taps else None
@@ -315,6 +323,18 @@ def teacher_notes(config: RunConfig) -> list[str]:
     return []
 
 
+def normalization_notes(teacher, dataset) -> list[str]:
+    """What the run's notes say when its teacher was trained on inputs normalised otherwise than this run's data
+    is (a CIFAR-100 teacher trained here before datasets had their own statistics): it sees other inputs than it
+    learnt on, and its outputs are worse than its accuracy says."""
+    if teacher is None or teacher.normalization in (None, dataset.normalization):
+        return []
+    theirs, ours = teacher.normalization, dataset.normalization
+    return [f"the teacher was trained on inputs normalised with mean {list(theirs.mean)}, std {list(theirs.std)}; "
+            f"this run's {dataset.name} is normalised with mean {list(ours.mean)}, std {list(ours.std)}: the teacher "
+            "sees other inputs than it learnt on (train it again on this dataset)"]
+
+
 def best_weights_of(checkpoint: str | os.PathLike) -> Path:
     """A teacher's weights at its best validation epoch, kept beside its final checkpoint. A teacher trained
     without a validation split is refused: its best epoch would have been chosen on the test set."""
@@ -337,8 +357,8 @@ def write_best(out_dir: Path, config, dataset, model_state: dict, parameters: in
     # A teacher's weights at its best validation accuracy so far: what a KD run may distil from instead of the last.
     save_checkpoint(out_dir / BEST, {
         "config": config.to_json_dict(), "num_classes": dataset.num_classes, "classes": list(dataset.classes),
-        "data_fingerprint": dataset.fingerprint, "parameters": parameters, "epoch": epoch,
-        "model": model_state, "modules": None,
+        "data_fingerprint": dataset.fingerprint, "normalization": dataset.normalization.to_json_dict(),
+        "parameters": parameters, "epoch": epoch, "model": model_state, "modules": None,
     })
 
 
@@ -392,6 +412,8 @@ def write_run_files(out_dir: Path, config, dataset, *, model_state: dict, parame
         "num_classes": dataset.num_classes,
         "classes": list(dataset.classes),
         "data_fingerprint": dataset.fingerprint,
+        # What the model's inputs were normalised with: a loaded model (or its export) needs the same inputs.
+        "normalization": dataset.normalization.to_json_dict(),
         "parameters": parameters,
         "epoch": len(history),
         "model": model_state,

@@ -21,6 +21,7 @@ import torch
 
 from kdcore.architectures import canonical, catalog, registry
 from kdcore.config import RunConfig
+from kdcore.data.catalog import DEFAULT_NORMALIZATION
 from kdcore.methods.base import LOGITS, Outputs, Progress
 from kdcore.training.fallback import reason
 from kdcore.training.method_calls import build_modules, method_loss
@@ -81,7 +82,7 @@ def meta_step(kind: str, student: str | None = None, teacher: str | None = None,
         student_out = student_on(images)
         if method.views:  # made on the meta device too: a view that reads a value back fails here
             student_out, teacher_out = with_views(method.views, images, student_on, teacher_on, student_out,
-                                                  teacher_out)
+                                                  teacher_out, normalization=DEFAULT_NORMALIZATION)
         total, terms = method_loss(method, student_out, teacher_out, labels, config.params, progress, modules,
                                    torch.arange(batch), loss=loss)
         total.backward()

@@ -73,7 +73,7 @@ def run_pre_stage(
 
     def loss_fn(batch: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
         if config.augment:
-            batch = random_crop_flip(batch)
+            batch = random_crop_flip(batch, split.normalization)
         student = None
         if reads_student:
             with autocast(precision, device), torch.set_grad_enabled(stage.trains_student):

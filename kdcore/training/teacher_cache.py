@@ -4,8 +4,8 @@ Exact here: there is no augmentation and the frozen teacher runs in eval mode, s
 image never changes. Any set of outputs can be asked for (``"logits"`` and tap names); those asked
 together come from one pass, and each is computed once per (teacher checkpoint, data): the KD students
 of an experiment share them. Kept in memory for the process and, on CPU where recomputing costs
-seconds, on disk, one file per output, keyed by the teacher checkpoint's hash and the data's
-fingerprint.
+seconds, on disk, one file per output, keyed by the teacher checkpoint's hash, the data's
+fingerprint and the images' normalisation (the same images normalised otherwise give other outputs).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from kdcore.data.catalog import Normalization
 from kdcore.methods.base import LOGITS
 
 _memory: dict[tuple, dict[str, torch.Tensor]] = {}
@@ -36,8 +37,11 @@ def compute_teacher_outputs(teacher: torch.nn.Module, images: torch.Tensor, name
 
 def teacher_outputs(
     teacher: torch.nn.Module, images: torch.Tensor, names: tuple[str, ...], *, teacher_digest: str,
-    data_fingerprint: str, disk_dir: Path | None,
+    data_fingerprint: str, normalization: Normalization, disk_dir: Path | None,
 ) -> dict[str, torch.Tensor]:
+    """The outputs ``names`` of ``teacher`` on ``images``, which are the data ``data_fingerprint`` normalised
+    with ``normalization``."""
+    data_fingerprint = f"{data_fingerprint}|mean={normalization.mean}|std={normalization.std}"
     with _lock:
         key = (teacher_digest, data_fingerprint, str(images.device))
         if key not in _memory:

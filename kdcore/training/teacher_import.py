@@ -223,6 +223,7 @@ def import_teacher(source: str | os.PathLike, architecture: str, num_classes: in
     payload = {"config": config.to_json_dict(), "num_classes": num_classes, "classes": None, "data_fingerprint": None,
                "parameters": deployed_parameters(model), "epoch": 0, "model": model.state_dict(), "modules": None,
                "metrics": [], "test_accuracy": None, "test_loss": None,
+               "normalization": None,  # not known without a dataset: the one it is evaluated on says it
                "origin": {"file": source.name, "sha256": file_sha256(source), "format": fmt}}
     if dataset is not None:
         data = load_dataset(dataset, data_root)
@@ -230,8 +231,11 @@ def import_teacher(source: str | os.PathLike, architecture: str, num_classes: in
             raise ConfigError(f"dataset {dataset!r} has {data.num_classes} classes, the teacher {num_classes}")
         device = resolve_device("auto")
         with torch.no_grad():
-            loss, accuracy = evaluate(model.to(device), Split(data.test_x, data.test_y, device, resident=True))
+            # The dataset's normalisation, as the reference frameworks train with (CIFAR-100's own statistics).
+            loss, accuracy = evaluate(model.to(device), Split(data.test_x, data.test_y, device, resident=True,
+                                                              normalization=data.normalization))
         payload.update(classes=list(data.classes), data_fingerprint=data.fingerprint, test_accuracy=accuracy,
+                       normalization=data.normalization.to_json_dict(),
                        test_loss=loss, model={k: v.detach().cpu() for k, v in model.state_dict().items()})
     out = Path(out_dir) / CHECKPOINT
     save_checkpoint(out, payload)

@@ -23,9 +23,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from kdcore.data.catalog import Normalization
 from kdcore.methods.base import Outputs
 from kdcore.training.augment import random_crop_flip
-from kdcore.training.device_data import MEAN, STD, device_constant
+from kdcore.training.device_data import device_constant
 
 # The authors' list (mdistiller/dataset/cifar100.py, augment_list): name, low and high magnitude.
 OPERATIONS = (
@@ -41,13 +42,14 @@ LUMA = (0.299, 0.587, 0.114)  # PIL's conversion to grey
 SMOOTH = (1.0, 1.0, 1.0, 1.0, 5.0, 1.0, 1.0, 1.0, 1.0)  # PIL's ImageFilter.SMOOTH, over 13
 
 
-def strong_augment(images: torch.Tensor) -> torch.Tensor:
-    """A strongly augmented copy of a batch of normalised images (see the module's docstring)."""
+def strong_augment(images: torch.Tensor, normalization: Normalization) -> torch.Tensor:
+    """A strongly augmented copy of a batch of images normalised with ``normalization`` (see the module's
+    docstring), normalised with it too. The operations work on pixels: the batch is un-normalised first."""
     n = images.shape[0]
     device = images.device
-    mean = device_constant(MEAN, device, images.dtype).view(1, 3, 1, 1)
-    std = device_constant(STD, device, images.dtype).view(1, 3, 1, 1)
-    x = (random_crop_flip(images) * std + mean).clamp(0, 1)
+    mean = device_constant(normalization.mean, device, images.dtype).view(1, 3, 1, 1)
+    std = device_constant(normalization.std, device, images.dtype).view(1, 3, 1, 1)
+    x = (random_crop_flip(images, normalization) * std + mean).clamp(0, 1)
     drawn = torch.randint(0, len(OPERATIONS), (n, CHOSEN), device=device)
     low = device_constant(tuple(op[1] for op in OPERATIONS), device, images.dtype)
     high = device_constant(tuple(op[2] for op in OPERATIONS), device, images.dtype)
@@ -167,15 +169,16 @@ def _cutout(x: torch.Tensor) -> torch.Tensor:
     return torch.where(box.unsqueeze(1), grey, x)
 
 
-VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"strong": strong_augment}
+VIEWS: dict[str, Callable[[torch.Tensor, Normalization], torch.Tensor]] = {"strong": strong_augment}
 
 
 def with_views(names: tuple[str, ...], images: torch.Tensor, student_on: Callable[[torch.Tensor], Outputs],
                teacher_on: Callable[[torch.Tensor], Outputs | None], student: Outputs,
-               teacher: Outputs | None) -> tuple[Outputs, Outputs | None]:
+               teacher: Outputs | None, *, normalization: Normalization) -> tuple[Outputs, Outputs | None]:
     """The student's and the teacher's outputs with their ``views``: for each name, both networks'
-    outputs on that view of ``images`` (the batch before the recipe's own augmentation)."""
-    made = {name: VIEWS[name](images) for name in names}
+    outputs on that view of ``images`` (the batch before the recipe's own augmentation, normalised with
+    ``normalization``)."""
+    made = {name: VIEWS[name](images, normalization) for name in names}
     student = student._replace(views={name: student_on(view) for name, view in made.items()})
     if teacher is not None:
         teacher = teacher._replace(views={name: teacher_on(view) for name, view in made.items()})

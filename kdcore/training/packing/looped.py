@@ -68,7 +68,7 @@ class LoopedStep(PackSteps):
         try:
             for j, (run, model) in enumerate(zip(self.runs, self.models)):
                 torch.set_rng_state(run.rng)
-                images = random_crop_flip(batch[j]) if self.config.augment else batch[j]
+                images = random_crop_flip(batch[j], self.split.normalization) if self.config.augment else batch[j]
 
                 def student_on(images, model=model, run=run):
                     with autocast(self.precision, self.device):
@@ -78,7 +78,8 @@ class LoopedStep(PackSteps):
                 student, teacher = student_on(images), run.teacher_of(images, index[j])
                 method = run.config.method
                 if method.views:
-                    student, teacher = with_views(method.views, batch[j], student_on, run.teacher_on, student, teacher)
+                    student, teacher = with_views(method.views, batch[j], student_on, run.teacher_on, student, teacher,
+                                                  normalization=self.split.normalization)
                 own, terms = method_loss(method, student, teacher, labels[j], run.config.params, self.progress,
                                          run.modules, index[j])
                 run.rng = torch.get_rng_state()

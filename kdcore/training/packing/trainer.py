@@ -65,9 +65,11 @@ from kdcore.training.engine import (
     _teacher_outputs,
     best_weights_of,
     keeps_best,
+    normalization_notes,
     online_teacher,
     resolve_device,
     run_result,
+    splits,
     teacher_notes,
     validation_split,
     write_best,
@@ -183,8 +185,8 @@ def train_packed(
     dataset = load_dataset(config.dataset, data_root, config.subset, config.validation)
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True
-    shared = _Shared(device, dataset, Split(dataset.train_x, dataset.train_y, device, config.resident_data),
-                     Split(dataset.test_x, dataset.test_y, device, config.resident_data),
+    # One pack, one dataset: its runs share one normalisation.
+    shared = _Shared(device, dataset, *splits(dataset, device, config.resident_data),
                      validation_split(dataset, device, config.resident_data), catalog(dataset.num_classes), data_root,
                      _step_kind(device, vectorised, config.precision), Fallbacks(", ".join(map(str, out_dirs))))
     callbacks = (on_step, on_epoch, should_stop)
@@ -380,7 +382,7 @@ def _prepare(index: int, config: RunConfig, out_dir: Path, teacher_checkpoint, s
             shared.teachers[key] = load_teacher(teacher_checkpoint, num_classes, shared.device)
         teacher = shared.teachers[key]
     notes = [shared.dataset.note] if shared.dataset.note else []
-    notes += teacher_notes(config)
+    notes += teacher_notes(config) + normalization_notes(teacher, shared.dataset)
     student_shapes = _tap_shapes(shared.described, config.architecture)
     teacher_shapes = _tap_shapes(shared.described, teacher.architecture) if teacher is not None else None
     wanted = choose_taps(method, config.params, config.architecture, student_shapes,

@@ -125,9 +125,10 @@ class PackedStep(PackSteps):
         count = len(self.runs)
         original = batch
         if self.config.augment:
-            batch = random_crop_flip(batch)
+            batch = random_crop_flip(batch, self.split.normalization)
         # A pack's runs ask for the same views (the pack key says so): each view is made for all of them at once.
-        views = {name: VIEWS[name](original).unflatten(0, (count, -1)) for name in self.config.method.views}
+        views = {name: VIEWS[name](original, self.split.normalization).unflatten(0, (count, -1))
+                 for name in self.config.method.views}
         batch, labels, index = (t.unflatten(0, (count, -1)) for t in (batch, labels, index))
         logits, taps = self._forward(self.params, self.buffers, batch)
         on_views = {name: self._forward(self.params, self.buffers, view) for name, view in views.items()}
