@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from kdcore.config import RunConfig
+from kdcore.deploy.command import register as register_export
 from kdcore.errors import KDError
 from kdcore.presets import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser.add_argument("--out", default=None, help="output folder (default: runs/sweep-TIMESTAMP)")
     _add_hyperparameters(sweep_parser, skip=("architecture", "seed"))
     sweep_parser.set_defaults(func=_cmd_sweep)
+    register_export(commands)
 
     for plugin in entry_points(group="kdcore.commands"):
         try:
