@@ -46,7 +46,7 @@ def write(format: str, network: nn.Module, example: torch.Tensor, out_dir: Path)
     inputs of more than one image, so that the batch dimension is not specialised to its size."""
     path = out_dir / FILE_NAMES[format]
     if format == "weights":
-        torch.save(_shipped(network).state_dict(), path)
+        torch.save(shipped_network(network).state_dict(), path)
     elif format == "onnx":
         require_deploy_extra()
         program = torch.onnx.export(network, (example,), dynamo=True, input_names=[INPUT_NAME],
@@ -71,7 +71,7 @@ def runner(format: str, path: Path, network: nn.Module) -> Runner:
         module = torch.export.load(path).module()
     else:
         module = copy.deepcopy(network)
-        _shipped(module).load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+        shipped_network(module).load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
         module.eval()
 
     def run(images: np.ndarray) -> np.ndarray:
@@ -89,6 +89,6 @@ def runtime(format: str) -> str:
     return f"torch {torch.__version__} ({'torch.export.load' if format == 'pt2' else 'load_state_dict'}, CPU)"
 
 
-def _shipped(network: nn.Module) -> nn.Module:
+def shipped_network(network: nn.Module) -> nn.Module:
     """The shipped network inside the logits-only wrapper: its state dict is the one a user loads."""
     return getattr(network, "network", network)
