@@ -27,6 +27,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.leaderboard.completed import IS_COMPLETED, leaderboard_version
+from app.runs.costs import network_cost
 from app.runs.filters import RunFilter
 from app.store.errors import NotFound
 from app.store.models import Run
@@ -47,7 +48,7 @@ ACCURACY = Run.final_accuracy
 COMPLETED = (IS_COMPLETED, ACCURACY.is_not(None))
 RUN_COLUMNS = (Run.id, Run.group_key, Run.seed, Run.final_accuracy, Run.best_accuracy, Run.best_epoch,
                Run.parameters, Run.train_seconds, Run.teacher_run_id, Run.study_id, Run.experiment_id,
-               Run.architecture, Run.dataset, Run.epochs, Run.baseline_key)
+               Run.architecture, Run.dataset, Run.epochs, Run.baseline_key, Run.num_classes)
 
 
 class Ranked(NamedTuple):
@@ -368,6 +369,7 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
             "epochs": head.epochs if head else None, "params": dict(config.get("params") or {}),
             **figures,
             "parameters": max((r.parameters for r in runs if r.parameters), default=None),
+            **_forward_cost(head),
             "train_seconds": _mean([r.train_seconds for r in runs]),
             "run_ids": [r.id for r in runs], "seeds": sorted({r.seed for r in runs if r.seed is not None}),
             "study_ids": sorted({r.study_id for r in runs if r.study_id is not None}),
@@ -394,6 +396,12 @@ def describe(session: Session, board: Ranking, shown: list[Ranked],
     for entry in entries:
         entry["label"] = group_label({**entry, "method": entry["kind"]}, varying)
     return entries
+
+
+def _forward_cost(head) -> dict:
+    """The network's forward FLOPs and MACs at batch 1 (the same for every run of a configuration)."""
+    cost = network_cost(head.architecture, head.num_classes) if head is not None else None
+    return {"flops": cost["flops"] if cost else None, "macs": cost["macs"] if cost else None}
 
 
 def _add_teacher(entry: dict, runs: list, teachers: dict[int, Any]) -> None:

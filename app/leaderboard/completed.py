@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, func, select
 
+from app.runs.costs import network_cost
 from app.runs.filters import RunFilter
 from app.runs.service import title_of
 from app.store.models import Run
@@ -40,7 +41,7 @@ def single_runs(session: Session, limit: int | None = None, offset: int = 0,
     # hyperparameters alone are read out of it in the database).
     columns = (Run.id, Run.kind, Run.architecture, Run.dataset, Run.epochs,
                Run.experiment_id, Run.teacher_run_id, Run.parameters, Run.final_accuracy, Run.best_accuracy,
-               Run.best_epoch, Run.train_seconds, Run.seed, Run.study_id, Run.tags, Run.config["params"])
+               Run.best_epoch, Run.train_seconds, Run.seed, Run.study_id, Run.tags, Run.config["params"], Run.num_classes)
     # Walks ix_runs_final_accuracy from the top (see IS_COMPLETED): the first rows are the answer.
     query = (select(*columns).where(IS_COMPLETED, Run.final_accuracy.is_not(None), *filters.conditions())
              .order_by(Run.final_accuracy.desc(), Run.id).offset(offset))
@@ -55,7 +56,9 @@ def single_runs(session: Session, limit: int | None = None, offset: int = 0,
             "final_accuracy": finite_or_none(final), "best_accuracy": finite_or_none(best), "best_epoch": best_epoch,
             "epochs": epochs, "train_seconds": finite_or_none(seconds), "seed": seed, "study_id": study_id,
             "tags": list(tags or []), "params": params or {},
+            **{name: (cost or {}).get(name) for name in ("flops", "macs")},
         }
         for rank, (run_id, kind, architecture, dataset, epochs, experiment_id, teacher_run_id, parameters, final, best,
-                   best_epoch, seconds, seed, study_id, tags, params) in enumerate(rows, start=offset + 1)
+                   best_epoch, seconds, seed, study_id, tags, params, num_classes) in enumerate(rows, start=offset + 1)
+        for cost in [network_cost(architecture, num_classes)]
     ]

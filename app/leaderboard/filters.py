@@ -32,6 +32,10 @@ def matching(session: Session, board: Ranking, filters: RunFilter) -> list[Ranke
     if filters.by_membership and groups:
         keys = member_keys(session, RunFilter(study_id=filters.study_id, tag=filters.tag))
         groups = [g for g in groups if g.key in keys]
+    if filters.max_flops is not None and groups:
+        # A configuration's runs share its network and class count: those of its runs under the limit are all.
+        keys = member_keys(session, RunFilter(max_flops=filters.max_flops, class_counts=filters.class_counts))
+        groups = [g for g in groups if g.key in keys]
     return groups
 
 

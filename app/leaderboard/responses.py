@@ -20,6 +20,9 @@ class LeaderboardRowOut(ApiModel):
     experiment_id: int | None
     teacher_run_id: int | None
     parameters: int | None
+    flops: int | None = Field(None, description="The network's forward FLOPs on one 32×32 image at the run's class "
+                              "count (torch's FlopCounterMode: two per multiply-accumulate); None: not in the catalog")
+    macs: int | None = Field(None, description="Multiply-accumulates of the same forward pass (flops / 2)")
     final_accuracy: Figure
     best_accuracy: Figure
     best_epoch: int | None
@@ -61,6 +64,9 @@ class LeaderboardGroupOut(ApiModel):
     best_mean: Fraction
     repeats: list[SeedRepeatOut] = Field(description="Seeds that ran more than once")
     parameters: int | None
+    flops: int | None = Field(None, description="The network's forward FLOPs on one 32×32 image at the run's class "
+                              "count (torch's FlopCounterMode: two per multiply-accumulate); None: not in the catalog")
+    macs: int | None = Field(None, description="Multiply-accumulates of the same forward pass (flops / 2)")
     train_seconds: Figure
     run_ids: list[int]
     seeds: list[int]

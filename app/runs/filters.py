@@ -1,22 +1,42 @@
-"""Which runs a list shows: by method, dataset, network, epochs, study and tag, as query parameters shared
+"""Which runs a list shows: by method, dataset, network, epochs, study, tag and a network's forward FLOPs at
+most (``max_flops``, "50M"), as query parameters shared
 by GET /api/runs, the leaderboard's API and its pages (app.leaderboard.filters), so that a filtered list's
 URL can be passed on. A value no run has matches nothing (an empty list, not an error); a value of the
 wrong type (``epochs=ten``) is a 422; an empty one (what a form's "any" sends) is no filter."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from pydantic import BeforeValidator, Field
+from sqlalchemy import and_, false, or_
 
 from app.runs.annotations import MAX_TAG_LENGTH, tagged
 from app.store.models import MAX_ID, Run
-from kdcore.architectures import canonical
+from kdcore.architectures import canonical, catalog
+from kdcore.data.catalog import list_datasets
 
 _BLANK = BeforeValidator(lambda value: None if value == "" else value)
 Name = Annotated[Annotated[str, Field(max_length=200)] | None, _BLANK]
+_SCALE = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def _flop_count(value: Any) -> Any:
+    """"50M", "1.5G", "5e7" or 50000000 as a whole count ("50 MFLOPs" reads too); anything else is left for
+    pydantic to refuse with its own message."""
+    if not isinstance(value, str):
+        return value
+    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]?)\s*(?:flops?)?\s*", value, re.IGNORECASE)
+    return None if value.strip() == "" else round(float(found[1]) * _SCALE[found[2].lower()]) if found else value
+
+
+def networks_within(max_flops: int, class_counts: tuple[int, ...]) -> dict[int, list[str]]:
+    """``{class count: the networks whose forward pass on one image costs at most max_flops at that count}``."""
+    return {count: [name for name, info in catalog(count).items() if info.get("flops", max_flops + 1) <= max_flops]
+            for count in class_counts}
 
 
 @dataclass(frozen=True)
@@ -29,9 +49,12 @@ class RunFilter:
     epochs: int | None = None
     study_id: int | None = None
     tag: str | None = None
+    max_flops: int | None = None
+    # The class counts a FLOPs limit is looked up at (the datasets' here): a network's head grows with them.
+    class_counts: tuple[int, ...] = field(default=(10,), compare=False, repr=False)
 
     def given(self) -> dict[str, Any]:
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        return {name: value for name, value in asdict(self).items() if value is not None and name != "class_counts"}
 
     @property
     def active(self) -> bool:
@@ -50,10 +73,16 @@ class RunFilter:
         found = [column == value for column, value in columns.items() if value is not None]
         if self.tag is not None:
             found.append(tagged(self.tag))
+        if self.max_flops is not None:
+            # The network's forward FLOPs at the run's own class count (kdcore.architectures.cost, in the catalog).
+            within = networks_within(self.max_flops, self.class_counts)
+            found.append(or_(false(), *(and_(Run.num_classes == count, Run.architecture.in_(names))
+                                        for count, names in within.items() if names)))
         return found
 
 
 def run_filter(
+    request: Request,
     kind: Annotated[Name, Query(description="The method (GET /api/methods)")] = None,
     dataset: Annotated[Name, Query(description="The dataset's name")] = None,
     architecture: Annotated[Name, Query(description="The network (a KD run's student)")] = None,
@@ -62,10 +91,18 @@ def run_filter(
                         Query(description="Runs of this study")] = None,
     tag: Annotated[Annotated[str, Field(max_length=MAX_TAG_LENGTH)] | None, _BLANK,
                    Query(description="A tag of the run or of its study")] = None,
+    max_flops: Annotated[Annotated[int, Field(ge=0, le=10**18)] | None, BeforeValidator(_flop_count),
+                         Query(description="Runs whose network's forward pass on one 32×32 image costs at most this "
+                                           "many FLOPs (two per multiply-accumulate): 50000000, 5e7 or 50M")] = None,
 ) -> RunFilter:
     # A network's former name (seed_student) finds the runs stored under its current one.
     architecture = canonical(architecture) if architecture is not None else None
-    return RunFilter(kind=kind, dataset=dataset, architecture=architecture, epochs=epochs, study_id=study_id, tag=tag)
+    counts = (10,)
+    if max_flops is not None:
+        counts = tuple(sorted({info.num_classes for info in list_datasets(request.app.state.settings.data_dir)
+                               if info.classes} | {10}))
+    return RunFilter(kind=kind, dataset=dataset, architecture=architecture, epochs=epochs, study_id=study_id, tag=tag,
+                     max_flops=max_flops, class_counts=counts)
 
 
 FilterDep = Annotated[RunFilter, Depends(run_filter)]

@@ -91,11 +91,11 @@ def _choose_kind(raw: str | None) -> str:
 
 def _architecture_field(value: str, error: str | None, num_classes: int, teacher_label: str | None) -> dict:
     described = catalog(num_classes)
-    choices = [(name, f"{name} · {fmt_params(info['parameters'])} params") for name, info in described.items()]
+    choices = [(name, f"{name} · {fmt_params(info['parameters'])} params · {fmt_params(info.get('macs'))} MACs") for name, info in described.items()]
     if value not in described:
         choices.append((value, f"{value} (not found)"))
     help_text = f"The student; the teacher's network comes from its run ({teacher_label})" if teacher_label \
-        else "Parameter counts at this dataset's class count"
+        else "Parameter counts at this dataset's class count; MACs: one image's forward pass"
     return {"name": "architecture", "label": LABELS["architecture"], "input": "select", "value": value,
             "error": error, "help": help_text, "choices": choices, "required": False}
 

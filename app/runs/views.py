@@ -8,6 +8,7 @@ from sqlmodel import Session
 from app.executors.ray import names
 from app.runs import service as services
 from app.runs.annotations import MAX_TAG_LENGTH, MAX_TAGS, study_tags_of, tags_of
+from app.runs.costs import network_cost
 from app.runs.form import config_rows
 from app.store.errors import NotFound
 from app.web import charts
@@ -35,7 +36,8 @@ def summary_view(session: Session, run, action_error: str | None = None) -> dict
     return {"run": data, "method": METHODS.get(run.kind), "color": charts.kind_color(run.kind), "teacher": teacher,
             "compression": compression((teacher or {}).get("parameters"), data["parameters"]),
             "distil_kind": distil_kind if can_teach else None, "action_error": action_error,
-            "where": names.where(run.worker), "best_by_validation": data["best_epoch_label"] == BY_VALIDATION}
+            "where": names.where(run.worker), "best_by_validation": data["best_epoch_label"] == BY_VALIDATION,
+            "cost": network_cost(data["architecture"], run.num_classes)}
 
 
 def run_view(session: Session, run, epochs: list) -> dict:

@@ -184,7 +184,7 @@ def study_form(values: Values, errors: dict[str, str], datasets: list[DatasetInf
     dataset_name = _text(values, "dataset") or default_dataset(datasets)
     num_classes = next((d.num_classes for d in datasets if d.name == dataset_name and d.classes), 10)
     picked = {canonical(name) for name in values.get("architectures", [])}
-    networks = [(name, f"{name} · {fmt_params(info['parameters'])}", name in picked)
+    networks = [(name, f"{name} · {fmt_params(info['parameters'])} · {fmt_params(info.get('macs'))} MACs", name in picked)
                 for name, info in catalog(num_classes).items()]
     networks += [(name, f"{name} (not found)", True) for name in sorted(picked - {n for n, _, _ in networks})]
 

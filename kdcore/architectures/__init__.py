@@ -31,7 +31,7 @@ from kdcore.flights import SingleFlight
 from kdcore.plugins import add_plugins
 
 ENTRY_POINT_GROUP = "kdcore.architectures"
-_HELPERS = ("shapes", "staged", "__main__")
+_HELPERS = ("shapes", "staged", "cost", "latency", "__main__")
 # Former names of renamed networks -> their names now. "seed" meant the tutorial the project started from,
 # and read as a random seed; the tutorial's CNNs are named after it now.
 ALIASES = {"seed_teacher": "tutorial_teacher", "seed_student": "tutorial_student"}
