@@ -4,6 +4,7 @@ refusal prints ``{"error": message, "kind": the error's class}`` and exits 2."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -15,7 +16,9 @@ def main(argv: list[str]) -> int:
 
     source, format, out, data_root, about = argv
     try:
-        export(source, format, out, data_root=data_root or None, about=json.loads(about))
+        # stdout carries the refusal alone: what the exporter prints on the way goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            export(source, format, out, data_root=data_root or None, about=json.loads(about))
     except KDError as exc:
         print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
         return 2

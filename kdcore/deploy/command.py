@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 
 from kdcore.deploy.files import CARD, FILE_NAMES, FORMATS
 
@@ -11,7 +13,9 @@ from kdcore.deploy.files import CARD, FILE_NAMES, FORMATS
 def _cmd_export(args: argparse.Namespace) -> int:
     from kdcore.deploy.export import export
 
-    card = export(args.source, args.format, args.out, data_root=args.data_dir)
+    # stdout carries the summary alone: what the exporter prints on the way goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        card = export(args.source, args.format, args.out, data_root=args.data_dir)
     print(json.dumps({"out": args.out, "files": [FILE_NAMES[args.format], CARD],
                       "test_accuracy": card["accuracy"]["test_accuracy"],
                       "max_abs_logit_difference": card["parity"]["max_abs_logit_difference"]}))

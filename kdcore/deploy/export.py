@@ -74,7 +74,7 @@ def _export_into(source: Source, format: str, images: np.ndarray, labels: np.nda
                   "equals_run": None if source.final_accuracy is None else accuracy == source.final_accuracy},
         parity={"images": len(example), "max_abs_logit_difference": difference, "tolerance": TOLERANCE,
                 "reference": f"torch {torch.__version__}, float32, CPU"},
-        cost=network_cost(source.shipped, tuple(images.shape[1:])), about=about)
+        cost=network_cost(source.shipped, tuple(images.shape[1:]), file if format == "onnx" else None), about=about)
     (work / CARD).write_text(json.dumps(card, indent=1))
     return card
 
