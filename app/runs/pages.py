@@ -24,13 +24,18 @@ router = APIRouter()
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page")
 def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
+    run, missing = _found(request, session, run_id)
+    return missing or _run_page(request, session, run)
+
+
+def _found(request: Request, session: Session, run_id: int) -> tuple:
+    """(the run, None), or (None, the not-found page to answer instead)."""
     if not valid_id(run_id):
-        return not_found(request, f"run {run_id} does not exist")
+        return None, not_found(request, f"run {run_id} does not exist")
     try:
-        run = services.get_run(session, run_id)
+        return services.get_run(session, run_id), None
     except NotFound as exc:
-        return not_found(request, str(exc))
-    return _run_page(request, session, run)
+        return None, not_found(request, str(exc))
 
 
 def _run_page(request: Request, session: Session, run, **refused) -> HTMLResponse:
@@ -65,12 +70,9 @@ def annotate_run(request: Request, run_id: int, session: SessionDep, tags: Annot
 def export_run(request: Request, run_id: int, session: SessionDep, format: Annotated[str, Form()] = "onnx") -> Response:
     """Make (or find) the run's export in ``format`` and answer the Deploy card with its card and snippets, or
     with why it was refused; a plain form post goes back to the page."""
-    if not valid_id(run_id):
-        return not_found(request, f"run {run_id} does not exist")
-    try:
-        run = services.get_run(session, run_id)
-    except NotFound as exc:
-        return not_found(request, str(exc))
+    run, missing = _found(request, session, run_id)
+    if missing:
+        return missing
     card = error = None
     if format not in FORMATS:
         error = f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}"
