@@ -10,7 +10,6 @@ import zipfile
 
 from app.store.models import Run
 from tests.app_fixtures import SYNTHETIC_RUN, app, app_settings, client, session, set_run  # noqa: F401
-from tests.deploy_fixtures import resnet8x4_onnx, resnet8x4_run  # noqa: F401
 
 
 def _completed_run(client, session, app_settings, run_dir) -> int:

@@ -19,7 +19,7 @@ from kdcore.deploy.load import load_weights
 from kdcore.deploy.source import load_source
 from kdcore.training.checkpoint import load_checkpoint
 from kdcore.training.device_data import MEAN, STD, normalize
-from tests.deploy_fixtures import SMALL, resnet8x4_onnx, resnet8x4_run  # noqa: F401
+from tests.deploy_fixtures import SMALL
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx format needs the deploy extra")
 
