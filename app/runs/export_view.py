@@ -47,15 +47,14 @@ print([card["classes"][i] for i in logits.argmax(dim=1)])
 
 
 def snippets(card: dict) -> dict[str, str]:
-    """Python that runs this export: onnxruntime for model.onnx, PyTorch for model.pt2 or model.pt."""
+    """Python that runs this export, and the same with the other runtime: onnxruntime for model.onnx, PyTorch for
+    model.pt2 or model.pt (a weights export's), each after the card's preprocessing."""
     prepare = PREPROCESS.format(size=card["input"]["size"][0])
-    torch_code = TORCH_WEIGHTS if card["format"] == "weights" else TORCH_PT2
-    found = {"torch": prepare + "\n" + torch_code}
+    with_onnxruntime, with_torch = prepare + "\n" + ONNXRUNTIME, prepare + "\n" + (
+        TORCH_WEIGHTS if card["format"] == "weights" else TORCH_PT2)
     if card["format"] == "onnx":
-        found = {"onnxruntime": prepare + "\n" + ONNXRUNTIME, "torch (with the pt2 export)": found["torch"]}
-    elif card["format"] == "pt2":
-        found["onnxruntime (with the onnx export)"] = prepare + "\n" + ONNXRUNTIME
-    return found
+        return {"onnxruntime": with_onnxruntime, "torch (with the pt2 export)": with_torch}
+    return {"torch": with_torch, "onnxruntime (with the onnx export)": with_onnxruntime}
 
 
 def export_view(run: Run, format: str | None = None, card: dict | None = None, error: str | None = None) -> dict:
