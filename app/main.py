@@ -21,6 +21,8 @@ from app.access.headers import SecurityHeaders
 from app.access.throttle import FailureLimiter
 from app.compare import pages as compare_pages
 from app.experiments import api as experiments_api
+from app.latency import api as latency_api
+from app.latency import pages as latency_pages
 from app.launch import pages as launch_pages
 from app.leaderboard import api as leaderboard_api
 from app.leaderboard import pages as leaderboard_pages
@@ -73,7 +75,7 @@ async def _on_storage_error(request: Request, exc: Exception):
 
 # The dashboard's HTML routes, feature by feature.
 PAGE_ROUTERS = (run_events.router, study_pages.router, leaderboard_pages.router, launch_pages.router,
-                run_pages.router, compare_pages.router)
+                run_pages.router, compare_pages.router, latency_pages.router)
 
 
 def page_router() -> APIRouter:
@@ -132,9 +134,11 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
         app.add_exception_handler(storage_error, _on_storage_error)
     # In this order, /openapi.json lists the paths as it always has: reads, then writes. Every API route
     # declares the Bearer scheme (the writes' routers carry it already), so that /docs sends the token.
-    reads = (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog, studies_api.router)
+    reads = (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog, studies_api.router,
+             latency_api.router)
     for router in (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog,
-                   runs_api.writes, experiments_api.writes, studies_api.router, studies_api.writes):
+                   runs_api.writes, experiments_api.writes, studies_api.router, studies_api.writes,
+                   latency_api.router, latency_api.writes):
         app.include_router(router, dependencies=[Depends(auth.require_token)] if router in reads else None)
     app.include_router(page_router())
     app.include_router(api_docs.router)

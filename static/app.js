@@ -8,7 +8,11 @@
   const PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2",
                    "#eeca3b", "#9d755d", "#ff9da6", "#79706e"];
   const stored = (() => { try { return JSON.parse(localStorage.getItem("kd-chart-prefs")) || {}; } catch { return {}; } })();
-  const prefs = { log: !!stored.log, smooth: Number(stored.smooth) || 0 };
+  const prefs = { log: !!stored.log, smooth: Number(stored.smooth) || 0, axis: stored.axis || null };
+
+  // The leaderboard's accuracy-against-cost chart: the axis chosen (kept across refreshes and visits) when
+  // the chart has points on it, else the spec's own.
+  const costAxis = (spec) => (prefs.axis && spec.axes[prefs.axis] && spec.axes[prefs.axis].points ? prefs.axis : spec.axis);
 
   const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
@@ -58,7 +62,7 @@
       font: { color: cssVar("--fg"), size: 12, family: getComputedStyle(document.body).fontFamily },
       title: spec.title ? { text: spec.title, x: 0, xanchor: "left", y: 1, yref: "container", yanchor: "top",
                             pad: { t: 6 }, font: { size: 13 } } : undefined,
-      xaxis: { ...axis, title: { text: spec.xTitle || "" },
+      xaxis: { ...axis, title: { text: (spec.pareto ? spec.axes[costAxis(spec)].title : spec.xTitle) || "" },
                type: heatmap ? "category" : spec.xLog ? "log" : undefined, showgrid: !heatmap,
                // Epochs are whole numbers: avoid ticks at 1.5 while a run is young.
                dtick: spec.type === "line" && spec.xTitle === "Epoch" && maxX(spec) <= 12 ? 1 : undefined },
@@ -71,7 +75,7 @@
       showlegend: legend,
       bargap: 0.35,
       // Plotly.react keeps user zoom/pan while this stays the same; a log/linear switch resets the ranges.
-      uirevision: logY ? "log" : "linear",
+      uirevision: (logY ? "log" : "linear") + (spec.pareto ? costAxis(spec) : ""),
     };
   }
 
@@ -80,7 +84,17 @@
     spec.series.forEach((s, i) => {
       const color = s.color || PALETTE[i % PALETTE.length];
       const hover = spec.yFormat ? `%{y:${spec.yFormat}}` : "%{y:.4g}";
-      if (spec.type === "scatter") {
+      if (spec.pareto) {
+        // A configuration: its mean with its 95 % interval, ringed when it is on the chosen axis's front.
+        const axis = costAxis(spec), ring = s.front[axis];
+        out.push({ type: "scatter", mode: "markers", name: s.name, x: s.xs[axis], y: s.y, text: s.text, customdata: s.links,
+                   error_y: { type: "data", symmetric: false, array: s.errorPlus, arrayminus: s.errorMinus,
+                              color: fade(color, 0.6), thickness: 1.2, width: 3 },
+                   marker: { color, size: ring.map((on) => (on ? 13 : 9)),
+                             line: { width: ring.map((on) => (on ? 2.5 : 1)),
+                                     color: ring.map((on) => (on ? cssVar("--fg") : cssVar("--panel"))) } },
+                   hovertemplate: `%{text}<br>%{x:.3s} ${spec.axes[axis].unit}<br>${hover}<extra>${s.name}</extra>` });
+      } else if (spec.type === "scatter") {
         out.push({ type: "scatter", mode: "markers", name: s.name, x: s.x, y: s.y, text: s.text, customdata: s.links,
                    marker: { color, size: 10, line: { width: 1, color: cssVar("--panel") } },
                    hovertemplate: `%{text}<br>%{x:,} params<br>${hover}<extra>${s.name}</extra>` });
@@ -125,6 +139,12 @@
                    hovertemplate: `${hover}<extra>${s.name}</extra>` });
       }
     });
+    if (spec.pareto) {
+      const line = spec.fronts[costAxis(spec)];
+      // A step through the front's means: nothing cheaper is more accurate, to the right of each step.
+      out.push({ type: "scatter", mode: "lines", name: "Pareto front", x: line.x, y: line.y, hoverinfo: "skip",
+                 line: { shape: "hv", color: spec.frontColor || cssVar("--muted"), width: 1.5, dash: "dot" } });
+    }
     return out;
   }
 
@@ -176,6 +196,10 @@
       charts.push(chart);
       draw(chart);
     });
+    root.querySelectorAll("[data-chart-axis]").forEach((select) => {
+      const option = prefs.axis && select.querySelector(`option[value="${prefs.axis}"]`);
+      if (option && !option.disabled) select.value = prefs.axis;
+    });
     root.querySelectorAll("[data-control]").forEach((input) => {
       if (input.dataset.control === "log") input.checked = prefs.log;
       if (input.dataset.control === "smooth") { input.value = prefs.smooth; showSmooth(input); }
@@ -201,6 +225,16 @@
     redrawAll();
   });
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawAll);
+
+  // The cost axis of the leaderboard's chart, chosen above it.
+  document.addEventListener("change", (ev) => {
+    const select = ev.target;
+    if (!(select instanceof HTMLSelectElement) || !select.dataset.chartAxis) return;
+    prefs.axis = select.value;
+    try { localStorage.setItem("kd-chart-prefs", JSON.stringify(prefs)); } catch { /* private mode */ }
+    forgetDetached();
+    charts.filter((c) => c.el.id === select.dataset.chartAxis).forEach(draw);
+  });
 
   // A select whose options carry data-note (the datasets) shows the chosen option's note as its help.
   document.addEventListener("change", (ev) => {

@@ -56,6 +56,7 @@ PRIVATE = {
     "GET /runs/{run_id}": "page", "POST /runs/{run_id}/annotations": "page", "POST /runs/{run_id}/cancel": "page",
     "POST /runs/{run_id}/retry": "page", "POST /runs/{run_id}/delete": "page", "GET /compare": "page",
     "GET /docs": "page", "GET /redoc": "page",
+    "GET /api/latency": "api", "POST /api/latency": "api", "GET /networks": "page", "POST /networks/latency": "page",
 }
 NEED_A_FILE = ("GET /api/runs/{run_id}/checkpoint", "GET /api/runs/{run_id}/export", "GET /api/runs/{run_id}/export/card")
 STATIC_FILES = {"/static/{path}": "app.css", "/static/api-docs/{path}": "swagger-ui.css"}

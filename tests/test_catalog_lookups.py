@@ -18,7 +18,7 @@ from kdcore.flights import SingleFlight
 from tests.app_fixtures import TEST_CLIENT_HOST
 
 DESCRIBED = {"tutorial_student": {"description": "a CNN", "parameters": 1000, "taps": {"feat": [8, 4, 4]},
-                                  "flops": 5000}}
+                                  "flops": 5000, "macs": 2500}}
 
 
 def test_one_computation_per_key_and_none_waits_on_another_key():

@@ -54,6 +54,7 @@ class LeaderboardGroupOut(ApiModel):
     role: Literal["teacher", "baseline", "method"]
     architecture: str | None
     dataset: str | None
+    num_classes: int | None = Field(None, description="The dataset's class count (the network's head)")
     subset: int | None
     epochs: int | None
     params: dict[str, Any] = Field(description="The method's hyperparameters")

@@ -16,7 +16,9 @@ from app.leaderboard import board as leaderboard
 from app.leaderboard import filters
 from app.leaderboard.completed import leaderboard_version, single_runs
 from app.leaderboard.filters import group_page
+from app.latency.service import pareto_latencies
 from app.leaderboard.paging import PAGE_SIZES, BoardPage
+from app.leaderboard.pareto import pareto_chart
 from app.runs import service as services
 from app.runs.annotations import known_tags, tags_version
 from app.studies import service as studies
@@ -59,7 +61,7 @@ def _groups_board(session: Session, page: BoardPage, version: tuple | None) -> d
     board = found["ranking"]
     return {"view": "groups", "groups": rows, "total_rows": found["total"], "total_groups": found["total"],
             "total_done": found["runs"], "all_groups": len(board.groups), "all_done": board.runs,
-            "scatter": group_scatter(rows), "best_by_kind": best, "ranking": board}
+            "scatter": pareto_chart(rows, pareto_latencies(session)), "best_by_kind": best, "ranking": board}
 
 
 def _choices(session: Session, board, chosen) -> dict[str, list[tuple]]:
@@ -95,24 +97,6 @@ def _settings(row: dict) -> str:
     # kdcore.studies.study.group_label writes "Title (name=value, …)": the part in brackets, shown under the method.
     rest = row["label"][len(row["title"]):].strip()
     return rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
-
-
-def group_scatter(rows: list[dict]) -> dict:
-    """Mean final accuracy against parameter count: a point per configuration listed, a series per kind."""
-    series: dict[str, dict] = {}
-    for row in rows:
-        if not row["parameters"] or row["mean"] is None:
-            continue
-        s = series.setdefault(row["kind"], {"name": row["title"], "color": row["color"], "x": [], "y": [],
-                                            "text": [], "links": []})
-        spread = f" ± {100 * row['std']:.2f} pt" if row["std"] is not None else ""
-        s["x"].append(row["parameters"])
-        s["y"].append(row["mean"])
-        s["text"].append(f"{row['label']} · n={row['n']}{spread} · {row['dataset']}")
-        s["links"].append(row["compare_url"] if len(row["run_ids"]) > 1 else f"/runs/{row['run_ids'][0]}")
-    ordered = [series[k] for k in KINDS if k in series] + [v for k, v in series.items() if k not in KINDS]
-    return {"type": "scatter", "xTitle": "Parameters", "xLog": True, "yTitle": "Mean final test accuracy",
-            "yFormat": ".1%", "series": ordered}
 
 
 def _runs_board(session: Session, page: BoardPage) -> dict:

@@ -8,7 +8,7 @@ from kdcore.architectures import canonical, catalog
 
 
 def network_cost(architecture: str | None, num_classes: int | None) -> dict | None:
-    """``{"flops", "macs", "training_flops"}`` of ``architecture`` at ``num_classes`` (10 when a run stored
+    """``{"flops", "macs"}`` of ``architecture`` at ``num_classes`` (10 when a run stored
     none), or None for a network the catalog no longer has (a plugin uninstalled) or cannot describe."""
     if not architecture:
         return None
@@ -18,4 +18,4 @@ def network_cost(architecture: str | None, num_classes: int | None) -> dict | No
         return None
     if info is None or "macs" not in info:
         return None
-    return {"flops": info["flops"], "macs": info["macs"], "training_flops": info.get("training_flops")}
+    return {"flops": info["flops"], "macs": info["macs"]}

@@ -6,18 +6,20 @@ wrong type (``epochs=ten``) is a 422; an empty one (what a form's "any" sends) i
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 from pydantic import BeforeValidator, Field
 from sqlalchemy import and_, false, or_
+from sqlmodel import select
 
 from app.runs.annotations import MAX_TAG_LENGTH, tagged
 from app.store.models import MAX_ID, Run
+from app.web.api import SessionDep
 from kdcore.architectures import canonical, catalog
-from kdcore.data.catalog import list_datasets
 
 _BLANK = BeforeValidator(lambda value: None if value == "" else value)
 Name = Annotated[Annotated[str, Field(max_length=200)] | None, _BLANK]
@@ -30,7 +32,12 @@ def _flop_count(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]?)\s*(?:flops?)?\s*", value, re.IGNORECASE)
-    return None if value.strip() == "" else round(float(found[1]) * _SCALE[found[2].lower()]) if found else value
+    if value.strip() == "":
+        return None
+    if not found:
+        return value
+    count = float(found[1]) * _SCALE[found[2].lower()]
+    return round(count) if math.isfinite(count) else value  # "1e400": pydantic refuses the text
 
 
 def networks_within(max_flops: int, class_counts: tuple[int, ...]) -> dict[int, list[str]]:
@@ -50,7 +57,7 @@ class RunFilter:
     study_id: int | None = None
     tag: str | None = None
     max_flops: int | None = None
-    # The class counts a FLOPs limit is looked up at (the datasets' here): a network's head grows with them.
+    # The class counts a FLOPs limit is looked up at (those of the stored runs): a network's head grows with them.
     class_counts: tuple[int, ...] = field(default=(10,), compare=False, repr=False)
 
     def given(self) -> dict[str, Any]:
@@ -82,7 +89,7 @@ class RunFilter:
 
 
 def run_filter(
-    request: Request,
+    session: SessionDep,
     kind: Annotated[Name, Query(description="The method (GET /api/methods)")] = None,
     dataset: Annotated[Name, Query(description="The dataset's name")] = None,
     architecture: Annotated[Name, Query(description="The network (a KD run's student)")] = None,
@@ -99,8 +106,9 @@ def run_filter(
     architecture = canonical(architecture) if architecture is not None else None
     counts = (10,)
     if max_flops is not None:
-        counts = tuple(sorted({info.num_classes for info in list_datasets(request.app.state.settings.data_dir)
-                               if info.classes} | {10}))
+        # Only the counts runs have: describing another count's networks costs a subprocess of seconds.
+        stored = session.exec(select(Run.num_classes).where(Run.num_classes.is_not(None)).distinct()).all()
+        counts = tuple(sorted(set(stored))) or counts
     return RunFilter(kind=kind, dataset=dataset, architecture=architecture, epochs=epochs, study_id=study_id, tag=tag,
                      max_flops=max_flops, class_counts=counts)
 

@@ -153,8 +153,6 @@ class ArchitectureOut(ApiModel):
     flops: int = Field(description="Floating-point operations of one 32×32 image's forward pass (batch 1), counted "
                        "by torch's FlopCounterMode: its convolutions and matrix products, two per multiply-accumulate")
     macs: int = Field(description="Multiply-accumulates of the same forward pass (flops / 2)")
-    training_flops: int = Field(description="Floating-point operations of one image's forward and backward pass "
-                                "(the parameters' gradients, as a training step computes them)")
     taps: dict[str, list[int]] = Field(description="Named feature outputs and their shapes without the batch, "
                                        "for 32×32 inputs")
 

@@ -214,3 +214,50 @@ class StageEpoch(SQLModel, table=True):
     test_accuracy: float
     seconds: float
     images_per_sec: float
+
+
+class LatencyRequest(SQLModel, table=True):
+    """A request to time networks (app.latency): a worker slot takes it when it has no run to train, and
+    measures in a process of its own (kdcore.architectures.latency), never in the web process."""
+
+    __tablename__ = "latency_requests"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    status: str = Field(default="queued", index=True)  # queued, running, completed, failed
+    num_classes: int = 10
+    networks: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    min_run_time: float = 0.5
+    requested_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker: str | None = None
+    error: str | None = None
+
+
+class Latency(SQLModel, table=True):
+    """One measured figure: a network's forward pass on one target (cpu, cuda, onnxruntime-cpu) at a batch and
+    thread count, with the key it holds for (device, its model, torch and onnxruntime versions). A new
+    measurement under the same key replaces the old one: the cache is the latest figure per key."""
+
+    __tablename__ = "latencies"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    request_id: int | None = Field(default=None, index=True, sa_type=ID)
+    network: str = Field(index=True)
+    num_classes: int
+    target: str
+    batch: int
+    threads: int | None = None
+    device: str
+    device_model: str
+    torch_version: str
+    onnxruntime_version: str | None = None
+    median_s: float | None = None
+    iqr_s: float | None = None
+    blocks: int = 0
+    calls: int = 0
+    unavailable: str | None = None
+    min_run_time: float | None = None
+    measured_at: datetime = Field(default_factory=utcnow)

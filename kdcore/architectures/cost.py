@@ -43,12 +43,20 @@ def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padd
 _CORRECTED = {aten.convolution_backward: _conv_backward_flops}
 
 
-def count_flops(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), batch: int = 1) -> dict:
+def counted_forward(model: nn.Module, images: torch.Tensor) -> tuple:
+    """``(model(images), FLOPs of that forward pass)``, without gradients."""
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_CORRECTED) as counter:
+        output = model(images)
+    return output, counter.get_total_flops()
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), batch: int = 1,
+                backward: bool = True) -> dict:
     """FLOPs and MACs of ``model`` on ``batch`` images of ``input_shape`` (channels, height, width; no batch):
 
     - ``flops``, ``macs``: the forward pass;
-    - ``training_flops``, ``training_macs``: forward and backward (the gradients of the parameters, as a
-      training step computes them; the input takes none);
+    - ``training_flops``, ``training_macs`` (with ``backward``): forward and backward (the gradients of the
+      parameters, as a training step computes them; the input takes none);
     - ``batch``, ``input_shape``: what was counted.
 
     The model runs where its parameters are, in eval mode (dropout and batch-norm statistics change no
@@ -63,15 +71,16 @@ def count_flops(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), batc
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_CORRECTED) as forward:
-            model(images)
-        with torch.enable_grad(), FlopCounterMode(display=False, custom_mapping=_CORRECTED) as training:
-            logits = _logits(model(images))
-            if trainable:
-                # autograd.grad, not backward(): the model's .grad stay as they were.
-                torch.autograd.grad(logits.sum(), trainable)
+        _, flops = counted_forward(model, images)
+        counted = {"flops": flops, "macs": flops // 2, "batch": batch, "input_shape": list(input_shape)}
+        if backward:
+            with torch.enable_grad(), FlopCounterMode(display=False, custom_mapping=_CORRECTED) as training:
+                logits = _logits(model(images))
+                if trainable:
+                    # autograd.grad, not backward(): the model's .grad stay as they were.
+                    torch.autograd.grad(logits.sum(), trainable)
+            total = training.get_total_flops()
+            counted.update(training_flops=total, training_macs=total // 2)
     finally:
         model.train(was_training)
-    flops, training_flops = forward.get_total_flops(), training.get_total_flops()
-    return {"flops": flops, "macs": flops // 2, "training_flops": training_flops,
-            "training_macs": training_flops // 2, "batch": batch, "input_shape": list(input_shape)}
+    return counted

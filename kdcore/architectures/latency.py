@@ -5,7 +5,7 @@ as the median and inter-quartile range of the per-call times over its blocks.
 Per network (``measure``):
 
 - the CPU at batch 1 on one thread, and at batch 256 on all of this process's threads;
-- the GPU at batch 1 and 1024, when one is present;
+- the GPU at batch 1 and 1024, when one is present (``device="cuda"``);
 - onnxruntime's CPU provider at batch 1 on one thread (the network exported with ``torch.onnx.export(...,
   dynamo=True)``), when the ``deploy`` extra is installed; else that row says it is not.
 
@@ -34,8 +34,12 @@ from torch.utils.benchmark import Measurement, Timer
 # that a whole zoo is measured in minutes on a 2-core CPU; its median over the blocks still damps the noise.
 MIN_RUN_TIME = 0.5
 # blocked_autorange stops once a block passes the budget, which on a loaded machine or for a slow call can be its
-# first: blocks are added up to this many, so that the median and IQR are over several blocks.
+# first: blocks are added up to this many, so that the median and IQR are over several blocks, while the time
+# spent stays under EXTRA_BUDGET budgets (a call of seconds, resnet32x4 at batch 256 on 2 cores, stops sooner).
 MIN_BLOCKS = 5
+EXTRA_BUDGET = 10
+# An inter-quartile range needs a few blocks: below this many the row gives none (null), rather than 0.
+SPREAD_BLOCKS = 3
 CPU_BATCHES = ((1, 1), (256, None))  # (batch, threads); None: all of them
 GPU_BATCHES = (1, 1024)
 ONNX_BATCH = 1
@@ -85,16 +89,17 @@ class Logits(nn.Module):
 
 def _row(target: str, batch: int, threads: int | None, measurement) -> dict:
     blocks = len(measurement.times)
-    return {"target": target, "batch": batch, "threads": threads, "median_s": measurement.median,
-            "iqr_s": measurement.iqr, "blocks": blocks, "calls": blocks * measurement.number_per_run,
-            "unavailable": None}
+    return {"target": target, "device": "cuda" if target == "cuda" else "cpu", "batch": batch, "threads": threads,
+            "median_s": measurement.median, "iqr_s": measurement.iqr if blocks >= SPREAD_BLOCKS else None,
+            "blocks": blocks, "calls": blocks * measurement.number_per_run, "unavailable": None}
 
 
 def timed(timer: Timer, min_run_time: float) -> Measurement:
-    """``timer.blocked_autorange(min_run_time)`` with at least MIN_BLOCKS blocks of its block size."""
+    """``timer.blocked_autorange(min_run_time)`` with at least MIN_BLOCKS blocks of its block size, where the
+    extra budget allows."""
     measurement = timer.blocked_autorange(min_run_time=min_run_time)
     raw = list(measurement.raw_times)
-    while len(raw) < MIN_BLOCKS:
+    while len(raw) < MIN_BLOCKS and sum(raw) < EXTRA_BUDGET * min_run_time:
         raw += timer.timeit(measurement.number_per_run).raw_times
     return Measurement(measurement.number_per_run, raw, measurement.task_spec)
 
@@ -112,8 +117,8 @@ def time_forward(model: nn.Module, images: torch.Tensor, threads: int | None = N
 
 
 def _onnx_row(model: nn.Module, input_shape: Sequence[int], min_run_time: float) -> dict:
-    unavailable = {"target": "onnxruntime-cpu", "batch": ONNX_BATCH, "threads": 1, "median_s": None, "iqr_s": None,
-                   "blocks": 0, "calls": 0}
+    unavailable = {"target": "onnxruntime-cpu", "device": "cpu", "batch": ONNX_BATCH, "threads": 1, "median_s": None,
+                   "iqr_s": None, "blocks": 0, "calls": 0}
     try:
         import onnxruntime
     except ImportError:
@@ -138,48 +143,50 @@ def _onnx_row(model: nn.Module, input_shape: Sequence[int], min_run_time: float)
 def measure(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), device: str = "cpu",
             min_run_time: float = MIN_RUN_TIME, cpu_batches=CPU_BATCHES, gpu_batches=GPU_BATCHES,
             onnx: bool = True) -> list[dict]:
-    """Latency rows of ``model`` (built on the CPU, in float32): on the CPU, or on the GPU with ``device="cuda"``,
-    then on onnxruntime's CPU provider. Each: ``target``, ``batch``, ``threads``, ``median_s`` and ``iqr_s`` (one
-    call's seconds), ``blocks`` and ``calls`` timed, and ``unavailable`` (why a row has no figure, else None)."""
+    """Latency rows of ``model`` (on the CPU, in float32): the CPU's, also the GPU's with ``device="cuda"``, then
+    onnxruntime's CPU provider's. Each: ``target`` (cpu, cuda, onnxruntime-cpu), ``device`` (whose device_key it holds for),
+    ``batch``, ``threads``, ``median_s`` and ``iqr_s`` (one call's seconds), ``blocks`` and ``calls`` timed, and
+    ``unavailable`` (why a row has no figure, else None)."""
     model = model.eval()
     rows = []
+    for batch, threads in cpu_batches:
+        threads = threads or torch.get_num_threads()
+        images = torch.zeros(batch, *input_shape)
+        rows.append(_row("cpu", batch, threads, time_forward(model, images, threads, min_run_time)))
     if device == "cuda":
-        gpu_model = model.to("cuda")
+        model = model.to("cuda")
         for batch in gpu_batches:
             images = torch.zeros(batch, *input_shape, device="cuda")
-            rows.append(_row("cuda", batch, None, time_forward(gpu_model, images, min_run_time=min_run_time)))
+            rows.append(_row("cuda", batch, None, time_forward(model, images, min_run_time=min_run_time)))
         model = model.to("cpu")
-    else:
-        for batch, threads in cpu_batches:
-            threads = threads or torch.get_num_threads()
-            images = torch.zeros(batch, *input_shape)
-            rows.append(_row("cpu", batch, threads, time_forward(model, images, threads, min_run_time)))
     if onnx:
         rows.append(_onnx_row(model, input_shape, min_run_time))
     return rows
 
 
-def measure_networks(names: Sequence[str], num_classes: int, device: str, min_run_time: float = MIN_RUN_TIME,
+def measure_networks(names: Sequence[str], num_classes: int, gpu: bool = False, min_run_time: float = MIN_RUN_TIME,
                      **options) -> dict:
-    """``{"key": device_key(device), "networks": {name: rows}}`` for the zoo's networks ``names``, each built
-    afresh with seed 0 (its weights change no timing, only its shapes do)."""
+    """``{"keys": {device: device_key(device)}, "networks": {name: rows}}`` for the zoo's networks ``names``, each
+    built afresh with seed 0 (its weights change no timing, only its shapes do)."""
     from kdcore.architectures import build
 
     measured = {}
     for name in names:
         torch.manual_seed(0)
         started = time.perf_counter()
-        rows = measure(build(name, num_classes), device=device, min_run_time=min_run_time, **options)
+        measured[name] = measure(build(name, num_classes), device="cuda" if gpu else "cpu", min_run_time=min_run_time,
+                                 **options)
         print(f"{name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        measured[name] = rows
-    return {"key": device_key(device), "networks": measured}
+    keys = {"cpu": device_key("cpu"), **({"cuda": device_key("cuda")} if gpu else {})}
+    return {"keys": keys, "networks": measured}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m kdcore.architectures.latency", description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="networks (default: every one in the catalog)")
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=torch.cuda.is_available(),
+                        help="also time the GPU (default: when one is present)")
     parser.add_argument("--min-run-time", type=float, default=MIN_RUN_TIME)
     parser.add_argument("--cpu-batch", type=int, default=None, help="the all-threads CPU batch (default 256)")
     parser.add_argument("--no-onnx", action="store_true")
@@ -190,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     batches = CPU_BATCHES if args.cpu_batch is None else ((1, 1), (args.cpu_batch, None))
     # stdout carries the JSON alone: what libraries print on the way (the exporter's progress) goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        measured = measure_networks(names, args.num_classes, args.device, args.min_run_time, cpu_batches=batches,
+        measured = measure_networks(names, args.num_classes, args.gpu, args.min_run_time, cpu_batches=batches,
                                     onnx=not args.no_onnx)
     print(json.dumps(measured))
 

@@ -15,24 +15,20 @@ from torch import nn
 def describe(
     factory: Callable[[int], nn.Module], num_classes: int, input_shape: Sequence[int] = (3, 32, 32)
 ) -> dict:
-    """``{"parameters": int, "taps": {name: [shape without batch]}, "flops", "macs", "training_flops"}`` for
+    """``{"parameters": int, "taps": {name: [shape without batch]}, "flops": int, "macs": int}`` for
     ``factory(num_classes)``; ``flops`` and ``macs``: one image's forward pass (kdcore.architectures.cost: what
-    the pages show beside the parameters, and what a run's time is estimated from before it has been measured);
-    ``training_flops``: its forward and backward passes."""
-    from kdcore.architectures.cost import count_flops
+    the pages show beside the parameters, and what a run's time is estimated from before it has been
+    measured). One pass gives the taps and the count: the catalog is described while a server starts."""
+    from kdcore.architectures.cost import counted_forward
 
-    batch = 2  # so that batch norm would accept it in train mode too
     with torch.device("meta"):
         model = factory(num_classes)
-        # Eval mode: batch norm's statistics are irrelevant here, and dropout is skipped.
+        # Eval mode: batch norm's statistics are irrelevant here (so one image will do), and dropout is skipped.
         model.eval()
-        with torch.no_grad():
-            _, taps = model(torch.empty(batch, *input_shape))
-    cost = count_flops(model, input_shape, batch=1)
+        (_, taps), flops = counted_forward(model, torch.empty(1, *input_shape))
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "taps": {name: list(t.shape[1:]) for name, t in taps.items()},
-        "flops": cost["flops"],
-        "macs": cost["macs"],
-        "training_flops": cost["training_flops"],
+        "flops": flops,
+        "macs": flops // 2,
     }

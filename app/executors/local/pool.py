@@ -20,6 +20,7 @@ import time
 from sqlalchemy import Engine
 
 from app.executors.backoff import Backoff
+from app.executors.latency import claim_request, run_request
 from app.executors.local.runner import RunSupervisor
 from app.executors.lost_runs import recover_lost_runs
 from app.executors.records import finish_run
@@ -68,7 +69,12 @@ class Slot:
                     mates = claim_pack_mates(session, self.name, run, self.pack - 1) if run and self.pack > 1 else []
                 backoff.succeeded()
                 if run is None:
-                    shutdown.wait(settings.poll_s)
+                    # No run for this slot: time the networks someone asked for (app.executors.latency).
+                    request = claim_request(self.pool.engine, settings, self.name)
+                    if request is not None:
+                        run_request(self.pool.engine, settings, request, self.gpu)
+                    else:
+                        shutdown.wait(settings.poll_s)
                     continue
                 runs = [run, *mates]
                 log.info("%s: run%s %s started", self.name, "s" if mates else "",
