@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from kdcore.commands import import_teacher
 from kdcore.config import RunConfig
+from kdcore.deploy.command import register as register_export
 from kdcore.errors import KDError
 from kdcore.presets import PRESET_TITLES, PRESETS
 from kdcore.registry import KINDS, METHODS
@@ -353,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hyperparameters(sweep_parser, skip=("architecture", "seed"))
     sweep_parser.set_defaults(func=_cmd_sweep)
     import_teacher.register(commands)
+    register_export(commands)
 
     _add_benchmark_parser(commands)
     for plugin in entry_points(group="kdcore.commands"):

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Session fixtures several modules use must be defined once, here: imported into each module, each would run anew.
+from tests.deploy_fixtures import resnet8x4_onnx, resnet8x4_run  # noqa: E402, F401
+
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cifar10-jpg.tar.xz"
 
 

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 
 from app.access.auth import require_token
-from app.runs import service
+from app.runs import export, service
 from app.runs.annotations import AnnotationsPatch
 from app.runs.filters import FilterDep
 from app.runs.responses import ArchitectureListOut, DatasetListOut, EpochListOut, MethodListOut, RunListOut, RunOut
@@ -23,6 +23,7 @@ from app.web.api import JsonObject, SessionDep, documented_body, error_responses
 from kdcore.architectures import ALIASES
 from kdcore.architectures import catalog as architecture_catalog
 from kdcore.data.catalog import list_datasets
+from kdcore.deploy.files import FORMATS
 from kdcore.registry import METHODS, failed_method_plugins
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -93,6 +94,40 @@ def get_checkpoint(run_id: RunId, session: SessionDep) -> FileResponse:
     if path is None or not path.is_file():
         raise HTTPException(404, f"run {run_id} has no checkpoint")
     return FileResponse(path, media_type="application/octet-stream", filename=f"run-{run_id}-{run.kind}.pt")
+
+
+ExportFormat = Annotated[Literal[FORMATS], Query(description="weights: the shipped network's state dict (model.pt); "
+                       "onnx: an ONNX graph with a dynamic batch dimension, checked with onnxruntime (model.onnx); "
+                       "pt2: a torch.export program (model.pt2)")]
+_EXPORT_ERRORS = error_responses(404, 409, 503)
+
+
+def _exported(session, run_id: int, format: str, settings: Settings) -> tuple:
+    """The run and its export's card; a refused export is a 422 at ``format``, in FastAPI's own shape."""
+    run = service.get_run(session, run_id)
+    try:
+        return run, export.export_run(session, run, format, settings.data_dir)
+    except export.ExportRefused as exc:
+        raise RequestValidationError([{"loc": ("query", "format"), "type": "export_refused", "msg": str(exc)}]) from None
+
+
+@router.get("/runs/{run_id}/export", summary="Download a deployable export of a completed run: a zip of the model "
+            "file and card.json (made in a subprocess the first time, seconds; kept in the run's folder)",
+            response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "RUN-FORMAT/model.* and RUN-FORMAT/card.json"}, **_EXPORT_ERRORS})
+def get_export(run_id: RunId, session: SessionDep, settings: Annotated[Settings, Depends(get_settings)],
+               format: ExportFormat = "onnx") -> FileResponse:
+    run, _ = _exported(session, run_id, format, settings)
+    return FileResponse(export.export_zip(run, format), media_type="application/zip",
+                        filename=f"run-{run_id}-{run.kind}-{format}.zip")
+
+
+@router.get("/runs/{run_id}/export/card", summary="The card of a completed run's export (made first if need be)",
+            response_model=dict, responses=_EXPORT_ERRORS)
+def get_export_card(run_id: RunId, session: SessionDep, settings: Annotated[Settings, Depends(get_settings)],
+                    format: ExportFormat = "onnx") -> dict:
+    return _exported(session, run_id, format, settings)[1]
 
 
 @writes.patch("/runs/{run_id}", summary="Change a run's tags or note", response_model=RunOut,

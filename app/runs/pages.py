@@ -9,32 +9,40 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from app.runs import service as services
+from app.runs import export as exports
 from app.runs import views as view_models
+from app.runs.export_view import export_view
 from app.runs.annotations import save_form
-from app.store.errors import Conflict, NotFound, QueueFull
+from app.store.errors import Conflict, NotFound, QueueFull, ServiceError
 from app.web.api import SessionDep
 from app.web.ids import valid_id
 from app.web.rendering import go_to, not_found, render
+from kdcore.deploy.files import FORMATS
 
 router = APIRouter()
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page")
 def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
+    run, missing = _found(request, session, run_id)
+    return missing or _run_page(request, session, run)
+
+
+def _found(request: Request, session: Session, run_id: int) -> tuple:
+    """(the run, None), or (None, the not-found page to answer instead)."""
     if not valid_id(run_id):
-        return not_found(request, f"run {run_id} does not exist")
+        return None, not_found(request, f"run {run_id} does not exist")
     try:
-        run = services.get_run(session, run_id)
+        return services.get_run(session, run_id), None
     except NotFound as exc:
-        return not_found(request, str(exc))
-    return _run_page(request, session, run)
+        return None, not_found(request, str(exc))
 
 
 def _run_page(request: Request, session: Session, run, **refused) -> HTMLResponse:
     epochs = services.get_epochs(session, run.id)
     action = request.app.url_path_for("page_annotate_run", run_id=run.id)
     context = {"title": f"Run {run.id}", "nav": "", "charts": True, **view_models.run_view(session, run, epochs),
-               **view_models.run_annotations_view(session, run, action, **refused)}
+               **view_models.run_annotations_view(session, run, action, **refused), **export_view(run)}
     return render(request, "run.html", context)
 
 
@@ -56,6 +64,26 @@ def annotate_run(request: Request, run_id: int, session: SessionDep, tags: Annot
     action = request.app.url_path_for("page_annotate_run", run_id=run_id)
     return render(request, "_annotations.html",
                   {**view_models.run_annotations_view(session, run, action, **refused), "saved": not refused})
+
+
+@router.post("/runs/{run_id}/export", response_class=HTMLResponse, name="page_export_run")
+def export_run(request: Request, run_id: int, session: SessionDep, format: Annotated[str, Form()] = "onnx") -> Response:
+    """Make (or find) the run's export in ``format`` and answer the Deploy card with its card and snippets, or
+    with why it was refused; a plain form post goes back to the page."""
+    run, missing = _found(request, session, run_id)
+    if missing:
+        return missing
+    card = error = None
+    if format not in FORMATS:
+        error = f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}"
+    else:
+        try:
+            card = exports.export_run(session, run, format, request.app.state.settings.data_dir)
+        except ServiceError as exc:
+            error = str(exc)
+    if "HX-Request" not in request.headers:
+        return RedirectResponse(request.app.url_path_for("run_page", run_id=run_id), status_code=303)
+    return render(request, "_export.html", export_view(run, format, card, error))
 
 
 @router.post("/runs/{run_id}/cancel", response_class=HTMLResponse, name="page_cancel_run")

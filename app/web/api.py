@@ -46,5 +46,5 @@ def documented_body(model) -> dict:
 def error_responses(*codes: int) -> dict:
     # Every error is {"detail": message}, except 422 (FastAPI documents that one itself).
     why = {401: "Missing or wrong API token", 404: "No such run or experiment", 409: "The run's state forbids it",
-           429: "The queue is full"}
+           429: "The queue is full", 503: "This server lacks an optional package the request needs"}
     return {code: {"model": ErrorOut, "description": why[code]} for code in codes}
