@@ -388,10 +388,16 @@ def test_openapi_docs(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/runs", "/api/runs/{run_id}", "/api/experiments", "/api/leaderboard", "/api/datasets"} <= set(paths)
-    bodies = {path: op["requestBody"]["content"]["application/json"]["schema"]["title"]
-              for path, ops in paths.items() for op in ops.values() if "requestBody" in op}
-    assert bodies == {"/api/runs": "RunCreate", "/api/experiments": "ExperimentCreate", "/api/studies": "StudyCreate",
-                      "/api/runs/{run_id}": "AnnotationsPatch", "/api/studies/{study_id}": "AnnotationsPatch"}
+    bodies = {path: (media_type, content["schema"]["title"])
+              for path, ops in paths.items() for op in ops.values() if "requestBody" in op
+              for media_type, content in op["requestBody"]["content"].items()}
+    json_body = "application/json"
+    assert bodies == {"/api/runs": (json_body, "RunCreate"), "/api/experiments": (json_body, "ExperimentCreate"),
+                      "/api/studies": (json_body, "StudyCreate"), "/api/runs/{run_id}": (json_body, "AnnotationsPatch"),
+                      "/api/studies/{study_id}": (json_body, "AnnotationsPatch"),
+                      "/api/benchmarks": (json_body, "BenchmarkSpec"), "/api/benchmarks/cost": (json_body, "BenchmarkSpec"),
+                      "/api/latency": (json_body, "LatencyCreate"),
+                      "/api/teachers/import": ("multipart/form-data", "TeacherImport")}
 
 
 def test_every_api_operation_documents_what_it_returns(client):

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.access.auth import require_token
 from app.launch.benchmark_cost import benchmark_cost
+from app.launch.benchmark_responses import BenchmarkCostOut, BenchmarkListOut, BenchmarkOut, CreatedBenchmarkOut
 from app.store.models import MAX_ID
 from app.studies import benchmarks
 from app.web.api import JsonObject, SessionDep, documented_body, error_responses
@@ -29,21 +30,21 @@ def cost_of(request: Request, session: Session, spec: BenchmarkSpec) -> dict[str
 
 
 @writes.post("/cost", summary="What a benchmark would cost: its runs and GPU-hours; nothing is stored",
-             responses=error_responses(401))
+             responses=error_responses(401), response_model=BenchmarkCostOut, openapi_extra=BODY)
 def benchmark_cost_route(body: JsonObject, request: Request, session: SessionDep) -> dict:
     return cost_of(request, session, benchmarks.checked_spec(session, body))
 
 
 @writes.post("", status_code=201, summary="Queue the cifar100-benchmark preset: a teacher per teacher network and "
              "a study per teacher network and learning rate", responses=error_responses(401, 429),
-             openapi_extra=BODY)
+             openapi_extra=BODY, response_model=CreatedBenchmarkOut)
 def create_benchmark(body: JsonObject, request: Request, session: SessionDep) -> dict:
     cost = cost_of(request, session, benchmarks.checked_spec(session, body))
     benchmark = benchmarks.create_benchmark(session, body)
     return {**benchmarks.benchmark_to_dict(session, benchmark), "cost": cost}
 
 
-@router.get("", summary="List benchmarks, newest first")
+@router.get("", summary="List benchmarks, newest first", response_model=BenchmarkListOut)
 def list_benchmarks(session: SessionDep) -> dict:
     return {"items": [{"id": b.id, "name": b.name, "dataset": b.dataset, "spec": b.spec, "teachers": b.teachers,
                        "study_ids": [entry["study_id"] for entry in b.layout]}
@@ -51,7 +52,7 @@ def list_benchmarks(session: SessionDep) -> dict:
 
 
 @router.get("/{benchmark_id}", summary="One benchmark: its studies' progress and the paper's table, the published "
-            "values beside ours", responses=error_responses(404))
+            "values beside ours", responses=error_responses(404), response_model=BenchmarkOut)
 def get_benchmark(benchmark_id: BenchmarkId, session: SessionDep) -> dict:
     return benchmarks.benchmark_to_dict(session, benchmarks.get_benchmark(session, benchmark_id))
 

@@ -15,7 +15,8 @@ from app.access.auth import require_token
 from app.runs import export, service
 from app.runs.annotations import AnnotationsPatch
 from app.runs.filters import FilterDep
-from app.runs.responses import ArchitectureListOut, DatasetListOut, EpochListOut, MethodListOut, RunListOut, RunOut
+from app.runs.responses import (ArchitectureListOut, DatasetListOut, EpochListOut, ExportCardOut, MethodListOut,
+                                RunListOut, RunOut)
 from app.runs.schemas import RunCreate
 from app.settings import Settings
 from app.store.models import MAX_ID, STATUSES
@@ -124,7 +125,7 @@ def get_export(run_id: RunId, session: SessionDep, settings: Annotated[Settings,
 
 
 @router.get("/runs/{run_id}/export/card", summary="The card of a completed run's export (made first if need be)",
-            response_model=dict, responses=_EXPORT_ERRORS)
+            response_model=ExportCardOut, responses=_EXPORT_ERRORS)
 def get_export_card(run_id: RunId, session: SessionDep, settings: Annotated[Settings, Depends(get_settings)],
                     format: ExportFormat = "onnx") -> dict:
     return _exported(session, run_id, format, settings)[1]

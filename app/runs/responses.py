@@ -172,3 +172,24 @@ class ArchitectureOut(ApiModel):
 class ArchitectureListOut(ApiModel):
     num_classes: int
     items: list[ArchitectureOut]
+
+
+class ExportCardOut(ApiModel):
+    """An export's card.json (kdcore.deploy.card): what the network is, how to feed it, what the exported file
+    itself scored, what it costs, where it came from, and each file's sha256."""
+
+    format: str = Field(description="weights, onnx or pt2")
+    files: dict[str, dict[str, Any]] = Field(description="By file name: its sha256 and bytes")
+    architecture: str
+    deployed: str = Field(description="In words: what ships (the network alone, or with a method's deployed parts)")
+    num_classes: int
+    classes: list[Any]
+    input: dict[str, Any] = Field(description="The input tensor: shape, dtype, size, and the normalisation "
+                                  "(mean, std) inference must apply as training did")
+    output: dict[str, Any]
+    accuracy: dict[str, Any] = Field(description="The exported file's own test accuracy, and whether it equals the run's")
+    parity: dict[str, Any] = Field(description="The largest logit difference from PyTorch on the test images checked")
+    parameters: int
+    cost: dict[str, Any] = Field(description="FLOPs, MACs and CPU latency")
+    run: dict[str, Any] = Field(description="The run's config, method, teacher and checkpoint sha256")
+    exported: dict[str, Any] = Field(description="When, and with which versions")

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["api"])
 writes = APIRouter(tags=["api"], dependencies=[Depends(require_token)])
 
 IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file", "architecture", "dataset", "format"],
+    "title": "TeacherImport", "type": "object", "required": ["file", "architecture", "dataset", "format"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "The checkpoint (.pth); at most KD_MAX_UPLOAD "
                  "bytes (the whole body)"},
