@@ -8,7 +8,7 @@ import json
 import pytest
 
 from kdcore.cli import main
-from kdcore.studies.benchmark import PAIRS, find_pair, parse_benchmark, plan, run_count, studies, teacher_config
+from kdcore.studies.benchmark import find_pair, parse_benchmark, plan, run_count, studies, teacher_config
 from kdcore.studies.benchmark_table import NO_DATASET, SUBSET, benchmark_table, markdown
 from kdcore.studies.groups import Outcome, labelled_groups
 from kdcore.studies.study import StudyInputError
