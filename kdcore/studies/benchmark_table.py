@@ -5,8 +5,9 @@ reported (kdcore.studies.reproduction: a best-epoch value with our best epoch), 
 our 95 % interval. ``kd benchmark`` writes it as Markdown and JSON; the dashboard's benchmark page
 and API read the same JSON. Torch-free.
 
-A published value is never compared with a run on another dataset, nor on a subset of its data: on
-``synthetic100`` every published cell says there is no published value for this dataset.
+A published value is never compared with a run on another dataset, nor on a subset of its data: there (a
+``synthetic100`` rehearsal of the benchmark on a CPU, say) the published CIFAR-100 values stand beside ours for
+reference only, without a verdict, and the table's note says so.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from kdcore.reference.matching import matching
 from kdcore.registry import BASELINE_KIND, METHODS, TEACHER_KINDS
 from kdcore.studies.benchmark import Pair
 
-NO_DATASET = "no published value for this dataset"
-SUBSET = "not compared: trained on a subset of the data"
+REFERENCE_DATASET = "cifar100"  # the dataset the benchmark's published values are for
+NO_DATASET = "no published value for this dataset: the published CIFAR-100 values are shown for reference, not compared"
+SUBSET = "not compared: trained on a subset of the data (the published values are for the whole of it)"
 
 
 def _group(groups: Sequence[dict], method: str, network: str) -> dict | None:
@@ -34,14 +36,15 @@ def _cell(group: dict | None, method: str, pair: Pair, dataset: str, subset: int
     ours = {name: group.get(name) for name in ("n", "mean", "std", "ci95", "best_mean", "repeats", "vs_baseline",
                                                "key", "run_ids")} if group else {"n": 0}
     shown = group.get("reproduction") if group else None
-    if shown:
+    if shown and not subset:
         rows = shown["published"]
-    elif subset:
-        rows = []  # a subset of the data never matches a result of the whole of it
     else:
+        # Not compared (yet): no run has completed, or the runs are on another dataset or a subset of this one, which
+        # a published value never matches; the values of the benchmark's dataset stand beside ours for reference.
+        reference = dataset if published(dataset=dataset) else REFERENCE_DATASET
         rows = [{**row.to_json_dict(), "inside": None, "compared_on": None, "compared_label": None,
                  "difference": None} for row in matching(method, network, teacher if METHODS[method].needs_teacher
-                                                         else None, dataset, group["params"] if group else {})]
+                                                         else None, reference, group["params"] if group else {})]
     return {**ours, "published": rows}
 
 
@@ -92,9 +95,7 @@ def _source(result: dict[str, Any]) -> str:
 
 def published_text(cell: dict[str, Any], table: dict[str, Any], cited: list[str]) -> str:
     """The published values beside a cell, each with its source's number and whether it lies inside our
-    interval (✓ inside, ✗ outside); the dataset's note when nothing is published for it."""
-    if table["published_note"]:
-        return table["published_note"]
+    interval (✓ inside, ✗ outside; no mark where it is not compared: the table's note says why)."""
     if not cell["published"]:
         return "–"
     marks = {True: " ✓", False: " ✗", None: ""}
@@ -114,5 +115,7 @@ def markdown(table: dict[str, Any]) -> str:
     lines.append(f"Top-1 test accuracy (%) on {table['dataset']} at the last epoch, mean ± std over n seeds. "
                  "Published values beside it; ✓: inside our 95 % t interval of the figure it is compared with "
                  "(a best-epoch value with our best epoch), ✗: outside it; no mark: no interval yet.")
+    if table["published_note"]:
+        lines.append(f"On {table['dataset']}: {table['published_note']}.")
     lines += [f"[{index}] {text}" for index, text in enumerate(cited, start=1)]
     return "\n".join(lines) + "\n"
