@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 import optuna
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, select
 
 from app.runs.service import new_run, settings_of
@@ -157,6 +157,11 @@ class SearchDriver:
                       trial_params=params)
         try:
             with admission(session, 1, settings_of(session).max_queued):
+                # Under the admission lock: another server's driver may have queued a trial meanwhile, which
+                # this study does not hold; then nothing is added and the study is rebuilt next pass.
+                if session.exec(select(func.count()).select_from(Run).where(Run.search_id == search.id)).one() \
+                        != tracked.trials:
+                    raise QueueFull("the search's trials changed")
                 session.add(run)
         except QueueFull:
             del self.tracked[search.id]  # the study holds a trial no run records: rebuild it next pass

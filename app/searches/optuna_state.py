@@ -78,3 +78,16 @@ def rebuild(search: Search, space: SearchSpace, max_epochs: int, runs: list[Run]
 def trial_of(study: optuna.Study, number: int) -> optuna.Trial:
     """The live handle of a running trial, to report epochs to and ask whether to prune."""
     return optuna.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+
+
+def finished_study(search: Search, space: SearchSpace, runs: list[Run]) -> optuna.Study:
+    """The search's completed trials alone, as the page's charts read them (no pruner to replay)."""
+    study = optuna.create_study(study_name=f"search-{search.id}", direction="maximize",
+                                storage=optuna.storages.InMemoryStorage())
+    distributions = space.distributions()
+    for run in runs:
+        params, value = run.trial_params or {}, objective(run)
+        if run.status == "completed" and value is not None:
+            study.add_trial(create_trial(params=params, distributions={k: distributions[k] for k in params},
+                                         value=value))
+    return study

@@ -215,3 +215,15 @@ def trial_rows(session: Session, runs: list[Run]) -> list[dict[str, Any]]:
                      "active": run.status in ACTIVE_STATUSES, "started_at": iso(run.started_at),
                      "finished_at": iso(run.finished_at)})
     return rows
+
+
+def request_confirmation(session: Session, search_id: int) -> Search:
+    """Ask no more trials; the driver queues the confirmation once no trial is active."""
+    search = get_search(session, search_id)
+    if search.phase != "searching" or search.cancel_requested:
+        raise Conflict(f"search {search_id} is {'cancelling' if search.cancel_requested else search.phase}; "
+                       "only a search still searching can be confirmed early")
+    session.execute(update(Search).where(Search.id == search_id).values(confirm_requested=True))
+    session.commit()
+    session.refresh(search)
+    return search
