@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 import optuna
-from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 from optuna.trial import TrialState
 from optuna.visualization._optimization_history import _get_optimization_history_info_list
 from optuna.visualization._parallel_coordinate import _get_parallel_coordinate_info
@@ -94,6 +93,9 @@ def importance_chart(study: optuna.Study) -> dict[str, Any]:
     if len(_completed(study)) < 2:
         chart["note"] = "Importance needs two completed trials or more."
         return chart
+    # Imported here: fANOVA fits scikit-learn's forests, seconds to import, needed by this chart alone.
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
     try:
         importances = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
     except (RuntimeError, ValueError) as exc:  # e.g. no hyperparameter common to every trial
