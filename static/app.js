@@ -61,8 +61,10 @@
       xaxis: { ...axis, title: { text: spec.xTitle || "" },
                type: heatmap || spec.xCategory ? "category" : spec.xLog ? "log" : undefined, showgrid: !heatmap,
                tickvals: spec.xTicks ? spec.xTicks.values : undefined, ticktext: spec.xTicks ? spec.xTicks.text : undefined,
+               // Room for the first and last axes' names of parallel coordinates, which sit at the plot's edges.
+               range: spec.xTicks ? [-0.3, spec.xTicks.values.length - 0.7] : undefined,
                // Epochs are whole numbers: avoid ticks at 1.5 while a run is young.
-               dtick: spec.type === "line" && spec.xTitle === "Epoch" && maxX(spec) <= 12 ? 1 : undefined },
+               dtick: (spec.type === "line" && spec.xTitle === "Epoch" || spec.xWhole) && maxX(spec) <= 12 ? 1 : undefined },
       yaxis: { ...axis, title: { text: spec.yTitle || "" }, type: heatmap ? "category" : logY ? "log" : "linear",
                showgrid: !heatmap, tickformat: logY || heatmap ? undefined : spec.yFormat },
       legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",

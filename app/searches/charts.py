@@ -42,7 +42,7 @@ def history_chart(study: optuna.Study) -> dict[str, Any]:
         if info.best_values_info is not None:
             series.append({"name": "best so far", "x": info.trial_numbers, "y": info.best_values_info.values,
                            "mode": "lines", "color": PALETTE[1], "shape": "hv"})
-    return {"id": "search-history", "type": "points", "title": "Optimisation history", "xTitle": "Trial",
+    return {"id": "search-history", "type": "points", "title": "Optimisation history", "xTitle": "Trial", "xWhole": True,
             "yTitle": TARGET, "yFormat": ".1%", "series": series}
 
 
