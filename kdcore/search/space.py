@@ -22,6 +22,7 @@ from kdcore.errors import KDError
 from kdcore.registry import METHODS
 
 METHOD_KEY = "method"  # the parameter that chooses among several methods
+DEFAULT_VALIDATION = 0.1  # the split a search holds out when none is given (an explicit 0 is refused)
 GRID_MAX_INTEGERS = 50  # an integer range a grid search enumerates, at most this many values
 
 
@@ -102,8 +103,11 @@ class SearchSpace:
         base = base_config.to_json_dict() if isinstance(base_config, RunConfig) else dict(base_config)
         method = self.method_of(params)
         fixed = base.pop("params", None) or {}
-        kept = fixed if base.get("kind") in (None, method) else {}
-        base.pop("kind", None)
+        if base.pop("kind", None) in (None, method):
+            # Hyperparameters fixed for the whole search: each method takes those it declares.
+            kept = {name: value for name, value in fixed.items() if name in METHODS[method].param_names()}
+        else:
+            kept = {}
         try:
             return RunConfig.model_validate({**base, "kind": method, "params": {**kept, **self.method_params(params)}})
         except ValidationError as error:
