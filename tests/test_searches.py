@@ -98,8 +98,9 @@ def test_a_restarted_driver_continues_the_search(api, app, app_settings, session
     ({"validation": 0}, "validation", "validation accuracy"),
     ({"space": ["kd.temperature=log:0:16"]}, "space", "above 0"),
     ({"space": ["kd.nonsense=1:2"]}, "space", "nonsense"),
-    ({"max_runs": 10}, "max_runs", "up to 16 runs"),
+    ({"max_runs": 10}, "max_runs", "at most 16 runs (8 trials + 8 confirmation runs)"),
     ({"pruner": "median"}, "pruner", "hyperband"),
+    ({"max_hours": 1}, "max_hours", "cannot be estimated"),
 ])
 def test_a_refused_search_says_why_and_stores_nothing(api, session, change, field, words):  # noqa: F811
     response = api.post("/api/searches", json={**search_body(completed_teacher(api, session)), **change})

@@ -13,7 +13,7 @@ from app.searches.service import SEARCH_DEFAULTS
 from kdcore.search.optuna_setup import PRUNERS, SAMPLERS
 
 WHOLE = ("trials", "parallelism", "top_k", "seeds", "seed", "max_runs", "subset", "epochs", "teacher_run_id")
-FRACTIONS = ("validation",)
+FRACTIONS = ("validation", "max_hours")
 TEXT = ("name", "dataset", "sampler", "pruner")
 EXAMPLE_SPACE = "kd.temperature=log:1:16\nkd.distill_weight=0.1:0.9"
 

@@ -22,6 +22,7 @@ from kdcore.errors import KDError
 from kdcore.figures import finite_or_none
 from kdcore.registry import METHODS
 from kdcore.search.confirm import DEFAULT_SEEDS, DEFAULT_TOP_K
+from kdcore.search.cost import Estimate, budget_error, estimate
 from kdcore.search.optuna_setup import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from kdcore.search.space import SearchSpace, parse_space
 from kdcore.studies.study import RECIPE_FIELDS
@@ -29,7 +30,8 @@ from kdcore.studies.study import RECIPE_FIELDS
 # What a search request may name besides its recipe (RunConfig's fields that every trial shares).
 SEARCH_DEFAULTS: dict[str, Any] = {"name": None, "methods": None, "teacher_run_id": None, "space": None,
                                    "trials": 20, "parallelism": 2, "sampler": "tpe", "pruner": "hyperband",
-                                   "top_k": DEFAULT_TOP_K, "seeds": DEFAULT_SEEDS, "seed": 0, "max_runs": None}
+                                   "top_k": DEFAULT_TOP_K, "seeds": DEFAULT_SEEDS, "seed": 0, "max_runs": None,
+                                   "max_hours": None}
 RUN_FIELDS = ("dataset", "subset", "epochs", "architecture", *RECIPE_FIELDS)
 SEARCH_KEYS = frozenset((*SEARCH_DEFAULTS, *RUN_FIELDS))
 # The references a confirmation study trains beside the winners, per seed: the baseline student and plain KD.
@@ -43,7 +45,7 @@ class Plan:
     space: SearchSpace
     base: dict[str, RunConfig]
     num_classes: int
-    runs: int
+    cost: Estimate
 
 
 def _int(payload: dict, name: str, low: int, high: int, errors: list[dict]) -> int:
@@ -54,9 +56,14 @@ def _int(payload: dict, name: str, low: int, high: int, errors: list[dict]) -> i
     return value
 
 
-def estimated_runs(trials: int, top_k: int, seeds: int) -> int:
-    """Runs the search queues at most: every trial, then top_k winners and the references over the seeds."""
-    return trials + (min(top_k, trials) + REFERENCES) * seeds
+def seconds_per_epoch(session: Session, config: RunConfig) -> float | None:
+    """An epoch's time on this installation for the trials' recipe: the mean of the latest epochs of completed
+    runs of the same method, network, data and batch (None until one has finished)."""
+    rows = session.exec(select(Epoch.seconds).join(Run, Run.id == Epoch.run_id)
+                        .where(Run.status == "completed", Run.kind == config.kind, Run.dataset == config.dataset,
+                               Run.architecture == config.architecture)
+                        .order_by(Epoch.id.desc()).limit(20)).all()
+    return sum(rows) / len(rows) if rows else None
 
 
 def validate_search(session: Session, payload: Any) -> tuple[dict, Plan]:
@@ -86,15 +93,13 @@ def validate_search(session: Session, payload: Any) -> tuple[dict, Plan]:
     for name, choices in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
         if request[name] not in choices:
             errors.append(field_error([name], f"{name} must be one of {', '.join(choices)}"))
-    runs = estimated_runs(trials, top_k, seeds)
-    limit = request["max_runs"]
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            errors.append(field_error(["max_runs"], "max_runs must be a whole number of runs, 1 or more"))
-        elif runs > limit:
-            errors.append(field_error(["max_runs"], f"the search would queue up to {runs} runs ({trials} trials, "
-                                      f"then {min(top_k, trials)} configurations and {REFERENCES} references over "
-                                      f"{seeds} seeds), over your limit of {limit}"))
+    limits = {}
+    for name, kinds, what in (("max_runs", int, "a whole number of runs"), ("max_hours", (int, float), "hours")):
+        value = request[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds) or value <= 0):
+            errors.append(field_error([name], f"{name} must be {what}, above 0"))
+        else:
+            limits[name] = value
     teacher, teacher_errors = teacher_run(session, request["teacher_run_id"], True)
     errors += teacher_errors
     base: dict[str, RunConfig] = {}
@@ -127,16 +132,28 @@ def validate_search(session: Session, payload: Any) -> tuple[dict, Plan]:
                 build()
             except KDError as exc:
                 errors.append(field_error([name], str(exc)))
+    cost = None
+    if base:
+        first = next(iter(base.values()))
+        cost = estimate(trials, first.epochs, min(top_k, trials), seeds, first.epochs, REFERENCES,
+                        seconds_per_epoch(session, first))
+        refusal = budget_error(cost, limits.get("max_runs"), limits.get("max_hours"))
+        if not refusal and limits.get("max_hours") is not None and cost.hours is None:
+            refusal = (f"no {first.kind} run on {first.architecture} and {first.dataset} has finished here, so the "
+                       f"search's hours cannot be estimated (it takes {cost.text()}); limit it by max_runs instead")
+        if refusal:
+            over_runs = limits.get("max_runs") is not None and cost.runs > limits["max_runs"]
+            errors.append(field_error(["max_runs" if over_runs else "max_hours"], refusal))
     if errors:
         raise InputError(errors)
-    return request, Plan(space, base, num_classes, runs)
+    return request, Plan(space, base, num_classes, cost)
 
 
 def create_search(session: Session, payload: Any) -> Search:
     """Store a validated search; its driver queues the trials (app.searches.driver)."""
     request, plan = validate_search(session, payload)
     first = next(iter(plan.base.values()))
-    search = Search(name=request["name"], dataset=first.dataset, spec={**request, "estimated_runs": plan.runs},
+    search = Search(name=request["name"], dataset=first.dataset, spec={**request, "estimate": {**plan.cost.to_json_dict(), "text": plan.cost.text()}},
                     teacher_run_id=request["teacher_run_id"], trials=request["trials"],
                     parallelism=request["parallelism"])
     session.add(search)
@@ -147,7 +164,7 @@ def create_search(session: Session, payload: Any) -> Search:
 
 def plan_of(session: Session, search: Search) -> Plan:
     """The stored request validated again (what the driver asks Optuna with)."""
-    stored = {k: v for k, v in search.spec.items() if k != "estimated_runs"}
+    stored = {k: v for k, v in search.spec.items() if k != "estimate"}
     return validate_search(session, stored)[1]
 
 

@@ -43,7 +43,7 @@ def search_summary(search: Search) -> dict[str, Any]:
             "methods": spec.get("methods"), "space": spec.get("space"), "sampler": spec.get("sampler"),
             "pruner": spec.get("pruner"), "trials_budget": search.trials, "parallelism": search.parallelism,
             "top_k": spec.get("top_k"), "seeds": spec.get("seeds"), "teacher_run_id": search.teacher_run_id,
-            "estimated_runs": spec.get("estimated_runs"), "max_runs": spec.get("max_runs"),
+            "estimate": spec.get("estimate"), "max_runs": spec.get("max_runs"), "max_hours": spec.get("max_hours"),
             "confirmation_study_id": search.confirmation_study_id, "cancel_requested": search.cancel_requested,
             "confirm_requested": search.confirm_requested, "error": search.error,
             "created_at": iso(search.created_at), "finished_at": iso(search.finished_at)}
