@@ -81,6 +81,8 @@ def validate_search(session: Session, payload: Any) -> tuple[dict, Plan]:
     for name in methods:
         if name not in METHODS:
             errors.append(field_error(["methods"], f"unknown method {name!r}"))
+    if request["name"] is not None and (not isinstance(request["name"], str) or len(request["name"]) > 200):
+        errors.append(field_error(["name"], "name must be text of at most 200 characters"))
     space_items = request["space"]
     if not isinstance(space_items, list) or not space_items or not all(isinstance(s, str) for s in space_items):
         errors.append(field_error(["space"], "give the space as a list like [\"kd.temperature=log:1:16\"]"))
