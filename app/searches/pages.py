@@ -15,17 +15,13 @@ from app.searches.views import confirmation_results, search_summary, search_view
 from app.store.db import get_session
 from app.store.errors import Conflict, InputError, NotFound
 from app.web.ids import valid_id
-from app.web.rendering import go_to, render
+from app.web.rendering import go_to, not_found, render
 
 SessionDep = Annotated[Session, Depends(get_session)]
 router = APIRouter(include_in_schema=False)
 # The page's live part asks again this often while the search searches or confirms.
 POLL_SECONDS = 3
 LIVE_PHASES = ("searching", "confirming")
-
-
-def _not_found(request: Request, message: str) -> HTMLResponse:
-    return render(request, "error.html", {"title": "Not found", "message": message}, status_code=404)
 
 
 def _search(session: Session, search_id: int):
@@ -53,7 +49,7 @@ def search_page(request: Request, search_id: int, session: SessionDep) -> HTMLRe
     try:
         search = _search(session, search_id)
     except NotFound as exc:
-        return _not_found(request, str(exc))
+        return not_found(request, str(exc))
     return render(request, "search.html", {"title": search.name or f"Search {search.id}", "nav": "studies",
                                            "charts": True, **_context(session, search)})
 
@@ -63,7 +59,7 @@ def search_fragment(request: Request, search_id: int, session: SessionDep) -> HT
     try:
         search = _search(session, search_id)
     except NotFound as exc:
-        return _not_found(request, str(exc))
+        return not_found(request, str(exc))
     return render(request, "_search_live.html", _context(session, search))
 
 
@@ -72,7 +68,7 @@ def _act(request: Request, session: Session, search_id: int, action) -> Response
         search = _search(session, search_id)
         action(session, search.id)
     except NotFound as exc:
-        return _not_found(request, str(exc))
+        return not_found(request, str(exc))
     except Conflict as exc:
         search = service.get_search(session, search_id)
         return render(request, "_search_live.html", _context(session, search, f"Refused: {exc}"))
