@@ -131,3 +131,15 @@ def test_the_search_page_shows_trials_phases_and_charts(api, app, app_settings, 
     page = parse(api.get(f"/searches/{search_id}").text)
     assert page.find(id="confirmation-link") is not None
     assert page.find(id="study-table") is not None, "the confirmation's table and p-values on the search page"
+
+
+def test_trials_pack_where_the_executor_packs(api, app, app_settings, session):  # noqa: F811
+    # Trials differ in hyperparameters only, which a pack's key leaves out: a packing worker takes them together.
+    from app.store.queue import claim_next, claim_pack_mates
+
+    search_id = submit(api, session, trials=4, parallelism=4)
+    driver(app, app_settings).tick()
+    first = claim_next(session, "test:1:cpu")
+    assert first.search_id == search_id
+    mates = claim_pack_mates(session, "test:1:cpu", first, 3)
+    assert sorted(r.trial_number for r in [first, *mates]) == [0, 1, 2, 3]
