@@ -143,3 +143,18 @@ def test_trials_pack_where_the_executor_packs(api, app, app_settings, session): 
     assert first.search_id == search_id
     mates = claim_pack_mates(session, "test:1:cpu", first, 3)
     assert sorted(r.trial_number for r in [first, *mates]) == [0, 1, 2, 3]
+
+
+def test_the_launch_form_starts_a_search_or_names_what_is_wrong(api, session):  # noqa: F811
+    teacher = completed_teacher(api, session)
+    launch = parse(api.get("/launch").text)
+    assert launch.find(id="search-in-teacher").find("option", value=str(teacher)) is not None
+    form = {"methods": "kd", "teacher_run_id": str(teacher), "space": "kd.temperature=log:1:16\nkd.distill_weight=0.1:0.9",
+            "trials": "4", "parallelism": "2", "sampler": "tpe", "pruner": "hyperband", "dataset": "synthetic",
+            "subset": "100", "epochs": "3", "validation": "0", "top_k": "1", "seeds": "2"}
+    refused = api.post("/searches", data=form, headers={"HX-Request": "true"})
+    assert refused.status_code == 422 and "validation" in parse(refused.text).by_id("search-error").text()
+    started = api.post("/searches", data={**form, "validation": "0.2"}, headers={"HX-Request": "true"})
+    assert started.headers["HX-Redirect"] == "/searches/1"
+    listing = parse(api.get("/searches").text)
+    assert listing.find("tr", data_search_id="1") is not None
