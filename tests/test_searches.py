@@ -158,3 +158,17 @@ def test_the_launch_form_starts_a_search_or_names_what_is_wrong(api, session):  
     assert started.headers["HX-Redirect"] == "/searches/1"
     listing = parse(api.get("/searches").text)
     assert listing.find("tr", data_search_id="1") is not None
+
+
+def test_cancelling_a_confirming_search_cancels_its_confirmation(api, app, app_settings, session):  # noqa: F811
+    search_id = submit(api, session, trials=1, parallelism=1)
+    steps = driver(app, app_settings)
+    steps.tick()
+    complete(session, trials(session, search_id)[0], 0.7)
+    steps.tick()
+    study_id = api.get(f"/api/searches/{search_id}").json()["confirmation"]["study_id"]
+    assert api.post(f"/api/searches/{search_id}/cancel").status_code == 200
+    assert api.get(f"/api/studies/{study_id}").json()["status"] == "cancelled"
+    steps.tick()
+    assert api.get(f"/api/searches/{search_id}").json()["phase"] == "cancelled"
+    assert api.post(f"/api/searches/{search_id}/cancel").status_code == 409

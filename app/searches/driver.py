@@ -105,7 +105,7 @@ class SearchDriver:
     def advance(self, session: Session, search: Search) -> None:
         if search.phase == "confirming":
             if confirmation_done(session, search):
-                self._finish(session, search, "completed")
+                self._finish(session, search, "cancelled" if search.cancel_requested else "completed")
             return
         runs = trial_runs(session, search.id)
         tracked = self.tracked.get(search.id)

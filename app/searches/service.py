@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from app.runs.service import iso, settings_of
 from app.runs.validation import teacher_run, validate_run
 from app.store.errors import Conflict, InputError, NotFound, field_error, unknown_fields
+from app.studies import service as studies
 from app.store.models import ACTIVE_STATUSES, Epoch, Run, Search, utcnow
 from kdcore.config import RunConfig
 from kdcore.errors import KDError
@@ -210,6 +211,11 @@ def cancel_search(session: Session, search_id: int) -> Search:
     session.execute(update(Run).where(Run.search_id == search_id, Run.status == "running")
                     .values(cancel_requested=True))
     session.commit()
+    if search.confirmation_study_id is not None:
+        try:
+            studies.cancel_study(session, search.confirmation_study_id)
+        except (Conflict, NotFound):  # finished meanwhile, or deleted
+            pass
     session.refresh(search)
     return search
 
