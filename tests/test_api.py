@@ -388,7 +388,8 @@ def test_openapi_docs(client):
     bodies = {path: op["requestBody"]["content"]["application/json"]["schema"]["title"]
               for path, ops in paths.items() for op in ops.values() if "requestBody" in op}
     assert bodies == {"/api/runs": "RunCreate", "/api/experiments": "ExperimentCreate", "/api/studies": "StudyCreate",
-                      "/api/runs/{run_id}": "AnnotationsPatch", "/api/studies/{study_id}": "AnnotationsPatch"}
+                      "/api/runs/{run_id}": "AnnotationsPatch", "/api/studies/{study_id}": "AnnotationsPatch",
+                      "/api/searches": "SearchCreate"}
 
 
 def test_every_api_operation_documents_what_it_returns(client):
