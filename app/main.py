@@ -30,6 +30,9 @@ from app.leaderboard import pages as leaderboard_pages
 from app.runs import api as runs_api
 from app.runs import events as run_events
 from app.runs import pages as run_pages
+from app.searches import api as searches_api
+from app.searches import pages as search_pages
+from app.searches.driver import SearchDriver
 from app.settings import Settings
 from app.store.db import init_db
 from app.store.errors import InputError, ServiceError, bounded, field_error
@@ -77,8 +80,8 @@ async def _on_storage_error(request: Request, exc: Exception):
 
 
 # The dashboard's HTML routes, feature by feature.
-PAGE_ROUTERS = (run_events.router, study_pages.router, leaderboard_pages.router, launch_pages.router,
-                run_pages.router, compare_pages.router, benchmark_pages.router, latency_pages.router)
+PAGE_ROUTERS = (run_events.router, study_pages.router, search_pages.router, leaderboard_pages.router,
+                launch_pages.router, run_pages.router, compare_pages.router, benchmark_pages.router, latency_pages.router)
 
 
 def page_router() -> APIRouter:
@@ -105,9 +108,13 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
         threading.Thread(target=catalog, args=(10,), name="architecture-catalog", daemon=True).start()
         if worker_pool is not None:
             worker_pool.start()
+        # Searches go on in every server, whoever trains their trials (app.searches.driver).
+        driver = SearchDriver(app.state.engine, settings, settings.poll_s)
+        driver.start()
         try:
             yield
         finally:
+            driver.stop()
             if worker_pool is not None:
                 worker_pool.stop()
 
@@ -139,11 +146,11 @@ def create_app(settings: Settings | None = None, *, worker_pool=None) -> FastAPI
     # In this order, /openapi.json lists the paths as it always has: reads, then writes. Every API route
     # declares the Bearer scheme (the writes' routers carry it already), so that /docs sends the token.
     reads = (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog, studies_api.router,
-             teachers_api.router, benchmarks_api.router, latency_api.router)
+             teachers_api.router, benchmarks_api.router, latency_api.router, searches_api.router)
     for router in (runs_api.router, experiments_api.router, leaderboard_api.router, runs_api.catalog,
                    runs_api.writes, experiments_api.writes, studies_api.router, studies_api.writes,
                    teachers_api.router, teachers_api.writes, benchmarks_api.router, benchmarks_api.writes,
-                   latency_api.router, latency_api.writes):
+                   latency_api.router, latency_api.writes, searches_api.router, searches_api.writes):
         app.include_router(router, dependencies=[Depends(auth.require_token)] if router in reads else None)
     app.include_router(page_router())
     app.include_router(api_docs.router)

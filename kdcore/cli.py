@@ -1,4 +1,4 @@
-"""The ``kd`` command: ``kd train``, ``kd experiment``, ``kd sweep``, those of kdcore.commands (import-teacher),
+"""The ``kd`` command: ``kd train``, ``kd experiment``, ``kd sweep``, those of kdcore.commands (import-teacher, search),
 plus commands other packages register under the ``kdcore.commands`` entry-point group (the dashboard adds serve,
 worker)."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from kdcore.commands import import_teacher
+from kdcore.commands import import_teacher, search
 from kdcore.config import RunConfig
 from kdcore.deploy.command import register as register_export
 from kdcore.errors import KDError
@@ -355,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_parser.set_defaults(func=_cmd_sweep)
     import_teacher.register(commands)
     register_export(commands)
+    search.register(commands, _add_hyperparameters, _overrides, _add_pack_option)
 
     _add_benchmark_parser(commands)
     for plugin in entry_points(group="kdcore.commands"):

@@ -63,14 +63,19 @@
       title: spec.title ? { text: spec.title, x: 0, xanchor: "left", y: 1, yref: "container", yanchor: "top",
                             pad: { t: 6 }, font: { size: 13 } } : undefined,
       xaxis: { ...axis, title: { text: (spec.pareto ? spec.axes[costAxis(spec)].title : spec.xTitle) || "" },
-               type: heatmap ? "category" : spec.xLog ? "log" : undefined, showgrid: !heatmap,
+               type: heatmap || spec.xCategory ? "category" : spec.xLog ? "log" : undefined, showgrid: !heatmap,
+               tickvals: spec.xTicks ? spec.xTicks.values : undefined, ticktext: spec.xTicks ? spec.xTicks.text : undefined,
+               // Room for the first and last axes' names of parallel coordinates, which sit at the plot's edges.
+               range: spec.xTicks ? [-0.3, spec.xTicks.values.length - 0.7] : undefined,
                // Epochs are whole numbers: avoid ticks at 1.5 while a run is young.
-               dtick: spec.type === "line" && spec.xTitle === "Epoch" && maxX(spec) <= 12 ? 1 : undefined },
+               dtick: (spec.type === "line" && spec.xTitle === "Epoch" || spec.xWhole) && maxX(spec) <= 12 ? 1 : undefined },
       yaxis: { ...axis, title: { text: spec.yTitle || "" }, type: heatmap ? "category" : logY ? "log" : "linear",
                showgrid: !heatmap, tickformat: logY || heatmap ? undefined : spec.yFormat },
       legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",
                 font: { size: narrow ? 10 : 12 } },
       hovermode: spec.type === "line" ? "x unified" : "closest",
+      // A search's parallel coordinates: their y is each axis's own 0..1, not a figure to read off.
+      ...(spec.xTicks ? { yaxis: { ...axis, title: { text: spec.yTitle || "" }, showticklabels: false, range: [-0.05, 1.05] } } : {}),
       hoverlabel: { bgcolor: cssVar("--panel"), bordercolor: grid, font: { color: cssVar("--fg") } },
       showlegend: legend,
       bargap: 0.35,
@@ -94,6 +99,12 @@
                              line: { width: ring.map((on) => (on ? 2.5 : 1)),
                                      color: ring.map((on) => (on ? cssVar("--fg") : cssVar("--panel"))) } },
                    hovertemplate: `%{text}<br>%{x:.3s} ${spec.axes[axis].unit}<br>${hover}<extra>${s.name}</extra>` });
+      } else if (spec.type === "points") {
+        // A search's charts (app.searches.charts): markers and lines as each series asks, hover text per point.
+        out.push({ type: "scatter", mode: s.mode || "markers", name: s.name, x: s.x, y: s.y, text: s.text,
+                   line: { color, width: s.mode === "lines" ? 2 : 1.2, shape: s.shape || "linear" },
+                   marker: { color, size: s.mode === "lines+markers" ? 5 : 8 },
+                   hovertemplate: `${s.text ? "%{text}<br>" : ""}${s.mode === "lines+markers" ? "" : hover}<extra>${s.name}</extra>` });
       } else if (spec.type === "scatter") {
         out.push({ type: "scatter", mode: "markers", name: s.name, x: s.x, y: s.y, text: s.text, customdata: s.links,
                    marker: { color, size: 10, line: { width: 1, color: cssVar("--panel") } },

@@ -397,7 +397,8 @@ def test_openapi_docs(client):
                       "/api/studies/{study_id}": (json_body, "AnnotationsPatch"),
                       "/api/benchmarks": (json_body, "BenchmarkSpec"), "/api/benchmarks/cost": (json_body, "BenchmarkSpec"),
                       "/api/latency": (json_body, "LatencyCreate"),
-                      "/api/teachers/import": ("multipart/form-data", "TeacherImport")}
+                      "/api/teachers/import": ("multipart/form-data", "TeacherImport"),
+                      "/api/searches": (json_body, "SearchCreate")}
 
 
 def test_every_api_operation_documents_what_it_returns(client):

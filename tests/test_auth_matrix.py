@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
-from page_fixtures import STUDENT_KIND, add_run, make_settings, session_of
+from page_fixtures import STUDENT_KIND, TEACHER_KIND, add_run, make_settings, session_of
 from sqlmodel import select
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
@@ -63,6 +63,11 @@ PRIVATE = {
     "GET /api/benchmarks/{benchmark_id}": "api", "GET /api/benchmarks/{benchmark_id}/table.md": "api",
     "GET /benchmarks/{benchmark_id}": "page", "POST /launch/benchmark": "page", "GET /fragments/benchmark-cost": "page",
     "GET /api/latency": "api", "POST /api/latency": "api", "GET /networks": "page", "POST /networks/latency": "page",
+    "POST /api/searches": "api", "GET /api/searches": "api", "GET /api/searches/{search_id}": "api",
+    "POST /api/searches/{search_id}/confirm": "api", "POST /api/searches/{search_id}/cancel": "api",
+    "GET /searches": "page", "GET /searches/{search_id}": "page", "GET /fragments/searches/{search_id}": "page",
+    "POST /searches/{search_id}/confirm": "page", "POST /searches/{search_id}/cancel": "page",
+    "POST /searches": "page",
 }
 NEED_A_FILE = ("GET /api/runs/{run_id}/checkpoint", "GET /api/runs/{run_id}/export", "GET /api/runs/{run_id}/export/card")
 STATIC_FILES = {"/static/{path}": "app.css", "/static/api-docs/{path}": "swagger-ui.css"}
@@ -95,14 +100,20 @@ def ids(client) -> dict[str, str]:
     with session_of(client) as db:
         run = add_run(db, STUDENT_KIND)
         run_id, key = run.id, run.group_key
+        teacher_id = add_run(db, TEACHER_KIND).id
+    search = client.post("/api/searches", headers=BEARER, json={
+        "methods": ["kd"], "teacher_run_id": teacher_id, "space": ["kd.temperature=1:4"], "trials": 1,
+        "dataset": "synthetic", "subset": 100, "epochs": 1, "validation": 0.2, "device": "cpu"})
     study = client.post("/api/studies", headers=BEARER, json={
         "dataset": "synthetic", "subset": 100, "methods": [STUDENT_KIND], "seeds": [1], "epochs": 1, "device": "cpu"})
     experiment = client.post("/api/experiments", headers=BEARER, json={"dataset": "synthetic", "subset": 100})
     benchmark = client.post("/api/benchmarks", headers=BEARER, json={
         "pairs": ["resnet56:resnet20"], "methods": ["kd"], "seeds": [1], "epochs": 1, "dataset": "synthetic100"})
     assert study.status_code == 201 and experiment.status_code == 201 and benchmark.status_code == 201
+    assert search.status_code == 201, search.text
     return {"run_id": str(run_id), "study_id": str(study.json()["id"]),
-            "experiment_id": str(experiment.json()["id"]), "key": key, "benchmark_id": str(benchmark.json()["id"])}
+            "experiment_id": str(experiment.json()["id"]), "key": key, "benchmark_id": str(benchmark.json()["id"]),
+            "search_id": str(search.json()["id"])}
 
 
 def concrete(route: str, ids: dict[str, str]) -> tuple[str, str]:
@@ -182,7 +193,8 @@ def test_public_read_opens_reads_and_only_reads(tmp_path):
     app = create_app(replace(make_settings(tmp_path), api_token=TOKEN, public_read=True))
     with TestClient(app) as client:
         run_ids = {"run_id": str(add_run(session_of(client), STUDENT_KIND).id)}
-        ids = {**run_ids, "study_id": "987654", "experiment_id": "987654", "key": "k", "benchmark_id": "987654"}
+        ids = {**run_ids, "study_id": "987654", "experiment_id": "987654", "key": "k", "benchmark_id": "987654",
+               "search_id": "987654"}
         for route, kind in PRIVATE.items():
             method, path = concrete(route, ids)
             response = client.request(method, path, follow_redirects=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import case, delete, update
 from sqlmodel import Session, select
 
 from app.executors.checksums import current_sha256
@@ -156,8 +156,14 @@ def record_progress(session: Session, run_id: int, worker: str, progress: dict |
 
 def finish_run(session: Session, run_id: int, worker: str, status: str, *, error: str | None = None,
                result: dict | None = None, checkpoint: str | None = None) -> bool:
-    """End the run held by ``worker`` as completed, failed or cancelled. Returns whether it was still held."""
+    """End the run held by ``worker`` as completed, failed or cancelled. Returns whether it was still held.
+
+    A run stopped because its search's pruner asked (Run.prune_requested) ends ``pruned`` rather than
+    ``cancelled``: every executor stops it as it stops a cancelled run, and this one write says why."""
     values: dict[str, Any] = dict(status=status, finished_at=utcnow(), error=error, resume=False)
+    if status == "cancelled":
+        values["status"] = case((Run.prune_requested.is_(True), "pruned"), else_="cancelled")
+        values["error"] = case((Run.prune_requested.is_(True), None), else_=error)
     if checkpoint:
         values["checkpoint"] = checkpoint
     if result is not None:

@@ -17,6 +17,7 @@ from app.launch.timings import measured_runs, worker_device
 from app.runs import form as forms
 from app.runs import service as services
 from app.store.errors import InputError, QueueFull
+from app.searches import form as search_forms
 from app.studies import form as study_form
 from app.studies import service as studies
 from app.teachers import form as import_forms
@@ -51,6 +52,7 @@ def _launch_context(request: Request, session: Session, values: dict[str, str], 
                                error=teacher_import[2]),
         "study": dict(study_form.study_form(study_values, study_errors, datasets, teachers,
                                             request.app.state.settings.max_study_runs), error=study_error),
+        "search": search_forms.search_form(session),
         "estimates": {name: _expected(estimator, plan) for name, plan in _plans(
             request, session, datasets, estimator, run_values, exp_values,
             study_values or study_form.defaults(datasets)).items()}

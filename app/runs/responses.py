@@ -57,6 +57,8 @@ class RunOut(BestEpochOut):
     teacher_run_id: int | None
     experiment_id: int | None
     study_id: int | None
+    search_id: int | None = Field(None, description="The search (app.searches) this run is a trial of")
+    trial_number: int | None = Field(None, description="Its Optuna trial number within that search")
     num_classes: int | None
     created_at: Timestamp
     started_at: Timestamp | None

@@ -229,7 +229,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "dataset": run.dataset or run.config.get("dataset"),
         "architecture": run.architecture or run.config.get("architecture"), "config": run.config,
         "teacher_run_id": run.teacher_run_id, "experiment_id": run.experiment_id, "study_id": run.study_id,
-        "num_classes": run.num_classes,
+        "search_id": run.search_id, "trial_number": run.trial_number, "num_classes": run.num_classes,
         "created_at": iso(run.created_at), "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
         "worker": run.worker, "heartbeat_at": iso(run.heartbeat_at), "cancel_requested": run.cancel_requested,
         "resume": run.resume, "error": run.error,

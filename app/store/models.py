@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+# pruned: a search's trial its pruner stopped early (app.searches); it keeps the epochs it reached.
+STATUSES = ("queued", "running", "completed", "failed", "cancelled", "pruned")
 ACTIVE_STATUSES = ("queued", "running")
-FINISHED_STATUSES = ("completed", "failed", "cancelled")
+FINISHED_STATUSES = ("completed", "failed", "cancelled", "pruned")
 # Ids must fit a signed 64-bit column; larger numbers from clients are rejected before any query.
 MAX_ID = 2**63 - 1
 # 64-bit ids (PostgreSQL's INTEGER has 32). SQLite keeps INTEGER: only an INTEGER PRIMARY KEY is the
@@ -100,6 +101,33 @@ class Study(SQLModel, table=True):
     benchmark_id: int | None = Field(default=None, index=True, sa_type=ID)
 
 
+class Search(SQLModel, table=True):
+    """A hyperparameter search (app.searches): Optuna asks for trials, each an ordinary run of the queue; then
+    its best configurations are confirmed over seeds by a study. Optuna's state is rebuilt from the trials' runs."""
+
+    __tablename__ = "searches"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    name: str | None = None
+    dataset: str
+    # The request as validated (app.searches.service), kept so the search can be shown, continued and repeated.
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    teacher_run_id: int | None = Field(default=None, sa_type=ID)
+    trials: int = 0
+    parallelism: int = 1
+    # searching -> confirming -> completed; or cancelled. The driver (app.searches.driver) moves it on.
+    phase: str = Field(default="searching", index=True)
+    confirmation_study_id: int | None = Field(default=None, sa_type=ID)
+    # Confirm now (the page's button): no more trials are asked; the confirmation starts once none is active.
+    confirm_requested: bool = False
+    cancel_requested: bool = False
+    # Why the search could not go on (e.g. its confirmation study was refused); NULL while all is well.
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    finished_at: datetime | None = None
+
+
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
     # Covers the grouped leaderboard's GROUP BY over completed runs without reading the rows.
@@ -137,6 +165,14 @@ class Run(SQLModel, table=True):
     baseline_key: str | None = Field(default=None, index=True)
     seed: int | None = Field(default=None, sa_type=ID)
     num_classes: int | None = None
+    # A search's trial (app.searches): its search and Optuna's trial number; no foreign key, as for teachers.
+    search_id: int | None = Field(default=None, index=True, sa_type=ID)
+    trial_number: int | None = None
+    # The values Optuna asked this trial to try, by "method.param" (kdcore.search.space), so that the search's
+    # Optuna state can be rebuilt from the runs after a restart.
+    trial_params: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The search's pruner stopped it: the run ends ``pruned`` rather than ``cancelled`` (app.executors.records).
+    prune_requested: bool = False
 
     created_at: datetime = Field(default_factory=utcnow, index=True)
     started_at: datetime | None = None

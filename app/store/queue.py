@@ -203,7 +203,9 @@ def lost_runs(session: Session, stale_after_s: float, now: datetime | None = Non
 
 
 def lost_ending(run: Run, now: datetime) -> dict:
-    """How a lost run ends by default: ``cancelled`` if a cancel was asked, else ``failed`` with "worker lost"."""
+    """How a lost run ends by default: ``pruned`` if its search pruned it, ``cancelled`` if a cancel was asked, else ``failed`` with "worker lost"."""
+    if run.prune_requested:
+        return dict(status="pruned", finished_at=now)
     if run.cancel_requested:
         return dict(status="cancelled", finished_at=now, error="cancelled by user (worker lost)")
     return dict(status="failed", finished_at=now, error=f"{LOST_REASON} ({run.worker})")

@@ -49,7 +49,9 @@ def settle_left_runs(session: Session, runs_dir: Path) -> dict[int, str]:
     for run in left:
         place = where(run.worker)
         checkpoint = runs_dir / str(run.id) / CHECKPOINT
-        if run.cancel_requested:
+        if run.prune_requested:  # its search's pruner had stopped it
+            status, values = "pruned", {}
+        elif run.cancel_requested:
             status, values = "cancelled", dict(error="cancelled by user (server restarted)")
         elif checkpoint.is_file():
             status, values = "queued", dict(worker=None, started_at=None, heartbeat_at=None, resume=True,
