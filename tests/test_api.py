@@ -436,6 +436,7 @@ def test_schema_upgrade_adds_columns_and_keeps_rows(app_settings, tmp_path):
         connection.execute("DROP INDEX ix_runs_kind_group_seed_status_accuracy")
         connection.execute("DROP INDEX ix_runs_study_status")
         connection.execute("ALTER TABLE runs DROP COLUMN status")
+        connection.execute("ALTER TABLE runs DROP COLUMN prune_requested")  # a search's column, newer than the rest
         connection.execute("INSERT INTO runs (kind, config, created_at, cancel_requested, resume) "
                            "VALUES ('student', '{\"kind\": \"student\", \"dataset\": \"synthetic\"}', "
                            "'2024-01-01 00:00:00', 0, 0)")
@@ -446,7 +447,7 @@ def test_schema_upgrade_adds_columns_and_keeps_rows(app_settings, tmp_path):
         columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
         indexes = {row[1] for row in connection.execute("PRAGMA index_list(runs)")}
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {"eta_seconds", "status"} <= columns and "ix_runs_status" in indexes
+    assert {"eta_seconds", "status", "prune_requested"} <= columns and "ix_runs_status" in indexes
 
 
 def test_the_web_process_does_not_import_torch(tmp_path):
