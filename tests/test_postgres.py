@@ -88,6 +88,7 @@ def test_schema_upgrade_adds_columns_and_keeps_rows(app_settings):
         connection.execute(text("ALTER TABLE runs DROP COLUMN eta_seconds"))
         connection.execute(text("DROP INDEX ix_runs_status"))
         connection.execute(text("ALTER TABLE runs DROP COLUMN status"))
+        connection.execute(text("ALTER TABLE runs DROP COLUMN prune_requested"))  # a search's column, newer than the rest
         connection.execute(text("INSERT INTO runs (kind, config, created_at, cancel_requested, resume) VALUES "
                                 "('student', '{\"kind\": \"student\", \"dataset\": \"synthetic\"}', "
                                 "'2024-01-01 00:00:00+00', false, false)"))
@@ -97,7 +98,7 @@ def test_schema_upgrade_adds_columns_and_keeps_rows(app_settings):
         assert run["created_at"] == "2024-01-01T00:00:00.000Z"
     inspector = inspect(engine)
     columns = {column["name"]: column for column in inspector.get_columns("runs")}
-    assert {"eta_seconds", "status"} <= set(columns)
+    assert {"eta_seconds", "status", "prune_requested"} <= set(columns)
     assert "ix_runs_status" in {index["name"] for index in inspector.get_indexes("runs")}
     assert str(columns["id"]["type"]) == "BIGINT" and str(columns["created_at"]["type"]) == "TIMESTAMP"
     assert columns["created_at"]["type"].timezone
