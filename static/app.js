@@ -69,8 +69,9 @@
                range: spec.xTicks ? [-0.3, spec.xTicks.values.length - 0.7] : undefined,
                // Epochs are whole numbers: avoid ticks at 1.5 while a run is young.
                dtick: (spec.type === "line" && spec.xTitle === "Epoch" || spec.xWhole) && maxX(spec) <= 12 ? 1 : undefined },
+      // An accuracy (yAccuracy) is never negative: with every point equal, autorange would reach below 0 %.
       yaxis: { ...axis, title: { text: spec.yTitle || "" }, type: heatmap ? "category" : logY ? "log" : "linear",
-               showgrid: !heatmap, tickformat: logY || heatmap ? undefined : spec.yFormat },
+               rangemode: spec.yAccuracy ? "nonnegative" : undefined, showgrid: !heatmap, tickformat: logY || heatmap ? undefined : spec.yFormat },
       legend: { orientation: "h", x: 0, y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",
                 font: { size: narrow ? 10 : 12 } },
       hovermode: spec.type === "line" ? "x unified" : "closest",

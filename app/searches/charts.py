@@ -43,7 +43,7 @@ def history_chart(study: optuna.Study) -> dict[str, Any]:
             series.append({"name": "best so far", "x": info.trial_numbers, "y": info.best_values_info.values,
                            "mode": "lines", "color": PALETTE[1], "shape": "hv"})
     return {"id": "search-history", "type": "points", "title": "Optimisation history", "xTitle": "Trial", "xWhole": True,
-            "yTitle": TARGET, "yFormat": ".1%", "series": series}
+            "yTitle": TARGET, "yFormat": ".1%", "yAccuracy": True, "series": series}
 
 
 def _spread(dimension) -> list[float]:
@@ -115,7 +115,7 @@ def slice_charts(study: optuna.Study) -> list[dict[str, Any]]:
     for index, sub in enumerate(_get_slice_plot_info(study, None, None, TARGET).subplots):
         charts.append({"id": f"search-slice-{index}", "type": "points", "title": f"Slice: {sub.param_name}",
                        "xTitle": sub.param_name, "xLog": sub.is_log, "xCategory": not sub.is_numerical,
-                       "yTitle": TARGET, "yFormat": ".1%", "legend": False,
+                       "yTitle": TARGET, "yFormat": ".1%", "yAccuracy": True, "legend": False,
                        "series": [{"name": sub.param_name, "x": [x if sub.is_numerical else str(x) for x in sub.x],
                                    "y": sub.y, "mode": "markers", "color": PALETTE[2],
                                    "text": [f"trial {n}" for n in sub.trial_numbers]}]})
