@@ -75,6 +75,9 @@ def test_the_pareto_view_draws_its_front_switches_axis_and_follows_the_filters(n
         page.click("#apply-filters")
         page.wait_for_function("() => document.querySelectorAll('#groups-table tr.group-row').length === 3")
         assert page.locator("#groups-table tr.group-row").first.get_attribute("data-group") == kd_key
+        # The page's script restores the chosen axis once the refreshed board is in: wait for it, not for the rows.
+        page.wait_for_function("() => document.querySelector('#pareto-axis').value === 'latency' && "
+                               f"({DRAWN_POINTS})('scatter').reduce((a, b) => a + b, 0) === 2 && ({RINGED})('scatter') === 1")
         assert page.input_value("#pareto-axis") == "latency" and drawn(page) == (2, 1)
         choose_axis(page, "parameters", (3, 2))
         assert "max_flops=100000000" in page.url
