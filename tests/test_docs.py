@@ -12,9 +12,9 @@ oversight. A page's tested blocks run in document order in one fresh directory (
 earlier ones wrote), with KD_DATA_DIR, KD_RUNS_DIR and KD_DB_URL inside it and this environment's `kd`,
 `python` and `curl` first on PATH; ```bash blocks run under `bash -e`, ```python blocks as scripts.
 
-- `server`: the page's own `kd serve` (started at the first block that asks, with one CPU worker, and stopped
-  after the page) answers where the block says localhost:8000 or 127.0.0.1:8000; `curl` runs with
-  `-sS --fail-with-body`, so an HTTP error fails the block.
+- `server`: the page's own `kd serve` answers where the block says localhost:8000 or 127.0.0.1:8000 (started at
+  the first block that asks, stopped after the page; with one CPU worker when a block of the page waits, else
+  queued runs stay queued); `curl` runs with `-sS --fail-with-body`, so an HTTP error fails the block.
 - `wait`: after the block, wait until the server has nothing queued or running and no search searching.
 - `fails`: the block must exit non-zero (a page that shows an error).
 - The dataset names `cifar10` and `cifar100` are rewritten to `synthetic` and `synthetic100` where they name
@@ -125,8 +125,8 @@ def on_generated_data(text: str) -> str:
 class Sandbox:
     """One page's directory, environment and (when a block asks) server."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, *, worker: bool = False):
+        self.root, self.worker = root, worker
         self.server: LiveServer | None = None
         bin_dir = str(Path(sys.executable).parent)
         self.env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -137,7 +137,7 @@ class Sandbox:
 
     def address(self) -> str:
         if self.server is None:
-            self.server = LiveServer(self.root, worker=True)
+            self.server = LiveServer(self.root, worker=self.worker)
         return f"127.0.0.1:{self.server.port}"
 
     def run(self, block: Block) -> subprocess.CompletedProcess:
@@ -184,7 +184,8 @@ def test_every_shell_block_is_marked_and_every_mark_is_well_formed():
 @pytest.mark.parametrize("page", _tested_pages(), ids=lambda page: page.stem)
 def test_the_page_s_tested_commands_run(page, tmp_path):
     blocks, _ = read_blocks(page)
-    sandbox = Sandbox(tmp_path)
+    # A worker only where a page waits for its runs: a queued run is answer enough for the others.
+    sandbox = Sandbox(tmp_path, worker=any(block.options.get("wait") for block in blocks))
     try:
         for block in blocks:
             try:
