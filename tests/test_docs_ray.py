@@ -1,5 +1,6 @@
-"""docs/ray.md, followed word for word: its marked blocks (``<!-- ray-test: ROLE -->`` before the fence) run
-in the page's order, one machine standing in for the head and a node.
+"""docs/ray.md, followed word for word: its marked blocks (``<!-- untested: … (ray-test: ROLE) -->`` before the
+fence: the generic harness leaves them to this test) run in the page's order, one machine standing in for the
+head and a node.
 
 The generic harness (tests/test_docs.py) cannot hold a Ray head and a server running from one block to the
 next, so this test does. It changes only what a shared test machine needs (the page says so): a home per
@@ -35,7 +36,8 @@ from tests.live_server import _free_port  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "ray.md"
 BIN = Path(sys.executable).parent
-BLOCK = re.compile(r"<!-- ray-test: (\w+) -->\n```bash\n(.*?)\n```", re.S)
+# The generic harness's mark for a block it does not run, naming this test and the block's role.
+BLOCK = re.compile(r"<!-- untested: [^\n]*?\(ray-test: (\w+)\) -->\n```bash\n(.*?)\n```", re.S)
 TOKEN_PLACEHOLDER = "TOKEN_FROM_THE_HEAD"
 # Every block runs as bash -e; curl fails on an HTTP error, as in the generic harness.
 PRELUDE = 'set -e\ncurl() { command curl -sS --fail-with-body "$@"; }\n'
