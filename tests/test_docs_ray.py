@@ -32,6 +32,8 @@ import pytest
 pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
 
 from tests.live_server import _free_port  # noqa: E402
+# Every block runs as the generic harness runs one: bash -e, pipefail, and curl failing on an HTTP error.
+from tests.test_docs import PRELUDE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "ray.md"
@@ -39,8 +41,6 @@ BIN = Path(sys.executable).parent
 # The generic harness's mark for a block it does not run, naming this test and the block's role.
 BLOCK = re.compile(r"<!-- untested: [^\n]*?\(ray-test: (\w+)\) -->\n```bash\n(.*?)\n```", re.S)
 TOKEN_PLACEHOLDER = "TOKEN_FROM_THE_HEAD"
-# Every block runs as bash -e; curl fails on an HTTP error, as in the generic harness.
-PRELUDE = 'set -e\ncurl() { command curl -sS --fail-with-body "$@"; }\n'
 ENDED = ("completed", "failed", "cancelled")
 
 
