@@ -5,6 +5,7 @@ A block is marked by an HTML comment on the line before its fence, invisible on 
 
     <!-- tested -->                 run it; it must succeed
     <!-- tested: server wait -->    options: server, wait, fails, timeout=N
+    <!-- tested-by: tests/x.py ...-->  run by a test of its own (docs/ray.md's blocks, by tests/test_docs_ray.py)
     <!-- untested: why -->          a shell block that cannot run here (pip install, docker, kd serve, ...)
 
 Every ```bash/```sh/```console block carries one or the other, so a command is never shown untested by
@@ -39,7 +40,7 @@ from tests.live_server import LiveServer
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted([ROOT / "README.md", *DOCS.glob("*.md")])
-MARK = re.compile(r"^<!--\s*(tested|untested)(?::\s*(.*?))?\s*-->\s*$")
+MARK = re.compile(r"^<!--\s*(tested|untested|tested-by)(?::\s*(.*?))?\s*-->\s*$")
 FENCE = re.compile(r"^(`{3,})\s*([\w+-]*)")
 SHELL = {"bash", "sh", "shell", "console"}
 RUNNABLE = {"bash", "sh", "shell", "python"}
@@ -98,6 +99,10 @@ def read_blocks(path: Path) -> tuple[list[Block], list[str]]:
                     problems.append(f"{name}:{index + 1}: {error}")
                     options = {}
                 blocks.append(Block(name, index + 2, language, text, options))
+            elif mark.group(1) == "tested-by":
+                test_file = (mark.group(2) or "").split(",")[0].split()[:1]
+                if not test_file or not (ROOT / test_file[0]).is_file():
+                    problems.append(f"{name}:{index + 1}: <!-- tested-by: FILE --> names no test file of the repository")
             elif not (mark.group(2) or "").strip():
                 problems.append(f"{name}:{index + 1}: an untested block says why not")
             index = end + 1

@@ -1,4 +1,4 @@
-"""docs/ray.md, followed word for word: its marked blocks (``<!-- untested: … (ray-test: ROLE) -->`` before the
+"""docs/ray.md, followed word for word: its marked blocks (``<!-- tested-by: tests/test_docs_ray.py … (ray-test: ROLE) -->`` before the
 fence: the generic harness leaves them to this test) run in the page's order, one machine standing in for the
 head and a node.
 
@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "ray.md"
 BIN = Path(sys.executable).parent
 # The generic harness's mark for a block it does not run, naming this test and the block's role.
-BLOCK = re.compile(r"<!-- untested: [^\n]*?\(ray-test: (\w+)\) -->\n```bash\n(.*?)\n```", re.S)
+BLOCK = re.compile(r"<!-- tested-by: tests/test_docs_ray.py[^\n]*?\(ray-test: (\w+)\) -->\n```bash\n(.*?)\n```", re.S)
 TOKEN_PLACEHOLDER = "TOKEN_FROM_THE_HEAD"
 ENDED = ("completed", "failed", "cancelled")
 
