@@ -239,3 +239,28 @@ def test_the_site_builds_strictly(tmp_path):
                             env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def _slug(heading: str) -> str:
+    """The anchor Python-Markdown's toc extension gives a heading (mkdocs' default slugify)."""
+    text = re.sub(r"[`*_]", "", heading).strip().lower()
+    text = re.sub(r"[^\w\s-]", "", text)
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def test_the_readme_s_links_into_the_repository_reach_a_file_and_heading():
+    # mkdocs --strict checks the site's links; the README is read on GitHub, outside the site.
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(((?!https?:|#)[^)\s]+)\)", readme) + re.findall(r'srcset="([^"]+)"|src="([^"]+)"', readme)
+    missing = []
+    for target in targets:
+        target = next((t for t in target if t), "") if isinstance(target, tuple) else target
+        path, _, anchor = target.partition("#")
+        file = ROOT / path
+        if not file.is_file():
+            missing.append(target)
+        elif anchor:
+            headings = re.findall(r"^#{1,6} (.+)$", file.read_text(), re.M)
+            if anchor not in {_slug(h) for h in headings}:
+                missing.append(target)
+    assert targets and not missing, missing
