@@ -13,7 +13,7 @@ import pytest
 from browser_support import LAPTOP, LiveServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-ON_GENERATED_DATA = {"Dataset": {"cifar10": "synthetic"}, "Subset (images)": {"1000": "200"}}
+ON_GENERATED_DATA = {"Dataset": {"cifar10": "synthetic"}, "Subset (images)": {"2000": "200"}}
 
 
 def tour() -> dict:
