@@ -47,10 +47,10 @@ SCALES = {"desk": 1, "phone": 2}
 SCHEMES = ("light", "dark")
 
 # What the server trains, on the generated data (no download). The teacher: the tutorial's recipe on the
-# whole training split (2,000 images) for 2 epochs. The students: 400 of those images for 5 epochs, at batch
+# whole training split (2,000 images) for 3 epochs. The students: 400 of those images for 5 epochs, at batch
 # 16 and lr 2e-3, since these networks sit at chance for a few dozen steps before they learn. One recipe
 # for every student, so the pages compare like with like.
-TEACHER = {"kind": "teacher", "dataset": "synthetic", "epochs": 2, "device": "cpu"}
+TEACHER = {"kind": "teacher", "dataset": "synthetic", "epochs": 3, "device": "cpu"}
 RECIPE = {"dataset": "synthetic", "subset": 400, "epochs": 5, "batch_size": 16, "lr": 0.002, "device": "cpu"}
 STUDY = {**RECIPE, "name": "Soft targets vs the student alone", "methods": ["student", "kd"], "seeds": [1, 2, 3],
          "grid": {"kd.temperature": [1, 4]}}
@@ -72,43 +72,56 @@ class View:
     prepare: str | None = None  # a name in PREPARE: what to do on the page before the shot
 
 
-# One entry per shot family; each is taken in both colour schemes. Names are the images' file stems.
-VIEWS: dict[str, tuple[str, View]] = {
-    "leaderboard": ("desk", View("/", ("study",), until="#configurations")),
-    "leaderboard-phone": ("phone", View("/", ("study",), element="#configurations")),
-    "study": ("desk", View("/studies/{study}", ("study",), until="#study-sweeps")),
-    "study-curves": ("desk", View("/studies/{study}", ("study",), element="#study-curves")),
-    "study-phone": ("phone", View("/studies/{study}", ("study",), element="#study-table-card")),
-    "run": ("desk", View("/runs/{run}", ("study",), until="#run-live")),
-    "compare": ("desk", View("/compare?study={study}", ("study",), max_height=1500)),
-    "launch": ("desk", View("/launch", ("study",), until="#launch-form", prepare="kd")),
-    "launch-study": ("desk", View("/launch", ("study",), element="#study-form", prepare="study_form")),
-    "networks": ("desk", View("/networks", ("latency",))),
-    "search": ("desk", View("/searches/{search}", ("study", "search"), until="#search-confirmation")),
-    "reproduction": ("desk", View("/reproduction", until="#reproduction")),
-}
+# What is shot: (what, width, view); each in both colour schemes, as WHAT-WIDTH-SCHEME.webp
+# (leaderboard-desk-light.webp).
+VIEWS: list[tuple[str, str, View]] = [
+    ("leaderboard", "desk", View("/", ("study",), until="#configurations")),
+    ("leaderboard", "phone", View("/", ("study",), element="#configurations")),
+    ("study", "desk", View("/studies/{study}", ("study",), until="#study-sweeps")),
+    ("study-curves", "desk", View("/studies/{study}", ("study",), element="#study-curves")),
+    ("study", "phone", View("/studies/{study}", ("study",), element="#study-table-card")),
+    ("run", "desk", View("/runs/{run}", ("study",), until="#run-live")),
+    ("compare", "desk", View("/compare?study={study}", ("study",), max_height=1500)),
+    ("launch", "desk", View("/launch", ("study",), until="#launch-form", prepare="kd")),
+    ("launch-study", "desk", View("/launch", ("study",), element="#study-form", prepare="study_form")),
+    ("networks", "desk", View("/networks", ("latency",))),
+    ("reproduction", "desk", View("/reproduction", until="#reproduction")),
+    ("search", "desk", View("/searches/{search}", ("study", "search"), until="#search-confirmation")),
+]
 
 
 @dataclass(frozen=True)
 class Shot:
-    name: str  # the file is NAME.webp
-    family: str
-    size: str
-    scheme: str
+    what: str  # the page, or a part of it: study, study-curves
+    size: str  # desk or phone
+    scheme: str  # light or dark
     view: View
 
     @property
+    def name(self) -> str:
+        return f"{self.what}-{self.size}-{self.scheme}"
+
+    @property
+    def family(self) -> str:
+        """The shot in both schemes: study-phone."""
+        return f"{self.what}-{self.size}"
+
+    @property
     def page(self) -> str:
-        """The dashboard page it shows (the family's first word): ``--only study`` takes all its shots."""
-        return self.family.split("-")[0]
+        """The dashboard page it shows: ``--only study`` takes the study page's every shot."""
+        return self.what.split("-")[0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """What ``--only`` takes it by: its name, its family, what it shows (study-curves), its page."""
+        return self.name, self.family, self.what, self.page
 
     @property
     def file(self) -> str:
         return f"{self.name}.webp"
 
 
-SHOTS: list[Shot] = [Shot(f"{family}-{scheme}", family, size, scheme, view)
-                     for family, (size, view) in VIEWS.items() for scheme in SCHEMES]
+SHOTS: list[Shot] = [Shot(what, size, scheme, view) for what, size, view in VIEWS for scheme in SCHEMES]
 
 # Charts draw after the page loads: wait until every visible one has its SVG (tests/browser/test_screenshots.py).
 CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-chart]')]
@@ -117,15 +130,15 @@ HTMX_IDLE = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx
 
 
 def choose(names: list[str] | None) -> list[Shot]:
-    """The shots named (a shot, e.g. study-dark; its family in both schemes, e.g. study-phone; or a page's
-    every shot, e.g. study), in SHOTS' order."""
+    """The shots named (a shot, e.g. study-desk-dark; one in both schemes, e.g. study-phone; a part of a page,
+    e.g. study-curves; or a page's every shot, e.g. study), in SHOTS' order."""
     if not names:
         return list(SHOTS)
-    known = {name for shot in SHOTS for name in (shot.name, shot.family, shot.page)}
+    known = {name for shot in SHOTS for name in shot.names}
     unknown = [name for name in names if name not in known]
     if unknown:
         raise SystemExit(f"unknown shot {', '.join(unknown)}; choose among: {', '.join(sorted(known))}")
-    return [shot for shot in SHOTS if {shot.name, shot.family, shot.page} & set(names)]
+    return [shot for shot in SHOTS if set(shot.names) & set(names)]
 
 
 # --- the server -------------------------------------------------------------------------------------------
@@ -257,7 +270,7 @@ def _prepare_kd(page, ids: dict[str, int]) -> None:
 def _prepare_study_form(page, ids: dict[str, int]) -> None:
     """The study form filled in as STUDY was, with its live count of runs and its estimate."""
     form = page.locator("#study-form")
-    form.locator("#study-in-teacher").select_option(str(ids["teacher"]))
+    form.locator("#study-in-teacher_run_id").select_option(str(ids["teacher"]))
     form.locator("#study-in-dataset").select_option(STUDY["dataset"])
     for name in ("subset", "epochs"):
         form.locator(f"#study-in-{name}").fill(str(STUDY[name]))
@@ -298,7 +311,7 @@ def region(page, view: View, width: int) -> dict:
     """The part of the page a shot keeps, in the page's CSS pixels: an element with a margin, or the page
     from its top to an element's bottom (or its end), at most ``view.max_height`` tall."""
     if view.element:
-        box = page.evaluate(REGION, [view.element, 8])
+        box = page.evaluate(REGION, [view.element, 6])
     else:
         bottom = page.evaluate("document.documentElement.scrollHeight")
         if view.until:
@@ -365,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Shots: " + ", ".join(shot.name for shot in SHOTS))
     parser.add_argument("--only", action="append", metavar="NAME",
-                        help="a shot (e.g. study-dark), a shot in both schemes (study-phone) or a page's shots "
-                             "(study); repeatable")
+                        help="a shot (e.g. study-desk-dark), a shot in both schemes (study-phone) or a page's "
+                             "shots (study); repeatable")
     parser.add_argument("--out", type=Path, default=IMAGES, help=f"where the images go (default: {IMAGES})")
     parser.add_argument("--list", action="store_true", help="print the files the shots write, and stop")
     parser.add_argument("--chromium", type=Path, default=CHROMIUM, help=f"the browser (default: {CHROMIUM})")
