@@ -92,6 +92,18 @@ def test_pruning_and_ranking_read_validation_accuracy_never_test_accuracy(monkey
     assert min(r.params["kd.temperature"] for r in pruned) < min(r.params["kd.temperature"] for r in completed)
 
 
+def test_a_hyperband_search_repeats_exactly(monkeypatch, tmp_path):
+    # Hyperband puts each trial in a bracket by a hash of the study's name: an unnamed study (a random name)
+    # pruned other trials on each run of the same command.
+    from kdcore.training import engine
+
+    monkeypatch.setattr(engine, "train", _fake_train([]))
+    space = parse_space(["kd"], ["kd.temperature=log:1:16"])
+    plan = SearchPlan(space, RECIPE, "teacher.pt", trials=12, sampler="random", pruner="hyperband", seed=3)
+    outcomes = [[(r.status, r.last_epoch) for r in run_search(plan, tmp_path / str(i))] for i in range(4)]
+    assert all(outcome == outcomes[0] for outcome in outcomes), outcomes
+
+
 def test_confirmation_is_top_k_over_fresh_seeds_with_the_student_and_plain_kd():
     space = parse_space(["kd"], SPACE)
     configs = [space.config_for({"kd.temperature": t, "kd.distill_weight": 0.5}, RECIPE) for t in (4.0, 8.0)]

@@ -93,7 +93,8 @@ def run_search(plan: SearchPlan, out_dir: str | os.PathLike, *, data_root: str |
 
     first = check_plan(plan)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(plan.sampler, plan.seed, plan.space),
+    # A fixed name: Hyperband assigns trials to brackets by a hash of it, so the same command prunes the same trials.
+    study = optuna.create_study(study_name="kd-search", direction="maximize", sampler=make_sampler(plan.sampler, plan.seed, plan.space),
                                 pruner=make_pruner(plan.pruner, plan.min_epochs, first.epochs))
     total = plan.trials
     if plan.sampler == "grid":
