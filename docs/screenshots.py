@@ -23,6 +23,7 @@ Importing this file starts nothing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import shutil
@@ -42,6 +43,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 MAX_BYTES = 200_000
+# What the pages are made of: the templates and the app's own styles and scripts (not the vendored libraries).
+# A full run records their hash beside the images; tests/test_docs_images.py fails once they change without it.
+PAGE_SOURCES = ("templates/**/*.html", "static/*.css", "static/*.js", "static/*.svg")
+FINGERPRINT = IMAGES / "pages.sha256"
 VIEWPORTS = {"desk": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 # Phone shots at twice the pixels, so that the docs can show them at phone size and still sharp.
 SCALES = {"desk": 1, "phone": 2}
@@ -374,6 +379,14 @@ def shoot(shots: list[Shot], server: Server, ids: dict[str, int], out: Path, chr
             future.result()
 
 
+def pages_fingerprint(root: Path = ROOT) -> str:
+    """The sha256 of every file the pages are drawn from, by path and content."""
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in PAGE_SOURCES for p in root.glob(pattern)}):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -409,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             ids = train(server, {need for shot in taken for need in shot.view.needs})
             print(f"{time.monotonic() - started:.0f} s: trained; {len(taken)} shots", flush=True)
             shoot(taken, server, ids, args.out, args.chromium)
+        if shots == SHOTS and args.out.resolve() == IMAGES.resolve():
+            FINGERPRINT.write_text(pages_fingerprint() + "\n")
     finally:
         server.stop()
         if args.keep:

@@ -76,7 +76,7 @@ def problems(page_files: list[Path], shot_files: list[str], images: Path, root: 
             found.append(f"{name}: docs/screenshots.py writes it but no page shows it")
     if images.is_dir():
         for file in sorted(images.iterdir()):
-            if file.name not in shots:
+            if file.name not in shots and file.name != "pages.sha256":
                 found.append(f"{file.relative_to(root)}: not a shot of docs/screenshots.py (left over?)")
     return found
 
@@ -175,3 +175,24 @@ def test_encode_keeps_a_shot_under_the_limit_or_says_so():
     noise.save(buffer, "PNG")
     with pytest.raises(RuntimeError, match="keep less of the page"):
         script.encode(buffer.getvalue(), limit=5_000)
+
+
+def test_the_screenshots_were_taken_of_the_pages_as_they_are():
+    script = load_script()
+    recorded = script.FINGERPRINT.read_text().strip() if script.FINGERPRINT.is_file() else "none"
+    assert recorded == script.pages_fingerprint(), (
+        "templates/ or static/ changed since docs/images/ was made: run `python docs/screenshots.py` (about 4 "
+        "minutes) and commit the new images with the change")
+
+
+def test_the_fingerprint_follows_every_page_source(tmp_path):
+    script = load_script()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "static" / "vendor").mkdir(parents=True)
+    (tmp_path / "templates" / "home.html").write_text("<h1>Leaderboard</h1>")
+    (tmp_path / "static" / "app.css").write_text("body {}")
+    before = script.pages_fingerprint(tmp_path)
+    (tmp_path / "static" / "vendor" / "plotly.js").write_text("vendored: not the app's own")
+    assert script.pages_fingerprint(tmp_path) == before
+    (tmp_path / "static" / "app.css").write_text("body { color: red }")
+    assert script.pages_fingerprint(tmp_path) != before

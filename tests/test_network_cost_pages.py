@@ -75,3 +75,14 @@ def test_the_pareto_front_keeps_each_point_that_nothing_as_cheap_beats():
     # Cheapest first; of two equally cheap the more accurate; a costlier point only when it is more accurate.
     assert front(points) == [1, 2, 5, 0]
     assert front([]) == []
+
+
+def test_the_pareto_chart_s_error_bars_stay_inside_0_and_100_percent():
+    # Two seeds give an interval of ±12.7 std: drawn raw, it ran from -200 % to 300 %.
+    from app.leaderboard.pareto import pareto_chart
+
+    row = {"mean": 0.5, "ci95": [-2.0, 3.0], "std": 0.2, "kind": STUDENT_KIND, "title": "Student", "color": "#000",
+           "label": "Student", "n": 2, "architecture": "tutorial_student", "dataset": "synthetic", "parameters": 267738,
+           "flops": 2.6e6, "run_ids": [1, 2], "compare_url": "/compare?group=x", "num_classes": 10}
+    series = pareto_chart([row], {})["series"][0]
+    assert (series["errorMinus"], series["errorPlus"]) == ([0.5], [0.5])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.studies.charts import clip
 from app.web import charts
 from kdcore.registry import KINDS
 
@@ -66,7 +67,8 @@ def pareto_chart(rows: list[dict], latencies: dict[tuple[str, int], dict]) -> di
         s = series.setdefault(row["kind"], {"name": row["title"], "color": row["color"], "xs": {a: [] for a in AXES},
                                             "front": {a: [] for a in AXES}, "y": [], "errorPlus": [],
                                             "errorMinus": [], "text": [], "links": []})
-        low, high = row["ci95"] or (None, None)
+        # Drawn inside [0, 100] %, as every accuracy interval is: two seeds' interval can span ±12.7 std.
+        low, high = (clip(bound) for bound in row["ci95"] or (None, None))
         for axis in AXES:
             s["xs"][axis].append(x[axis])
             s["front"][axis].append(i in on_front[axis])
