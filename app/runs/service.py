@@ -133,6 +133,14 @@ def cancel_run(session: Session, run_id: int) -> Run:
     raise Conflict(f"run {run_id} is already {run.status}")
 
 
+def cancel_runs(session: Session, condition, reason: str) -> None:
+    """Cancel the queued runs that match ``condition`` now (their error says ``reason``) and ask the workers to
+    stop the running ones; finished runs stay. The caller commits."""
+    session.execute(update(Run).where(condition, Run.status == "queued")
+                    .values(status="cancelled", finished_at=utcnow(), error=reason))
+    session.execute(update(Run).where(condition, Run.status == "running").values(cancel_requested=True))
+
+
 def retry_run(session: Session, run_id: int) -> Run:
     """Queue a failed or cancelled run again; it resumes from its last checkpoint when one exists."""
     run = get_run(session, run_id)

@@ -8,17 +8,12 @@ from pydantic import ConfigDict, Field, create_model
 
 from app.store.models import MAX_ID, STATUSES
 from app.studies.responses import StudyGroupOut, StudyProgressOut
+from app.studies.schemas import optional_run_field
 from app.web.api import ApiModel, Figure, Timestamp
-from kdcore.config import RunConfig
 from kdcore.search.optuna_setup import PRUNERS, SAMPLERS
 from kdcore.studies.study import RECIPE_FIELDS
 
 Phase = Literal["searching", "confirming", "completed", "cancelled", "failed"]
-
-
-def _run_field(name: str):
-    field = RunConfig.model_fields[name]
-    return Optional[field.annotation], Field(None, description=field.description)
 
 
 SearchCreate = create_model(
@@ -39,7 +34,7 @@ SearchCreate = create_model(
     max_runs=(Optional[int], Field(None, ge=1, description="Refuse a search that would queue more runs")),
     max_hours=(Optional[float], Field(None, gt=0, description="Refuse a search estimated to take longer")),
     name=(Optional[str], Field(None, max_length=200)),
-    **{name: _run_field(name) for name in ("dataset", "subset", "epochs", "architecture", *RECIPE_FIELDS)},
+    **{name: optional_run_field(name) for name in ("dataset", "subset", "epochs", "architecture", *RECIPE_FIELDS)},
 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from app.runs.service import iso, settings_of
+from app.runs.service import cancel_runs, iso, settings_of
 from app.runs.validation import teacher_run, validate_run
 from app.store.errors import Conflict, InputError, NotFound, field_error, unknown_fields
 from app.studies import service as studies
@@ -206,10 +206,7 @@ def cancel_search(session: Session, search_id: int) -> Search:
     if search.phase not in ("searching", "confirming"):
         raise Conflict(f"search {search_id} is already {search.phase}")
     session.execute(update(Search).where(Search.id == search_id).values(cancel_requested=True))
-    session.execute(update(Run).where(Run.search_id == search_id, Run.status == "queued")
-                    .values(status="cancelled", finished_at=utcnow(), error="search cancelled by user"))
-    session.execute(update(Run).where(Run.search_id == search_id, Run.status == "running")
-                    .values(cancel_requested=True))
+    cancel_runs(session, Run.search_id == search_id, "search cancelled by user")
     session.commit()
     if search.confirmation_study_id is not None:
         try:

@@ -13,7 +13,8 @@ from kdcore.presets import PRESETS
 from kdcore.studies.study import RECIPE_FIELDS, StudySpec
 
 
-def _study_recipe_field(name: str):
+def optional_run_field(name: str):
+    """A RunConfig field as an optional request field with its description (studies' and searches' recipes)."""
     field = RunConfig.model_fields[name]
     return Optional[field.annotation], Field(None, description=field.description)
 
@@ -25,7 +26,7 @@ StudyCreate = create_model(
     __doc__="A study: methods (each fixed, or swept by `grid`) × student networks × seeds, on one dataset with one "
     "recipe, against one teacher (teacher_run_id, or one the study trains first). Accuracies come back as fractions.",
     **{name: (field.annotation, field) for name, field in StudySpec.model_fields.items()},
-    **{name: _study_recipe_field(name) for name in RECIPE_FIELDS},
+    **{name: optional_run_field(name) for name in RECIPE_FIELDS},
     preset=(Optional[Literal[tuple(PRESETS)]], Field(None, description="Start from a named recipe")),  # type: ignore[valid-type]
     teacher_run_id=(Annotated[int, Field(ge=1, le=MAX_ID)] | None,
                     Field(None, description="Distil from this teacher run instead of training one")),

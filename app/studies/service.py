@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from app.runs.annotations import annotate, clean_annotations, split_annotations, store_tags, tags_of
 from app.runs.reproduction_facts import best_test_accuracies, may_match, teacher_networks
-from app.runs.service import best_epoch_fields, iso, new_run, remove_run_folders, settings_of
+from app.runs.service import best_epoch_fields, cancel_runs, iso, new_run, remove_run_folders, settings_of
 from app.runs.validation import (
     best_weights_errors,
     class_count_errors,
@@ -229,10 +229,7 @@ def cancel_study(session: Session, study_id: int) -> Study:
     if not any(run.status in ACTIVE_STATUSES for run in runs):
         raise Conflict(f"study {study_id} has no queued or running run left")
     session.execute(update(Study).where(Study.id == study_id).values(cancel_requested=True))
-    session.execute(update(Run).where(Run.study_id == study_id, Run.status == "queued")
-                    .values(status="cancelled", finished_at=utcnow(), error="study cancelled by user"))
-    session.execute(update(Run).where(Run.study_id == study_id, Run.status == "running")
-                    .values(cancel_requested=True))
+    cancel_runs(session, Run.study_id == study_id, "study cancelled by user")
     session.commit()
     cancel_orphans(session)
     session.refresh(study)
