@@ -59,3 +59,21 @@ def test_the_cost_shows_before_launching_follows_the_narrowing_and_the_benchmark
     benchmark = benchmark_server.api.get(page.url.replace(benchmark_server.url, "/api")).json()
     assert benchmark["spec"]["seeds"] == [1, 2] and len(benchmark["studies"]) == 1
     page.screenshot(path=str(SCREENSHOTS / "benchmark-page-laptop-light.png"), full_page=True)
+
+
+def test_the_button_stays_under_a_slow_press_while_the_cost_redraws(new_page, benchmark_server):
+    # Pressing "Launch" blurs the field just typed in, whose change redraws the cost beside the button; the
+    # button must stay put until the release, or the release lands beside it and nothing is submitted.
+    page = new_page(LAPTOP)
+    page.goto(benchmark_server.url + "/launch#benchmark-form")
+    before = len(benchmark_server.api.get("/api/benchmarks").json()["items"])
+    page.fill("#benchmark-in-seeds", "1, x")  # refused: the cost becomes a shorter line of text
+    button = page.locator("#benchmark-form button[type=submit]")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 3)  # near its lower edge
+    page.mouse.down()
+    page.wait_for_function("() => !document.querySelector('#benchmark-cost-text').dataset.runs")
+    page.mouse.up()
+    page.wait_for_selector("#benchmark-err-seeds")
+    assert len(benchmark_server.api.get("/api/benchmarks").json()["items"]) == before

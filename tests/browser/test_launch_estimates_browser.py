@@ -58,3 +58,24 @@ def test_the_tutorial_experiment_form_offers_a_subset_on_this_cpu(new_page, live
     page.fill("#exp-in-subset", "")
     page.wait_for_function(f"() => ({SECONDS})('experiment-estimate-text') > {small}")
     shoot(page, "launch-estimates", size, "light")
+
+
+# Each launch form's submit button, beside texts redrawn as the form changes (time, run count, cost).
+LAUNCH_BUTTONS = ["#launch-form", "#study-form", "#benchmark-form", "#experiment"]
+GROW_TEXT_BESIDE = """form => {
+    const button = document.querySelector(form + ' button[type=submit]');
+    const top = () => button.getBoundingClientRect().top + scrollY;
+    const before = top();
+    for (const other of button.parentElement.children)
+        if (other !== button) other.textContent = 'a redrawn text of several lines '.repeat(40);
+    return [before, top()];
+}"""
+
+
+@pytest.mark.parametrize("size, viewport", [("laptop", LAPTOP), ("phone", PHONE)])
+def test_each_launch_button_stays_put_when_the_text_beside_it_grows(new_page, live_server, size, viewport):
+    page = new_page(viewport)
+    page.goto(f"{live_server.url}/launch")
+    for form in LAUNCH_BUTTONS:
+        before, after = page.evaluate(GROW_TEXT_BESIDE, form)
+        assert after == before, f"{form}'s button moved {after - before:+.0f} px"

@@ -99,7 +99,7 @@ def test_the_button_stays_under_a_slow_press_while_the_count_redraws(new_page, s
     button = page.locator("#study-form button[type=submit]")
     button.scroll_into_view_if_needed()
     box = button.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 3)  # near its lower edge
     page.mouse.down()
     page.wait_for_function("() => !document.querySelector('#study-count-text').dataset.count")
     page.wait_for_timeout(300)  # the estimate beside it redraws too
