@@ -30,3 +30,17 @@ def choose_kind(page, kind: str) -> None:
         page.select_option("#in-kind", kind)
     page.wait_for_function("() => !document.querySelector("
                            "'#launch-form .htmx-request, #launch-form .htmx-swapping, #launch-form .htmx-settling')")
+
+
+def press_slowly(page, button: str, redrawn: str) -> None:
+    """Press ``button`` near its lower edge, hold it until ``redrawn`` (a JS condition) holds, then release,
+    as a person does who clicks "Launch" just after typing: the press blurs the field, whose change redraws
+    the texts beside the button. Had the button moved meanwhile, the release lands beside it: no click."""
+    locator = page.locator(button)
+    locator.scroll_into_view_if_needed()
+    box = locator.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 3)
+    page.mouse.down()
+    page.wait_for_function(redrawn)
+    page.wait_for_timeout(300)  # the other texts beside it (the time) redraw too
+    page.mouse.up()

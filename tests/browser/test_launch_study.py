@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from browser_support import LAPTOP, PHONE, SCREENSHOTS, LiveServer
+from browser_support import LAPTOP, PHONE, SCREENSHOTS, LiveServer, press_slowly
 from kdcore.registry import METHODS
 from test_screenshots import shoot
 
@@ -89,21 +89,13 @@ def test_a_bad_study_shows_its_errors_inline(new_page, study_server):
 
 
 def test_the_button_stays_under_a_slow_press_while_the_count_redraws(new_page, study_server):
-    # A person types into the grid and presses "Launch" at once, releasing a moment later. Pressing blurs the
-    # grid, whose change redraws the run count and the time beside the button; the button must not move
-    # between press and release, or the release lands beside it and nothing is submitted.
+    # Typed into the grid, then "Launch" pressed at once: the run count and the time beside it redraw.
     page = new_page(LAPTOP)
     page.goto(study_server.url + "/launch#study-form")
     before = study_server.api.get("/api/studies").json()["total"]
     page.fill("#study-in-grid", f"{KD}.alpha = 1, 2")  # refused: the count becomes a line of text
-    button = page.locator("#study-form button[type=submit]")
-    button.scroll_into_view_if_needed()
-    box = button.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 3)  # near its lower edge
-    page.mouse.down()
-    page.wait_for_function("() => !document.querySelector('#study-count-text').dataset.count")
-    page.wait_for_timeout(300)  # the estimate beside it redraws too
-    page.mouse.up()
+    press_slowly(page, "#study-form button[type=submit]",
+                 "() => !document.querySelector('#study-count-text').dataset.count")
     page.wait_for_selector("#study-err-grid")
     assert study_server.api.get("/api/studies").json()["total"] == before
 
