@@ -8,10 +8,10 @@ checked against this table too.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import replace
 
 import pytest
+from app_fixtures import wait_for
 from fastapi.testclient import TestClient
 from page_fixtures import STUDENT_KIND, TEACHER_KIND, add_run, make_settings, session_of
 from sqlmodel import select
@@ -112,22 +112,18 @@ def ids(client) -> dict[str, str]:
         "pairs": ["resnet56:resnet20"], "methods": ["kd"], "seeds": [1], "epochs": 1, "dataset": "synthetic100"})
     assert study.status_code == 201 and experiment.status_code == 201 and benchmark.status_code == 201
     assert search.status_code == 201, search.text
-    _wait_for_the_trial(client, search.json()["id"])
+    wait_for(lambda: _trial_queued(client, search.json()["id"]), timeout=30, interval=0.05,
+             what="the search driver to queue its trial")
     return {"run_id": str(run_id), "study_id": str(study.json()["id"]),
             "experiment_id": str(experiment.json()["id"]), "key": key, "benchmark_id": str(benchmark.json()["id"]),
             "search_id": str(search.json()["id"])}
 
 
-def _wait_for_the_trial(client, search_id: int, timeout_s: float = 30) -> None:
+def _trial_queued(client, search_id: int) -> bool:
     # The server's search driver queues the search's one trial on its next pass: until it has, the store
     # could change under a test that checks a refused request stored nothing.
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with session_of(client) as db:
-            if db.exec(select(Run).where(Run.search_id == search_id)).first() is not None:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"the search driver queued no trial within {timeout_s:.0f} s")
+    with session_of(client) as db:
+        return db.exec(select(Run).where(Run.search_id == search_id)).first() is not None
 
 
 def concrete(route: str, ids: dict[str, str]) -> tuple[str, str]:
